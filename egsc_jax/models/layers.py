@@ -1,0 +1,156 @@
+"""Building blocks of EGSC-IT (SPEC 1.2, 1.5, 1.6, 1.7).
+
+All modules are NHWC. Parameters are float32; `dtype` is the compute dtype.
+Statistics (moments, instance norm, AdaIN) are always computed in float32,
+because bfloat16 variances of 28x28 maps lose most of their digits.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+from flax import linen as nn
+
+Dtype = Any
+
+LEAKY_SLOPE = 0.2
+# TF1's truncated_normal(stddev=0.02) cuts at 2 sigma without rescaling, so its
+# real std is 0.02 * 0.8796; jax's truncated_normal rescales to the stddev given,
+# hence the factor (SPEC 1.2, 7).
+TF1_TRUNC_NORMAL_STD = 0.02 * 0.87962566
+
+
+def generator_init() -> Callable:
+  return nn.initializers.truncated_normal(stddev=TF1_TRUNC_NORMAL_STD)
+
+
+def leaky_relu(x: jax.Array) -> jax.Array:
+  return nn.leaky_relu(x, negative_slope=LEAKY_SLOPE)
+
+
+def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
+  """Reflect-pads H and W of `x` [B, H, W, C] by `pad`."""
+  if pad == 0:
+    return x
+  return jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+
+
+class ReflectConv(nn.Module):
+  """Reflect pad, then a VALID k x k conv with bias (SPEC 1.2 `conv`).
+
+  [B, H, W, Cin] -> [B, ceil(H / stride), ceil(W / stride), features]
+  """
+  features: int
+  kernel: int
+  stride: int = 1
+  activation: Callable[[jax.Array], jax.Array] | None = leaky_relu
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = reflect_pad(x, (self.kernel - 1) // 2)
+    x = nn.Conv(self.features, (self.kernel, self.kernel),
+                strides=(self.stride, self.stride), padding="VALID",
+                kernel_init=generator_init(), dtype=self.dtype,
+                param_dtype=jnp.float32, name="conv")(x)
+    return self.activation(x) if self.activation is not None else x
+
+
+class ResBlock(nn.Module):
+  """pad-conv-ReLU-pad-conv + skip, no norm, no activation after the sum.
+
+  [B, H, W, C] -> [B, H, W, C]
+  """
+  features: int
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    y = ReflectConv(self.features, 3, activation=nn.relu, dtype=self.dtype,
+                    name="conv1")(x)
+    y = ReflectConv(self.features, 3, activation=None, dtype=self.dtype,
+                    name="conv2")(y)
+    return x + y
+
+
+class Deconv(nn.Module):
+  """Transposed conv, 'SAME' padding, bias; stride 2 doubles H and W exactly.
+
+  [B, H, W, Cin] -> [B, H * stride, W * stride, features]
+  """
+  features: int
+  kernel: int
+  stride: int = 2
+  activation: Callable[[jax.Array], jax.Array] = leaky_relu
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = nn.ConvTranspose(self.features, (self.kernel, self.kernel),
+                         strides=(self.stride, self.stride), padding="SAME",
+                         kernel_init=generator_init(), dtype=self.dtype,
+                         param_dtype=jnp.float32, name="deconv")(x)
+    return self.activation(x)
+
+
+def moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+  """Per-sample, per-channel spatial mean and population variance, float32.
+
+  [B, H, W, C] -> ([B, 1, 1, C], [B, 1, 1, C])
+  """
+  x = x.astype(jnp.float32)
+  mean = jnp.mean(x, axis=(1, 2), keepdims=True)
+  var = jnp.mean(jnp.square(x - mean), axis=(1, 2), keepdims=True)
+  return mean, var
+
+
+class InstanceNorm(nn.Module):
+  """Instance norm with learnable scale and offset (D layers 1-3, eps 1e-5)."""
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    c = x.shape[-1]
+    scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+    mean, var = moments(x)
+    y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + self.epsilon)
+    return (y * scale + bias).astype(x.dtype)
+
+
+ADAIN_MODES = ("official", "standard")
+
+
+def adain(x: jax.Array, style_mean: jax.Array, style_var: jax.Array, *,
+          mode: str, eps: float) -> jax.Array:
+  """Exemplar AdaIN of content `x` with the exemplar feature statistics.
+
+  official (SPEC 1.6, the authors' released models):
+      mean_f * (x - mean_x) / (var_x + eps) + var_f
+  standard (Huang & Belongie):
+      sqrt(var_f) * (x - mean_x) / sqrt(var_x + eps) + mean_f
+  The authors' code has no eps; we add a small one (default 1e-5) so that an
+  all-constant channel cannot divide by zero.
+
+  Args:
+    x: [B, H, W, C] masked content.
+    style_mean, style_var: [B, 1, 1, C] statistics of the exemplar feature.
+  Returns:
+    [B, H, W, C] in x's dtype; the arithmetic is float32.
+  """
+  mean_x, var_x = moments(x)
+  xf = x.astype(jnp.float32)
+  if mode == "official":
+    out = style_mean * (xf - mean_x) / (var_x + eps) + style_var
+  elif mode == "standard":
+    out = jnp.sqrt(style_var) * (xf - mean_x) * jax.lax.rsqrt(var_x + eps) + style_mean
+  else:
+    raise ValueError(f"adain_mode must be one of {ADAIN_MODES}, got {mode!r} "
+                     "(config key config.model.adain_mode)")
+  return out.astype(x.dtype)
+
+
+def feature_mask(f: jax.Array) -> jax.Array:
+  """m = 0.5 + 0.5 * sigmoid(f), element-wise, in (0.5, 1) (SPEC 1.5). float32."""
+  return 0.5 + 0.5 * jax.nn.sigmoid(f.astype(jnp.float32))

@@ -1,0 +1,286 @@
+"""Pure training and inference steps of both stages (jitted by `jit_steps`).
+
+Stage 1 iteration = 1 D step then 1 G step; stage 2 iteration = 1 D step then
+`g_steps` (5) G steps, each step on its own batch (SPEC 3.1). An iteration is
+ONE jitted call over a stack of batches `[n_steps, B, H, W, 3]`, with the G
+steps in a `lax.scan`: one dispatch per iteration and one compiled G step.
+
+The learning rate is lr0 * (1 - t/T)^0.9 indexed by the outer iteration t,
+the same for the D and the G steps of that iteration. RNG: one root key per
+run; iteration t uses fold_in(root, t), so no RNG is checkpointed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from egsc_jax import losses
+from egsc_jax.models import Models
+from egsc_jax.models.generator import exemplar_conditioning
+from egsc_jax.state import GANState, learning_rate
+
+PyTree = Any
+Batch = Mapping[str, jax.Array]
+Metrics = dict[str, jax.Array]
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+  """Static hyper-parameters of a stage's steps (read once from the config)."""
+  weights: Mapping[str, float]    # loss weights: gan, recon, cycle, kl, kl_cycle, style, content
+  lr0: float
+  num_iterations: int             # T: the LR reaches 0 here
+  decay_power: float
+  g_steps: int                    # G steps per D step
+  ema_decay: float                # 0: no EMA
+  use_perceptual: bool
+
+
+def step_config(config, *, stage: int) -> StepConfig:
+  """Reads the steps' hyper-parameters for `stage` (1 or 2) from the config."""
+  w = {k: float(v) for k, v in config.loss.items()}
+  if stage == 1:
+    return StepConfig(weights=w, lr0=float(config.stage1.lr),
+                      num_iterations=int(config.stage1.num_iterations),
+                      decay_power=float(config.optim.decay_power), g_steps=1,
+                      ema_decay=0.0, use_perceptual=False)
+  return StepConfig(weights=w, lr0=float(config.optim.lr),
+                    num_iterations=int(config.stage2.num_iterations),
+                    decay_power=float(config.optim.decay_power),
+                    g_steps=int(config.stage2.g_steps),
+                    ema_decay=float(config.optim.ema_decay),
+                    use_perceptual=bool(w["style"] or w["content"]))
+
+
+def _update(params, opt_state, grads, *, tx, lr):
+  updates, opt_state = tx.update(grads, opt_state, params)
+  params = jax.tree.map(lambda p, u: p - lr * u, params, updates)
+  return params, opt_state
+
+
+def _lr(state: GANState, sc: StepConfig) -> jax.Array:
+  return learning_rate(state.step, lr0=sc.lr0, num_iterations=sc.num_iterations,
+                       power=sc.decay_power)
+
+
+def _d_pair(models: Models, d_params, real: Mapping[str, jax.Array],
+            fake: Mapping[str, jax.Array]):
+  """D_X on [real_X; fake_X] in one call per domain (instance norm is per
+  sample, so concatenating changes nothing). Returns {X: (d_real, d_fake)}."""
+  out = {}
+  for k in ("a", "b"):
+    n = real[k].shape[0]
+    o = models.discriminator.apply({"params": d_params[k]},
+                                   jnp.concatenate([real[k], fake[k]], axis=0))
+    out[k] = (o[:n], o[n:])
+  return out
+
+
+# ----------------------------------------------------------------------------
+# Stage 1: per-domain VAE-GAN autoencoders (SPEC 1.4)
+# ----------------------------------------------------------------------------
+
+def stage1_d_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Models,
+                  tx: optax.GradientTransformation, sc: StepConfig
+                  ) -> tuple[GANState, Metrics]:
+  """D loss gan * LS_D(D(x), D(x_hat)), the fakes being the reconstructions."""
+  fake = {}
+  for i, k in enumerate(("a", "b")):
+    x_hat, _ = models.autoencoder.apply({"params": state.g_params[k]}, batch[k],
+                                        noise=True,
+                                        rngs={"noise": jax.random.fold_in(rng, i)})
+    fake[k] = jax.lax.stop_gradient(x_hat)
+
+  def loss_fn(d_params):
+    d = _d_pair(models, d_params, batch, fake)
+    terms = {f"d_{k}": losses.lsgan_discriminator(real=d[k][0], fake=d[k][1])
+             for k in ("a", "b")}
+    total = sc.weights["gan"] * (terms["d_a"] + terms["d_b"])
+    terms.update(d_total=total,
+                 d_real_mean=0.5 * (jnp.mean(d["a"][0]) + jnp.mean(d["b"][0])),
+                 d_fake_mean=0.5 * (jnp.mean(d["a"][1]) + jnp.mean(d["b"][1])))
+    return total, terms
+
+  grads, metrics = jax.grad(loss_fn, has_aux=True)(state.d_params)
+  d_params, d_opt = _update(state.d_params, state.d_opt_state, grads, tx=tx,
+                            lr=_lr(state, sc))
+  return state.replace(d_params=d_params, d_opt_state=d_opt), metrics
+
+
+def stage1_g_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Models,
+                  tx: optax.GradientTransformation, sc: StepConfig
+                  ) -> tuple[GANState, Metrics]:
+  """Both autoencoders' loss: gan*LS_G + recon*L1 + kl*mean(z^2), summed over A, B."""
+
+  def loss_fn(g_params):
+    total, metrics = jnp.float32(0.0), {}
+    for i, k in enumerate(("a", "b")):
+      x_hat, z = models.autoencoder.apply({"params": g_params[k]}, batch[k], noise=True,
+                                          rngs={"noise": jax.random.fold_in(rng, i)})
+      d_fake = models.discriminator.apply({"params": state.d_params[k]}, x_hat)
+      t, terms = losses.stage1_generator(x=batch[k], x_hat=x_hat, z=z, d_fake=d_fake,
+                                         weights=sc.weights)
+      total += t
+      metrics.update({f"{name}_{k}": v for name, v in terms.items()})
+    metrics["total"] = total
+    return total, metrics
+
+  grads, metrics = jax.grad(loss_fn, has_aux=True)(state.g_params)
+  g_params, g_opt = _update(state.g_params, state.g_opt_state, grads, tx=tx,
+                            lr=_lr(state, sc))
+  return state.replace(g_params=g_params, g_opt_state=g_opt), metrics
+
+
+# ----------------------------------------------------------------------------
+# Stage 2: EGSC-IT (SPEC 2)
+# ----------------------------------------------------------------------------
+
+def conditioning(models: Models, frozen: PyTree, x: jax.Array, domain: str):
+  """Mask and AdaIN statistics of x [B, H, W, 3] from the frozen F_domain,
+  or (None, None) when the variant uses neither."""
+  if not (models.use_mask or models.use_adain):
+    return None, None
+  f = models.exemplar.apply({"params": frozen[domain]}, x)
+  return exemplar_conditioning(f, use_mask=models.use_mask, use_adain=models.use_adain)
+
+
+def _generate(models: Models, g_params, frozen, batch: Batch, rng, *, cycle: bool):
+  mask_a, style_a = conditioning(models, frozen, batch["a"], "a")
+  mask_b, style_b = conditioning(models, frozen, batch["b"], "b")
+  return models.generator.apply(
+      {"params": g_params}, batch["a"], batch["b"], mask_a=mask_a, mask_b=mask_b,
+      style_a=style_a, style_b=style_b, noise=models.train_noise, cycle=cycle,
+      rngs={"noise": rng})
+
+
+def stage2_d_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Models,
+                  tx: optax.GradientTransformation, sc: StepConfig
+                  ) -> tuple[GANState, Metrics]:
+  """Updates D_A, D_B only; D sees reals and the cross-domain translations."""
+  out = _generate(models, state.g_params, state.frozen, batch, rng, cycle=False)
+  fake = {"a": jax.lax.stop_gradient(out["x_ba"]), "b": jax.lax.stop_gradient(out["x_ab"])}
+
+  def loss_fn(d_params):
+    d = _d_pair(models, d_params, batch, fake)
+    return losses.stage2_discriminator(d_real_a=d["a"][0], d_fake_a=d["a"][1],
+                                       d_real_b=d["b"][0], d_fake_b=d["b"][1],
+                                       gan_weight=sc.weights["gan"])
+
+  grads, metrics = jax.grad(loss_fn, has_aux=True)(state.d_params)
+  d_params, d_opt = _update(state.d_params, state.d_opt_state, grads, tx=tx,
+                            lr=_lr(state, sc))
+  return state.replace(d_params=d_params, d_opt_state=d_opt), metrics
+
+
+def stage2_g_step(state: GANState, batch: Batch, rng: jax.Array, vgg_params: PyTree,
+                  *, models: Models, vgg: Any, tx: optax.GradientTransformation,
+                  sc: StepConfig) -> tuple[GANState, Metrics]:
+  """Updates E_A, E_B, the shared blocks, G_A, G_B; D, F and VGG stay fixed,
+  the GAN gradient flows through D."""
+  x_a, x_b = batch["a"], batch["b"]
+
+  def loss_fn(g_params):
+    out = _generate(models, g_params, state.frozen, batch, rng, cycle=True)
+    d_fake_a = models.discriminator.apply({"params": state.d_params["a"]}, out["x_ba"])
+    d_fake_b = models.discriminator.apply({"params": state.d_params["b"]}, out["x_ab"])
+    feats = None
+    if sc.use_perceptual:
+      # One VGG pass over [x_a; x_b; x_ab; x_ba] (SPEC 1.8).
+      maps = vgg.apply({"params": vgg_params},
+                       jnp.concatenate([x_a, x_b, out["x_ab"], out["x_ba"]], axis=0))
+      parts = [jnp.split(m, 4, axis=0) for m in maps]
+      feats = {k: [p[i] for p in parts] for i, k in enumerate(("a", "b", "ab", "ba"))}
+    return losses.stage2_generator(outputs=out, x_a=x_a, x_b=x_b, d_fake_a=d_fake_a,
+                                   d_fake_b=d_fake_b, weights=sc.weights,
+                                   vgg_feats=feats)
+
+  grads, metrics = jax.grad(loss_fn, has_aux=True)(state.g_params)
+  g_params, g_opt = _update(state.g_params, state.g_opt_state, grads, tx=tx,
+                            lr=_lr(state, sc))
+  return state.replace(g_params=g_params, g_opt_state=g_opt), metrics
+
+
+# ----------------------------------------------------------------------------
+# Outer iterations
+# ----------------------------------------------------------------------------
+
+def _ema(state: GANState, decay: float) -> GANState:
+  if state.ema_params is None:
+    return state
+  ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema_params,
+                     state.g_params)
+  return state.replace(ema_params=ema)
+
+
+def _iteration(state: GANState, batches: Batch, root_rng: jax.Array, *,
+               d_step: Callable, g_step: Callable, sc: StepConfig
+               ) -> tuple[GANState, Metrics]:
+  """1 D step on batches[0], then sc.g_steps G steps on batches[1:]."""
+  rng = jax.random.fold_in(root_rng, state.step)
+  lr = _lr(state, sc)
+  first = jax.tree.map(lambda x: x[0], batches)
+  state, d_metrics = d_step(state, first, jax.random.fold_in(rng, 0))
+
+  def body(s, xs):
+    i, batch = xs
+    return g_step(s, batch, jax.random.fold_in(rng, i + 1))
+
+  rest = jax.tree.map(lambda x: x[1:], batches)
+  state, g_metrics = jax.lax.scan(body, state, (jnp.arange(sc.g_steps), rest))
+  state = _ema(state, sc.ema_decay).replace(step=state.step + 1)
+  metrics = {**jax.tree.map(jnp.mean, g_metrics), **d_metrics, "lr": lr}
+  return state, metrics
+
+
+def stage1_iteration(state: GANState, batches: Batch, root_rng: jax.Array, *,
+                     models: Models, tx: optax.GradientTransformation, sc: StepConfig
+                     ) -> tuple[GANState, Metrics]:
+  """batches: {'a', 'b'} each [2, B, H, W, 3]."""
+  kw = dict(models=models, tx=tx, sc=sc)
+  return _iteration(state, batches, root_rng,
+                    d_step=functools.partial(stage1_d_step, **kw),
+                    g_step=functools.partial(stage1_g_step, **kw), sc=sc)
+
+
+def stage2_iteration(state: GANState, batches: Batch, root_rng: jax.Array,
+                     vgg_params: PyTree, *, models: Models, vgg: Any,
+                     tx: optax.GradientTransformation, sc: StepConfig
+                     ) -> tuple[GANState, Metrics]:
+  """batches: {'a', 'b'} each [1 + g_steps, B, H, W, 3]."""
+  kw = dict(models=models, tx=tx, sc=sc)
+  g_step = functools.partial(stage2_g_step, vgg_params=vgg_params, vgg=vgg, **kw)
+  return _iteration(state, batches, root_rng,
+                    d_step=functools.partial(stage2_d_step, **kw),
+                    g_step=g_step, sc=sc)
+
+
+# ----------------------------------------------------------------------------
+# Inference
+# ----------------------------------------------------------------------------
+
+def translate(g_params: PyTree, frozen: PyTree, source: jax.Array, exemplar: jax.Array,
+              rng: jax.Array, *, models: Models, direction: str) -> jax.Array:
+  """source [B, H, W, 3] -> the exemplar's domain in the exemplar's style.
+
+  direction 'a2b': source from A, exemplar from B; 'b2a' the reverse. The mask
+  comes from the source, the statistics from the exemplar (SPEC 1.5, 1.6).
+  """
+  src, tgt = ("a", "b") if direction == "a2b" else ("b", "a")
+  mask, _ = conditioning(models, frozen, source, src)
+  _, style = conditioning(models, frozen, exemplar, tgt)
+  return models.generator.apply({"params": g_params}, source, source=src, mask=mask,
+                                style=style, noise=models.test_noise,
+                                rngs={"noise": rng}, method="translate")
+
+
+def stage1_reconstruct(g_params: PyTree, x: jax.Array, rng: jax.Array, *,
+                       models: Models, domain: str) -> jax.Array:
+  """Stage-1 autoencoder reconstruction of x [B, H, W, 3] (for image grids)."""
+  x_hat, _ = models.autoencoder.apply({"params": g_params[domain]}, x,
+                                      noise=models.test_noise, rngs={"noise": rng})
+  return x_hat
