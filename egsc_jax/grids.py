@@ -1,0 +1,32 @@
+"""Image grids for TensorBoard, PNG files and the translate command."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+  """Images in [-1, 1] (any float dtype) -> uint8 [0, 255], rounding to nearest."""
+  x = np.asarray(x, np.float32)
+  return np.clip(np.rint((x + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(cells: np.ndarray, *, pad: int = 2, pad_value: int = 255) -> np.ndarray:
+  """Tiles cells [R, C, H, W, 3] uint8 into one [R*(H+pad)+pad, C*(W+pad)+pad, 3] image.
+
+  Cell (r, c) starts at row pad + r*(H+pad), column pad + c*(W+pad).
+  """
+  cells = np.asarray(cells)
+  if cells.ndim != 5 or cells.shape[-1] != 3:
+    raise ValueError(f"cells must be [R, C, H, W, 3], got {cells.shape}")
+  r, c, h, w, _ = cells.shape
+  out = np.full((r * (h + pad) + pad, c * (w + pad) + pad, 3), pad_value, np.uint8)
+  for i in range(r):
+    for j in range(c):
+      y, x = pad + i * (h + pad), pad + j * (w + pad)
+      out[y:y + h, x:x + w] = cells[i, j]
+  return out
+
+
+def save_png(image: np.ndarray, path: str) -> None:
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  Image.fromarray(np.asarray(image, np.uint8)).save(path)

@@ -1,0 +1,51 @@
+"""Trains EGSC-IT: stage 1 (F networks), then stage 2, resuming from the workdir.
+
+  python -m egsc_jax.main --config=configs/mnist_single.py:cpu --workdir=/tmp/egsc
+  python -m egsc_jax.main --config=configs/gta5_bdd.py --workdir=gs://... \
+      --config.batch_size=24 --config.model.compute_dtype=bfloat16
+
+Process set-up only; the loop is `egsc_jax.train.train_and_evaluate`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Experiment config file, e.g. configs/mnist_single.py:cpu.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard logs, images.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False,
+    "Call jax.distributed.initialize() (multi-host TPU pods or multi-node GPUs). "
+    "Also on when EGSC_DISTRIBUTED=1.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  import jax  # pylint: disable=g-import-not-at-top
+  if _DISTRIBUTED.value or os.environ.get("EGSC_DISTRIBUTED") == "1":
+    jax.distributed.initialize()
+  from egsc_jax import train  # pylint: disable=g-import-not-at-top
+  logging.info("JAX process %d/%d, %d local / %d global devices: %s",
+               jax.process_index(), jax.process_count(), jax.local_device_count(),
+               jax.device_count(), jax.devices()[0].platform)
+  try:
+    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  except train.NonFiniteLossError as e:
+    logging.error("%s", e)
+    sys.exit(3)
+  logging.info("finished: %s; workdir %s (TensorBoard: tensorboard --logdir %s)",
+               result["status"], _WORKDIR.value, _WORKDIR.value)
+  if result.get("metrics"):
+    logging.info("final metrics: %s", result["metrics"])
+
+
+if __name__ == "__main__":
+  app.run(main)

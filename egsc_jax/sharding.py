@@ -1,0 +1,57 @@
+"""Data parallelism: one `data` mesh axis over every device of every process.
+
+Parameters and optimizer states are replicated; batches are sharded along
+their batch axis. The same code runs on 1 CPU, 8 fake CPU devices in tests,
+one GPU, or a multi-host TPU pod.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh named 'data' over `devices` (default: all devices of all processes)."""
+  devices = jax.devices() if devices is None else list(devices)
+  return Mesh(np.asarray(devices), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def stacked_batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Sharding of a stack of batches [n_steps, B, H, W, C]: B split over 'data'."""
+  return NamedSharding(mesh, P(None, DATA_AXIS))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  """Sharding of one batch [B, H, W, C]."""
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def check_batch_size(global_batch: int, mesh: Mesh) -> None:
+  n = mesh.devices.size
+  if global_batch % n or global_batch % jax.process_count():
+    raise ValueError(
+        f"config.batch_size={global_batch} must be divisible by the number of "
+        f"devices ({n}) and of processes ({jax.process_count()})")
+
+
+def to_global(local: Any, sharding: NamedSharding, *, batch_axis: int) -> Any:
+  """Host-local numpy arrays -> global jax.Arrays.
+
+  Each process passes its own part (global batch / process count along
+  `batch_axis`); the result has the global batch.
+  """
+  def one(x):
+    x = np.asarray(x)
+    shape = list(x.shape)
+    shape[batch_axis] *= jax.process_count()
+    return jax.make_array_from_process_local_data(sharding, x, tuple(shape))
+  return jax.tree.map(one, local)

@@ -1,0 +1,387 @@
+"""Two-stage EGSC-IT training: `train_and_evaluate(config, workdir)`.
+
+  workdir/stage1/   F_A, F_B pretraining (per-domain VAE-GANs, SPEC 1.4)
+  workdir/stage2/   EGSC-IT (SPEC 3.1)
+each with checkpoints/, TensorBoard events and images/. Calling it again on
+the same workdir resumes wherever it stopped: mid-stage 1, between the stages
+or mid-stage 2. The loop of each stage, in phases:
+
+  setup -> restore or init -> input stream from the restored position ->
+  [iteration -> metrics/NaN guard -> images -> eval -> checkpoint -> preemption]*
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import time
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from egsc_jax import checkpointing, config_lib, grids, sharding, steps
+from egsc_jax import state as state_lib
+from egsc_jax.models import Models, build_models
+
+PyTree = Any
+MNIST_DATASETS = ("mnist_single", "mnist_multiple")
+
+
+class NonFiniteLossError(FloatingPointError):
+  """A loss term became NaN or Inf; the last good checkpoint stays loadable."""
+
+
+@dataclasses.dataclass
+class StageSpec:
+  """What differs between stage 1 and stage 2; the loop is shared."""
+  stage: int
+  num_iterations: int
+  batches_per_iteration: int      # 2 (1 D + 1 G) or 1 + g_steps
+  init: Callable[[jax.Array], state_lib.GANState]
+  iteration: Callable[..., tuple[state_lib.GANState, dict]]
+  extra_args: tuple               # passed after (state, batches, rng), e.g. VGG params
+  images: Callable[[state_lib.GANState, dict], dict[str, np.ndarray]]
+  evaluate: Callable[[state_lib.GANState], dict[str, float]] | None
+
+
+# ----------------------------------------------------------------------------
+# Entry point
+# ----------------------------------------------------------------------------
+
+def train_and_evaluate(config, workdir: str, *,
+                       stop_at: tuple[int, int] | None = None,
+                       mesh: jax.sharding.Mesh | None = None) -> dict[str, Any]:
+  """Runs stage 1 (when the variant uses F) then stage 2 in `workdir`.
+
+  Args:
+    config: an experiment config (configs/*.py).
+    workdir: where checkpoints, logs and images go; resumed if present.
+    stop_at: (stage, iteration): checkpoint and return after that iteration
+      (tests use it to interrupt a run).
+    mesh: the device mesh (default: every device of every process).
+  Returns:
+    {'status': 'done' | 'stopped' | 'preempted', 'state': the last stage's state,
+     'metrics': the final evaluation metrics (stage 2, when computed)}.
+  """
+  mesh = mesh or sharding.make_mesh()
+  sharding.check_batch_size(config.batch_size, mesh)
+  config = resolve_num_iterations(config)
+  models = build_models(config.model)
+  image_shape = tuple(config.data.image_size)
+  tx = state_lib.adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
+  ema = config.optim.ema_decay > 0
+  root = jax.random.key(config.seed)
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+  with checkpointing.SigtermFlag() as sigterm:
+    # == Stage 1: the exemplar networks F_A, F_B ==============================
+    frozen: PyTree = {}
+    if config_lib.needs_stage1(config):
+      sc1 = steps.step_config(config, stage=1)
+      spec1 = StageSpec(
+          stage=1, num_iterations=sc1.num_iterations, batches_per_iteration=2,
+          init=functools.partial(state_lib.init_stage1, models, image_shape=image_shape,
+                                 tx=tx, ema=False),
+          iteration=functools.partial(steps.stage1_iteration, models=models, tx=tx, sc=sc1),
+          extra_args=(),
+          images=functools.partial(_stage1_images, models=models),
+          evaluate=None)
+      result = _run_stage(spec1, config, workdir, mesh, jax.random.fold_in(root, 1),
+                          stop_at=stop_at, sigterm=sigterm)
+      if result["status"] != "done":
+        return result
+      frozen = state_lib.exemplar_params_from_stage1(result["state"].g_params)
+      del result
+
+    # == Stage 2: EGSC-IT =====================================================
+    sc2 = steps.step_config(config, stage=2)
+    vgg_module, vgg_params = None, None
+    if sc2.use_perceptual:
+      from egsc_jax.models import vgg as vgg_lib  # pylint: disable=g-import-not-at-top
+      vgg_module, vgg_params = vgg_lib.init_vgg(
+          config.vgg.arch, config.vgg.weights,
+          dtype=models.generator.dtype)
+      vgg_params = jax.device_put(vgg_params, sharding.replicated(mesh))
+    spec2 = StageSpec(
+        stage=2, num_iterations=sc2.num_iterations,
+        batches_per_iteration=1 + sc2.g_steps,
+        init=functools.partial(state_lib.init_stage2, models, image_shape=image_shape,
+                               tx=tx, frozen=frozen, ema=ema),
+        iteration=functools.partial(steps.stage2_iteration, models=models, vgg=vgg_module,
+                                    tx=tx, sc=sc2),
+        extra_args=(vgg_params,),
+        images=functools.partial(_stage2_images, models=models),
+        evaluate=(functools.partial(_evaluate_ssim, models=models, config=config)
+                  if config.dataset in MNIST_DATASETS else None))
+    return _run_stage(spec2, config, workdir, mesh, jax.random.fold_in(root, 2),
+                      stop_at=stop_at, sigterm=sigterm)
+
+
+def resolve_num_iterations(config):
+  """Replaces num_iterations = -1 by the number of training pairs, the
+  authors' T (SPEC 3.1 item 4: one epoch of pairs, not divided by batch size)."""
+  if config.stage1.num_iterations >= 0 and config.stage2.num_iterations >= 0:
+    return config
+  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  num = input_pipeline.get_builder(config).info.splits["train"].num_examples
+  config = config.copy_and_resolve_references()
+  for stage in (config.stage1, config.stage2):
+    if stage.num_iterations < 0:
+      stage.num_iterations = num
+  logging.info("T = %d training pairs of %s", num, config.dataset)
+  return config
+
+
+# ----------------------------------------------------------------------------
+# The loop shared by both stages
+# ----------------------------------------------------------------------------
+
+def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
+               stop_at, sigterm) -> dict[str, Any]:
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+
+  # -- Setup -------------------------------------------------------------------
+  stage_dir = os.path.join(workdir, f"stage{spec.stage}")
+  is_main = jax.process_index() == 0
+  writer = metric_writers.create_default_writer(stage_dir, just_logging=not is_main)
+  ckpt = checkpointing.Checkpointer(os.path.join(stage_dir, "checkpoints"),
+                                    keep=config.train.keep_checkpoints)
+  rep = sharding.replicated(mesh)
+  init_rng, loop_rng = jax.random.split(rng)
+
+  # -- Restore or init ---------------------------------------------------------
+  abstract = jax.eval_shape(spec.init, init_rng)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state, meta = ckpt.restore(latest, checkpointing.abstract_with_sharding(abstract, rep))
+    logging.info("stage %d: restored iteration %d from %s (meta %s)", spec.stage,
+                 latest, ckpt.directory, meta)
+  else:
+    state = jax.jit(spec.init, out_shardings=rep)(init_rng)
+    _log_parameter_overview(spec.stage, state)
+  start = int(jax.device_get(state.step))
+  if start >= spec.num_iterations:
+    logging.info("stage %d: already complete (%d iterations)", spec.stage, start)
+    ckpt.close()
+    return dict(status="done", state=state, metrics=_read_final_metrics(stage_dir))
+
+  # -- Input stream from the restored position ---------------------------------
+  n = spec.batches_per_iteration
+  data_config = config.copy_and_resolve_references()
+  data_config.seed = config.seed + 1000 * spec.stage   # a different stream per stage
+  local_batches = input_pipeline.train_batches(
+      data_config, process_index=jax.process_index(),
+      process_count=jax.process_count(), start_step=start * n)
+  stacked = sharding.stacked_batch_sharding(mesh)
+
+  def next_batches() -> dict:
+    draws = [next(local_batches) for _ in range(n)]
+    local = {k: np.stack([d[k] for d in draws]) for k in ("a", "b")}
+    return sharding.to_global(local, stacked, batch_axis=1)
+
+  iteration = jax.jit(spec.iteration, donate_argnums=(0,),
+                      out_shardings=(rep, rep))
+  fixed = _fixed_examples(config)
+
+  # -- Loop --------------------------------------------------------------------
+  pending: list[tuple[int, dict]] = []
+  t0, last_log_step, last_log_time = time.time(), start, time.time()
+  status = "done"
+  step = start
+  while step < spec.num_iterations:
+    state, metrics = iteration(state, next_batches(), loop_rng, *spec.extra_args)
+    step += 1
+    pending.append((step, metrics))
+    final = step == spec.num_iterations
+    stop = stop_at is not None and stop_at == (spec.stage, step)
+    preempted = sigterm.is_set() or ckpt.reached_preemption(step)
+    save = final or stop or preempted or step % config.train.checkpoint_every == 0
+
+    if save or step % config.train.log_every == 0:
+      # NaN guard: every pending iteration's terms are checked before anything
+      # is written, so a checkpoint never holds a diverged state.
+      fetched = _check_finite(spec.stage, pending, state)
+      pending = []
+      now = time.time()
+      rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
+      last_log_step, last_log_time = step, now
+      scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+      scalars["iterations_per_sec"] = rate
+      writer.write_scalars(step, scalars)
+      eta = (spec.num_iterations - step) / max(rate, 1e-9)
+      logging.info("stage %d  iter %d/%d  %.2f it/s  ETA %s  %s", spec.stage, step,
+                   spec.num_iterations, rate, _hms(eta),
+                   "  ".join(f"{k}={scalars[k]:.4g}" for k in _SHOWN if k in scalars))
+
+    if is_main and (final or step % config.train.image_every == 0):
+      images = spec.images(state, fixed)
+      writer.write_images(step, {k: v[None] for k, v in images.items()})
+      _save_pngs(stage_dir, step, images)
+
+    if spec.evaluate is not None and (final or step % config.train.eval_every == 0):
+      scores = spec.evaluate(state)
+      writer.write_scalars(step, scores)
+      logging.info("stage %d  iter %d  eval %s", spec.stage, step, scores)
+      if final and is_main:
+        with open(os.path.join(stage_dir, "final_metrics.json"), "w") as f:
+          json.dump({"iteration": step, **scores}, f, indent=2)
+
+    if save:
+      ckpt.save(step, state, {"stage": spec.stage, "iteration": step,
+                              "data_step": step * n,
+                              "wall_seconds_this_run": time.time() - t0})
+    writer.flush()
+    if stop or preempted:
+      status = "stopped" if stop else "preempted"
+      logging.warning("stage %d: %s at iteration %d; checkpoint saved in %s",
+                      spec.stage, status, step, ckpt.directory)
+      break
+
+  ckpt.close()
+  writer.close()
+  return dict(status=status, state=state, metrics=_read_final_metrics(stage_dir))
+
+
+_SHOWN = ("total", "recon", "cycle", "gan", "style", "content", "d_total",
+          "d_real_mean", "d_fake_mean", "lr")
+
+
+def _check_finite(stage: int, pending: list[tuple[int, dict]], state) -> list[dict]:
+  fetched = jax.device_get([m for _, m in pending])
+  for (step, _), m in zip(pending, fetched):
+    for k, v in sorted(m.items()):
+      if not np.all(np.isfinite(v)):
+        raise NonFiniteLossError(
+            f"stage {stage}, iteration {step}: loss term {k!r} is {v}; stopping. "
+            "The last checkpoint before this iteration is intact.")
+  finite = jax.jit(lambda t: jnp.all(jnp.asarray(
+      [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(t)])))(
+          (state.g_params, state.d_params))
+  if not bool(finite):
+    raise NonFiniteLossError(
+        f"stage {stage}, iteration {pending[-1][0]}: parameters became non-finite; "
+        "stopping. The last checkpoint before this iteration is intact.")
+  return fetched
+
+
+def _hms(seconds: float) -> str:
+  seconds = int(seconds)
+  return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _log_parameter_overview(stage: int, state) -> None:
+  from clu import parameter_overview  # pylint: disable=g-import-not-at-top
+  logging.info("stage %d: generator side, %d parameters", stage,
+               state_lib.param_count(state.g_params))
+  parameter_overview.log_parameter_overview(state.g_params)
+  logging.info("stage %d: discriminators, %d parameters", stage,
+               state_lib.param_count(state.d_params))
+  parameter_overview.log_parameter_overview(state.d_params)
+
+
+def _read_final_metrics(stage_dir: str) -> dict:
+  path = os.path.join(stage_dir, "final_metrics.json")
+  if os.path.exists(path):
+    with open(path) as f:
+      return json.load(f)
+  return {}
+
+
+def _save_pngs(stage_dir: str, step: int, images: dict[str, np.ndarray]) -> None:
+  out = os.path.join(stage_dir, "images")
+  os.makedirs(out, exist_ok=True)
+  for name, img in images.items():
+    grids.save_png(img, os.path.join(out, f"{name}_{step:07d}.png"))
+
+
+# ----------------------------------------------------------------------------
+# Images and evaluation (process-local: each process evaluates the same
+# examples on its own devices; only process 0 writes)
+# ----------------------------------------------------------------------------
+
+def _local(tree: PyTree) -> PyTree:
+  """The process-local copy of replicated arrays (no collective needed)."""
+  return jax.tree.map(lambda x: x.addressable_data(0), tree)
+
+
+def _fixed_examples(config) -> dict:
+  """The first num_image_examples test pairs (with ground truth when present)."""
+  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  k = config.train.num_image_examples
+  batch = next(iter(input_pipeline.eval_batches(
+      config, split="test", batch_size=k, num_examples=k, process_index=0,
+      process_count=1)))
+  return batch
+
+
+@functools.lru_cache(maxsize=None)
+def _jit_translate(models: Models, direction: str):
+  return jax.jit(functools.partial(steps.translate, models=models, direction=direction))
+
+
+def _generator_params(state) -> PyTree:
+  """EMA parameters when kept, else the live ones."""
+  return state.ema_params if state.ema_params is not None else state.g_params
+
+
+def _stage2_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
+  """Rows: source | exemplar | translation | ground truth (when the dataset has it)."""
+  params, frozen = _local(_generator_params(state)), _local(state.frozen)
+  rng = jax.random.key(0)
+  out = {}
+  for direction, src, ex, gt in (("a2b", "a", "b", "gt_a2b"), ("b2a", "b", "a", "gt_b2a")):
+    y = _jit_translate(models, direction)(params, frozen, fixed[src], fixed[ex], rng)
+    cols = [fixed[src], fixed[ex], np.asarray(y)] + ([fixed[gt]] if gt in fixed else [])
+    cells = np.stack([grids.to_uint8(c) for c in cols], axis=1)
+    out[f"translate_{direction}"] = grids.image_grid(cells)
+  return out
+
+
+def _stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
+  """Rows: image | stage-1 reconstruction, per domain."""
+  params = _local(state.g_params)
+  out = {}
+  for d in ("a", "b"):
+    fn = jax.jit(functools.partial(steps.stage1_reconstruct, models=models, domain=d))
+    y = fn(params, fixed[d], jax.random.key(0))
+    cells = np.stack([grids.to_uint8(fixed[d]), grids.to_uint8(y)], axis=1)
+    out[f"reconstruct_{d}"] = grids.image_grid(cells)
+  return out
+
+
+def translate_split(params, frozen, config, *, models: Models, direction: str,
+                    num_examples: int, batch_size: int = 50) -> Iterator[dict]:
+  """Yields {'pred', 'gt', 'source', 'exemplar', 'id'} as uint8 numpy batches for
+  the first `num_examples` test pairs, in the dataset's fixed order."""
+  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  src, ex = ("a", "b") if direction == "a2b" else ("b", "a")
+  fn = _jit_translate(models, direction)
+  for i, batch in enumerate(input_pipeline.eval_batches(
+      config, split="test", batch_size=batch_size, num_examples=num_examples,
+      process_index=0, process_count=1)):
+    y = fn(params, frozen, batch[src], batch[ex], jax.random.key(i))
+    yield dict(pred=grids.to_uint8(y), gt=grids.to_uint8(batch[f"gt_{direction}"])
+               if f"gt_{direction}" in batch else None,
+               source=grids.to_uint8(batch[src]), exemplar=grids.to_uint8(batch[ex]),
+               id=batch.get("id"))
+
+
+def _evaluate_ssim(state, *, models: Models, config) -> dict[str, float]:
+  """Test SSIM against the ground truth, A->B and B->A (SPEC 5.1)."""
+  from egsc_jax import evaluation  # pylint: disable=g-import-not-at-top
+  params, frozen = _local(_generator_params(state)), _local(state.frozen)
+  scores = {}
+  for direction in ("a2b", "b2a"):
+    vals = [evaluation.ssim(b["pred"], b["gt"]) for b in translate_split(
+        params, frozen, config, models=models, direction=direction,
+        num_examples=config.train.eval_examples)]
+    scores[f"ssim_{direction}"] = float(np.mean(np.concatenate(vals)))
+  return scores
