@@ -69,6 +69,7 @@ def train_and_evaluate(config, workdir: str, *,
   """
   mesh = mesh or sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
+  prepare_dataset(config)
   config = resolve_num_iterations(config)
   models = build_models(config.model)
   image_shape = tuple(config.data.image_size)
@@ -122,6 +123,20 @@ def train_and_evaluate(config, workdir: str, *,
                   if config.dataset in MNIST_DATASETS else None))
     return _run_stage(spec2, config, workdir, mesh, jax.random.fold_in(root, 2),
                       stop_at=stop_at, sigterm=sigterm)
+
+
+def prepare_dataset(config) -> None:
+  """Builds the dataset on first use (process 0; the others wait), so the
+  README's single command works on a fresh machine. Datasets that need files
+  downloaded by hand fail here with a message naming the files."""
+  from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+  if jax.process_index() == 0:
+    builder = build.build(config.dataset, data_dir=config.data.data_dir,
+                          manual_dir=config.data.manual_dir)
+    logging.info("%s", build.describe(builder))
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices("egsc_jax.prepare_dataset")
 
 
 def resolve_num_iterations(config):
