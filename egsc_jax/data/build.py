@@ -1,0 +1,170 @@
+"""Builds a dataset ahead of training.
+
+  python -m egsc_jax.data.build NAME [--data_dir DIR] [--manual_dir DIR] [--overwrite]
+
+NAME is one of mnist_single, mnist_multiple, celeba_gender, gta5_bdd, image_folder.
+`--data_dir` defaults to TFDS's (`$TFDS_DATA_DIR` or ~/tensorflow_datasets);
+`--manual_dir` to `DATA_DIR/downloads/manual`. A build that exists is reused unless
+`--overwrite` is given (TFDS keys builds by name and version only, so a second
+`image_folder` with other folders needs its own `--data_dir` or `--overwrite`).
+TFDS shows a progress bar per split while it writes; at the end this prints where
+the data went, the split sizes and the builder's metadata (skipped files, sources).
+Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+# Builder name -> module; imported only when asked for, so that building one
+# dataset never needs another's code (or its optional dependencies).
+BUILDER_MODULES = {
+    "mnist_single": "egsc_jax.data.mnist_single",
+    "mnist_multiple": "egsc_jax.data.mnist_multiple",
+    "celeba_gender": "egsc_jax.data.celeba_gender",
+    "gta5_bdd": "egsc_jax.data.gta5_bdd",
+    "image_folder": "egsc_jax.data.image_folder",
+}
+
+
+class UnknownDatasetError(ValueError):
+  """A dataset name that is not one of `BUILDER_MODULES`."""
+
+
+def _check_name(name: str) -> None:
+  if name not in BUILDER_MODULES:
+    raise UnknownDatasetError(
+        f"unknown dataset {name!r}; valid names: {', '.join(BUILDER_MODULES)}"
+    )
+
+
+def hide_accelerators_from_tensorflow() -> None:
+  """Keeps TensorFlow off GPUs/TPUs: it only encodes images here, and must not
+  reserve accelerator memory that JAX will want."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  for kind in ("GPU", "TPU"):
+    try:
+      tf.config.set_visible_devices([], kind)
+    except (RuntimeError, ValueError):
+      # RuntimeError: devices already initialised; ValueError: no such kind here.
+      pass
+
+
+def get_builder(name: str, *, data_dir: str | None = None):
+  """Imports NAME's module (registering it with TFDS) and returns its builder."""
+  _check_name(name)
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  importlib.import_module(BUILDER_MODULES[name])
+  return tfds.builder(name, data_dir=data_dir)
+
+
+def prepare(builder, *, manual_dir: str | None = None, overwrite: bool = False):
+  """Runs `builder.download_and_prepare` offline; returns the builder."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  mode = (
+      tfds.download.GenerateMode.FORCE_REDOWNLOAD
+      if overwrite
+      else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+  )
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(
+          manual_dir=manual_dir,
+          download_mode=mode,
+          # Everything is local: never ask GCS for a prepared copy.
+          try_download_gcs=False,
+      )
+  )
+  return builder
+
+
+def build(
+    name: str,
+    *,
+    data_dir: str | None = None,
+    manual_dir: str | None = None,
+    overwrite: bool = False,
+):
+  """Builds (or reuses) dataset NAME; returns the prepared `tfds.core.DatasetBuilder`.
+
+  Raises:
+    UnknownDatasetError: NAME is not a known dataset (the message lists them).
+    FileNotFoundError: the builder's inputs are missing (its message says which).
+  """
+  _check_name(name)
+  hide_accelerators_from_tensorflow()
+  builder = get_builder(name, data_dir=data_dir)
+  return prepare(builder, manual_dir=manual_dir, overwrite=overwrite)
+
+
+def describe(builder) -> str:
+  """Where a prepared builder's data lie, its split sizes and its metadata."""
+  lines = [f"{builder.name} {builder.version} is in {builder.data_dir}"]
+  for split, info in sorted(builder.info.splits.items()):
+    lines.append(f"  {split}: {info.num_examples} examples")
+  metadata = builder.info.metadata
+  if metadata:
+    text = json.dumps(dict(metadata), indent=2, sort_keys=True, default=str)
+    lines.append("  metadata: " + text.replace("\n", "\n  "))
+  return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(
+      prog="python -m egsc_jax.data.build",
+      description="Build one of egsc-jax's TFDS datasets ahead of training.",
+  )
+  parser.add_argument("name", metavar="NAME", help="one of: " + ", ".join(BUILDER_MODULES))
+  parser.add_argument("--data_dir", default=None, help="where TFDS writes the dataset")
+  parser.add_argument(
+      "--manual_dir", default=None,
+      help="the hand-downloaded files (default: DATA_DIR/downloads/manual)",
+  )
+  parser.add_argument(
+      "--overwrite", action="store_true", help="rebuild even if a build exists"
+  )
+  args = parser.parse_args(argv)
+  if args.name not in BUILDER_MODULES:
+    parser.error(
+        f"unknown dataset {args.name!r}; valid names: {', '.join(BUILDER_MODULES)}"
+    )
+  return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Command-line entry point; returns the exit status (0 on success)."""
+  args = parse_args(argv)
+  logging.basicConfig(
+      level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+  )
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  hide_accelerators_from_tensorflow()
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
+  # A notebook or an earlier caller may have turned the bars off.
+  tfds.display_progress_bar(True)
+  builder = get_builder(args.name, data_dir=args.data_dir)
+  if builder.is_prepared() and not args.overwrite:
+    print(
+        f"{args.name} is already built; reusing it (pass --overwrite to rebuild).",
+        flush=True,
+    )
+  try:
+    prepare(builder, manual_dir=args.manual_dir, overwrite=args.overwrite)
+  except FileNotFoundError as e:  # Missing inputs: the message says which.
+    print(f"error: cannot build {args.name}: {e}", file=sys.stderr, flush=True)
+    return 1
+  print(describe(builder), flush=True)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
