@@ -23,4 +23,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.content = 1e1
   c.stage1.num_iterations = -1
   c.stage2.num_iterations = -1
+  # Two buffers (A and B) of encoded images: keep them to a few hundred MB.
+  c.data.shuffle_buffer = 2048
   return config_lib.apply_variant(c, arg)

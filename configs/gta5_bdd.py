@@ -25,4 +25,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.stage2.num_iterations = -1
   c.train.image_every = 500
   c.train.num_image_examples = 4
+  # Two buffers (A and B) of encoded images: keep them to a few hundred MB.
+  c.data.shuffle_buffer = 256
   return config_lib.apply_variant(c, arg)

@@ -39,8 +39,9 @@ class Checkpointer:
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
 
-  def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
-    """Restores `step` into the shapes, dtypes and shardings of `abstract_state`."""
+  def restore(self, step: int, abstract_state: Any = None) -> tuple[Any, dict]:
+    """Restores `step` into the shapes, dtypes and shardings of `abstract_state`
+    (a GANState of ShapeDtypeStructs); without it, as a plain tree of arrays."""
     out = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
     return out["state"], dict(out["meta"])

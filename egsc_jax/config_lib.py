@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ml_collections
 
+from egsc_jax.data import input_pipeline
+
 VARIANTS = ("", "cpu", "tiny", "no_mask", "no_adain", "no_perceptual", "unit",
             "cyclegan")
 
@@ -20,14 +22,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.batch_size = 8                    # global, over all processes
   c.variant = ""
 
-  c.data = ml_collections.ConfigDict()
-  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
+  c.data = input_pipeline.default_data_config()
   c.data.manual_dir = ml_collections.FieldReference(None, field_type=str)
   c.data.image_size = (28, 28)
-  c.data.exemplar_pairing = "random"  # or "fixed" (the authors' stored pairs)
-  c.data.augment = True
-  c.data.shuffle_buffer = 10_000
-  c.data.num_threads = 2
 
   c.model = ml_collections.ConfigDict()
   c.model.ngf = 64

@@ -383,10 +383,12 @@ def translate_split(params, frozen, config, *, models: Models, direction: str,
       config, split="test", batch_size=batch_size, num_examples=num_examples,
       process_index=0, process_count=1)):
     y = fn(params, frozen, batch[src], batch[ex], jax.random.key(i))
-    yield dict(pred=grids.to_uint8(y), gt=grids.to_uint8(batch[f"gt_{direction}"])
-               if f"gt_{direction}" in batch else None,
-               source=grids.to_uint8(batch[src]), exemplar=grids.to_uint8(batch[ex]),
-               id=batch.get("id"))
+    keep = np.asarray(batch["mask"], bool)   # the last batch is zero-padded
+    gt = batch.get(f"gt_{direction}")
+    yield dict(pred=grids.to_uint8(y)[keep],
+               gt=None if gt is None else grids.to_uint8(gt)[keep],
+               source=grids.to_uint8(batch[src])[keep],
+               exemplar=grids.to_uint8(batch[ex])[keep], id=batch["id"][keep])
 
 
 def _evaluate_ssim(state, *, models: Models, config) -> dict[str, float]:

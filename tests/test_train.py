@@ -1,0 +1,269 @@
+"""The training program: two stages, resume, data parallelism, preemption, NaN guard.
+
+Runs the real pipeline (TFDS mnist_single built from the offline MNIST digits
+into a temporary data_dir), real Orbax checkpoints and a real 8-device mesh
+(8 fake CPU devices, see conftest.py).
+"""
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+from absl import flags
+from ml_collections import config_flags
+
+from egsc_jax import checkpointing, sharding, train
+from egsc_jax.data import build
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(REPO, "configs", "mnist_single.py")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  path = str(tmp_path_factory.mktemp("tfds"))
+  build.build("mnist_single", data_dir=path)
+  return path
+
+
+def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):
+  from configs import mnist_single  # pylint: disable=g-import-not-at-top
+  c = mnist_single.get_config(variant)
+  c.data.data_dir = data_dir
+  c.stage1.num_iterations = 2
+  c.stage2.num_iterations = 3
+  c.train.checkpoint_every = 1
+  c.train.image_every = 3
+  c.train.eval_every = 3
+  c.train.eval_examples = 8
+  for k, v in overrides.items():
+    node = c
+    *path, leaf = k.split(".")
+    for p in path:
+      node = node[p]
+    node[leaf] = v
+  return c
+
+
+def leaves(state):
+  return [np.asarray(x) for x in jax.tree.leaves(
+      (state.step, state.g_params, state.d_params, state.g_opt_state,
+       state.d_opt_state, state.ema_params, state.frozen))]
+
+
+@pytest.fixture(scope="module")
+def full_run(data_dir, tmp_path_factory):
+  """An uninterrupted tiny run on all 8 devices (EMA on, to cover it)."""
+  workdir = str(tmp_path_factory.mktemp("full"))
+  config = tiny_config(data_dir, **{"optim.ema_decay": 0.9})
+  result = train.train_and_evaluate(config, workdir)
+  return workdir, config, result
+
+
+def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
+  workdir, _, result = full_run
+  assert result["status"] == "done"
+  assert int(result["state"].step) == 3
+  for stage, last in (("stage1", 2), ("stage2", 3)):
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, stage, "checkpoints"), keep=3)
+    assert ckpt.latest_step() == last
+    ckpt.close()
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(
+        os.path.join(workdir, stage)))
+  images = os.listdir(os.path.join(workdir, "stage2", "images"))
+  assert sorted(images) == ["translate_a2b_0000003.png", "translate_b2a_0000003.png"]
+  assert sorted(os.listdir(os.path.join(workdir, "stage1", "images"))) == [
+      "reconstruct_a_0000002.png", "reconstruct_b_0000002.png"]
+  metrics = result["metrics"]
+  assert 0.0 < metrics["ssim_a2b"] <= 1.0 and 0.0 < metrics["ssim_b2a"] <= 1.0
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "stage1", "checkpoints"), keep=3)
+  _, meta = ckpt.restore(2)
+  ckpt.close()
+  assert meta["stage"] == 1 and meta["data_step"] == 4
+  # EMA moved away from its start but differs from the live parameters.
+  ema, live = result["state"].ema_params, result["state"].g_params
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree.leaves(ema),
+                                                        jax.tree.leaves(live)))
+
+
+def test_second_call_resumes_and_does_nothing_more(full_run):
+  workdir, config, result = full_run
+  again = train.train_and_evaluate(config, workdir)
+  assert again["status"] == "done"
+  for a, b in zip(leaves(result["state"]), leaves(again["state"])):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_stop_and_resume_is_bitwise_identical(full_run, tmp_path):
+  """Interrupt mid stage 1 and mid stage 2; the resumed run ends bitwise equal."""
+  _, config, result = full_run
+  workdir = str(tmp_path / "resumed")
+  first = train.train_and_evaluate(config, workdir, stop_at=(1, 1))
+  assert first["status"] == "stopped" and int(first["state"].step) == 1
+  second = train.train_and_evaluate(config, workdir, stop_at=(2, 1))
+  assert second["status"] == "stopped" and int(second["state"].step) == 1
+  third = train.train_and_evaluate(config, workdir)
+  assert third["status"] == "done"
+  for a, b in zip(leaves(result["state"]), leaves(third["state"])):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_eight_devices_match_one_device(full_run, tmp_path):
+  assert jax.device_count() == 8
+  _, config, result = full_run
+  one = train.train_and_evaluate(config, str(tmp_path / "one"),
+                                 mesh=sharding.make_mesh(jax.devices()[:1]))
+  for a, b in zip(leaves(result["state"]), leaves(one["state"])):
+    # Reductions are ordered differently across devices: float32 tolerance.
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_batch_sharded_over_data_axis():
+  mesh = sharding.make_mesh()
+  local = {"a": np.zeros((6, 8, 28, 28, 3), np.float32)}
+  g = sharding.to_global(local, sharding.stacked_batch_sharding(mesh), batch_axis=1)
+  assert g["a"].shape == (6, 8, 28, 28, 3)
+  assert len(g["a"].addressable_shards) == 8
+  assert {s.data.shape for s in g["a"].addressable_shards} == {(6, 1, 28, 28, 3)}
+  with pytest.raises(ValueError, match="config.batch_size=12"):
+    sharding.check_batch_size(12, mesh)
+
+
+def test_nan_guard_names_step_and_term_and_keeps_last_checkpoint(full_run, tmp_path):
+  src, _, _ = full_run
+  workdir = str(tmp_path / "nan")
+  # Reuse the finished stage 1, then diverge in stage 2's first iteration.
+  shutil.copytree(os.path.join(src, "stage1"), os.path.join(workdir, "stage1"))
+  config = tiny_config(full_run[1].data.data_dir, **{"optim.lr": math.nan})
+  with pytest.raises(train.NonFiniteLossError,
+                     match=r"stage 2, iteration 1: loss term 'cycle' is nan"):
+    train.train_and_evaluate(config, workdir)
+  stage2 = checkpointing.Checkpointer(os.path.join(workdir, "stage2", "checkpoints"),
+                                      keep=3)
+  assert stage2.latest_step() is None      # nothing diverged was saved
+  stage2.close()
+  stage1 = checkpointing.Checkpointer(os.path.join(workdir, "stage1", "checkpoints"),
+                                      keep=3)
+  assert stage1.latest_step() == 2         # the last good one still loads
+  restored, _ = stage1.restore(2)
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored))
+  stage1.close()
+
+
+# ----------------------------------------------------------------------------
+# Config files and overrides
+# ----------------------------------------------------------------------------
+
+def _parse(argv):
+  """Parses like main.py; config_flags reads overrides from sys.argv itself."""
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True)
+  saved = sys.argv
+  sys.argv = ["prog", *argv]
+  try:
+    fv(sys.argv)
+  finally:
+    sys.argv = saved
+  return fv.config
+
+
+def test_config_override_and_misspelled_key():
+  c = _parse([f"--config={CONFIG}:tiny", "--config.optim.lr=0.5",
+              "--config.data.image_size=(28,28)"])
+  assert c.optim.lr == 0.5 and c.model.ngf == 8
+  with pytest.raises((AttributeError, KeyError, flags.Error), match="Did you mean \"lr\""):
+    _parse([f"--config={CONFIG}", "--config.optim.lrr=0.5"])
+
+
+@pytest.mark.parametrize("name", ["mnist_single", "mnist_multiple", "gta5_bdd",
+                                  "celeba_gender"])
+def test_every_config_file_loads_with_its_variants(name):
+  path = os.path.join(REPO, "configs", f"{name}.py")
+  for variant in ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan"]:
+    c = _parse([f"--config={path}:{variant}" if variant else f"--config={path}"])
+    assert c.dataset == name
+  with pytest.raises(Exception, match="unknown config variant"):
+    _parse([f"--config={path}:tinny"])
+
+
+def test_cpu_variant_only_for_mnist_single():
+  assert _parse([f"--config={CONFIG}:cpu"]).stage2.num_iterations > 0
+  with pytest.raises(Exception, match="only for mnist_single"):
+    _parse([f"--config={os.path.join(REPO, 'configs', 'gta5_bdd.py')}:cpu"])
+
+
+# ----------------------------------------------------------------------------
+# Preemption: SIGTERM saves and exits cleanly; SIGKILL resumes from the last
+# complete checkpoint
+# ----------------------------------------------------------------------------
+
+def _launch(workdir, data_dir, log_path, iterations):
+  cmd = [sys.executable, "-m", "egsc_jax.main", f"--config={CONFIG}:tiny,no_perceptual",
+         f"--workdir={workdir}", f"--config.data.data_dir={data_dir}",
+         "--config.stage1.num_iterations=2",
+         f"--config.stage2.num_iterations={iterations}",
+         "--config.train.log_every=1", "--config.train.checkpoint_every=5",
+         "--config.train.image_every=100000", "--config.train.eval_every=100000"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log_path, "w"),
+                          stderr=subprocess.STDOUT)
+
+
+def _wait_for(log_path, text, proc, timeout=240):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    with open(log_path) as f:
+      if text in f.read():
+        return
+    if proc.poll() is not None:
+      raise AssertionError(f"process exited early:\n{open(log_path).read()[-3000:]}")
+    time.sleep(0.2)
+  proc.kill()
+  raise AssertionError(f"timed out waiting for {text!r}:\n{open(log_path).read()[-3000:]}")
+
+
+def test_sigterm_saves_and_sigkill_resumes(data_dir, tmp_path):
+  workdir = str(tmp_path / "run")
+  ckpt_dir = os.path.join(workdir, "stage2", "checkpoints")
+
+  # SIGTERM mid stage 2: a checkpoint at the current iteration, clean exit.
+  log = str(tmp_path / "log1")
+  proc = _launch(workdir, data_dir, log, iterations=10_000)
+  _wait_for(log, "stage 2  iter 3/", proc)
+  proc.send_signal(signal.SIGTERM)
+  assert proc.wait(timeout=120) == 0, open(log).read()[-3000:]
+  assert "preempted at iteration" in open(log).read()
+  ckpt = checkpointing.Checkpointer(ckpt_dir, keep=3)
+  stopped_at = ckpt.latest_step()
+  assert stopped_at is not None and stopped_at >= 3
+  restored, meta = ckpt.restore(stopped_at)
+  assert int(restored["step"]) == stopped_at == meta["iteration"]
+  ckpt.close()
+
+  # SIGKILL at an arbitrary moment: the next run resumes from a complete one.
+  log = str(tmp_path / "log2")
+  proc = _launch(workdir, data_dir, log, iterations=10_000)
+  _wait_for(log, f"restored iteration {stopped_at}", proc)
+  # Past iteration m2 the save at m1 (the next multiples of 5) is complete:
+  # Orbax starts a save only after the previous one finished.
+  m1 = (stopped_at // 5 + 1) * 5
+  _wait_for(log, f"stage 2  iter {m1 + 6}/", proc)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait(timeout=60)
+  ckpt = checkpointing.Checkpointer(ckpt_dir, keep=3)
+  latest = ckpt.latest_step()
+  ckpt.close()
+  assert latest in (m1, m1 + 5)
+
+  log = str(tmp_path / "log3")
+  proc = _launch(workdir, data_dir, log, iterations=latest + 2)
+  assert proc.wait(timeout=240) == 0, open(log).read()[-3000:]
+  text = open(log).read()
+  assert f"restored iteration {latest}" in text
+  assert f"stage 2  iter {latest + 2}/{latest + 2}" in text
