@@ -42,8 +42,10 @@ def adam(*, b1: float, b2: float, eps: float) -> optax.GradientTransformation:
 def learning_rate(step: jax.Array, *, lr0: float, num_iterations: int,
                   power: float) -> jax.Array:
   """lr_t = lr0 * (1 - t / T)^power, reaching 0 at t = T (SPEC 3.1)."""
-  t = jnp.minimum(step.astype(jnp.float32), num_iterations) / max(num_iterations, 1)
-  return lr0 * (1.0 - t) ** power
+  # (T - t) / T from the integer remainder: XLA turns "/ T" into "* (1/T)",
+  # so 1 - t/T at t = T could round below 0 and the power give NaN.
+  remaining = jnp.maximum(num_iterations - step.astype(jnp.int32), 0)
+  return lr0 * (remaining.astype(jnp.float32) / max(num_iterations, 1)) ** power
 
 
 def _copy(tree: PyTree) -> PyTree:

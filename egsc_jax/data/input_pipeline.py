@@ -53,6 +53,7 @@ from ml_collections import config_dict
 IMAGE_KEYS = ("image_a", "image_b")
 GT_KEYS = ("gt_a2b", "gt_b2a")
 LABEL_KEYS = ("digit_a", "digit_b")
+SEGMENTATION_KEYS = ("label_a", "label_b")
 PAIRINGS = ("random", "fixed")
 ZOOM_MIN_SCALE = 0.8
 FLIP_PROB = 0.5
@@ -395,7 +396,8 @@ def eval_batches(config, *, split: str = "test", batch_size: int,
   Yields:
     {'a', 'b': f32[b, H, W, 3] in [-1, 1]; 'gt_a2b', 'gt_b2a' (if the dataset has
     them): f32[b, H, W, 3]; 'digit_a', 'digit_b' (if present): int64[b];
-    'id': bytes[b] ('' for padding); 'mask': bool[b]}.
+    'label_a', 'label_b' (segmentation maps, if present): uint8[b, H, W, 1],
+    resized nearest-neighbour; 'id': bytes[b] ('' for padding); 'mask': bool[b]}.
   """
   _check_process(process_index, process_count)
   batch = _local_batch_size(batch_size, process_count)
@@ -418,12 +420,16 @@ def eval_batches(config, *, split: str = "test", batch_size: int,
   features = builder.info.features
   image_keys = IMAGE_KEYS + tuple(k for k in GT_KEYS if k in features)
   label_keys = tuple(k for k in LABEL_KEYS if k in features)
+  segmentation_keys = tuple(k for k in SEGMENTATION_KEYS if k in features)
 
   def prepare(ex):
     whole, no_flip = tf.constant([0.0, 0.0, 1.0, 1.0]), tf.constant(False)
     out = {k.replace("image_", ""): resample(tf, ex[k], box=whole, flip=no_flip, size=size)
            for k in image_keys}
     out.update({k: ex[k] for k in label_keys})
+    # Class ids must not be mixed: nearest neighbour (a no-op at the stored size).
+    out.update({k: tf.image.resize(ex[k], size, method="nearest")
+                for k in segmentation_keys})
     out["id"] = ex["id"]
     out["mask"] = tf.constant(True)
     return out
