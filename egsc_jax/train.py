@@ -17,7 +17,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -372,33 +372,15 @@ def _stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarra
   return out
 
 
-def translate_split(params, frozen, config, *, models: Models, direction: str,
-                    num_examples: int, batch_size: int = 50) -> Iterator[dict]:
-  """Yields {'pred', 'gt', 'source', 'exemplar', 'id'} as uint8 numpy batches for
-  the first `num_examples` test pairs, in the dataset's fixed order."""
-  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  src, ex = ("a", "b") if direction == "a2b" else ("b", "a")
-  fn = _jit_translate(models, direction)
-  for i, batch in enumerate(input_pipeline.eval_batches(
-      config, split="test", batch_size=batch_size, num_examples=num_examples,
-      process_index=0, process_count=1)):
-    y = fn(params, frozen, batch[src], batch[ex], jax.random.key(i))
-    keep = np.asarray(batch["mask"], bool)   # the last batch is zero-padded
-    gt = batch.get(f"gt_{direction}")
-    yield dict(pred=grids.to_uint8(y)[keep],
-               gt=None if gt is None else grids.to_uint8(gt)[keep],
-               source=grids.to_uint8(batch[src])[keep],
-               exemplar=grids.to_uint8(batch[ex])[keep], id=batch["id"][keep])
-
-
 def _evaluate_ssim(state, *, models: Models, config) -> dict[str, float]:
   """Test SSIM against the ground truth, A->B and B->A (SPEC 5.1)."""
-  from egsc_jax import evaluation  # pylint: disable=g-import-not-at-top
-  params, frozen = _local(_generator_params(state)), _local(state.frozen)
+  from egsc_jax import evaluation, inference  # pylint: disable=g-import-not-at-top
+  translator = inference.Translator(models, _local(_generator_params(state)),
+                                    _local(state.frozen))
   scores = {}
   for direction in ("a2b", "b2a"):
-    vals = [evaluation.ssim(b["pred"], b["gt"]) for b in translate_split(
-        params, frozen, config, models=models, direction=direction,
+    vals = [evaluation.ssim(b["pred"], b["gt"]) for b in inference.translate_split(
+        translator, config, direction=direction,
         num_examples=config.train.eval_examples)]
     scores[f"ssim_{direction}"] = float(np.mean(np.concatenate(vals)))
   return scores

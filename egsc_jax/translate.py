@@ -1,0 +1,267 @@
+"""Translates your own images with a trained run: every source with every exemplar.
+
+  python -m egsc_jax.translate --workdir=DIR --source=PATH --exemplar=PATH \
+      --output=OUT [--direction=a2b|b2a] [--grid] [--native_size] [--seed=0]
+
+PATH is an image file or a folder (its image files, not sub-folders, sorted by
+name). With --direction=a2b the sources are domain A images and the exemplars
+domain B images (b2a: the reverse). For each readable pair the translation is
+written as OUT/<source stem>__<exemplar stem>.png at the source's size; --grid
+also writes OUT/grid.png: sources as rows, exemplars as columns, the inputs on
+the margins (top-left cell white), every cell at the trained resolution.
+
+Inputs of any size and mode (grey, RGBA on white, palette, 16-bit) are read as
+8-bit RGB (`data.images.read_image`), resized bilinearly to the network size and
+scaled to [-1, 1], as the training pipeline does. The network runs at the trained
+resolution, or with --native_size at the source's size rounded down to a
+multiple of 2**n_downsample (exemplars are resized to the same size); the result
+is resized back to the source's size. An unreadable file gets one error line
+naming it and is skipped. The latent noise follows config.model.test_noise
+(seeded by --seed). Exit status 0 when at least one translation was written.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+
+import numpy as np
+
+from egsc_jax import grids, inference
+from egsc_jax.data import images as images_lib
+
+GRID_NAME = "grid.png"
+
+
+class InputError(ValueError):
+  """A --source or --exemplar path that cannot be used."""
+
+
+@dataclasses.dataclass
+class TranslateResult:
+  """What `translate_paths` did.
+
+  Attributes:
+    written: the translation files written, source-major order.
+    skipped: the unreadable input files, in the order met.
+    grid: the grid file, or None.
+    step: the stage-2 iteration of the checkpoint used.
+    used_ema: whether the EMA parameters were used.
+  """
+  written: list[str]
+  skipped: list[str]
+  grid: str | None
+  step: int
+  used_ema: bool
+
+
+def input_files(path: str, *, what: str) -> list[str]:
+  """[path] for a file, the folder's image files (sorted, non-recursive) for a folder."""
+  if os.path.isfile(path):
+    return [path]
+  if os.path.isdir(path):
+    files = images_lib.list_image_files(path)
+    if not files:
+      raise InputError(f"--{what}={path}: the folder holds no image files "
+                       f"({', '.join(images_lib.IMAGE_EXTENSIONS)}).")
+    return files
+  raise InputError(f"--{what}={path}: no such file or folder.")
+
+
+def _stem(path: str) -> str:
+  return os.path.splitext(os.path.basename(path))[0]
+
+
+def _check_unique_stems(paths: list[str], *, what: str) -> None:
+  """Output names use stems, so 'x.png' and 'x.jpg' would overwrite each other."""
+  seen: dict[str, str] = {}
+  for p in paths:
+    other = seen.setdefault(_stem(p), p)
+    if other != p:
+      raise InputError(f"--{what}: {other} and {p} have the same name stem "
+                       f"{_stem(p)!r}, so their outputs would overwrite each other.")
+
+
+def _read(path: str, skipped: list[str]) -> np.ndarray | None:
+  try:
+    return images_lib.read_image(path)
+  except images_lib.ImageReadError as e:
+    logging.error("Skipping unreadable image %s (%s)", e.path, e.reason)
+    skipped.append(path)
+    return None
+
+
+def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
+                    direction: str = "a2b", grid: bool = False, native_size: bool = False,
+                    seed: int = 0, batch_size: int = inference.DEFAULT_BATCH_SIZE,
+                    use_ema: bool = True) -> TranslateResult:
+  """The translate command, with explicit arguments (see the module docstring).
+
+  Raises:
+    InputError: a missing path, an empty folder, or clashing output names.
+    inference.WorkdirError: the workdir holds no usable checkpoint.
+  """
+  if direction not in inference.DIRECTIONS:
+    raise InputError(f"--direction must be one of {inference.DIRECTIONS}, "
+                     f"got {direction!r}.")
+  source_paths = input_files(source, what="source")
+  exemplar_paths = input_files(exemplar, what="exemplar")
+  _check_unique_stems(source_paths, what="source")
+  _check_unique_stems(exemplar_paths, what="exemplar")
+  trained = inference.load_trained(workdir, use_ema=use_ema)
+  translator = inference.Translator.from_trained(trained, batch_size=batch_size,
+                                                 seed=seed)
+  trained_size = inference.image_shape(trained.config)
+  n_down = int(trained.config.model.n_downsample)
+  os.makedirs(output, exist_ok=True)
+
+  skipped: list[str] = []
+  exemplars = []   # (index, path, uint8 image) of the readable exemplars
+  for j, p in enumerate(exemplar_paths):
+    img = _read(p, skipped)
+    if img is not None:
+      exemplars.append((j, p, img))
+  n_ex = len(exemplar_paths)
+
+  written: list[str] = []
+  cells: dict[tuple[int, int], np.ndarray] = {}   # (row, col) -> uint8 grid cell
+  rows: list[np.ndarray] = []                     # grid margin: the sources
+  pending: list[tuple[int, str, tuple[int, int], int, str]] = []
+  pending_x: list[np.ndarray] = []
+  pending_e: list[np.ndarray] = []
+  pending_shape: tuple[int, int] | None = None
+  resized_exemplars: dict[tuple[int, int], list[np.ndarray]] = {}
+
+  def flush():
+    # One call for every queued pair of one network shape: a folder of sources
+    # with one exemplar still fills whole chunks.
+    nonlocal pending, pending_x, pending_e
+    if not pending:
+      return
+    ids = [i * n_ex + j for i, _, _, j, _ in pending]
+    y = translator(np.stack(pending_x), np.stack(pending_e), ids, direction=direction)
+    for (i, src_path, size, j, ex_path), yk in zip(pending, y):
+      path = os.path.join(output, f"{_stem(src_path)}__{_stem(ex_path)}.png")
+      grids.save_png(inference.from_network_output(yk, size), path)
+      written.append(path)
+      if grid:
+        cells[(i, j)] = inference.from_network_output(yk, trained_size)
+    pending, pending_x, pending_e = [], [], []
+
+  row_of: dict[int, int] = {}
+  for i, src_path in enumerate(source_paths):
+    img = _read(src_path, skipped)
+    if img is None or not exemplars:
+      continue
+    size = img.shape[:2]
+    shape = inference.network_size(size, trained_size=trained_size, n_downsample=n_down,
+                                   native=native_size)
+    if shape != pending_shape:
+      flush()
+      pending_shape = shape
+      # Exemplars go in at the source's network size; keep one shape's worth.
+      resized_exemplars = {shape: [inference.to_network_input(e, shape)
+                                   for _, _, e in exemplars]}
+    x = inference.to_network_input(img, shape)
+    for (j, ex_path, _), e in zip(exemplars, resized_exemplars[shape]):
+      pending.append((i, src_path, size, j, ex_path))
+      pending_x.append(x)
+      pending_e.append(e)
+      if len(pending) >= translator.batch_size:
+        flush()
+    if grid:
+      row_of[i] = len(rows)
+      rows.append(grids.to_uint8(inference.to_network_input(img, trained_size)))
+  flush()
+
+  grid_path = None
+  if grid and rows and exemplars:
+    grid_path = os.path.join(output, GRID_NAME)
+    grids.save_png(grid_image(
+        sources=rows,
+        exemplars=[grids.to_uint8(inference.to_network_input(e, trained_size))
+                   for _, _, e in exemplars],
+        translations=[[cells[(i, j)] for j, _, _ in exemplars] for i in sorted(row_of)]),
+        grid_path)
+  logging.info("wrote %d translations to %s (%d unreadable inputs skipped)",
+               len(written), output, len(skipped))
+  return TranslateResult(written=written, skipped=skipped, grid=grid_path,
+                         step=trained.step, used_ema=trained.used_ema)
+
+
+def grid_image(*, sources: list[np.ndarray], exemplars: list[np.ndarray],
+               translations: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
+  """The (S + 1) x (E + 1) grid: blank corner, exemplars on top, sources on the left.
+
+  Args:
+    sources: S uint8 [H, W, 3].
+    exemplars: E uint8 [H, W, 3].
+    translations: S lists of E uint8 [H, W, 3]; [s][e] is source s with exemplar e.
+    pad: white pixels between and around the cells (`grids.image_grid`).
+  Returns:
+    uint8 [(S + 1) (H + pad) + pad, (E + 1) (W + pad) + pad, 3].
+  """
+  blank = np.full_like(exemplars[0], 255)
+  table = [[blank] + list(exemplars)]
+  table += [[s] + list(row) for s, row in zip(sources, translations)]
+  return grids.image_grid(np.stack([np.stack(r) for r in table]), pad=pad)
+
+
+# ----------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------
+
+def define_flags(flag_values) -> None:
+  """Defines the command's flags on `flag_values` (absl.flags.FLAGS for the CLI,
+  a fresh absl.flags.FlagValues() in tests)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  fv = dict(flag_values=flag_values)
+  flags.DEFINE_string("workdir", None, "A training workdir (config.json, stage2/).", **fv)
+  flags.DEFINE_string("source", None, "An image file or a folder of images to translate.",
+                      **fv)
+  flags.DEFINE_string("exemplar", None, "An image file or a folder of exemplars.", **fv)
+  flags.DEFINE_string("output", None, "The folder the translations are written to.", **fv)
+  flags.DEFINE_enum("direction", "a2b", list(inference.DIRECTIONS),
+                    "a2b: sources from domain A, exemplars from B; b2a the reverse.", **fv)
+  flags.DEFINE_bool("grid", False, "Also write grid.png (sources x exemplars).", **fv)
+  flags.DEFINE_bool("native_size", False,
+                    "Run at the source's size (rounded down to a multiple of "
+                    "2**n_downsample) instead of the trained resolution.", **fv)
+  flags.DEFINE_integer("seed", 0, "Seed of the latent noise (config.model.test_noise).",
+                       **fv)
+  flags.DEFINE_integer("batch_size", inference.DEFAULT_BATCH_SIZE,
+                       "Pairs per network call (rounded up to a multiple of the "
+                       "device count).", **fv)
+  flags.DEFINE_bool("use_ema", True, "Use the EMA parameters when the run kept them.", **fv)
+  flags.mark_flags_as_required(["workdir", "source", "exemplar", "output"], **fv)
+
+
+def main(argv, flag_values=None) -> int:
+  """Runs the command on parsed flags; returns the exit status."""
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  f = flags.FLAGS if flag_values is None else flag_values
+  inference.quiet_library_logs()
+  try:
+    result = translate_paths(workdir=f.workdir, source=f.source, exemplar=f.exemplar,
+                             output=f.output, direction=f.direction, grid=f.grid,
+                             native_size=f.native_size, seed=f.seed,
+                             batch_size=f.batch_size, use_ema=f.use_ema)
+  except (InputError, inference.WorkdirError) as e:
+    logging.error("%s", e)
+    return 1
+  print(f"{len(result.written)} translations written to {f.output}"
+        + (f", grid {result.grid}" if result.grid else "")
+        + (f"; {len(result.skipped)} unreadable inputs skipped" if result.skipped else ""))
+  if not result.written:
+    logging.error("no translation was written")
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  define_flags(flags.FLAGS)
+  app.run(lambda argv: sys.exit(main(argv)))

@@ -1,0 +1,239 @@
+"""The evaluate command on a tiny trained MNIST-Single run, and the segmentation
+protocol on a fake gta5_bdd (real TFDS builder, untrained checkpoint).
+
+The trained run is shared with test_translate.py when both run in one process.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from egsc_jax import checkpointing, config_lib, evaluate, evaluation, inference
+from egsc_jax import state as state_lib
+from egsc_jax.data import build, images, input_pipeline
+from egsc_jax.models import build_models
+from test_translate import REPO, tiny_workdir  # pylint: disable=g-bad-import-order
+
+NUM = 16                  # test pairs evaluated
+CLASSIFIER_STEPS = 40     # enough to beat chance by far; the command default is larger
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+  return tiny_workdir(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def results(workdir):
+  return evaluate.evaluate_workdir(workdir, num_examples=NUM, official_stretch=True,
+                                   classifier_steps=CLASSIFIER_STEPS, batch_size=8)
+
+
+def test_every_mnist_single_field(workdir, results):
+  m = results["metrics"]
+  for d in ("a2b", "b2a"):
+    for key in ("ssim", "ssim_official_stretch"):
+      assert -1 <= m[f"{key}_{d}"] <= 1
+    for key in ("pixel_accuracy", "pixel_accuracy_official_stretch"):
+      curve = np.asarray(results["curves"][f"{key}_{d}"])
+      assert curve.shape == (100,) and np.all(np.diff(curve) >= 0)
+      assert 0 <= curve[0] and curve[-1] <= 1
+      assert m[f"{key}_mean_{d}"] == pytest.approx(curve.mean())
+    assert m[f"lpips_diversity_{d}"] > 0      # noise and exemplars vary the output
+    assert np.isfinite(m[f"kid_vgg16_{d}"]) and m[f"kid_vgg16_{d}_std"] >= 0
+    assert 0 <= m[f"digit_accuracy_{d}"] <= 1
+  assert 0 <= m["colour_match_a2b"] <= 1
+  assert "colour_match_b2a" not in m
+  assert m["digit_classifier_test_accuracy"] > 0.5   # 40 steps; far above chance 0.1
+  assert not any(k.startswith(("fid", "kid_inception", "segmentation")) for k in m)
+  assert results["curves"]["taus"] == list(range(100))
+  assert results["details"]["kid_subset_size"] == NUM
+  assert results["checkpoint_step"] == 1 and results["used_ema"] is False
+  assert results["config_variant"] == "tiny,no_perceptual"
+  assert results["num_examples"] == NUM and results["dataset"] == "mnist_single"
+  assert results["wall_seconds"] > 0
+  eval_dir = os.path.join(workdir, "eval")
+  with open(os.path.join(eval_dir, "results.json")) as f:
+    assert json.load(f) == json.loads(json.dumps(results))
+  with Image.open(os.path.join(eval_dir, "pixel_accuracy.png")) as im:
+    assert im.format == "PNG" and im.size[0] > 100
+  md = open(os.path.join(eval_dir, "results.md")).read()
+  assert "| metric | A→B | B→A |" in md
+  for title in ("SSIM vs ground truth (paper's metric)", evaluation.KID_VGG16_NAME,
+                "LPIPS diversity", "Digit accuracy", "classifier's own test accuracy",
+                "Colour-match share"):
+    assert title in md
+  ssim_row = [line for line in md.splitlines() if line.startswith("| SSIM vs ground truth (")]
+  assert f"{m['ssim_a2b']:.4f}" in ssim_row[0] and f"{m['ssim_b2a']:.4f}" in ssim_row[0]
+
+
+def test_paper_metrics_match_independent_references(workdir, results):
+  """SSIM (skimage) and pooled pixel accuracy recomputed on the same translations,
+  with the ground truth read straight from the input pipeline."""
+  trained = inference.load_trained(workdir)
+  translator = inference.Translator.from_trained(trained, batch_size=8, seed=0)
+  gt_batch = next(input_pipeline.eval_batches(trained.config, split="test",
+                                              batch_size=NUM, num_examples=NUM))
+  for d in ("a2b", "b2a"):
+    pred = np.concatenate([b["pred"] for b in inference.translate_split(
+        translator, trained.config, direction=d, num_examples=NUM)])
+    gt = np.clip(np.round((gt_batch[f"gt_{d}"] + 1) * 127.5), 0, 255).astype(np.uint8)
+    ssim = np.mean([structural_similarity(p, g, channel_axis=-1, data_range=255)
+                    for p, g in zip(pred, gt)])
+    assert results["metrics"][f"ssim_{d}"] == pytest.approx(ssim, abs=1e-4)
+    err = np.abs(pred.astype(int) - gt.astype(int)).sum(-1)
+    curve = [(err <= t).mean() for t in range(100)]
+    np.testing.assert_allclose(results["curves"][f"pixel_accuracy_{d}"], curve, atol=1e-12)
+    s_pred, s_gt = evaluation.minmax_stretch(pred), evaluation.minmax_stretch(gt)
+    assert results["metrics"][f"ssim_official_stretch_{d}"] == pytest.approx(np.mean(
+        [structural_similarity(p, g, channel_axis=-1, data_range=255)
+         for p, g in zip(s_pred, s_gt)]), abs=1e-4)
+
+
+def test_digit_classifier_is_cached(workdir, results):
+  eval_dir = os.path.join(workdir, "eval")
+  path = os.path.join(eval_dir, evaluate.CLASSIFIER_FILE)
+  stamp = os.stat(path).st_mtime_ns
+  params, acc = evaluate.digit_classifier(eval_dir, manual_dir=None, steps=CLASSIFIER_STEPS)
+  assert os.stat(path).st_mtime_ns == stamp          # loaded, not retrained
+  assert acc == results["metrics"]["digit_classifier_test_accuracy"]
+  assert set(params) == {"conv1", "conv2", "conv3", "fc1", "logits"}
+  # Other settings: retrained, and the cache follows.
+  evaluate.digit_classifier(eval_dir, manual_dir=None, steps=CLASSIFIER_STEPS + 1)
+  with open(os.path.join(eval_dir, evaluate.CLASSIFIER_META)) as f:
+    assert json.load(f)["steps"] == CLASSIFIER_STEPS + 1
+
+
+def test_clear_errors(workdir, tmp_path):
+  with pytest.raises(inference.WorkdirError, match="no config.json") as e:
+    evaluate.evaluate_workdir(str(tmp_path))
+  assert str(tmp_path) in str(e.value)
+  shutil.copy(os.path.join(workdir, "config.json"), tmp_path / "config.json")
+  with pytest.raises(inference.WorkdirError, match="no stage-2 checkpoint") as e:
+    evaluate.evaluate_workdir(str(tmp_path))
+  assert str(tmp_path) in str(e.value)
+  (tmp_path / "stage2" / "checkpoints").mkdir(parents=True)
+  with pytest.raises(inference.WorkdirError, match="no stage-2 checkpoint"):
+    inference.load_trained(str(tmp_path))
+  with pytest.raises(FileNotFoundError, match="nope.h5"):
+    evaluate.evaluate_workdir(workdir, inception_weights=str(tmp_path / "nope.h5"))
+  with pytest.raises(evaluate.EvaluationError, match="MODULE:FUNCTION"):
+    evaluate.evaluate_workdir(workdir, segmenter="no_colon")
+  with pytest.raises(evaluate.EvaluationError, match="cannot import"):
+    evaluate.load_segmenter("no_such_module_xyz:f")
+  with pytest.raises(evaluate.EvaluationError, match="has no function"):
+    evaluate.load_segmenter("json:no_such_function")
+  assert evaluate.load_segmenter("json:dumps") is json.dumps
+  with pytest.raises(evaluate.EvaluationError, match="label_a"):
+    evaluate.evaluate_workdir(workdir, segmenter="json:dumps")
+
+
+@pytest.mark.slow
+def test_cli_smoke(workdir, tmp_path):
+  copy = tmp_path / "run"
+  shutil.copytree(workdir, copy)      # the command writes copy/eval, not the shared run's
+  proc = subprocess.run(
+      [sys.executable, "-m", "egsc_jax.evaluate", f"--workdir={copy}", "--num_examples=8",
+       f"--classifier_steps={CLASSIFIER_STEPS}", "--batch_size=8"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "| SSIM vs ground truth (paper's metric) |" in proc.stdout
+  with open(copy / "eval" / "results.json") as f:
+    assert json.load(f)["num_examples"] == 8
+  proc = subprocess.run([sys.executable, "-m", "egsc_jax.evaluate",
+                         f"--workdir={tmp_path / 'none'}"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 1 and "no config.json" in proc.stderr
+
+
+# ----------------------------------------------------------------------------
+# gta5_bdd: the segmentation hook
+# ----------------------------------------------------------------------------
+
+SEG_SIZE = (32, 64)
+
+
+def all_flat(images_uint8):
+  """A segmenter that calls every pixel 'flat' (category 1)."""
+  return np.ones(images_uint8.shape[:3], np.int32)
+
+
+def write_untrained_workdir(config, path):
+  """config.json and a stage-2 checkpoint of freshly initialised networks."""
+  models = build_models(config.model)
+  tx = state_lib.adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
+  shape = tuple(config.data.image_size)
+  rng = jax.random.key(0)
+  frozen = {}
+  if config_lib.needs_stage1(config):
+    stage1 = state_lib.init_stage1(models, rng, image_shape=shape, tx=tx, ema=False)
+    frozen = state_lib.exemplar_params_from_stage1(stage1.g_params)
+  state = state_lib.init_stage2(models, rng, image_shape=shape, tx=tx, frozen=frozen,
+                                ema=True)
+  config.optim.ema_decay = 0.99      # so the checkpoint's EMA slot is expected
+  os.makedirs(path)
+  with open(os.path.join(path, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  ckpt = checkpointing.Checkpointer(os.path.join(path, "stage2", "checkpoints"), keep=1)
+  ckpt.save(5, state, {"stage": 2, "iteration": 5})
+  ckpt.close()
+
+
+@pytest.mark.slow
+def test_gta5_bdd_segmentation_protocol(tmp_path):
+  from configs import gta5_bdd as gta5_bdd_config  # pylint: disable=g-import-not-at-top
+  from test_real_builders import make_gta5_bdd, quadrant_labels  # pylint: disable=g-import-not-at-top
+  manual = tmp_path / "manual"
+  make_gta5_bdd(manual)
+  # Label every GTA5 frame, whichever becomes the test frame: ids road, car, person.
+  label = Image.fromarray(quadrant_labels(7, 26, 24), mode="P")
+  label.putpalette([0] * 768)
+  label.save(manual / "gta5" / "labels" / "00004.png")
+  data_dir = str(tmp_path / "tfds")
+  builder = build.build("gta5_bdd", data_dir=data_dir, manual_dir=str(manual))
+  config = gta5_bdd_config.get_config("tiny")
+  config.data.data_dir = data_dir
+  config.data.image_size = SEG_SIZE
+  workdir = str(tmp_path / "run")
+  write_untrained_workdir(config, workdir)
+
+  # eval_batches passes the labels through, resized nearest-neighbour.
+  batch = next(input_pipeline.eval_batches(config, split="test", batch_size=2))
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  stored = list(tfds.as_numpy(builder.as_dataset(split="test")))
+  want = np.stack([images.resize_nearest(ex["label_a"], height=SEG_SIZE[0],
+                                         width=SEG_SIZE[1]) for ex in stored])
+  np.testing.assert_array_equal(batch["label_a"], want)
+  assert batch["label_a"].dtype == np.uint8
+
+  results = evaluate.evaluate_workdir(workdir, segmenter="test_evaluate:all_flat",
+                                      batch_size=8, num_examples=1000)
+  m = results["metrics"]
+  assert results["num_examples"] == 2 and results["num_examples_requested"] == 1000
+  assert results["used_ema"] is True and results["checkpoint_step"] == 5
+  assert not any(k.startswith(("ssim", "pixel_accuracy", "digit", "colour")) for k in m)
+  assert {"lpips_diversity_a2b", "kid_vgg16_a2b", "kid_vgg16_b2a"} <= set(m)
+  # Everything called 'flat': IoU(flat) = flat pixels / labelled pixels, the other
+  # labelled classes 0, the classes absent from both NaN (left out of the mean).
+  gt = want[..., 0]
+  valid = gt != 255
+  assert valid.sum() > 0
+  iou = results["details"]["segmentation_a2b"]["iou"]
+  assert iou[1] == pytest.approx((gt == 1).sum() / valid.sum())
+  present = set(np.unique(gt[valid]).tolist()) | {1}
+  for c in range(8):
+    if c not in present:
+      assert iou[c] is None
+    elif c != 1:
+      assert iou[c] == 0.0
+  assert m["segmentation_miou_a2b"] == pytest.approx(np.mean([iou[c] for c in present]))
+  assert m["segmentation_pixel_accuracy_a2b"] == pytest.approx(iou[1])
+  md = open(os.path.join(workdir, "eval", "results.md")).read()
+  assert "Segmentation mIoU" in md and "Per-class IoU" in md and "vehicle" in md
