@@ -18,11 +18,11 @@ def cpu_setting() -> ml_collections.ConfigDict:
   """A reduced setting that trains on a 2-core CPU in about 15 minutes."""
   c = ml_collections.ConfigDict()
   c.model = dict(ngf=32, n_enc_res=2, n_dec_res=2, ndf=32)
-  c.optim = dict(lr=2e-4)
-  c.stage1 = dict(num_iterations=400, lr=2e-4)
-  c.stage2 = dict(num_iterations=600)
-  c.train = dict(log_every=25, image_every=200, eval_every=200, eval_examples=1000,
-                 checkpoint_every=200)
+  c.optim = dict(lr=5e-4)
+  c.stage1 = dict(num_iterations=300, lr=5e-4)
+  c.stage2 = dict(num_iterations=180)
+  c.train = dict(log_every=10, image_every=60, eval_every=60, eval_examples=1000,
+                 checkpoint_every=30)
   return ml_collections.ConfigDict(c)
 
 

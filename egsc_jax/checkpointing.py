@@ -8,6 +8,7 @@ so a save cut short by SIGKILL is never listed, let alone loaded.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from typing import Any
@@ -20,11 +21,17 @@ from etils import epath
 class Checkpointer:
   """One stage's checkpoints in `directory`."""
 
-  def __init__(self, directory: str, *, keep: int):
+  def __init__(self, directory: str, *, keep: int | None, read_only: bool = False):
+    """`read_only` opens another run's checkpoints without touching them: a
+    writing manager deletes unfinished temporary directories when it opens,
+    which would break the save in flight of a run still training there."""
+    # Orbax needs absolute paths; cloud paths (gs://...) already are.
+    if "://" not in str(directory):
+      directory = os.path.abspath(directory)
     self.directory = epath.Path(directory)
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=True,
-        cleanup_tmp_directories=True)
+        max_to_keep=keep, create=not read_only, read_only=read_only,
+        enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_names=("state", "meta"))
 
@@ -87,3 +94,17 @@ class SigtermFlag:
 
   def is_set(self) -> bool:
     return self._event.is_set()
+
+
+class _QuietOrbax(logging.Filter):
+  """Orbax logs every file it reads and writes at INFO; keep its warnings and
+  errors only, so progress lines stay readable."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
+
+
+def quiet_orbax_logs() -> None:
+  """Installs the filter on the root logger's handlers (each command calls it once)."""
+  for handler in logging.getLogger().handlers:
+    handler.addFilter(_QuietOrbax())

@@ -46,7 +46,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from egsc_jax import evaluation, inference
+from egsc_jax import checkpointing, evaluation, inference
 
 MNIST_DATASETS = ("mnist_single", "mnist_multiple")
 EVAL_DIR = "eval"
@@ -539,7 +539,7 @@ def main(argv, flag_values=None) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS if flag_values is None else flag_values
-  inference.quiet_library_logs()
+  checkpointing.quiet_orbax_logs()
   try:
     results = evaluate_workdir(
         f.workdir, split=f.split, num_examples=f.num_examples,

@@ -32,7 +32,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from egsc_jax import checkpointing, config_lib, grids, steps
+from egsc_jax import checkpointing, config_lib, grids, sharding, steps
 from egsc_jax import state as state_lib
 from egsc_jax.models import Models, build_models
 
@@ -43,19 +43,6 @@ DEFAULT_BATCH_SIZE = 32
 
 class WorkdirError(FileNotFoundError):
   """The workdir lacks what inference needs (config.json, a stage-2 checkpoint)."""
-
-
-class _QuietOrbax(logging.Filter):
-  """Orbax logs every file it reads at INFO; keep its warnings and errors."""
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
-
-
-def quiet_library_logs() -> None:
-  """Installs `_QuietOrbax` on the root handlers (the commands call it once)."""
-  for handler in logging.getLogger().handlers:
-    handler.addFilter(_QuietOrbax())
 
 
 # ----------------------------------------------------------------------------
@@ -130,38 +117,27 @@ class Trained:
 
 def _restore_latest(ckpt_dir: str, abstract: state_lib.GANState, *, workdir: str
                     ) -> tuple[int, state_lib.GANState]:
-  """(step, state) of the latest checkpoint in `ckpt_dir`, opened read-only.
-
-  Read-only, not `checkpointing.Checkpointer`: a writing manager deletes
-  unfinished temporary directories when it opens, which would break the save
-  in flight of a run that is still training in the same workdir.
-  """
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  options = ocp.CheckpointManagerOptions(
-      read_only=True, create=False, cleanup_tmp_directories=False,
-      save_interval_steps=0, max_to_keep=None, enable_async_checkpointing=False)
-  manager = ocp.CheckpointManager(ckpt_dir, options=options, item_names=("state", "meta"))
+  """(step, state) of the latest checkpoint in `ckpt_dir`, opened read-only."""
+  ckpt = checkpointing.Checkpointer(ckpt_dir, keep=None, read_only=True)
   try:
-    step = manager.latest_step()
+    step = ckpt.latest_step()
     if step is None:
       raise WorkdirError(f"{workdir}: no stage-2 checkpoint in {ckpt_dir}; the run has "
                          "not saved a stage-2 iteration yet.")
     try:
-      out = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
+      state, _ = ckpt.restore(step, abstract)
     except (ValueError, KeyError, TypeError) as e:
       raise WorkdirError(
           f"{workdir}: stage-2 checkpoint {step} does not match the networks of "
           f"config.json: {e}") from e
   finally:
-    manager.close()
-  return int(step), out["state"]
+    ckpt.close()
+  return int(step), state
 
 
 def local_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   """A 1-D 'data' mesh over this process's devices (inference is process-local)."""
-  devices = jax.local_devices() if devices is None else list(devices)
-  return Mesh(np.asarray(devices), ("data",))
+  return sharding.make_mesh(jax.local_devices() if devices is None else devices)
 
 
 def load_trained(workdir: str, *, use_ema: bool = True,

@@ -26,19 +26,11 @@ _DISTRIBUTED = flags.DEFINE_bool(
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-class _QuietLibraries(logging.Filter):
-  """Orbax logs every file it writes at INFO; keep its warnings and errors only,
-  so the progress lines stay readable."""
-
-  def filter(self, record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
-
-
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  for handler in logging.getLogger().handlers:
-    handler.addFilter(_QuietLibraries())
+  from egsc_jax import checkpointing  # pylint: disable=g-import-not-at-top
+  checkpointing.quiet_orbax_logs()
   import jax  # pylint: disable=g-import-not-at-top
   if _DISTRIBUTED.value or os.environ.get("EGSC_DISTRIBUTED") == "1":
     jax.distributed.initialize()

@@ -337,23 +337,23 @@ def _fixed_examples(config) -> dict:
   return batch
 
 
-@functools.lru_cache(maxsize=None)
-def _jit_translate(models: Models, direction: str):
-  return jax.jit(functools.partial(steps.translate, models=models, direction=direction))
-
-
 def _generator_params(state) -> PyTree:
   """EMA parameters when kept, else the live ones."""
   return state.ema_params if state.ema_params is not None else state.g_params
 
 
+def _translator(state, models: Models):
+  from egsc_jax import inference  # pylint: disable=g-import-not-at-top
+  return inference.Translator(models, _local(_generator_params(state)),
+                              _local(state.frozen))
+
+
 def _stage2_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
   """Rows: source | exemplar | translation | ground truth (when the dataset has it)."""
-  params, frozen = _local(_generator_params(state)), _local(state.frozen)
-  rng = jax.random.key(0)
+  translator = _translator(state, models)
   out = {}
   for direction, src, ex, gt in (("a2b", "a", "b", "gt_a2b"), ("b2a", "b", "a", "gt_b2a")):
-    y = _jit_translate(models, direction)(params, frozen, fixed[src], fixed[ex], rng)
+    y = translator(fixed[src], fixed[ex], np.arange(len(fixed[src])), direction=direction)
     cols = [fixed[src], fixed[ex], np.asarray(y)] + ([fixed[gt]] if gt in fixed else [])
     cells = np.stack([grids.to_uint8(c) for c in cols], axis=1)
     out[f"translate_{direction}"] = grids.image_grid(cells)
@@ -375,8 +375,7 @@ def _stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarra
 def _evaluate_ssim(state, *, models: Models, config) -> dict[str, float]:
   """Test SSIM against the ground truth, A->B and B->A (SPEC 5.1)."""
   from egsc_jax import evaluation, inference  # pylint: disable=g-import-not-at-top
-  translator = inference.Translator(models, _local(_generator_params(state)),
-                                    _local(state.frozen))
+  translator = _translator(state, models)
   scores = {}
   for direction in ("a2b", "b2a"):
     vals = [evaluation.ssim(b["pred"], b["gt"]) for b in inference.translate_split(

@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from egsc_jax import grids, inference
+from egsc_jax import checkpointing, grids, inference
 from egsc_jax.data import images as images_lib
 
 GRID_NAME = "grid.png"
@@ -243,7 +243,7 @@ def main(argv, flag_values=None) -> int:
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS if flag_values is None else flag_values
-  inference.quiet_library_logs()
+  checkpointing.quiet_orbax_logs()
   try:
     result = translate_paths(workdir=f.workdir, source=f.source, exemplar=f.exemplar,
                              output=f.output, direction=f.direction, grid=f.grid,

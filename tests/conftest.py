@@ -7,3 +7,52 @@ import os
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import pytest  # noqa: E402
+
+
+def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):
+  """configs/mnist_single.py:<variant> shrunk to a few iterations of each stage.
+
+  `overrides` use dotted keys: tiny_config(d, **{"optim.lr": 0.1}).
+  """
+  from configs import mnist_single  # pylint: disable=g-import-not-at-top
+  c = mnist_single.get_config(variant)
+  c.data.data_dir = data_dir
+  c.stage1.num_iterations = 2
+  c.stage2.num_iterations = 3
+  c.train.checkpoint_every = 1
+  c.train.image_every = 3
+  c.train.eval_every = 3
+  c.train.eval_examples = 8
+  for key, value in overrides.items():
+    node = c
+    *path, leaf = key.split(".")
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  return c
+
+
+@pytest.fixture(scope="session")
+def mnist_data_dir(tmp_path_factory):
+  """mnist_single built once per session from the offline MNIST digits."""
+  from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path_factory.mktemp("tfds"))
+  build.build("mnist_single", data_dir=path)
+  return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run(mnist_data_dir, tmp_path_factory):
+  """One uninterrupted tiny two-stage run on all 8 devices, EMA on.
+
+  Returns (workdir, config, result of train_and_evaluate). Shared by the
+  training, translate and evaluate tests: training dominates their time.
+  """
+  from egsc_jax import train  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path_factory.mktemp("tiny_run"))
+  config = tiny_config(mnist_data_dir, **{"optim.ema_decay": 0.9})
+  result = train.train_and_evaluate(config, workdir)
+  assert result["status"] == "done"
+  return workdir, config, result

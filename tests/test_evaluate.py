@@ -19,15 +19,15 @@ from egsc_jax import checkpointing, config_lib, evaluate, evaluation, inference
 from egsc_jax import state as state_lib
 from egsc_jax.data import build, images, input_pipeline
 from egsc_jax.models import build_models
-from test_translate import REPO, tiny_workdir  # pylint: disable=g-bad-import-order
+from test_translate import REPO  # pylint: disable=g-bad-import-order
 
 NUM = 16                  # test pairs evaluated
 CLASSIFIER_STEPS = 40     # enough to beat chance by far; the command default is larger
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  return tiny_workdir(tmp_path_factory)
+def workdir(tiny_run):
+  return tiny_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_every_mnist_single_field(workdir, results):
   assert not any(k.startswith(("fid", "kid_inception", "segmentation")) for k in m)
   assert results["curves"]["taus"] == list(range(100))
   assert results["details"]["kid_subset_size"] == NUM
-  assert results["checkpoint_step"] == 1 and results["used_ema"] is False
+  assert results["checkpoint_step"] == 3 and results["used_ema"] is True
   assert results["config_variant"] == "tiny,no_perceptual"
   assert results["num_examples"] == NUM and results["dataset"] == "mnist_single"
   assert results["wall_seconds"] > 0

@@ -19,36 +19,15 @@ from absl import flags
 from ml_collections import config_flags
 
 from egsc_jax import checkpointing, sharding, train
-from egsc_jax.data import build
+from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "mnist_single.py")
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-  path = str(tmp_path_factory.mktemp("tfds"))
-  build.build("mnist_single", data_dir=path)
-  return path
-
-
-def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):
-  from configs import mnist_single  # pylint: disable=g-import-not-at-top
-  c = mnist_single.get_config(variant)
-  c.data.data_dir = data_dir
-  c.stage1.num_iterations = 2
-  c.stage2.num_iterations = 3
-  c.train.checkpoint_every = 1
-  c.train.image_every = 3
-  c.train.eval_every = 3
-  c.train.eval_examples = 8
-  for k, v in overrides.items():
-    node = c
-    *path, leaf = k.split(".")
-    for p in path:
-      node = node[p]
-    node[leaf] = v
-  return c
+@pytest.fixture
+def data_dir(mnist_data_dir):
+  return mnist_data_dir
 
 
 def leaves(state):
@@ -57,13 +36,9 @@ def leaves(state):
        state.d_opt_state, state.ema_params, state.frozen))]
 
 
-@pytest.fixture(scope="module")
-def full_run(data_dir, tmp_path_factory):
-  """An uninterrupted tiny run on all 8 devices (EMA on, to cover it)."""
-  workdir = str(tmp_path_factory.mktemp("full"))
-  config = tiny_config(data_dir, **{"optim.ema_decay": 0.9})
-  result = train.train_and_evaluate(config, workdir)
-  return workdir, config, result
+@pytest.fixture
+def full_run(tiny_run):
+  return tiny_run
 
 
 def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):

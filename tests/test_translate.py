@@ -23,30 +23,9 @@ CELL = 28     # mnist_single's trained resolution
 PAD = 2       # grids.image_grid's default
 
 
-_RUNS = {}
-
-
-def tiny_workdir(tmp_path_factory) -> str:
-  """A tiny two-stage run (1 + 1 iterations), trained once per test process and
-  shared with test_evaluate.py (training dominates both modules' time)."""
-  if "tiny" not in _RUNS:
-    from configs import mnist_single  # pylint: disable=g-import-not-at-top
-    data_dir = str(tmp_path_factory.mktemp("tfds"))
-    build.build("mnist_single", data_dir=data_dir)
-    config = mnist_single.get_config("tiny,no_perceptual")
-    config.data.data_dir = data_dir
-    config.stage1.num_iterations = 1
-    config.stage2.num_iterations = 1
-    config.train.eval_examples = 8
-    path = str(tmp_path_factory.mktemp("run"))
-    assert train.train_and_evaluate(config, path)["status"] == "done"
-    _RUNS["tiny"] = path
-  return _RUNS["tiny"]
-
-
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-  return tiny_workdir(tmp_path_factory)
+def workdir(tiny_run):
+  return tiny_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -129,8 +108,8 @@ def test_resize_keeps_corners_and_constants():
 # ----------------------------------------------------------------------------
 
 def test_load_trained_restores_the_latest_stage2_checkpoint(trained):
-  assert trained.step == 1
-  assert not trained.used_ema                       # the tiny run keeps no EMA
+  assert trained.step == 3
+  assert trained.used_ema                           # the tiny run keeps an EMA
   assert set(trained.frozen) == {"a", "b"}          # F_A, F_B: mask and AdaIN are on
   assert trained.config.variant == "tiny,no_perceptual"
   assert inference.image_shape(trained.config) == (28, 28)
@@ -183,7 +162,7 @@ def test_translate_folder_with_odd_modes_and_a_corrupt_file(workdir, tmp_path, c
     for e in EXEMPLARS:
       with Image.open(os.path.join(out, f"{s}__{e}.png")) as im:
         assert im.size == source_size and im.mode == "RGB"
-  assert result.step == 1 and not result.used_ema
+  assert result.step == 3 and result.used_ema
 
 
 def test_grid_layout_holds_inputs_on_the_margins(workdir, tmp_path):

@@ -1,0 +1,531 @@
+"""EGSC-IT networks: exact parameter counts, shapes, layer order, AdaIN, mask.
+
+Parameter counts are derived here from layer shapes (SPEC 1.2, 1.3, 1.7), not
+read back from the modules, and checked against SPEC 1.3's rounded figures.
+Shapes come from `jax.eval_shape`, so the 256x512 checks cost no compute.
+"""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from egsc_jax import config_lib
+from egsc_jax import state as state_lib
+from egsc_jax.models import build_models, layers
+from egsc_jax.models.encoders import DomainDecoder, DomainEncoder
+from egsc_jax.models.generator import Generator
+
+RNGS = {"params": jax.random.key(0), "noise": jax.random.key(1)}
+
+
+# ---------------------------------------------------------------------------
+# Parameter counts, by hand from layer shapes
+# ---------------------------------------------------------------------------
+
+
+def conv_params(k, cin, cout):
+  """A k x k (transposed) conv with bias."""
+  return k * k * cin * cout + cout
+
+
+def res_params(c):
+  return 2 * conv_params(3, c, c)
+
+
+def encoder_params(ngf, n_down, n_res):
+  """7x7 conv -> n_down stride-2 3x3 convs (channels x2) -> n_res blocks."""
+  n = conv_params(7, 3, ngf)
+  for i in range(n_down):
+    n += conv_params(3, ngf * 2 ** i, ngf * 2 ** (i + 1))
+  return n + n_res * res_params(ngf * 2 ** n_down)
+
+
+def decoder_params(ngf, n_up, n_res):
+  """n_res blocks -> n_up stride-2 3x3 deconvs (channels / 2) -> 1x1 deconv to 3."""
+  c = ngf * 2 ** n_up
+  n = n_res * res_params(c)
+  for i in range(n_up):
+    n += conv_params(3, c // 2 ** i, c // 2 ** (i + 1))
+  return n + conv_params(1, ngf, 3)
+
+
+def discriminator_params(ndf, n_layers):
+  """4x4 convs 3 -> ndf -> 2ndf ..., instance norm (scale, bias) on layers >= 1,
+  then a 1x1 conv to one channel."""
+  n = conv_params(4, 3, ndf)
+  for i in range(1, n_layers):
+    n += conv_params(4, ndf * 2 ** (i - 1), ndf * 2 ** i) + 2 * ndf * 2 ** i
+  return n + conv_params(1, ndf * 2 ** (n_layers - 1), 1)
+
+
+def _config(n_downsample):
+  c = config_lib.base_config()
+  c.model.n_downsample = n_downsample
+  return c
+
+
+def _param_shapes(config, image_shape):
+  """{network name: abstract params}, without allocating anything."""
+  models = build_models(config.model)
+  x = jax.ShapeDtypeStruct((1, *image_shape, 3), jnp.float32)
+  gen = jax.eval_shape(
+      functools.partial(models.generator.init, noise=False), RNGS, x, x)["params"]
+  return {
+      "generator": gen,
+      "encoder_a": gen["encoder_a"],
+      "encoder_b": gen["encoder_b"],
+      "shared": {k: gen[k] for k in ("shared_encoder", "shared_generator")},
+      "decoder_a": gen["decoder_a"],
+      "decoder_b": gen["decoder_b"],
+      "exemplar": jax.eval_shape(models.exemplar.init, RNGS, x)["params"],
+      "discriminator": jax.eval_shape(models.discriminator.init, RNGS, x)["params"],
+      "autoencoder": jax.eval_shape(
+          functools.partial(models.autoencoder.init, noise=False), RNGS, x)["params"],
+  }
+
+
+# (n_downsample, image shape, expected counts by formula, SPEC 1.3 in millions)
+MNIST_SINGLE = (0, (28, 28))
+RGB = (2, (64, 128))
+
+
+@pytest.mark.parametrize("n_down,image_shape", [MNIST_SINGLE, RGB],
+                         ids=["mnist_single", "rgb"])
+def test_parameter_counts_match_layer_shapes(n_down, image_shape):
+  ngf = ndf = 64
+  shapes = _param_shapes(_config(n_down), image_shape)
+  c = ngf * 2 ** n_down
+  expected = {
+      "encoder_a": encoder_params(ngf, n_down, 3),
+      "encoder_b": encoder_params(ngf, n_down, 3),
+      "shared": 2 * res_params(c),
+      "decoder_a": decoder_params(ngf, n_down, 3),
+      "decoder_b": decoder_params(ngf, n_down, 3),
+      "exemplar": encoder_params(ngf, n_down, 3),
+      "discriminator": discriminator_params(ndf, 4),
+      # Stage 1: encoder + 2 single blocks (latent, content) + decoder.
+      "autoencoder": (encoder_params(ngf, n_down, 3) + 2 * res_params(c)
+                      + decoder_params(ngf, n_down, 3)),
+  }
+  expected["generator"] = sum(expected[k] for k in (
+      "encoder_a", "encoder_b", "shared", "decoder_a", "decoder_b"))
+  got = {k: state_lib.param_count(v) for k, v in shapes.items()}
+  assert got == expected
+
+
+def test_parameter_counts_literal_values():
+  """The formulas above, evaluated: guards the formulas themselves."""
+  # MNIST-Single: 7x7 conv 3->64 and 3 blocks of 64 at 28x28.
+  assert encoder_params(64, 0, 3) == 9472 + 3 * 73856 == 231_040
+  assert decoder_params(64, 0, 3) == 3 * 73856 + 195 == 221_763
+  # RGB: SPEC 1.3's table.
+  assert encoder_params(64, 2, 3) == 3_918_976
+  assert 2 * res_params(256) == 2_360_320
+  assert decoder_params(64, 2, 3) == 3_909_507
+  assert discriminator_params(64, 4) == 2_758_849
+
+
+def test_rgb_counts_agree_with_spec_table():
+  """SPEC 1.3: E_X 3.92M, shared 2.36M, G_Y 3.91M, F_X 3.92M, D_X 2.76M."""
+  got = {k: state_lib.param_count(v)
+         for k, v in _param_shapes(_config(2), (256, 512)).items()}
+  spec_millions = {"encoder_a": 3.92, "encoder_b": 3.92, "shared": 2.36,
+                   "decoder_a": 3.91, "decoder_b": 3.91, "exemplar": 3.92,
+                   "discriminator": 2.76}
+  for name, millions in spec_millions.items():
+    assert round(got[name] / 1e6, 2) == millions, (name, got[name])
+
+
+def test_parameter_counts_do_not_depend_on_image_size():
+  a = _param_shapes(_config(2), (64, 128))
+  b = _param_shapes(_config(2), (256, 512))
+  assert jax.tree.map(lambda u: u.shape, a) == jax.tree.map(lambda u: u.shape, b)
+
+
+def test_generator_layer_shapes_rgb():
+  gen = _param_shapes(_config(2), (64, 64))["generator"]
+  enc = gen["encoder_a"]
+  assert enc["conv_in"]["conv"]["kernel"].shape == (7, 7, 3, 64)
+  assert enc["down_0"]["conv"]["kernel"].shape == (3, 3, 64, 128)
+  assert enc["down_1"]["conv"]["kernel"].shape == (3, 3, 128, 256)
+  assert sorted(gen["shared_encoder"]) == ["res_0"]
+  assert sorted(gen["shared_generator"]) == ["res_0"]
+  dec = gen["decoder_b"]
+  # flax ConvTranspose kernels are [kh, kw, in, out].
+  assert dec["up_0"]["deconv"]["kernel"].shape == (3, 3, 256, 128)
+  assert dec["up_1"]["deconv"]["kernel"].shape == (3, 3, 128, 64)
+  assert dec["deconv_out"]["deconv"]["kernel"].shape == (1, 1, 64, 3)
+  assert all(x.dtype == jnp.float32 for x in jax.tree.leaves(gen))
+
+
+def test_bfloat16_compute_keeps_float32_params_and_outputs():
+  c = _config(0)
+  c.model.compute_dtype = "bfloat16"
+  models = build_models(c.model)
+  x = jax.ShapeDtypeStruct((2, 28, 28, 3), jnp.float32)
+  variables = jax.eval_shape(
+      functools.partial(models.generator.init, noise=False), RNGS, x, x)
+  assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
+  out = jax.eval_shape(
+      functools.partial(models.generator.apply, noise=False), variables, x, x)
+  assert out["x_ab"].dtype == jnp.float32
+  d = jax.eval_shape(models.discriminator.init, RNGS, x)
+  assert jax.eval_shape(models.discriminator.apply, d, x).dtype == jnp.float32
+
+
+def test_unknown_compute_dtype_is_a_clear_error():
+  c = _config(0)
+  c.model.compute_dtype = "float16"
+  with pytest.raises(ValueError, match="compute_dtype"):
+    build_models(c.model)
+
+
+# ---------------------------------------------------------------------------
+# Output shapes
+# ---------------------------------------------------------------------------
+
+
+def _conditioning_shapes(batch, h, w, c):
+  mask = jax.ShapeDtypeStruct((batch, h, w, c), jnp.float32)
+  stat = jax.ShapeDtypeStruct((batch, 1, 1, c), jnp.float32)
+  return mask, (stat, stat)
+
+
+@pytest.mark.parametrize("n_down,image_shape,latent_shape", [
+    (0, (28, 28), (28, 28, 64)),
+    (2, (64, 128), (16, 32, 256)),
+    (2, (256, 512), (64, 128, 256)),
+], ids=["mnist_single", "rgb64x128", "gta256x512"])
+def test_generator_output_shapes(n_down, image_shape, latent_shape):
+  models = build_models(_config(n_down).model)
+  batch = 3
+  x = jax.ShapeDtypeStruct((batch, *image_shape, 3), jnp.float32)
+  mask, style = _conditioning_shapes(batch, *latent_shape)
+  variables = jax.eval_shape(
+      functools.partial(models.generator.init, noise=False), RNGS, x, x)
+  def apply(v, x_a, x_b, mask, style):
+    return models.generator.apply(v, x_a, x_b, mask_a=mask, mask_b=mask,
+                                  style_a=style, style_b=style, noise=True, rngs=RNGS)
+
+  out = jax.eval_shape(apply, variables, x, x, mask, style)
+  for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab"):
+    assert out[k].shape == (batch, *image_shape, 3), k
+  assert out["z"].shape == (2 * batch, *latent_shape)
+  assert out["z_aba"].shape == out["z_bab"].shape == (batch, *latent_shape)
+  # F's feature f has exactly the content's shape (SPEC 1.4, A2).
+  f_vars = jax.eval_shape(models.exemplar.init, RNGS, x)
+  assert jax.eval_shape(models.exemplar.apply, f_vars, x).shape == (batch,
+                                                                     *latent_shape)
+  ae_vars = jax.eval_shape(functools.partial(models.autoencoder.init, noise=False),
+                           RNGS, x)
+  x_hat, z = jax.eval_shape(functools.partial(models.autoencoder.apply, noise=True,
+                                              rngs=RNGS), ae_vars, x)
+  assert x_hat.shape == (batch, *image_shape, 3)
+  assert z.shape == (batch, *latent_shape)
+
+
+@pytest.mark.parametrize("image_shape,patch_shape", [
+    ((28, 28), (2, 2)), ((112, 112), (7, 7)), ((128, 128), (8, 8)),
+    ((256, 512), (16, 32)),
+])
+def test_discriminator_patch_map_sizes(image_shape, patch_shape):
+  """SPEC 1.7: 28 -> 2x2, 112 -> 7x7, 128 -> 8x8, 256x512 -> 16x32."""
+  models = build_models(config_lib.base_config().model)
+  x = jax.ShapeDtypeStruct((2, *image_shape, 3), jnp.float32)
+  variables = jax.eval_shape(models.discriminator.init, RNGS, x)
+  out = jax.eval_shape(models.discriminator.apply, variables, x)
+  assert out.shape == (2, *patch_shape, 1)
+
+
+# ---------------------------------------------------------------------------
+# Layers against independent references
+# ---------------------------------------------------------------------------
+
+
+def _np_conv(x, kernel, bias, *, stride, padding):
+  """Plain numpy convolution, NHWC x HWIO; padding 'VALID' or TF's 'SAME'
+  (output ceil(H / stride), the extra pixel of padding at the end)."""
+  x, kernel, bias = (np.asarray(u, np.float64) for u in (x, kernel, bias))
+  k = kernel.shape[0]
+  if padding == "SAME":
+    pads = []
+    for size in x.shape[1:3]:
+      total = max((-(-size // stride) - 1) * stride + k - size, 0)
+      pads.append((total // 2, total - total // 2))
+    x = np.pad(x, ((0, 0), *pads, (0, 0)))
+  ho = (x.shape[1] - k) // stride + 1
+  wo = (x.shape[2] - k) // stride + 1
+  out = np.zeros((x.shape[0], ho, wo, kernel.shape[3]))
+  for i in range(k):
+    for j in range(k):
+      patch = x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+      out += patch @ kernel[i, j]
+  return out + bias
+
+
+def _lrelu(x):
+  return np.where(x > 0, x, 0.2 * x)
+
+
+def _randomize(params, seed):
+  """Every leaf random and non-zero, so biases and norm parameters matter."""
+  rs = np.random.RandomState(seed)
+  return jax.tree.map(
+      lambda l: jnp.asarray(0.1 * rs.normal(size=l.shape), jnp.float32), params)
+
+
+def test_encoder_matches_reflect_pad_reference():
+  """7x7 conv, stride-2 3x3 conv, residual block: reflect pad + VALID conv,
+  LeakyReLU 0.2, ReLU only inside the block, nothing after the sum."""
+  enc = DomainEncoder(ngf=4, n_downsample=1, n_res=1)
+  x = jax.random.normal(jax.random.key(3), (2, 10, 12, 3))
+  p = _randomize(enc.init(jax.random.key(0), x)["params"], seed=1)
+
+  def rconv(h, q, stride):
+    k = q["conv"]["kernel"].shape[0]
+    pad = (k - 1) // 2
+    hp = np.pad(np.asarray(h), ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    return _np_conv(hp, q["conv"]["kernel"], q["conv"]["bias"], stride=stride,
+                    padding="VALID")
+
+  h = _lrelu(rconv(x, p["conv_in"], 1))
+  h = _lrelu(rconv(h, p["down_0"], 2))
+  y = np.maximum(rconv(h, p["res_0"]["conv1"], 1), 0.0)
+  h = h + rconv(y, p["res_0"]["conv2"], 1)
+  out = enc.apply({"params": p}, x)
+  assert out.shape == (2, 5, 6, 8)
+  np.testing.assert_allclose(np.asarray(out), h, atol=1e-5, rtol=1e-5)
+
+
+def test_discriminator_matches_spec_layer_order():
+  """SPEC 1.7: conv-LReLU-LReLU; (conv-LReLU-IN-LReLU) x3; 1x1 conv-LReLU;
+  zero 'SAME' padding."""
+  d = build_models(config_lib.base_config().model).discriminator.clone(ndf=4)
+  # 28 -> 14 -> 7 -> 4 -> 2: the 7 -> 4 conv pads unevenly (1 before, 2 after).
+  x = jax.random.normal(jax.random.key(3), (2, 28, 28, 3))
+  p = _randomize(d.init(jax.random.key(0), x)["params"], seed=2)
+  # Instance norm scale near 1 so the normalised maps are not squashed.
+  for i in (1, 2, 3):
+    p[f"norm_{i}"]["scale"] = p[f"norm_{i}"]["scale"] + 1.0
+
+  def inorm(h, q):
+    mean = h.mean(axis=(1, 2), keepdims=True)
+    var = h.var(axis=(1, 2), keepdims=True)  # population variance
+    return (h - mean) / np.sqrt(var + 1e-5) * np.asarray(q["scale"]) + np.asarray(q["bias"])
+
+  def conv(h, q, stride):
+    return _np_conv(h, q["kernel"], q["bias"], stride=stride, padding="SAME")
+
+  h = _lrelu(_lrelu(conv(np.asarray(x), p["conv_0"], 2)))
+  for i in (1, 2, 3):
+    h = _lrelu(inorm(_lrelu(conv(h, p[f"conv_{i}"], 2)), p[f"norm_{i}"]))
+  h = _lrelu(conv(h, p["conv_out"], 1))
+  out = d.apply({"params": p}, x)
+  assert out.shape == (2, 2, 2, 1)
+  np.testing.assert_allclose(np.asarray(out), h, atol=1e-5, rtol=1e-4)
+
+
+def _np_moments(x):
+  return x.mean(axis=(1, 2), keepdims=True), x.var(axis=(1, 2), keepdims=True)
+
+
+def _content_and_style(seed=0, shape=(2, 5, 6, 3)):
+  rs = np.random.RandomState(seed)
+  # Per-channel scale and offset, so a mean/var mix-up shows.
+  x = (rs.normal(size=shape) * np.array([0.5, 2.0, 3.0]) + np.array([1.0, -2.0, 0.5])
+       ).astype(np.float32)
+  mean_f = rs.normal(size=(shape[0], 1, 1, shape[3])).astype(np.float32)
+  var_f = rs.uniform(0.2, 3.0, size=(shape[0], 1, 1, shape[3])).astype(np.float32)
+  return x, mean_f, var_f
+
+
+def test_moments_are_population_variance():
+  x, _, _ = _content_and_style()
+  mean, var = layers.moments(jnp.asarray(x))
+  assert mean.shape == var.shape == (2, 1, 1, 3)
+  assert mean.dtype == var.dtype == jnp.float32
+  np.testing.assert_allclose(np.asarray(mean), x.mean(axis=(1, 2), keepdims=True),
+                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(np.asarray(var), x.var(axis=(1, 2), ddof=0, keepdims=True),
+                             rtol=1e-5)
+  # ... and not the sample variance (30 pixels: a 3% difference).
+  assert not np.allclose(np.asarray(var), x.var(axis=(1, 2), ddof=1, keepdims=True),
+                         rtol=1e-3)
+
+
+def test_adain_official_matches_numpy():
+  """SPEC 1.6: mean_f * (x - mean_x) / (var_x + eps) + var_f."""
+  x, mean_f, var_f = _content_and_style()
+  eps = 1e-5
+  mx, vx = _np_moments(x)
+  expected = mean_f * (x - mx) / (vx + eps) + var_f
+  got = layers.adain(jnp.asarray(x), jnp.asarray(mean_f), jnp.asarray(var_f),
+                     mode="official", eps=eps)
+  np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
+  # The output's statistics: mean var_f, variance mean_f^2 / var_x (not var_f).
+  gm, gv = _np_moments(np.asarray(got))
+  np.testing.assert_allclose(gm, var_f, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(gv, mean_f ** 2 * vx / (vx + eps) ** 2, rtol=1e-3)
+
+
+def test_adain_standard_matches_numpy():
+  """sqrt(var_f) * (x - mean_x) / sqrt(var_x + eps) + mean_f."""
+  x, mean_f, var_f = _content_and_style(seed=1)
+  eps = 1e-5
+  mx, vx = _np_moments(x)
+  expected = np.sqrt(var_f) * (x - mx) / np.sqrt(vx + eps) + mean_f
+  got = layers.adain(jnp.asarray(x), jnp.asarray(mean_f), jnp.asarray(var_f),
+                     mode="standard", eps=eps)
+  np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
+  gm, gv = _np_moments(np.asarray(got))
+  np.testing.assert_allclose(gm, mean_f, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(gv, var_f, rtol=1e-3)
+
+
+def test_adain_eps_guards_a_constant_channel_and_keeps_dtype():
+  x = jnp.ones((1, 4, 4, 2), jnp.bfloat16)
+  out = layers.adain(x, jnp.full((1, 1, 1, 2), 2.0), jnp.full((1, 1, 1, 2), 3.0),
+                     mode="official", eps=1e-5)
+  assert out.dtype == jnp.bfloat16
+  # (x - mean_x) = 0 exactly, so the output is the shift var_f, not NaN.
+  np.testing.assert_array_equal(np.asarray(out, np.float32), 3.0)
+
+
+def test_adain_unknown_mode_names_the_config_key():
+  x = jnp.ones((1, 2, 2, 1))
+  with pytest.raises(ValueError, match="adain_mode"):
+    layers.adain(x, x[:, :1, :1], x[:, :1, :1], mode="huang", eps=1e-5)
+
+
+def test_feature_mask_formula_and_range():
+  """m = 0.5 + 0.5 sigmoid(f), in (0.5, 1), element-wise (SPEC 1.5)."""
+  f = np.random.RandomState(0).normal(scale=4.0, size=(2, 7, 7, 5)).astype(np.float32)
+  m = np.asarray(layers.feature_mask(jnp.asarray(f, jnp.bfloat16)))
+  assert m.dtype == np.float32 and m.shape == f.shape
+  m = np.asarray(layers.feature_mask(jnp.asarray(f)))
+  np.testing.assert_allclose(m, 0.5 + 0.5 / (1.0 + np.exp(-f)), rtol=1e-6)
+  assert m.min() > 0.5 and m.max() < 1.0
+  assert m.max() - m.min() > 0.4  # it really spans the range
+  np.testing.assert_allclose(np.asarray(layers.feature_mask(jnp.zeros(3))), 0.75)
+
+
+# ---------------------------------------------------------------------------
+# The transfer block and the information flow of the generator
+# ---------------------------------------------------------------------------
+
+
+def _small_decoder_and_inputs(seed=0):
+  dec = DomainDecoder(ngf=4, n_upsample=1, n_res=2)
+  rs = np.random.RandomState(seed)
+  c = jnp.asarray(rs.normal(size=(2, 6, 6, 8)), jnp.float32)
+  mask = jnp.asarray(rs.uniform(0.5, 1.0, size=(2, 6, 6, 8)), jnp.float32)
+  style = (jnp.asarray(rs.normal(size=(2, 1, 1, 8)), jnp.float32),
+           jnp.asarray(rs.uniform(0.5, 2.0, size=(2, 1, 1, 8)), jnp.float32))
+  params = dec.init(jax.random.key(seed), c)["params"]
+  return dec, params, c, mask, style
+
+
+def test_decoder_applies_mask_then_adain_before_block_0():
+  dec, params, c, mask, style = _small_decoder_and_inputs()
+  out = dec.apply({"params": params}, c, mask=mask, style=style)
+  assert out.shape == (2, 12, 12, 3)
+  transferred = layers.adain(c * mask, *style, mode="official", eps=1e-5)
+  ref = dec.apply({"params": params}, transferred)
+  np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-6)
+  # The order matters: AdaIN then mask would differ.
+  wrong = dec.apply({"params": params},
+                    layers.adain(c, *style, mode="official", eps=1e-5) * mask)
+  assert np.abs(np.asarray(out) - np.asarray(wrong)).max() > 1e-3
+  assert np.all(np.abs(np.asarray(out)) < 1.0)  # tanh
+
+
+def test_no_mask_equals_an_all_ones_mask():
+  """use_feature_mask=False passes mask=None: the same as a mask of exactly 1."""
+  dec, params, c, _, style = _small_decoder_and_inputs(seed=1)
+  without = dec.apply({"params": params}, c, mask=None, style=style)
+  ones = dec.apply({"params": params}, c, mask=jnp.ones_like(c), style=style)
+  np.testing.assert_array_equal(np.asarray(without), np.asarray(ones))
+
+
+def test_no_adain_equals_the_decoder_without_style():
+  """use_adain=False passes style=None: the masked content goes straight in."""
+  dec, params, c, mask, style = _small_decoder_and_inputs(seed=2)
+  without = dec.apply({"params": params}, c, mask=mask, style=None)
+  ref = dec.apply({"params": params}, c * mask)
+  np.testing.assert_allclose(np.asarray(without), np.asarray(ref), atol=1e-7)
+  with_style = dec.apply({"params": params}, c, mask=mask, style=style)
+  assert np.abs(np.asarray(with_style) - np.asarray(without)).max() > 1e-3
+
+
+def test_generator_information_flow():
+  """x_ab = G_B(m_A, c_A, stats_B); x_aa = G_A(m_A, c_A, stats_A); the cycle
+  x_aba re-encodes x_ab with E_B and decodes with x_a's OWN mask and stats
+  (SPEC 1.1, 1.5)."""
+  gen = Generator(ngf=4, n_downsample=1, n_enc_res=1, n_dec_res=1)
+  rs = np.random.RandomState(0)
+  x_a, x_b = (jnp.asarray(rs.uniform(-1, 1, (2, 8, 8, 3)), jnp.float32)
+              for _ in range(2))
+  shape = (2, 4, 4, 8)
+  mask_a, mask_b = (jnp.asarray(rs.uniform(0.5, 1, shape), jnp.float32)
+                    for _ in range(2))
+  style_a, style_b = ((jnp.asarray(rs.normal(size=(2, 1, 1, 8)), jnp.float32),
+                       jnp.asarray(rs.uniform(0.5, 2, (2, 1, 1, 8)), jnp.float32))
+                      for _ in range(2))
+  params = gen.init(RNGS, x_a, x_b, noise=False)["params"]
+  v = {"params": params}
+  out = gen.apply(v, x_a, x_b, mask_a=mask_a, mask_b=mask_b, style_a=style_a,
+                  style_b=style_b, noise=False)
+
+  def manual(g):
+    _, c_a = g.encode(x_a, "a", noise=False)
+    _, c_b = g.encode(x_b, "b", noise=False)
+    x_ab = g.decode(c_a, "b", mask=mask_a, style=style_b)
+    x_ba = g.decode(c_b, "a", mask=mask_b, style=style_a)
+    x_aa = g.decode(c_a, "a", mask=mask_a, style=style_a)
+    x_bb = g.decode(c_b, "b", mask=mask_b, style=style_b)
+    _, c_ab = g.encode(x_ab, "b", noise=False)
+    _, c_ba = g.encode(x_ba, "a", noise=False)
+    x_aba = g.decode(c_ab, "a", mask=mask_a, style=style_a)
+    x_bab = g.decode(c_ba, "b", mask=mask_b, style=style_b)
+    return dict(x_ab=x_ab, x_ba=x_ba, x_aa=x_aa, x_bb=x_bb, x_aba=x_aba, x_bab=x_bab)
+
+  ref = gen.apply(v, method=manual)
+  for k, r in ref.items():
+    np.testing.assert_allclose(np.asarray(out[k]), np.asarray(r), atol=2e-6, err_msg=k)
+  # The exemplar's stats matter: swapping style_b changes x_ab.
+  other = gen.apply(v, x_a, x_b, mask_a=mask_a, mask_b=mask_b, style_a=style_a,
+                    style_b=style_a, noise=False)
+  assert np.abs(np.asarray(other["x_ab"]) - np.asarray(out["x_ab"])).max() > 1e-4
+
+
+def test_latent_noise_is_standard_normal_on_mu():
+  """z = mu + N(0, 1): z - mu has mean ~0 and std ~1; noise=False gives z = mu."""
+  gen = Generator(ngf=4, n_downsample=0, n_enc_res=1, n_dec_res=1)
+  x = jnp.asarray(np.random.RandomState(0).uniform(-1, 1, (4, 16, 16, 3)), jnp.float32)
+  params = gen.init(RNGS, x, x, noise=False)["params"]
+
+  def latents(g, noise):
+    return g.latent(g.encoder_a(x), noise=noise)
+
+  mu, z = gen.apply({"params": params}, True, method=latents,
+                    rngs={"noise": jax.random.key(5)})
+  eps = np.asarray(z - mu)
+  assert abs(eps.mean()) < 0.05 and abs(eps.std() - 1.0) < 0.05
+  mu0, z0 = gen.apply({"params": params}, False, method=latents)
+  np.testing.assert_array_equal(np.asarray(mu0), np.asarray(z0))
+  np.testing.assert_array_equal(np.asarray(mu0), np.asarray(mu))
+
+
+def test_cyclegan_generator_has_no_shared_blocks_and_no_noise():
+  c = config_lib.apply_variant(config_lib.base_config(), "tiny,cyclegan")
+  models = build_models(c.model)
+  assert not models.train_noise and not models.test_noise
+  x = jnp.asarray(np.random.RandomState(0).uniform(-1, 1, (2, 28, 28, 3)), jnp.float32)
+  params = models.generator.init(RNGS, x, x, noise=False)["params"]
+  assert sorted(params) == ["decoder_a", "decoder_b", "encoder_a", "encoder_b"]
+  outs = [models.generator.apply({"params": params}, x, x[::-1], noise=True,
+                                 rngs={"noise": jax.random.key(s)}) for s in (0, 1)]
+  for k in ("x_ab", "x_ba", "x_aba", "x_bab"):
+    np.testing.assert_array_equal(np.asarray(outs[0][k]), np.asarray(outs[1][k]))
