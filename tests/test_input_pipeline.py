@@ -95,6 +95,21 @@ def test_same_seed_same_batches(data_dir):
   assert any(not np.array_equal(x["a"], z["a"]) for x, z in zip(first, other))
 
 
+def test_a_global_tf_seed_changes_nothing(data_dir):
+  """Keras' set_random_seed (or tf.random.set_seed) in the same process must not
+  change, or break, the stream: it depends on config.seed alone."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  first = _take(input_pipeline.train_batches(_config(data_dir)), 3)
+  tf.random.set_seed(1234)
+  try:
+    seeded = _take(input_pipeline.train_batches(_config(data_dir)), 3)
+  finally:
+    tf.random.set_seed(None)
+  for x, y in zip(first, seeded):
+    np.testing.assert_array_equal(x["a"], y["a"])
+    np.testing.assert_array_equal(x["b"], y["b"])
+
+
 @pytest.mark.parametrize("pairing", ["random", "fixed"])
 def test_resume_equals_tail_of_uninterrupted_stream(data_dir, pairing):
   # 8 batches per epoch: step 11 resumes inside the second epoch, and the tail

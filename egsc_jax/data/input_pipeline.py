@@ -41,6 +41,7 @@ keeps the rest of the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import math
@@ -309,6 +310,24 @@ def _epoch_stream(tf, encoded, *, num: int, pairing: str, buffer: int, key):
   return epoch
 
 
+@contextlib.contextmanager
+def _without_global_seed(tf):
+  """Builds datasets as if no TF global seed were set.
+
+  tf.data's shuffle combines its seed with TF's global seed when one is set
+  (`tf.random.set_seed`, or Keras' `set_random_seed` in the same process): the
+  stream would then depend on something other than config.seed, and our tensor
+  seeds even fail there. The functions are traced while this holds.
+  """
+  from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
+  saved = context.global_seed()
+  tf.random.set_seed(None)
+  try:
+    yield
+  finally:
+    tf.random.set_seed(saved)
+
+
 def train_batches(config, *, process_index: int = 0, process_count: int = 1,
                   start_step: int = 0) -> Iterator[dict[str, Any]]:
   """Infinite stream of host-local training batches.
@@ -353,7 +372,8 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
   first_epoch, offset = divmod(start_step * batch, num)
   epoch = _epoch_stream(tf, encoded, num=num, pairing=pairing,
                         buffer=int(config.data.shuffle_buffer), key=key)
-  stream = tf.data.Dataset.counter(first_epoch).flat_map(epoch).skip(offset)
+  with _without_global_seed(tf):
+    stream = tf.data.Dataset.counter(first_epoch).flat_map(epoch).skip(offset)
   augment = bool(config.data.augment)
 
   def decode(index, encoded_a, encoded_b):
