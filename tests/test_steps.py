@@ -5,7 +5,6 @@ Everything runs the `tiny` config on 28x28 images. Steps are jitted once per
 module (fixtures) because compiling dominates the cost on a small CPU.
 """
 import functools
-import importlib.util
 import os
 import pathlib
 import subprocess
