@@ -39,7 +39,6 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 
 from egsc_jax.data import images
 from egsc_jax.data.image_folder import (
@@ -223,7 +222,6 @@ class CelebaGender(tfds.core.GeneratorBasedBuilder):
   name = "celeba_gender"
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
-  code_path = epath.Path(__file__)  # See image_folder.ImageFolder.code_path.
   MANUAL_DOWNLOAD_INSTRUCTIONS = EXPECTED_LAYOUT
 
   def _info(self) -> tfds.core.DatasetInfo:

@@ -37,7 +37,6 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
-from etils import epath
 
 from egsc_jax.data import images
 
@@ -207,10 +206,6 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
   name = "image_folder"
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}
-  # TFDS 4.9.10 derives code_path through `importlib_resources`, a backport it no
-  # longer installs on Python >= 3.9 (tensorflow/datasets#11212); naming the file
-  # directly avoids that import.
-  code_path = epath.Path(__file__)
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Put your two domains in four folders of images (jpg, jpeg, png, bmp or webp, any
   size) inside the manual dir:

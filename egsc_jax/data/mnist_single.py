@@ -163,10 +163,6 @@ class MnistSingle(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
-  # tfds 4.9.10 looks for a checksums file next to the builder through the
-  # `importlib_resources` backport, which it no longer installs on Python >= 3.9.
-  # Nothing is downloaded, so there is no checksums file to look for.
-  code_path = None
 
   def _info(self) -> tfds.core.DatasetInfo:
     image = lambda: tfds.features.Image(shape=(SIZE, SIZE, 3))  # noqa: E731
