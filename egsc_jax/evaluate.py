@@ -249,7 +249,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
                      classifier_steps: int = CLASSIFIER_STEPS,
                      lpips_sources: int = LPIPS_SOURCES,
                      lpips_exemplars: int = LPIPS_EXEMPLARS,
-                     use_ema: bool = True) -> dict[str, Any]:
+                     use_ema: bool = True, test_noise: bool | None = None,
+                     eval_name: str = EVAL_DIR) -> dict[str, Any]:
   """The evaluate command with explicit arguments (see the module docstring).
 
   Args:
@@ -266,9 +267,12 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
     classifier_steps: training steps of the digit classifier (MNIST-Single).
     lpips_sources, lpips_exemplars: the LPIPS diversity grid.
     use_ema: use the EMA parameters when the run kept them.
+    test_noise: override the run's config.model.test_noise (None keeps it).
+    eval_name: the sub-directory of workdir the results go to; the digit
+      classifier is cached in workdir/eval whatever it is.
 
   Returns:
-    The results dict also written to workdir/eval/results.json.
+    The results dict also written to workdir/<eval_name>/results.json.
 
   Raises:
     inference.WorkdirError: no config.json or no stage-2 checkpoint.
@@ -285,7 +289,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
         f"--inception_weights={inception_weights}: no such file (the Keras InceptionV3 "
         "no-top weights, inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5).")
   segment_fn = load_segmenter(segmenter) if segmenter else None
-  trained = inference.load_trained(workdir, use_ema=use_ema)
+  trained = inference.load_trained(workdir, use_ema=use_ema, test_noise=test_noise)
   config = trained.config
   if data_dir is not None:
     config.data.data_dir = data_dir
@@ -306,14 +310,16 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
                           f"{config.dataset!r} does not have (gta5_bdd does).")
   has_gt = all(k in features for k in input_pipeline.GT_KEYS)
   is_single = config.dataset == "mnist_single"
-  eval_dir = os.path.join(workdir, EVAL_DIR)
+  eval_dir = os.path.join(workdir, eval_name)
   os.makedirs(eval_dir, exist_ok=True)
+  os.makedirs(os.path.join(workdir, EVAL_DIR), exist_ok=True)
 
   translator = inference.Translator.from_trained(trained, batch_size=batch_size, seed=seed)
   classifier, classifier_accuracy = None, None
   if is_single and "digit_a" in features:
     classifier, classifier_accuracy = digit_classifier(
-        eval_dir, manual_dir=config.data.get("manual_dir"), steps=classifier_steps)
+        os.path.join(workdir, EVAL_DIR), manual_dir=config.data.get("manual_dir"),
+        steps=classifier_steps)
 
   # -- Both directions over the first n pairs -----------------------------------
   stats = {}
@@ -530,6 +536,12 @@ def define_flags(flag_values) -> None:
   flags.DEFINE_integer("classifier_steps", CLASSIFIER_STEPS,
                        "Training steps of the MNIST-Single digit classifier.", **fv)
   flags.DEFINE_bool("use_ema", True, "Use the EMA parameters when the run kept them.", **fv)
+  flags.DEFINE_enum("test_noise", "as_trained", ["as_trained", "on", "off"],
+                    "Latent noise at test time: the run's config.model.test_noise, or "
+                    "forced on (the authors' code) or off (deterministic).", **fv)
+  flags.DEFINE_string("eval_name", EVAL_DIR,
+                      "Sub-directory of the workdir for the results, e.g. eval_noise_off.",
+                      **fv)
   flags.mark_flags_as_required(["workdir"], **fv)
 
 
@@ -546,7 +558,9 @@ def main(argv, flag_values=None) -> int:
         inception_weights=f.inception_weights, segmenter=f.segmenter,
         official_stretch=f.official_stretch, seed=f.seed, data_dir=f.data_dir,
         batch_size=f.batch_size, classifier_steps=f.classifier_steps,
-        use_ema=f.use_ema)
+        use_ema=f.use_ema,
+        test_noise={"as_trained": None, "on": True, "off": False}[f.test_noise],
+        eval_name=f.eval_name)
   except (EvaluationError, inference.WorkdirError, FileNotFoundError) as e:
     logging.error("%s", e)
     return 1

@@ -141,19 +141,24 @@ def local_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 
 def load_trained(workdir: str, *, use_ema: bool = True,
-                 devices: Sequence[jax.Device] | None = None) -> Trained:
+                 devices: Sequence[jax.Device] | None = None,
+                 test_noise: bool | None = None) -> Trained:
   """Loads the latest stage-2 checkpoint of `workdir`.
 
   Args:
     workdir: a training workdir (config.json, stage2/checkpoints/<step>/).
     use_ema: take the EMA parameters when the run kept them.
     devices: the devices to place the parameters on (default: all local ones).
+    test_noise: override config.model.test_noise (the latent noise at test time,
+      on in the authors' code; SPEC 9 A6); None keeps the run's setting.
 
   Raises:
     WorkdirError: no config.json, no stage-2 checkpoint, or a checkpoint that
       does not fit the config; the message names the workdir.
   """
   config = load_config(workdir)
+  if test_noise is not None:
+    config.model.test_noise = bool(test_noise)
   ckpt_dir = os.path.join(workdir, "stage2", "checkpoints")
   if not os.path.isdir(ckpt_dir):
     raise WorkdirError(

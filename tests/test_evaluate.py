@@ -111,6 +111,25 @@ def test_digit_classifier_is_cached(workdir, results):
     assert json.load(f)["steps"] == CLASSIFIER_STEPS + 1
 
 
+def test_test_noise_off_is_deterministic_and_written_apart(workdir, results):
+  """SPEC 9 A6: the authors keep the latent noise on at test time; with it off
+  the scores no longer depend on the noise seed."""
+  kw = dict(num_examples=NUM, classifier_steps=CLASSIFIER_STEPS, batch_size=8,
+            test_noise=False, eval_name="eval_noise_off")
+  off0 = evaluate.evaluate_workdir(workdir, seed=0, **kw)
+  off1 = evaluate.evaluate_workdir(workdir, seed=1, **kw)
+  assert results["test_noise"] is True and off0["test_noise"] is False
+  for key in ("ssim_a2b", "ssim_b2a"):
+    assert off0["metrics"][key] == off1["metrics"][key]
+  on1 = evaluate.evaluate_workdir(workdir, seed=1, num_examples=NUM,
+                                  classifier_steps=CLASSIFIER_STEPS, batch_size=8,
+                                  eval_name="eval_seed1")
+  assert on1["metrics"]["ssim_a2b"] != results["metrics"]["ssim_a2b"]
+  assert os.path.isfile(os.path.join(workdir, "eval_noise_off", "results.json"))
+  with open(os.path.join(workdir, "eval", "results.json")) as f:
+    assert json.load(f)["test_noise"] is True       # the default results stay
+
+
 def test_clear_errors(workdir, tmp_path):
   with pytest.raises(inference.WorkdirError, match="no config.json") as e:
     evaluate.evaluate_workdir(str(tmp_path))
