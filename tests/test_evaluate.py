@@ -256,3 +256,24 @@ def test_gta5_bdd_segmentation_protocol(tmp_path):
   assert m["segmentation_pixel_accuracy_a2b"] == pytest.approx(iou[1])
   md = open(os.path.join(workdir, "eval", "results.md")).read()
   assert "Segmentation mIoU" in md and "Per-class IoU" in md and "vehicle" in md
+
+
+def test_feature_mask_effect_benchmark(workdir):
+  """benchmarks/feature_mask_effect.py on the tiny run: the mask lies in (0.5, 1),
+  and switching it off at test time changes the translations."""
+  script = os.path.join(REPO, "benchmarks", "feature_mask_effect.py")
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  result = subprocess.run(
+      [sys.executable, script, f"--workdir={workdir}", "--num_examples=8",
+       "--batch_size=4"], capture_output=True, text=True, env=env, cwd=REPO,
+      timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = result.stdout
+  report = json.loads(out[out.index("\n{") + 1:])
+  for direction in ("a2b", "b2a"):
+    r = report[direction]
+    assert 0.5 <= r["mask_min"] <= r["mask_max"] <= 1.0, r
+    assert r["mask_spatial_cv"] > 0, r
+    assert r["mean_abs_pixel_change_uint8"] > 0, r
+    for key in ("ssim_with_mask", "ssim_mask_off"):
+      assert -1.0 <= r[key] <= 1.0, r
