@@ -34,13 +34,20 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.n_shared = 1                # 0: CycleGAN (no shared blocks, no noise)
   c.model.ndf = 64
   c.model.n_dis = 4
-  c.model.adain_mode = "official"     # or "standard" (SPEC 9 A1)
+  # "standard" (Huang & Belongie, as the paper's text describes AdaIN) or
+  # "official" (the authors' code: exemplar mean as the scale, variance as the
+  # shift, divided by the content's variance). docs/benchmarks.md has why the
+  # configs use "standard".
+  c.model.adain_mode = "standard"
   c.model.adain_eps = 1e-5
   c.model.use_feature_mask = True
   c.model.use_adain = True
   c.model.latent_noise = True         # N(0,1) noise on z while training
   c.model.test_noise = True           # ... and at test time, as the authors' code
   c.model.compute_dtype = "float32"   # "bfloat16" on accelerators
+  # Output activation clip(scale * tanh, -1, 1); 1.0 is the paper's plain tanh
+  # (layers.output_activation says why MNIST's pure colours want more).
+  c.model.output_scale = 1.0
 
   c.loss = ml_collections.ConfigDict()
   c.loss.gan = 10.0                   # lambda0
@@ -56,6 +63,8 @@ def base_config() -> ml_collections.ConfigDict:
   # The paper used VGG-19: point this at vgg19.npy or Keras' VGG19 .h5.
   c.vgg.weights = ml_collections.FieldReference(None, field_type=str)
   c.vgg.arch = "vgg16"
+  # L_P uses relu1_1 ... relu{num_layers}_1 (5: all, the paper).
+  c.vgg.num_layers = 5
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 1e-5

@@ -122,6 +122,7 @@ def digit_classifier(eval_dir: str, *, manual_dir: str | None, steps: int,
   from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
 
   digits = mnist_source.load_mnist(manual_dir)
+  os.makedirs(eval_dir, exist_ok=True)
   meta = dict(steps=int(steps), batch_size=int(batch_size), seed=int(seed),
               digits=digits.description)
   path = os.path.join(eval_dir, CLASSIFIER_FILE)
@@ -175,8 +176,9 @@ class _Stats:
   vgg_real: list = dataclasses.field(default_factory=list)
   inc_fake: list = dataclasses.field(default_factory=list)
   inc_real: list = dataclasses.field(default_factory=list)
-  digits_correct: int = 0
+  digits_correct: list = dataclasses.field(default_factory=list)   # bool [n] per batch
   colour: list = dataclasses.field(default_factory=list)
+  schemes: list = dataclasses.field(default_factory=list)   # the exemplars' schemes
   confusion: np.ndarray | None = None
 
 
@@ -209,14 +211,64 @@ def _accumulate(stats: _Stats, batch: dict, *, direction: str, official_stretch:
     stats.inc_real.append(evaluation.inception_features(real, weights_path=inception_weights))
   if classifier is not None and "digit" in batch:
     from egsc_jax import digit_classifier as dc  # pylint: disable=g-import-not-at-top
-    stats.digits_correct += int(np.sum(dc.classify(classifier, pred) == batch["digit"]))
+    stats.digits_correct.append(dc.classify(classifier, pred) == batch["digit"])
   if colour_match:
-    fg = evaluation.foreground_mask(batch["source"])
-    stats.colour.append(evaluation.colour_match_share(pred, real, fg))
+    stats.colour.append(scheme_match(batch))
+    stats.schemes += evaluation.scheme_names(real)
   if segmenter is not None and direction == "a2b" and "label" in batch:
     labels = _segment(segmenter, pred, name=segmenter_name)
     stats.confusion = _add(stats.confusion, evaluation.confusion_matrix(
         labels, batch["label"], num_classes=len(_category_names())))
+
+
+def scheme_match(batch: dict) -> np.ndarray:
+  """Colour/scheme-match share of each translation (MNIST-Single): the source's
+  digit pixels in the exemplar's digit colour, the rest in its background colour.
+  float [n]."""
+  fg = evaluation.foreground_mask(batch["source"])
+  return evaluation.colour_match_share(batch["pred"], batch["exemplar"], fg)
+
+
+def per_scheme(stats: _Stats) -> dict[str, dict[str, float]]:
+  """SSIM, colour match and digit accuracy by the exemplar's colour scheme."""
+  values = {}
+  if stats.ssim:
+    values["ssim"] = np.concatenate(stats.ssim)
+  values["colour_match"] = np.concatenate(stats.colour)
+  if stats.digits_correct:
+    values["digit_accuracy"] = np.concatenate(stats.digits_correct)
+  return evaluation.per_scheme_means(values, stats.schemes)
+
+
+def training_scores(translator: inference.Translator, config, *, num_examples: int,
+                    classifier: dict | None) -> dict[str, float]:
+  """The scores training logs at each evaluation: test SSIM against the ground
+  truth per direction and, on MNIST-Single, colour match and digit accuracy,
+  overall and per exemplar scheme (keys 'a2b/red_on_green/ssim', ...)."""
+  is_single = config.dataset == "mnist_single"
+  scores = {}
+  for direction in inference.DIRECTIONS:
+    s = _Stats()
+    for batch in inference.translate_split(translator, config, direction=direction,
+                                           num_examples=num_examples):
+      s.ssim.append(evaluation.ssim(batch["pred"], batch["gt"]))
+      if is_single:
+        s.colour.append(scheme_match(batch))
+        s.schemes += evaluation.scheme_names(batch["exemplar"])
+        if classifier is not None:
+          from egsc_jax import digit_classifier as dc  # pylint: disable=g-import-not-at-top
+          s.digits_correct.append(dc.classify(classifier, batch["pred"]) == batch["digit"])
+    scores[f"ssim_{direction}"] = float(np.mean(np.concatenate(s.ssim)))
+    if is_single:
+      scores[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
+      if s.digits_correct:
+        scores[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(
+            s.digits_correct)))
+      for scheme, row in per_scheme(s).items():
+        for metric, value in row.items():
+          if metric != "count":
+            scores[f"{direction}/{scheme.replace(' ', '_')}/{metric}"] = value
+  return scores
 
 
 def _category_names() -> tuple[str, ...]:
@@ -329,7 +381,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
                                            num_examples=n, split=split):
       _accumulate(s, batch, direction=direction, official_stretch=official_stretch,
                   inception_weights=inception_weights, classifier=classifier,
-                  colour_match=is_single and direction == "a2b",
+                  colour_match=is_single,
                   segmenter=segment_fn, segmenter_name=segmenter or "")
     logging.info("%s: %d pairs translated and scored", direction, s.count)
 
@@ -375,9 +427,11 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
       if k is not None:
         metrics[f"kid_inception_{direction}"], metrics[f"kid_inception_{direction}_std"] = k[:2]
     if classifier is not None:
-      metrics[f"digit_accuracy_{direction}"] = s.digits_correct / max(s.count, 1)
+      metrics[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(
+          s.digits_correct)))
     if s.colour:
       metrics[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
+      details.setdefault("per_scheme", {})[direction] = per_scheme(s)
     if s.confusion is not None:
       scores = evaluation.scores_from_confusion(s.confusion)
       metrics[f"segmentation_miou_{direction}"] = scores["miou"]
@@ -496,6 +550,13 @@ def markdown(results: dict) -> str:
         title += (f" (classifier's own test accuracy "
                   f"{m['digit_classifier_test_accuracy']:.4f})")
       lines.append(f"| {title} | {cells[0]} | {cells[1]} |")
+  for direction, rows in results["details"].get("per_scheme", {}).items():
+    lines += ["", f"By the exemplar's colour scheme, {DIRECTION_NAMES[direction]}:", "",
+              "| exemplar scheme | pairs | SSIM | colour match | digit accuracy |",
+              "|---|---|---|---|---|"]
+    for scheme, r in rows.items():
+      lines.append(f"| {scheme} | {r['count']} | {_fmt(r, 'ssim')} | "
+                   f"{_fmt(r, 'colour_match')} | {_fmt(r, 'digit_accuracy')} |")
   seg = results["details"].get("segmentation_a2b")
   if seg:
     lines += ["", "Per-class IoU, A→B:", "",

@@ -18,7 +18,8 @@ Ours:
   InceptionV3 weights file) or `vgg16_features` (VGG-16 relu5_1, always available;
   report it as `KID_VGG16_NAME`, never as "KID" or "FID").
 - `colour_match_share` (MNIST-Single): share of pixels whose palette colour is the
-  exemplar's foreground / background colour.
+  exemplar's foreground / background colour; `scheme_names` and
+  `per_scheme_means` break any per-example metric down by the exemplar's scheme.
 - `segmentation_scores`: per-class IoU and mIoU over the 8 street-scene categories.
 
 Image conventions: "uint8 images" are RGB [N, H, W, 3] (or one [H, W, 3]) in 0..255;
@@ -735,6 +736,42 @@ def colour_match_share(pred: np.ndarray, exemplar: np.ndarray, fg_mask: np.ndarr
   expected = np.where(fg_mask, ex_fg[:, None, None], ex_bg[:, None, None])
   share = (quantize_to_palette(pred) == expected).mean(axis=(1, 2))
   return float(share[0]) if single else share
+
+
+def scheme_names(images: np.ndarray) -> list[str]:
+  """'<fg> on <bg>' palette names of two-colour digit images ('red on green').
+
+  The digit is the rarer of the two most frequent colours (`scheme_colours`),
+  which for MNIST-Single's pure colours names the 6 B pairs and the 2 A schemes
+  ('black on white', 'white on black') exactly. uint8 [N, H, W, 3] -> N names.
+  """
+  fg, bg = scheme_colours(images)
+  return [f"{PALETTE_NAMES[f]} on {PALETTE_NAMES[b]}" for f, b in zip(fg, bg)]
+
+
+def per_scheme_means(values: Mapping[str, np.ndarray], schemes: Sequence[str]
+                     ) -> dict[str, dict[str, float]]:
+  """Means of per-example metrics grouped by colour scheme.
+
+  Args:
+    values: {metric name: float [N]} (e.g. SSIM, colour match, digit correct).
+    schemes: N scheme names (`scheme_names` of the exemplars).
+  Returns:
+    {scheme: {'count': n, metric: mean over that scheme's examples}}, schemes
+    in sorted order.
+  """
+  schemes = np.asarray(list(schemes))
+  out = {}
+  for name in sorted(set(schemes.tolist())):
+    keep = schemes == name
+    row = {"count": int(keep.sum())}
+    for metric, v in values.items():
+      v = np.asarray(v, np.float64)
+      if len(v) != len(schemes):
+        raise ValueError(f"{metric!r} has {len(v)} values for {len(schemes)} schemes.")
+      row[metric] = float(v[keep].mean())
+    out[name] = row
+  return out
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Pure training and inference steps of both stages (jitted by `jit_steps`).
+"""Pure training and inference steps of both stages (jitted in train.py).
 
 Stage 1 iteration = 1 D step then 1 G step; stage 2 iteration = 1 D step then
 `g_steps` (5) G steps, each step on its own batch (SPEC 3.1). An iteration is
@@ -158,20 +158,42 @@ def _generate(models: Models, g_params, frozen, batch: Batch, rng, *, cycle: boo
       rngs={"noise": rng})
 
 
+def stage2_d_loss(d_params: PyTree, state: GANState, batch: Batch, rng: jax.Array, *,
+                  models: Models, sc: StepConfig) -> tuple[jax.Array, Metrics]:
+  """L_D of one batch: D sees the reals and the cross-domain translations."""
+  out = _generate(models, state.g_params, state.frozen, batch, rng, cycle=False)
+  fake = {"a": jax.lax.stop_gradient(out["x_ba"]), "b": jax.lax.stop_gradient(out["x_ab"])}
+  d = _d_pair(models, d_params, batch, fake)
+  return losses.stage2_discriminator(d_real_a=d["a"][0], d_fake_a=d["a"][1],
+                                     d_real_b=d["b"][0], d_fake_b=d["b"][1],
+                                     gan_weight=sc.weights["gan"])
+
+
+def stage2_g_loss(g_params: PyTree, state: GANState, batch: Batch, rng: jax.Array,
+                  vgg_params: PyTree, *, models: Models, vgg: Any, sc: StepConfig
+                  ) -> tuple[jax.Array, Metrics]:
+  """L_G of one batch; D, F and VGG are fixed, the GAN gradient flows through D."""
+  x_a, x_b = batch["a"], batch["b"]
+  out = _generate(models, g_params, state.frozen, batch, rng, cycle=True)
+  d_fake_a = models.discriminator.apply({"params": state.d_params["a"]}, out["x_ba"])
+  d_fake_b = models.discriminator.apply({"params": state.d_params["b"]}, out["x_ab"])
+  feats = None
+  if sc.use_perceptual:
+    # One VGG pass over [x_a; x_b; x_ab; x_ba] (SPEC 1.8).
+    maps = vgg.apply({"params": vgg_params},
+                     jnp.concatenate([x_a, x_b, out["x_ab"], out["x_ba"]], axis=0))
+    parts = [jnp.split(m, 4, axis=0) for m in maps]
+    feats = {k: [p[i] for p in parts] for i, k in enumerate(("a", "b", "ab", "ba"))}
+  return losses.stage2_generator(outputs=out, x_a=x_a, x_b=x_b, d_fake_a=d_fake_a,
+                                 d_fake_b=d_fake_b, weights=sc.weights, vgg_feats=feats)
+
+
 def stage2_d_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Models,
                   tx: optax.GradientTransformation, sc: StepConfig
                   ) -> tuple[GANState, Metrics]:
-  """Updates D_A, D_B only; D sees reals and the cross-domain translations."""
-  out = _generate(models, state.g_params, state.frozen, batch, rng, cycle=False)
-  fake = {"a": jax.lax.stop_gradient(out["x_ba"]), "b": jax.lax.stop_gradient(out["x_ab"])}
-
-  def loss_fn(d_params):
-    d = _d_pair(models, d_params, batch, fake)
-    return losses.stage2_discriminator(d_real_a=d["a"][0], d_fake_a=d["a"][1],
-                                       d_real_b=d["b"][0], d_fake_b=d["b"][1],
-                                       gan_weight=sc.weights["gan"])
-
-  grads, metrics = jax.grad(loss_fn, has_aux=True)(state.d_params)
+  """Updates D_A, D_B only (`stage2_d_loss`)."""
+  grads, metrics = jax.grad(stage2_d_loss, has_aux=True)(
+      state.d_params, state, batch, rng, models=models, sc=sc)
   d_params, d_opt = _update(state.d_params, state.d_opt_state, grads, tx=tx,
                             lr=_lr(state, sc))
   return state.replace(d_params=d_params, d_opt_state=d_opt), metrics
@@ -180,26 +202,9 @@ def stage2_d_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Mode
 def stage2_g_step(state: GANState, batch: Batch, rng: jax.Array, vgg_params: PyTree,
                   *, models: Models, vgg: Any, tx: optax.GradientTransformation,
                   sc: StepConfig) -> tuple[GANState, Metrics]:
-  """Updates E_A, E_B, the shared blocks, G_A, G_B; D, F and VGG stay fixed,
-  the GAN gradient flows through D."""
-  x_a, x_b = batch["a"], batch["b"]
-
-  def loss_fn(g_params):
-    out = _generate(models, g_params, state.frozen, batch, rng, cycle=True)
-    d_fake_a = models.discriminator.apply({"params": state.d_params["a"]}, out["x_ba"])
-    d_fake_b = models.discriminator.apply({"params": state.d_params["b"]}, out["x_ab"])
-    feats = None
-    if sc.use_perceptual:
-      # One VGG pass over [x_a; x_b; x_ab; x_ba] (SPEC 1.8).
-      maps = vgg.apply({"params": vgg_params},
-                       jnp.concatenate([x_a, x_b, out["x_ab"], out["x_ba"]], axis=0))
-      parts = [jnp.split(m, 4, axis=0) for m in maps]
-      feats = {k: [p[i] for p in parts] for i, k in enumerate(("a", "b", "ab", "ba"))}
-    return losses.stage2_generator(outputs=out, x_a=x_a, x_b=x_b, d_fake_a=d_fake_a,
-                                   d_fake_b=d_fake_b, weights=sc.weights,
-                                   vgg_feats=feats)
-
-  grads, metrics = jax.grad(loss_fn, has_aux=True)(state.g_params)
+  """Updates E_A, E_B, the shared blocks, G_A, G_B (`stage2_g_loss`)."""
+  grads, metrics = jax.grad(stage2_g_loss, has_aux=True)(
+      state.g_params, state, batch, rng, vgg_params, models=models, vgg=vgg, sc=sc)
   g_params, g_opt = _update(state.g_params, state.g_opt_state, grads, tx=tx,
                             lr=_lr(state, sc))
   return state.replace(g_params=g_params, g_opt_state=g_opt), metrics

@@ -402,6 +402,52 @@ def test_colour_match_share_with_real_mnist_digits(mnist):
   np.testing.assert_array_equal(ev.foreground_mask(_paint(mask, "black", "white")), mask)
 
 
+ALL_SCHEMES = [("red", "green"), ("green", "red"), ("red", "blue"), ("blue", "red"),
+               ("green", "blue"), ("blue", "green"), ("black", "white"),
+               ("white", "black")]
+
+
+def test_scheme_names_and_per_scheme_means_known_values():
+  masks = _digit_masks()
+  imgs = np.concatenate([_paint(masks, fg, bg) for fg, bg in ALL_SCHEMES])
+  names = ev.scheme_names(imgs)
+  assert names == [f"{fg} on {bg}" for fg, bg in ALL_SCHEMES for _ in range(3)]
+  values = {"x": np.arange(24, dtype=float), "ok": np.tile([1.0, 0.0, 0.0], 8)}
+  rows = ev.per_scheme_means(values, names)
+  assert list(rows) == sorted(f"{fg} on {bg}" for fg, bg in ALL_SCHEMES)
+  # 'red on green' holds examples 0, 1, 2; 'white on black' 21, 22, 23.
+  assert rows["red on green"] == {"count": 3, "x": 1.0, "ok": 1 / 3}
+  assert rows["white on black"] == {"count": 3, "x": 22.0, "ok": 1 / 3}
+  with pytest.raises(ValueError, match="'x' has 2 values for 24"):
+    ev.per_scheme_means({"x": np.zeros(2)}, names)
+
+
+def test_per_scheme_scores_of_perfect_and_inverted_translations():
+  """Every scheme: the ground truth scores SSIM 1 and match 1; the inverted
+  translation (digit and background colours swapped) matches 0 and scores the
+  SSIM that skimage gives the same pair."""
+  from egsc_jax import evaluate
+  masks = _digit_masks()
+  source = _paint(masks, "black", "white")
+  for fg, bg in ALL_SCHEMES:
+    exemplar = _paint(masks[[2, 0, 1]], fg, bg)
+    gt = _paint(masks, fg, bg)
+    inverted = _paint(masks, bg, fg)
+    for pred, want_match in ((gt, 1.0), (inverted, 0.0)):
+      batch = dict(pred=pred, gt=gt, source=source, exemplar=exemplar)
+      stats = evaluate._Stats(ssim=[ev.ssim(pred, gt)], colour=[evaluate.scheme_match(batch)],
+                              schemes=ev.scheme_names(exemplar))
+      rows = evaluate.per_scheme(stats)
+      assert list(rows) == [f"{fg} on {bg}"]
+      row = rows[f"{fg} on {bg}"]
+      assert row["count"] == 3 and row["colour_match"] == want_match
+      np.testing.assert_allclose(row["ssim"], _skimage_ssim(pred, gt).mean(), atol=1e-9)
+      if want_match == 1.0:
+        assert row["ssim"] == pytest.approx(1.0)
+      else:
+        assert row["ssim"] < 0.5
+
+
 # ---------------------------------------------------------------------------
 # Segmentation
 # ---------------------------------------------------------------------------

@@ -42,10 +42,11 @@ def build_models(model_config) -> Models:
   dtype = compute_dtype(m.compute_dtype)
   common = dict(ngf=m.ngf, n_downsample=m.n_downsample, n_enc_res=m.n_enc_res,
                 n_dec_res=m.n_dec_res, dtype=dtype)
+  out = dict(output_scale=float(m.output_scale))
   return Models(
       generator=Generator(n_shared=m.n_shared, adain_mode=m.adain_mode,
-                          adain_eps=m.adain_eps, **common),
-      autoencoder=AutoEncoder(**common),
+                          adain_eps=m.adain_eps, **common, **out),
+      autoencoder=AutoEncoder(**common, **out),
       discriminator=Discriminator(ndf=m.ndf, n_layers=m.n_dis, dtype=dtype),
       exemplar=DomainEncoder(ngf=m.ngf, n_downsample=m.n_downsample,
                              n_res=m.n_enc_res, dtype=dtype),

