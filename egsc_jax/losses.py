@@ -63,9 +63,10 @@ def perceptual(*, source: Sequence[jax.Array], translation: Sequence[jax.Array],
                ) -> tuple[jax.Array, jax.Array]:
   """Content and style terms of L_P for one direction (SPEC 2).
 
-  Each argument is the list of the five VGG relu*_1 maps [B, H_i, W_i, C_i]
-  (raw; normalised here). Content compares the translation with its SOURCE,
-  style (Gram) with its EXEMPLAR.
+  Each argument is the list of the VGG relu*_1 maps [B, H_i, W_i, C_i]
+  (raw; normalised here), relu1_1 first. Content compares the translation with
+  its SOURCE, style (Gram) with its EXEMPLAR; layer i has weights
+  content_weights[i], style_weights[i].
   Returns (content, style), float32 scalars.
   """
   content = jnp.float32(0.0)
@@ -73,15 +74,19 @@ def perceptual(*, source: Sequence[jax.Array], translation: Sequence[jax.Array],
   for ws, wc, s, t, e in zip(style_weights, content_weights, source, translation,
                              exemplar):
     s, t, e = (spatial_l2_normalize(u) for u in (s, t, e))
-    content += wc * l1(pred=t, target=jax.lax.stop_gradient(s))
-    style += ws * l1(pred=gram(t), target=jax.lax.stop_gradient(gram(e)))
+    if wc:  # static weights: a zero-weight layer adds no work
+      content += wc * l1(pred=t, target=jax.lax.stop_gradient(s))
+    if ws:
+      style += ws * l1(pred=gram(t), target=jax.lax.stop_gradient(gram(e)))
   return content, style
 
 
 def stage2_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
                      x_b: jax.Array, d_fake_a: jax.Array, d_fake_b: jax.Array,
                      weights: Mapping[str, float],
-                     vgg_feats: Mapping[str, Sequence[jax.Array]] | None = None
+                     vgg_feats: Mapping[str, Sequence[jax.Array]] | None = None,
+                     content_layer_weights: Sequence[float] = CONTENT_LAYER_WEIGHTS,
+                     style_layer_weights: Sequence[float] = STYLE_LAYER_WEIGHTS
                      ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """L_G of SPEC 2 and its terms.
 
@@ -91,7 +96,9 @@ def stage2_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
     x_a, x_b: the real batch [B, H, W, 3].
     d_fake_a, d_fake_b: D_A(x_ba) and D_B(x_ab) patch maps.
     weights: gan, recon, cycle, kl, kl_cycle, style, content.
-    vgg_feats: VGG maps of 'a', 'b', 'ab', 'ba', or None to skip L_P.
+    vgg_feats: VGG maps of 'a', 'b', 'ab', 'ba' (relu1_1 onwards, as many as
+      the layer weights use), or None to skip L_P.
+    content_layer_weights, style_layer_weights: per-layer weights of L_P.
   Returns:
     (total, terms) with every unweighted term and 'total'.
   """
@@ -108,10 +115,11 @@ def stage2_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
     t["kl_cycle"] = kl_like(z=outputs["z_aba"]) + kl_like(z=outputs["z_bab"])
     total += weights["cycle"] * t["cycle"] + weights["kl_cycle"] * t["kl_cycle"]
   if vgg_feats is not None:
+    kw = dict(content_weights=content_layer_weights, style_weights=style_layer_weights)
     c_ab, s_ab = perceptual(source=vgg_feats["a"], translation=vgg_feats["ab"],
-                            exemplar=vgg_feats["b"])
+                            exemplar=vgg_feats["b"], **kw)
     c_ba, s_ba = perceptual(source=vgg_feats["b"], translation=vgg_feats["ba"],
-                            exemplar=vgg_feats["a"])
+                            exemplar=vgg_feats["a"], **kw)
     t["content"], t["style"] = c_ab + c_ba, s_ab + s_ba
     total += weights["content"] * t["content"] + weights["style"] * t["style"]
   t["total"] = total

@@ -39,11 +39,14 @@ class StepConfig:
   g_steps: int                    # G steps per D step
   ema_decay: float                # 0: no EMA
   use_perceptual: bool
+  content_layer_weights: tuple[float, ...] = losses.CONTENT_LAYER_WEIGHTS
+  style_layer_weights: tuple[float, ...] = losses.STYLE_LAYER_WEIGHTS
 
 
 def step_config(config, *, stage: int) -> StepConfig:
   """Reads the steps' hyper-parameters for `stage` (1 or 2) from the config."""
-  w = {k: float(v) for k, v in config.loss.items()}
+  layer_keys = ("content_layer_weights", "style_layer_weights")
+  w = {k: float(v) for k, v in config.loss.items() if k not in layer_keys}
   if stage == 1:
     return StepConfig(weights=w, lr0=float(config.stage1.lr),
                       num_iterations=int(config.stage1.num_iterations),
@@ -54,7 +57,11 @@ def step_config(config, *, stage: int) -> StepConfig:
                     decay_power=float(config.optim.decay_power),
                     g_steps=int(config.stage2.g_steps),
                     ema_decay=float(config.optim.ema_decay),
-                    use_perceptual=bool(w["style"] or w["content"]))
+                    use_perceptual=bool(w["style"] or w["content"]),
+                    content_layer_weights=tuple(
+                        float(v) for v in config.loss.content_layer_weights),
+                    style_layer_weights=tuple(
+                        float(v) for v in config.loss.style_layer_weights))
 
 
 def _update(params, opt_state, grads, *, tx, lr):
@@ -185,7 +192,9 @@ def stage2_g_loss(g_params: PyTree, state: GANState, batch: Batch, rng: jax.Arra
     parts = [jnp.split(m, 4, axis=0) for m in maps]
     feats = {k: [p[i] for p in parts] for i, k in enumerate(("a", "b", "ab", "ba"))}
   return losses.stage2_generator(outputs=out, x_a=x_a, x_b=x_b, d_fake_a=d_fake_a,
-                                 d_fake_b=d_fake_b, weights=sc.weights, vgg_feats=feats)
+                                 d_fake_b=d_fake_b, weights=sc.weights, vgg_feats=feats,
+                                 content_layer_weights=sc.content_layer_weights,
+                                 style_layer_weights=sc.style_layer_weights)
 
 
 def stage2_d_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Models,

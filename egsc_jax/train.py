@@ -107,7 +107,7 @@ def train_and_evaluate(config, workdir: str, *,
     if sc2.use_perceptual:
       from egsc_jax.models import vgg as vgg_lib  # pylint: disable=g-import-not-at-top
       vgg_module, vgg_params = vgg_lib.init_vgg(
-          config.vgg.arch, config.vgg.weights, num_layers=config.vgg.num_layers,
+          config.vgg.arch, config.vgg.weights, num_layers=config_lib.vgg_num_layers(config),
           dtype=models.generator.dtype)
       vgg_params = jax.device_put(vgg_params, sharding.replicated(mesh))
     spec2 = StageSpec(

