@@ -38,7 +38,8 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def check_batch_size(global_batch: int, mesh: Mesh) -> None:
   n = mesh.devices.size
   if global_batch % n or global_batch % jax.process_count():
-    raise ValueError(
+    from egsc_jax import config_lib  # pylint: disable=g-import-not-at-top
+    raise config_lib.ConfigError(
         f"config.batch_size={global_batch} must be divisible by the number of "
         f"devices ({n}) and of processes ({jax.process_count()})")
 
