@@ -182,8 +182,7 @@ def uses_perceptual(c: ml_collections.ConfigDict) -> bool:
 # line locks the config.
 
 
-class ConfigError(errors.UserError, ValueError):
-  """A config value that cannot be used; names the key, the value and what is allowed."""
+ConfigError = errors.ConfigError
 
 
 @dataclasses.dataclass(frozen=True)

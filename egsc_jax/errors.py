@@ -50,6 +50,12 @@ class UserError(Exception):
   exit_status = EXIT_USER_ERROR
 
 
+class ConfigError(UserError, ValueError):
+  """A config value that cannot be used; names the key, the value and what is
+  allowed (`config_lib.validate` raises it, as do later checks such as the
+  batch size against the device count)."""
+
+
 # Standard exceptions that mean "a path the user gave is missing or not
 # accessible": their message names the path, a traceback adds nothing.
 _USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError,

@@ -217,8 +217,9 @@ def test_train_command_user_errors_print_one_line_and_exit_1(tmp_path):
 def damage(step_dir, kind):
   """Damages one checkpoint's files the way a disk fault or a cut copy does."""
   state = os.path.join(step_dir, "state")
+  # The array chunks (state/d/ holds the OCDBT tree, read with the metadata).
   arrays = [os.path.join(r, f) for r, _, fs in os.walk(state) for f in fs
-            if os.path.basename(r) == "d"]
+            if os.path.basename(r) == "d" and "ocdbt.process_" in r]
   if kind == "meta_json":
     with open(os.path.join(step_dir, "meta", "metadata"), "w") as f:
       f.write('{"stage": 2, "itera')
@@ -347,16 +348,31 @@ def test_translate_uses_the_older_checkpoint(damaged_copy, tmp_path, caplog):
   assert any("using checkpoint 2" in w for w in _warnings(caplog))
 
 
-def test_training_resumes_past_a_damaged_checkpoint(damaged_copy, tiny_run, caplog):
-  _, config, result = tiny_run
+def test_training_refuses_a_damaged_checkpoint_when_told(damaged_copy, tiny_run):
+  config = tiny_run[1].copy_and_resolve_references()
+  config.train.checkpoint_fallback = False
   copy = damaged_copy("arrays_missing")
-  refuse = config.copy_and_resolve_references()
-  refuse.train.checkpoint_fallback = False
-  with pytest.raises(checkpointing.UnreadableCheckpointError, match="checkpoint 3 .*turned off"):
-    train.train_and_evaluate(refuse, copy)
+  with pytest.raises(checkpointing.UnreadableCheckpointError,
+                     match="checkpoint 3 .*cannot be read: its arrays.*turned off") as e:
+    train.train_and_evaluate(config, copy)
+  assert errors.exit_status(e.value) == errors.EXIT_USER_ERROR
   ckpt_dir = os.path.join(copy, "stage2", "checkpoints")
   assert sorted(os.listdir(ckpt_dir)) == ["1", "2", "3"]          # nothing moved
 
+
+def _restored(workdir, step):
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "stage2", "checkpoints"),
+                                    keep=None, read_only=True)
+  try:
+    return ckpt.latest_step(), ckpt.restore(step)
+  finally:
+    ckpt.close()
+
+
+@pytest.mark.slow
+def test_training_resumes_past_a_damaged_checkpoint(damaged_copy, tiny_run, caplog):
+  workdir, config, _ = tiny_run
+  copy = damaged_copy("arrays_missing")
   with caplog.at_level(logging.WARNING):
     again = train.train_and_evaluate(config, copy)
   assert again["status"] == "done"
@@ -364,11 +380,11 @@ def test_training_resumes_past_a_damaged_checkpoint(damaged_copy, tiny_run, capl
   assert "checkpoint 3" in warned and "using checkpoint 2" in warned
   # The damaged one is kept aside, the redone iteration 3 saved in its place ...
   assert os.listdir(os.path.join(copy, "stage2", checkpointing.DAMAGED_DIR)) == ["3"]
-  ckpt = checkpointing.Checkpointer(ckpt_dir, keep=None, read_only=True)
-  assert ckpt.latest_step() == 3
-  ckpt.close()
-  # ... and the run ends bitwise where the undamaged one did.
-  for a, b in zip(jax.tree.leaves(result["state"]), jax.tree.leaves(again["state"])):
+  latest, (redone, meta) = _restored(copy, 3)
+  _, (original, original_meta) = _restored(workdir, 3)
+  assert latest == 3 and meta["iteration"] == original_meta["iteration"] == 3
+  # ... bitwise equal to the undamaged run's.
+  for a, b in zip(jax.tree.leaves(original), jax.tree.leaves(redone)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
