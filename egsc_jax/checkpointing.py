@@ -4,6 +4,15 @@ A checkpoint holds the `GANState` (parameters, both optimizer states, EMA,
 F, step) and a small JSON `meta` (stage, iteration, data position). Orbax
 writes each step to a temporary directory and renames it only when complete,
 so a save cut short by SIGKILL is never listed, let alone loaded.
+
+A checkpoint damaged afterwards (a disk fault, a half-finished copy between
+buckets) is another matter: `Checkpointer.restore_latest` reads the newest one
+and, when it cannot be read, warns with the step and the reason and falls back
+to the next older one, saying which it used (`fallback=False`: stop with an
+error instead). A checkpoint whose stored arrays do not fit the networks
+(another config) is not damage: that stops with `CheckpointMismatchError`
+whatever `fallback` says, since older checkpoints of the same run would not fit
+either.
 """
 from __future__ import annotations
 
@@ -16,6 +25,45 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
+
+from egsc_jax import errors
+
+DAMAGED_DIR = "damaged_checkpoints"   # next to checkpoints/, see restore_latest
+
+
+class CheckpointError(errors.UserError):
+  """No usable checkpoint; the message names the directory, steps and reasons."""
+
+
+class CheckpointMismatchError(CheckpointError, ValueError):
+  """A readable checkpoint whose arrays do not fit the networks being restored."""
+
+
+class UnreadableCheckpointError(CheckpointError):
+  """One checkpoint's files cannot be read (`step`, `reason`)."""
+
+  def __init__(self, directory: Any, step: int, reason: str):
+    self.step, self.reason = step, reason
+    super().__init__(f"checkpoint {step} in {directory} cannot be read: {reason}")
+
+
+def _innermost(e: BaseException) -> str:
+  """The root cause of an Orbax/TensorStore error, on one line: the outer ones
+  are generic ('Encountered error while reading array index ...')."""
+  while (e.__cause__ or e.__context__) is not None:
+    e = e.__cause__ or e.__context__
+  text = " ".join(str(e).split()) or "no message"
+  return f"{type(e).__name__}: {text[:400]}"
+
+
+def _leaf_shapes(tree: Any) -> dict[str, tuple]:
+  """{'g_params/decoder_a/...': shape} of a state, an abstract state or Orbax
+  metadata alike (dataclass fields, dict keys and sequence indices as names)."""
+  out = {}
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    parts = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+    out["/".join(parts)] = tuple(leaf.shape)
+  return out
 
 
 class Checkpointer:
@@ -52,6 +100,115 @@ class Checkpointer:
     out = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
     return out["state"], dict(out["meta"])
+
+  def check_fits(self, step: int, abstract_state: Any) -> None:
+    """Compares the stored tree of `step` (its metadata) with `abstract_state`.
+
+    Raises:
+      CheckpointMismatchError: other keys or other shapes (the message says which).
+      Whatever reading the metadata raises, when it is damaged.
+    """
+    stored = _leaf_shapes(ocp.StandardCheckpointHandler().metadata(
+        self.directory / str(step) / "state"))
+    wanted = _leaf_shapes(abstract_state)
+    missing = sorted(set(wanted) - set(stored))
+    extra = sorted(set(stored) - set(wanted))
+    shapes = [f"{k} {stored[k]} (expected {wanted[k]})" for k in sorted(wanted)
+              if k in stored and stored[k] != wanted[k]]
+    if missing or extra or shapes:
+      parts = ([f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else "")]
+               if missing else [])
+      parts += ([f"unexpected {', '.join(extra[:3])}" + (" ..." if len(extra) > 3 else "")]
+                if extra else [])
+      parts += ([f"shapes {'; '.join(shapes[:3])}" + (" ..." if len(shapes) > 3 else "")]
+                if shapes else [])
+      raise CheckpointMismatchError(
+          f"checkpoint {step} in {self.directory} holds other arrays than the networks "
+          f"being restored: {'; '.join(parts)}")
+
+  def read(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
+    """`restore` that tells damage from a config mismatch.
+
+    Raises:
+      CheckpointMismatchError: readable, but for other networks.
+      UnreadableCheckpointError: a file of the checkpoint cannot be read; the
+        reason names the part (metadata, meta JSON, arrays) and the root cause.
+    """
+    part = "its state metadata"
+    try:
+      self.check_fits(step, abstract_state)
+      part = "its meta JSON"
+      meta = self._manager.restore(step, args=ocp.args.Composite(
+          meta=ocp.args.JsonRestore()))["meta"]
+      part = "its arrays"
+      state = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state)))["state"]
+    except CheckpointMismatchError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except
+      # Orbax and TensorStore raise anything from JSONDecodeError to a bare
+      # Exception for damaged files; the metadata check above has already
+      # ruled out a config mismatch.
+      raise UnreadableCheckpointError(self.directory, step, f"{part}: {_innermost(e)}"
+                                      ) from e
+    return state, dict(meta)
+
+  def restore_latest(self, abstract_state: Any, *, fallback: bool = True,
+                     set_aside: bool = False) -> tuple[int, Any, dict] | None:
+    """(step, state, meta) of the newest readable checkpoint; None when there is none.
+
+    Args:
+      abstract_state: shapes, dtypes and shardings to restore into.
+      fallback: when the newest cannot be read, warn (step and reason) and try
+        the next older one; False raises UnreadableCheckpointError at once.
+      set_aside: move the unreadable newer checkpoints to ../damaged_checkpoints/
+        (training does, so that it can save those steps again; process 0 moves,
+        the others wait). Nothing is moved unless a readable one was found.
+    Raises:
+      CheckpointMismatchError: the checkpoints are for other networks.
+      UnreadableCheckpointError: `fallback` is off and the newest is unreadable.
+      CheckpointError: none of the checkpoints can be read.
+    """
+    steps = sorted(self.all_steps(), reverse=True)
+    failed: list[UnreadableCheckpointError] = []
+    for step in steps:
+      try:
+        state, meta = self.read(step, abstract_state)
+      except UnreadableCheckpointError as e:
+        if not fallback:
+          raise UnreadableCheckpointError(
+              self.directory, step, e.reason + " (falling back to an older checkpoint "
+              "is turned off)") from e
+        logging.warning("%s; trying the next older checkpoint", e)
+        failed.append(e)
+        continue
+      if failed:
+        logging.warning("using checkpoint %d in %s instead of the unreadable newer %s",
+                        step, self.directory, ", ".join(str(f.step) for f in failed))
+        if set_aside:
+          self._set_aside([f.step for f in failed])
+      return step, state, meta
+    if failed:
+      raise CheckpointError(
+          f"none of the {len(failed)} checkpoints in {self.directory} can be read: "
+          + "; ".join(f"{f.step}: {f.reason}" for f in failed)
+          + ". Move the directory away to start this stage afresh.")
+    return None
+
+  def _set_aside(self, steps: list[int]) -> None:
+    if jax.process_index() == 0:
+      target = self.directory.parent / DAMAGED_DIR
+      target.mkdir(parents=True, exist_ok=True)
+      for step in steps:
+        dest, n = target / str(step), 1
+        while dest.exists():
+          dest, n = target / f"{step}.{n}", n + 1
+        (self.directory / str(step)).rename(dest)
+        logging.warning("moved the unreadable checkpoint %d to %s", step, dest)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices("egsc_jax.checkpointing.set_aside")
+    self._manager.reload()
 
   def reached_preemption(self, step: int) -> bool:
     """True on every process once a multi-host preemption notice arrived."""

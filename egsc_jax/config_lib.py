@@ -7,8 +7,13 @@ override (`--config.optim.lr0=...`) fails: configs are locked by main.py.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
 import ml_collections
 
+from egsc_jax import errors
 from egsc_jax.data import input_pipeline
 
 VARIANTS = ("", "cpu", "tiny", "no_mask", "no_adain", "no_perceptual", "unit",
@@ -91,6 +96,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.eval_examples = 1000
   c.train.checkpoint_every = 2000
   c.train.keep_checkpoints = 3
+  # When the newest checkpoint cannot be read (damaged files), warn and resume
+  # from the next older one; False stops with an error instead.
+  c.train.checkpoint_fallback = True
   c.train.num_image_examples = 8
   return c
 
@@ -178,3 +186,253 @@ def vgg_num_layers(c: ml_collections.ConfigDict) -> int:
                                                   c.loss.style_layer_weights))
           if (wc and c.loss.content) or (ws and c.loss.style)]
   return max(used, default=1)
+
+
+# ============================================================================
+# Validation: every value a user can set, checked in one place
+# ============================================================================
+#
+# `validate(config)` runs in every command after the overrides are applied
+# (main.py; translate and evaluate on the run's config.json). Each rule is one
+# row of `RULES` (a key and what it allows) or a function of `CROSS_RULES` (keys
+# that constrain each other). A key without a rule is not checked, so configs
+# with newer or older keys still validate; a key missing from the config is
+# skipped (old config.json files). Misspelled keys never get here: the command
+# line locks the config.
+
+
+ConfigError = errors.ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Allowed:
+  """What one key accepts.
+
+  kind: 'int', 'float', 'bool', 'str', 'choice' or 'size' (a pair of ints >= 1).
+  lo, hi: inclusive bounds (numbers); lo_open: lo itself is excluded.
+  extra: values allowed besides the range (sentinels such as -1), with a note.
+  choices: the allowed values, or a function returning them (read lazily, so
+    this module does not import the models).
+  none: None is allowed.
+  """
+  kind: str
+  lo: float | None = None
+  hi: float | None = None
+  lo_open: bool = False
+  hi_open: bool = False
+  extra: tuple = ()
+  extra_note: str = ""
+  choices: Sequence[Any] | Callable[[], Sequence[Any]] | None = None
+  none: bool = False
+
+  def _choices(self) -> tuple:
+    c = self.choices() if callable(self.choices) else self.choices
+    return tuple(c or ())
+
+  def ok(self, v: Any) -> bool:
+    if v is None:
+      return self.none
+    if v in self.extra and not isinstance(v, bool):
+      return True
+    if self.kind == "bool":
+      return isinstance(v, bool)
+    if self.kind == "str":
+      return isinstance(v, str)
+    if self.kind == "choice":
+      return isinstance(v, str) and v in self._choices()
+    if self.kind == "size":
+      return (isinstance(v, (tuple, list)) and len(v) == 2
+              and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in v))
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+      return False
+    if self.kind == "int" and not isinstance(v, int):
+      return False
+    if not math.isfinite(v):
+      return False
+    if self.lo is not None and (v < self.lo or (self.lo_open and v == self.lo)):
+      return False
+    if self.hi is not None and (v > self.hi or (self.hi_open and v == self.hi)):
+      return False
+    return True
+
+  def describe(self) -> str:
+    if self.kind == "bool":
+      text = "True or False"
+    elif self.kind == "str":
+      text = "a string"
+    elif self.kind == "choice":
+      text = "one of " + ", ".join(repr(c) for c in self._choices())
+    elif self.kind == "size":
+      text = "(H, W), two integers >= 1"
+    else:
+      text = "an integer" if self.kind == "int" else "a finite number"
+      bounds = []
+      if self.lo is not None:
+        bounds.append(f"{'>' if self.lo_open else '>='} {self.lo:g}")
+      if self.hi is not None:
+        bounds.append(f"{'<' if self.hi_open else '<='} {self.hi:g}")
+      if bounds:
+        text += " " + " and ".join(bounds)
+    if self.extra:
+      text += ", or " + " or ".join(repr(e) for e in self.extra)
+      if self.extra_note:
+        text += f" ({self.extra_note})"
+    if self.none:
+      text += ", or None"
+    return text
+
+
+def _int(lo=None, hi=None, **kw) -> Allowed:
+  return Allowed("int", lo=lo, hi=hi, **kw)
+
+
+def _float(lo=None, hi=None, **kw) -> Allowed:
+  return Allowed("float", lo=lo, hi=hi, **kw)
+
+
+def _choice(choices, **kw) -> Allowed:
+  return Allowed("choice", choices=choices, **kw)
+
+
+def _dataset_names() -> tuple:
+  from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+  return tuple(build.BUILDER_MODULES)
+
+
+def _adain_modes() -> tuple:
+  from egsc_jax.models import layers  # pylint: disable=g-import-not-at-top
+  return tuple(layers.ADAIN_MODES)
+
+
+def _compute_dtypes() -> tuple:
+  from egsc_jax import models  # pylint: disable=g-import-not-at-top
+  return tuple(models.COMPUTE_DTYPES)
+
+
+def _vgg_archs() -> tuple:
+  from egsc_jax.models import vgg  # pylint: disable=g-import-not-at-top
+  return tuple(sorted(vgg.ARCH_BLOCKS))
+
+
+_COUNT = _int(1)
+_EPOCH = dict(extra=(-1,), extra_note="-1: one epoch of training pairs")
+_WEIGHT = _float(0)
+
+RULES: dict[str, Allowed] = {
+    "dataset": _choice(_dataset_names),
+    "seed": _int(0, 2**31 - 1),
+    "batch_size": _COUNT,
+    "data.data_dir": Allowed("str", none=True),
+    "data.manual_dir": Allowed("str", none=True),
+    "data.image_size": Allowed("size", none=True),
+    "data.exemplar_pairing": _choice(lambda: input_pipeline.PAIRINGS),
+    "data.augment": Allowed("bool"),
+    "data.shuffle_buffer": _int(0),
+    "data.num_threads": _int(1, none=True),
+    "model.ngf": _COUNT,
+    "model.n_downsample": _int(0, 8),
+    "model.n_enc_res": _int(0),
+    "model.n_dec_res": _int(0),
+    "model.n_shared": _int(0),
+    "model.ndf": _COUNT,
+    "model.n_dis": _COUNT,
+    "model.adain_mode": _choice(_adain_modes),
+    "model.adain_eps": _float(0, lo_open=True),
+    "model.use_feature_mask": Allowed("bool"),
+    "model.use_adain": Allowed("bool"),
+    "model.latent_noise": Allowed("bool"),
+    "model.test_noise": Allowed("bool"),
+    "model.compute_dtype": _choice(_compute_dtypes),
+    "model.output_scale": _float(1.0, 2.0),
+    "loss.gan": _WEIGHT,
+    "loss.kl": _WEIGHT,
+    "loss.recon": _WEIGHT,
+    "loss.kl_cycle": _WEIGHT,
+    "loss.cycle": _WEIGHT,
+    "loss.style": _WEIGHT,
+    "loss.content": _WEIGHT,
+    "vgg.weights": Allowed("str", none=True),
+    "vgg.arch": _choice(_vgg_archs),
+    "optim.lr": _float(0, lo_open=True),
+    "optim.b1": _float(0, 1, hi_open=True),
+    "optim.b2": _float(0, 1, hi_open=True),
+    "optim.eps": _float(0, lo_open=True),
+    "optim.decay_power": _float(0),
+    "optim.ema_decay": _float(0, 1, hi_open=True),
+    "stage1.num_iterations": _int(1, **_EPOCH),
+    "stage1.lr": _float(0, lo_open=True),
+    "stage2.num_iterations": _int(1, **_EPOCH),
+    "stage2.g_steps": _COUNT,
+    "train.log_every": _COUNT,
+    "train.image_every": _COUNT,
+    "train.eval_every": _COUNT,
+    "train.eval_examples": _COUNT,
+    "train.checkpoint_every": _COUNT,
+    "train.keep_checkpoints": _int(1, none=True),
+    "train.num_image_examples": _COUNT,
+    "train.checkpoint_fallback": Allowed("bool"),
+}
+
+
+def _get(config, key: str, default=None):
+  node = config
+  for part in key.split("."):
+    if not hasattr(node, "keys") or part not in node:
+      return default
+    node = node[part]
+  return node
+
+
+_MISSING = object()
+
+
+def _image_size_fits_network(config) -> str | None:
+  size, n = _get(config, "data.image_size"), _get(config, "model.n_downsample")
+  if size is None or not RULES["data.image_size"].ok(size) or not RULES[
+      "model.n_downsample"].ok(n):
+    return None
+  m = 2 ** n
+  if any(s % m for s in size):
+    return (f"config.data.image_size = {tuple(size)}: each side must be a multiple of "
+            f"2**config.model.n_downsample = {m} (the encoder halves the size "
+            f"{n} times and the decoder doubles it back)")
+  return None
+
+
+def _layer_weights(config) -> str | None:
+  for key in ("loss.content_layer_weights", "loss.style_layer_weights"):
+    w = _get(config, key)
+    if w is None:
+      continue
+    if (not isinstance(w, (tuple, list)) or len(w) != 5
+        or any(isinstance(v, bool) or not isinstance(v, (int, float))
+               or not math.isfinite(v) or v < 0 for v in w)):
+      return (f"config.{key} = {w!r}: five finite weights >= 0, one per VGG layer "
+              "relu1_1 ... relu5_1")
+  return None
+
+
+CROSS_RULES: list[Callable[[Any], str | None]] = [_image_size_fits_network, _layer_weights]
+
+
+def validate(config, keys: Sequence[str] | None = None) -> None:
+  """Checks every value with a rule; raises ConfigError naming each bad one.
+
+  `keys` limits the check to those rows of RULES (and skips CROSS_RULES).
+  Returns None when all is well (a key without a rule is not checked).
+  """
+  problems = []
+  for key, allowed in RULES.items():
+    if keys is not None and key not in keys:
+      continue
+    value = _get(config, key, _MISSING)
+    if value is _MISSING:
+      continue
+    if isinstance(value, ml_collections.FieldReference):
+      value = value.get()
+    if not allowed.ok(value):
+      problems.append(f"config.{key} = {value!r}: expected {allowed.describe()}")
+  if not problems and keys is None:
+    problems = [p for p in (rule(config) for rule in CROSS_RULES) if p]
+  if problems:
+    raise ConfigError("; ".join(problems))

@@ -40,13 +40,12 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
 
-from egsc_jax import checkpointing, evaluation, inference
+from egsc_jax import checkpointing, errors, evaluation, inference
 
 MNIST_DATASETS = ("mnist_single", "mnist_multiple")
 EVAL_DIR = "eval"
@@ -68,7 +67,7 @@ DIRECTION_NAMES = {"a2b": "A→B", "b2a": "B→A"}
 Segmenter = Callable[[np.ndarray], np.ndarray]
 
 
-class EvaluationError(ValueError):
+class EvaluationError(errors.UserError, ValueError):
   """An option that cannot be used with this run (the message says why)."""
 
 
@@ -302,7 +301,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
                      lpips_sources: int = LPIPS_SOURCES,
                      lpips_exemplars: int = LPIPS_EXEMPLARS,
                      use_ema: bool = True, test_noise: bool | None = None,
-                     eval_name: str = EVAL_DIR) -> dict[str, Any]:
+                     eval_name: str = EVAL_DIR, checkpoint_fallback: bool = True
+                     ) -> dict[str, Any]:
   """The evaluate command with explicit arguments (see the module docstring).
 
   Args:
@@ -322,6 +322,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
     test_noise: override the run's config.model.test_noise (None keeps it).
     eval_name: the sub-directory of workdir the results go to; the digit
       classifier is cached in workdir/eval whatever it is.
+    checkpoint_fallback: pass over an unreadable newest checkpoint (with a
+      warning) for the next older one; False raises WorkdirError instead.
 
   Returns:
     The results dict also written to workdir/<eval_name>/results.json.
@@ -341,7 +343,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
         f"--inception_weights={inception_weights}: no such file (the Keras InceptionV3 "
         "no-top weights, inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5).")
   segment_fn = load_segmenter(segmenter) if segmenter else None
-  trained = inference.load_trained(workdir, use_ema=use_ema, test_noise=test_noise)
+  trained = inference.load_trained(workdir, use_ema=use_ema, test_noise=test_noise,
+                                   checkpoint_fallback=checkpoint_fallback)
   config = trained.config
   if data_dir is not None:
     config.data.data_dir = data_dir
@@ -603,6 +606,9 @@ def define_flags(flag_values) -> None:
   flags.DEFINE_string("eval_name", EVAL_DIR,
                       "Sub-directory of the workdir for the results, e.g. eval_noise_off.",
                       **fv)
+  flags.DEFINE_bool("checkpoint_fallback", True,
+                    "When the latest checkpoint cannot be read, warn and use the next "
+                    "older one; --nocheckpoint_fallback stops with an error.", **fv)
   flags.mark_flags_as_required(["workdir"], **fv)
 
 
@@ -621,15 +627,14 @@ def main(argv, flag_values=None) -> int:
         batch_size=f.batch_size, classifier_steps=f.classifier_steps,
         use_ema=f.use_ema,
         test_noise={"as_trained": None, "on": True, "off": False}[f.test_noise],
-        eval_name=f.eval_name)
-  except (EvaluationError, inference.WorkdirError, FileNotFoundError) as e:
-    logging.error("%s", e)
-    return 1
+        eval_name=f.eval_name, checkpoint_fallback=f.checkpoint_fallback)
+  except (errors.UserError, FileNotFoundError) as e:
+    return errors.report(e)
   print(markdown(results))
-  return 0
+  return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
   define_flags(flags.FLAGS)
-  app.run(lambda argv: sys.exit(main(argv)))
+  errors.run(main)

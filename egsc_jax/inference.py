@@ -4,7 +4,8 @@ Shared by the translate command, the evaluate command and training's own test
 evaluation:
 
 - `load_trained(workdir)`: the config from `workdir/config.json`, the modules, and
-  the latest stage-2 checkpoint (EMA parameters when the run kept them).
+  the latest readable stage-2 checkpoint (EMA parameters when the run kept
+  them); a damaged newer one is passed over with a warning.
 - `Translator`: one jitted translation over every local device; the batch is
   split along a 'data' mesh axis and padded to fixed-size chunks, so one image
   shape compiles once. Each example's latent noise is keyed by its own id
@@ -32,7 +33,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from egsc_jax import checkpointing, config_lib, grids, sharding, steps
+from egsc_jax import checkpointing, config_lib, errors, grids, sharding, steps
 from egsc_jax import state as state_lib
 from egsc_jax.models import Models, build_models
 
@@ -41,8 +42,9 @@ DIRECTIONS = ("a2b", "b2a")
 DEFAULT_BATCH_SIZE = 32
 
 
-class WorkdirError(FileNotFoundError):
-  """The workdir lacks what inference needs (config.json, a stage-2 checkpoint)."""
+class WorkdirError(errors.UserError, FileNotFoundError):
+  """The workdir lacks what inference needs (config.json, a readable stage-2
+  checkpoint that fits config.json)."""
 
 
 # ----------------------------------------------------------------------------
@@ -115,23 +117,25 @@ class Trained:
   used_ema: bool
 
 
-def _restore_latest(ckpt_dir: str, abstract: state_lib.GANState, *, workdir: str
-                    ) -> tuple[int, state_lib.GANState]:
-  """(step, state) of the latest checkpoint in `ckpt_dir`, opened read-only."""
+def _restore_latest(ckpt_dir: str, abstract: state_lib.GANState, *, workdir: str,
+                    fallback: bool = True) -> tuple[int, state_lib.GANState]:
+  """(step, state) of the newest readable checkpoint in `ckpt_dir`, opened
+  read-only; an unreadable newer one is passed over with a warning
+  (`checkpointing.Checkpointer.restore_latest`) unless `fallback` is off."""
   ckpt = checkpointing.Checkpointer(ckpt_dir, keep=None, read_only=True)
   try:
-    step = ckpt.latest_step()
-    if step is None:
-      raise WorkdirError(f"{workdir}: no stage-2 checkpoint in {ckpt_dir}; the run has "
-                         "not saved a stage-2 iteration yet.")
-    try:
-      state, _ = ckpt.restore(step, abstract)
-    except (ValueError, KeyError, TypeError) as e:
-      raise WorkdirError(
-          f"{workdir}: stage-2 checkpoint {step} does not match the networks of "
-          f"config.json: {e}") from e
+    restored = ckpt.restore_latest(abstract, fallback=fallback)
+  except checkpointing.CheckpointMismatchError as e:
+    raise WorkdirError(f"{workdir}: the stage-2 checkpoints do not match the networks "
+                       f"of config.json: {e}") from e
+  except checkpointing.CheckpointError as e:
+    raise WorkdirError(f"{workdir}: {e}") from e
   finally:
     ckpt.close()
+  if restored is None:
+    raise WorkdirError(f"{workdir}: no stage-2 checkpoint in {ckpt_dir}; the run has "
+                       "not saved a stage-2 iteration yet.")
+  step, state, _ = restored
   return int(step), state
 
 
@@ -142,7 +146,8 @@ def local_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
 
 def load_trained(workdir: str, *, use_ema: bool = True,
                  devices: Sequence[jax.Device] | None = None,
-                 test_noise: bool | None = None) -> Trained:
+                 test_noise: bool | None = None,
+                 checkpoint_fallback: bool = True) -> Trained:
   """Loads the latest stage-2 checkpoint of `workdir`.
 
   Args:
@@ -151,14 +156,18 @@ def load_trained(workdir: str, *, use_ema: bool = True,
     devices: the devices to place the parameters on (default: all local ones).
     test_noise: override config.model.test_noise (the latent noise at test time,
       on in the authors' code; SPEC 9 A6); None keeps the run's setting.
+    checkpoint_fallback: when the latest checkpoint cannot be read, warn and
+      use the next older one (False: raise WorkdirError instead).
 
   Raises:
-    WorkdirError: no config.json, no stage-2 checkpoint, or a checkpoint that
-      does not fit the config; the message names the workdir.
+    WorkdirError: no config.json, no readable stage-2 checkpoint, or checkpoints
+      that do not fit the config; the message names the workdir.
+    config_lib.ConfigError: config.json holds a value that cannot be used.
   """
   config = load_config(workdir)
   if test_noise is not None:
     config.model.test_noise = bool(test_noise)
+  config_lib.validate(config)
   ckpt_dir = os.path.join(workdir, "stage2", "checkpoints")
   if not os.path.isdir(ckpt_dir):
     raise WorkdirError(
@@ -168,7 +177,7 @@ def load_trained(workdir: str, *, use_ema: bool = True,
   abstract = abstract_stage2_state(config, models)
   rep = NamedSharding(local_mesh(devices), P())
   step, state = _restore_latest(ckpt_dir, checkpointing.abstract_with_sharding(abstract, rep),
-                                workdir=workdir)
+                                workdir=workdir, fallback=checkpoint_fallback)
   used_ema = use_ema and state.ema_params is not None
   params = state.ema_params if used_ema else state.g_params
   logging.info("loaded %s stage-2 iteration %d (%s parameters)", workdir, step,

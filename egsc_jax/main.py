@@ -4,16 +4,21 @@
   python -m egsc_jax.main --config=configs/gta5_bdd.py --workdir=gs://... \
       --config.batch_size=24 --config.model.compute_dtype=bfloat16
 
-Process set-up only; the loop is `egsc_jax.train.train_and_evaluate`.
+Process set-up only; the loop is `egsc_jax.train.train_and_evaluate`. The
+config is validated (`config_lib.validate`) after the overrides; errors the
+user can fix print one line. Exit status (`egsc_jax.errors`): 0 done, 1 a user
+error, 3 a loss became NaN/Inf, 75 preempted (a checkpoint was saved: run the
+same command again to resume), 70 a bug (with its traceback).
 """
 from __future__ import annotations
 
 import logging
 import os
-import sys
 
 from absl import app, flags
 from ml_collections import config_flags
+
+from egsc_jax import config_lib, errors
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment config file, e.g. configs/mnist_single.py:cpu.",
@@ -29,6 +34,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config_lib.validate(_CONFIG.value)
   from egsc_jax import checkpointing  # pylint: disable=g-import-not-at-top
   checkpointing.quiet_orbax_logs()
   import jax  # pylint: disable=g-import-not-at-top
@@ -38,16 +44,14 @@ def main(argv):
   logging.info("JAX process %d/%d, %d local / %d global devices: %s",
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), jax.devices()[0].platform)
-  try:
-    result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-  except train.NonFiniteLossError as e:
-    logging.error("%s", e)
-    sys.exit(3)
+  result = train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
   logging.info("finished: %s; workdir %s (TensorBoard: tensorboard --logdir %s)",
                result["status"], _WORKDIR.value, _WORKDIR.value)
   if result.get("metrics"):
     logging.info("final metrics: %s", result["metrics"])
+  # A scheduler's retry loop resubmits on EXIT_PREEMPTED only.
+  return errors.EXIT_PREEMPTED if result["status"] == "preempted" else errors.EXIT_OK
 
 
 if __name__ == "__main__":
-  app.run(main)
+  errors.run(main)

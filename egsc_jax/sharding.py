@@ -12,6 +12,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from egsc_jax import errors
+
 DATA_AXIS = "data"
 
 
@@ -38,7 +40,7 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 def check_batch_size(global_batch: int, mesh: Mesh) -> None:
   n = mesh.devices.size
   if global_batch % n or global_batch % jax.process_count():
-    raise ValueError(
+    raise errors.ConfigError(
         f"config.batch_size={global_batch} must be divisible by the number of "
         f"devices ({n}) and of processes ({jax.process_count()})")
 

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from egsc_jax import checkpointing, config_lib, grids, sharding, steps
+from egsc_jax import checkpointing, config_lib, errors, grids, sharding, steps
 from egsc_jax import state as state_lib
 from egsc_jax.models import Models, build_models
 
@@ -31,8 +31,9 @@ PyTree = Any
 MNIST_DATASETS = ("mnist_single", "mnist_multiple")
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(errors.UserError, FloatingPointError):
   """A loss term became NaN or Inf; the last good checkpoint stays loadable."""
+  exit_status = errors.EXIT_DIVERGED
 
 
 @dataclasses.dataclass
@@ -69,6 +70,10 @@ def train_and_evaluate(config, workdir: str, *,
   """
   mesh = mesh or sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
+  if config_lib.uses_perceptual(config):
+    # A missing VGG file stops the run now, not after hours of stage 1.
+    from egsc_jax.models import vgg as vgg_lib  # pylint: disable=g-import-not-at-top
+    vgg_lib.check_weights(config.vgg.arch, config.vgg.weights)
   prepare_dataset(config)
   config = resolve_num_iterations(config)
   models = build_models(config.model)
@@ -143,6 +148,9 @@ def prepare_dataset(config) -> None:
 def resolve_num_iterations(config):
   """Replaces num_iterations = -1 by the number of training pairs, the
   authors' T (SPEC 3.1 item 4: one epoch of pairs, not divided by batch size)."""
+  # -1 is the only sentinel (the commands validate every key; this keeps a
+  # direct caller's -5 from becoming an epoch too).
+  config_lib.validate(config, keys=("stage1.num_iterations", "stage2.num_iterations"))
   if config.stage1.num_iterations >= 0 and config.stage2.num_iterations >= 0:
     return config
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
@@ -175,9 +183,16 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
 
   # -- Restore or init ---------------------------------------------------------
   abstract = jax.eval_shape(spec.init, init_rng)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, meta = ckpt.restore(latest, checkpointing.abstract_with_sharding(abstract, rep))
+  try:
+    restored = ckpt.restore_latest(checkpointing.abstract_with_sharding(abstract, rep),
+                                   fallback=config.train.get("checkpoint_fallback", True),
+                                   set_aside=True)
+  except checkpointing.CheckpointError:
+    ckpt.close()
+    writer.close()
+    raise
+  if restored is not None:
+    latest, state, meta = restored
     logging.info("stage %d: restored iteration %d from %s (meta %s)", spec.stage,
                  latest, ckpt.directory, meta)
   else:
@@ -328,10 +343,21 @@ def _local(tree: PyTree) -> PyTree:
   return jax.tree.map(lambda x: x.addressable_data(0), tree)
 
 
-def _fixed_examples(config) -> dict:
-  """The first num_image_examples test pairs (with ground truth when present)."""
+def _test_examples(config, wanted: int, *, key: str) -> int:
+  """min(wanted, size of the test split), saying so when the split is smaller."""
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  k = config.train.num_image_examples
+  total = input_pipeline.get_builder(config).info.splits["test"].num_examples
+  if total < wanted:
+    logging.warning("%s's test split has %d pairs, fewer than config.%s = %d; "
+                    "using all %d", config.dataset, total, key, wanted, total)
+  return min(wanted, total)
+
+
+def _fixed_examples(config) -> dict:
+  """The first num_image_examples test pairs (with ground truth when present),
+  or the whole test split when it is smaller."""
+  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  k = _test_examples(config, config.train.num_image_examples, key="train.num_image_examples")
   batch = next(iter(input_pipeline.eval_batches(
       config, split="test", batch_size=k, num_examples=k, process_index=0,
       process_count=1)))
@@ -384,6 +410,6 @@ def _evaluate(state, *, models: Models, config, workdir: str) -> dict[str, float
     classifier, _ = evaluate.digit_classifier(
         os.path.join(workdir, evaluate.EVAL_DIR), manual_dir=config.data.get("manual_dir"),
         steps=evaluate.CLASSIFIER_STEPS)
-  return evaluate.training_scores(_translator(state, models), config,
-                                  num_examples=config.train.eval_examples,
+  num = _test_examples(config, config.train.eval_examples, key="train.eval_examples")
+  return evaluate.training_scores(_translator(state, models), config, num_examples=num,
                                   classifier=classifier)

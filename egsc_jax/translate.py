@@ -17,24 +17,26 @@ resolution, or with --native_size at the source's size rounded down to a
 multiple of 2**n_downsample (exemplars are resized to the same size); the result
 is resized back to the source's size. An unreadable file gets one error line
 naming it and is skipped. The latent noise follows config.model.test_noise
-(seeded by --seed). Exit status 0 when at least one translation was written.
+(seeded by --seed). An unreadable newest checkpoint is passed over with a
+warning for the next older one (--nocheckpoint_fallback: stop instead). Exit
+status 0 when at least one translation was written, 1 for an error the message
+explains (`egsc_jax.errors`).
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
-import sys
 
 import numpy as np
 
-from egsc_jax import checkpointing, grids, inference
+from egsc_jax import checkpointing, errors, grids, inference
 from egsc_jax.data import images as images_lib
 
 GRID_NAME = "grid.png"
 
 
-class InputError(ValueError):
+class InputError(errors.UserError, ValueError):
   """A --source or --exemplar path that cannot be used."""
 
 
@@ -95,7 +97,8 @@ def _read(path: str, skipped: list[str]) -> np.ndarray | None:
 def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
                     direction: str = "a2b", grid: bool = False, native_size: bool = False,
                     seed: int = 0, batch_size: int = inference.DEFAULT_BATCH_SIZE,
-                    use_ema: bool = True) -> TranslateResult:
+                    use_ema: bool = True, checkpoint_fallback: bool = True
+                    ) -> TranslateResult:
   """The translate command, with explicit arguments (see the module docstring).
 
   Raises:
@@ -109,7 +112,8 @@ def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
   exemplar_paths = input_files(exemplar, what="exemplar")
   _check_unique_stems(source_paths, what="source")
   _check_unique_stems(exemplar_paths, what="exemplar")
-  trained = inference.load_trained(workdir, use_ema=use_ema)
+  trained = inference.load_trained(workdir, use_ema=use_ema,
+                                   checkpoint_fallback=checkpoint_fallback)
   translator = inference.Translator.from_trained(trained, batch_size=batch_size,
                                                  seed=seed)
   trained_size = inference.image_shape(trained.config)
@@ -234,6 +238,9 @@ def define_flags(flag_values) -> None:
                        "Pairs per network call (rounded up to a multiple of the "
                        "device count).", **fv)
   flags.DEFINE_bool("use_ema", True, "Use the EMA parameters when the run kept them.", **fv)
+  flags.DEFINE_bool("checkpoint_fallback", True,
+                    "When the latest checkpoint cannot be read, warn and use the next "
+                    "older one; --nocheckpoint_fallback stops with an error.", **fv)
   flags.mark_flags_as_required(["workdir", "source", "exemplar", "output"], **fv)
 
 
@@ -248,20 +255,20 @@ def main(argv, flag_values=None) -> int:
     result = translate_paths(workdir=f.workdir, source=f.source, exemplar=f.exemplar,
                              output=f.output, direction=f.direction, grid=f.grid,
                              native_size=f.native_size, seed=f.seed,
-                             batch_size=f.batch_size, use_ema=f.use_ema)
-  except (InputError, inference.WorkdirError) as e:
-    logging.error("%s", e)
-    return 1
+                             batch_size=f.batch_size, use_ema=f.use_ema,
+                             checkpoint_fallback=f.checkpoint_fallback)
+  except errors.UserError as e:
+    return errors.report(e)
   print(f"{len(result.written)} translations written to {f.output}"
         + (f", grid {result.grid}" if result.grid else "")
         + (f"; {len(result.skipped)} unreadable inputs skipped" if result.skipped else ""))
   if not result.written:
-    logging.error("no translation was written")
-    return 1
-  return 0
+    return errors.report(InputError("no translation was written (every input was "
+                                    "unreadable)"))
+  return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
   define_flags(flags.FLAGS)
-  app.run(lambda argv: sys.exit(main(argv)))
+  errors.run(main)

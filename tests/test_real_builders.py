@@ -11,6 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from egsc_jax import errors
 from egsc_jax.data import build as build_lib
 from egsc_jax.data import celeba_gender, gta5_bdd, image_folder, images
 
@@ -544,10 +545,9 @@ def test_build_command_on_image_folder(tmp_path, capsys):
 
 
 def test_build_command_errors(tmp_path, capsys):
-  with pytest.raises(SystemExit) as info:
-    build_lib.main(["no_such_set"])
-  assert info.value.code == 2
+  assert build_lib.main(["no_such_set"]) == errors.EXIT_USER_ERROR
   err = capsys.readouterr().err
+  assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
   for name in ("mnist_single", "mnist_multiple", "celeba_gender", "gta5_bdd", "image_folder"):
     assert name in err
   with pytest.raises(build_lib.UnknownDatasetError, match="valid names: mnist_single"):

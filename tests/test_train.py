@@ -19,7 +19,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from egsc_jax import checkpointing, config_lib, sharding, steps, train
+from egsc_jax import checkpointing, config_lib, errors, sharding, steps, train
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -259,12 +259,13 @@ def test_sigterm_saves_and_sigkill_resumes(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
   ckpt_dir = os.path.join(workdir, "stage2", "checkpoints")
 
-  # SIGTERM mid stage 2: a checkpoint at the current iteration, clean exit.
+  # SIGTERM mid stage 2: a checkpoint at the current iteration, and the
+  # preemption status (not 0, which means done) for a retry loop.
   log = str(tmp_path / "log1")
   proc = _launch(workdir, data_dir, log, iterations=10_000)
   _wait_for(log, "stage 2  iter 3/", proc)
   proc.send_signal(signal.SIGTERM)
-  assert proc.wait(timeout=120) == 0, open(log).read()[-3000:]
+  assert proc.wait(timeout=120) == errors.EXIT_PREEMPTED == 75, open(log).read()[-3000:]
   assert "preempted at iteration" in open(log).read()
   ckpt = checkpointing.Checkpointer(ckpt_dir, keep=3)
   stopped_at = ckpt.latest_step()

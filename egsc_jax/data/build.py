@@ -9,7 +9,9 @@ NAME is one of mnist_single, mnist_multiple, celeba_gender, gta5_bdd, image_fold
 `image_folder` with other folders needs its own `--data_dir` or `--overwrite`).
 TFDS shows a progress bar per split while it writes; at the end this prints where
 the data went, the split sizes and the builder's metadata (skipped files, sources).
-Nothing is downloaded.
+Nothing is downloaded. Exit status 0 when built, 1 with one `error: ...` line
+for anything the user can fix (a missing input, an unknown name, a bad flag),
+70 with a traceback for a bug (`egsc_jax.errors`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from egsc_jax import errors
+
 # Builder name -> module; imported only when asked for, so that building one
 # dataset never needs another's code (or its optional dependencies).
 BUILDER_MODULES = {
@@ -33,7 +37,7 @@ BUILDER_MODULES = {
 }
 
 
-class UnknownDatasetError(ValueError):
+class UnknownDatasetError(errors.UserError, ValueError):
   """A dataset name that is not one of `BUILDER_MODULES`."""
 
 
@@ -117,8 +121,16 @@ def describe(builder) -> str:
   return "\n".join(lines)
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+  """Reports a bad command line as a one-line UserError (argparse would print
+  the usage and exit 2)."""
+
+  def error(self, message):
+    raise errors.UserError(f"{message} (see {self.prog} --help)")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(
+  parser = _ArgumentParser(
       prog="python -m egsc_jax.data.build",
       description="Build one of egsc-jax's TFDS datasets ahead of training.",
   )
@@ -141,7 +153,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Command-line entry point; returns the exit status (0 on success)."""
-  args = parse_args(argv)
+  try:
+    args = parse_args(argv)
+  except errors.UserError as e:
+    return errors.report(e)
   logging.basicConfig(
       level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
   )
@@ -159,12 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
   try:
     prepare(builder, manual_dir=args.manual_dir, overwrite=args.overwrite)
-  except FileNotFoundError as e:  # Missing inputs: the message says which.
-    print(f"error: cannot build {args.name}: {e}", file=sys.stderr, flush=True)
-    return 1
+  except (errors.UserError, FileNotFoundError) as e:  # The message says which input.
+    return errors.report(errors.UserError(f"cannot build {args.name}: {e}"))
   print(describe(builder), flush=True)
-  return 0
+  return errors.EXIT_OK
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(errors.call(main))

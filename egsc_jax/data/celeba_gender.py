@@ -40,6 +40,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from egsc_jax import errors
 from egsc_jax.data import images
 from egsc_jax.data.image_folder import (
     pair_id,
@@ -82,7 +83,7 @@ holds {_SOURCES[IMAGE_FOLDER]},
 {_SOURCES[ATTR_FILE]} and {_SOURCES[PARTITION_FILE]})."""
 
 
-class CelebAFormatError(ValueError):
+class CelebAFormatError(errors.UserError, ValueError):
   """An annotation file that does not follow the official format."""
 
 
@@ -265,7 +266,7 @@ class CelebaGender(tfds.core.GeneratorBasedBuilder):
     first = os.path.join(files.image_dir, lists["train"][0][0])
     sample = images.read_image(first)
     if sample.shape != (SOURCE_HEIGHT, SOURCE_WIDTH, 3):
-      raise ValueError(
+      raise CelebAFormatError(
           f"celeba_gender: {first} is {sample.shape[1]}x{sample.shape[0]}; the "
           f"aligned-and-cropped images are {SOURCE_WIDTH}x{SOURCE_HEIGHT}.\n"
           + EXPECTED_LAYOUT

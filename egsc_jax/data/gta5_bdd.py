@@ -59,6 +59,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from egsc_jax import errors
 from egsc_jax.data import images
 from egsc_jax.data.image_folder import (
     pair_id,
@@ -323,7 +324,7 @@ def find_gta5_bdd_files(manual_dir: str) -> Gta5BddFiles:
 def gta5_split_sizes(num: int) -> tuple[int, int]:
   """(n_train, n_test) for `num` GTA5 frames: 24,466/500 on the full set, scaled."""
   if num < 2:
-    raise ValueError(f"gta5_bdd needs at least 2 GTA5 images, found {num}")
+    raise errors.UserError(f"gta5_bdd needs at least 2 GTA5 images, found {num}")
   n_test = int(min(GTA5_TEST, max(1, round(num * GTA5_TEST / GTA5_TOTAL))))
   return min(GTA5_TRAIN, num - n_test), n_test
 

@@ -101,7 +101,10 @@ def list_image_files(
           relative.append(os.path.normpath(os.path.join(rel_root, name)))
   else:
     with os.scandir(folder) as entries:
-      relative = [e.name for e in entries if e.is_file() and is_image_file(e.name)]
+      # A dangling symlink is listed too, so that it is skipped by name with the
+      # other unreadable files rather than passed over silently.
+      relative = [e.name for e in entries if is_image_file(e.name) and (
+          e.is_file() or (e.is_symlink() and not os.path.exists(e.path)))]
   # Sort on "/"-separated parts so the order is the same on every platform.
   relative.sort(key=lambda r: r.replace(os.sep, "/"))
   return [os.path.join(folder, r) for r in relative]
@@ -164,14 +167,23 @@ def to_rgb_uint8(image: Image.Image) -> np.ndarray:
     raise ValueError(f"cannot convert PIL mode {mode!r} to RGB: {e}") from e
 
 
+def _dangling_link(path: str) -> str | None:
+  """The reason for a symlink whose target does not exist, else None."""
+  if os.path.islink(path) and not os.path.exists(path):
+    return f"dangling symbolic link to {os.readlink(path)}"
+  return None
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
   """Reads one image file as uint8 RGB `[H, W, 3]`.
 
   Raises:
     ImageReadError: the file is missing, unreadable, corrupt, truncated or not an
-      image; the message names the file and the reason.
+      image (or a dangling symlink); the message names the file and the reason.
   """
   path = os.fspath(path)
+  if (reason := _dangling_link(path)) is not None:
+    raise ImageReadError(path, reason)
   try:
     with Image.open(path) as image:
       image.load()  # Decode now: a truncated file fails here, not later.
@@ -305,6 +317,9 @@ def read_images(
 
 
 def _decodes(path: str) -> bool:
+  if (reason := _dangling_link(path)) is not None:
+    logger.warning("Skipping unreadable image %s (%s)", path, reason)
+    return False
   try:
     with Image.open(path) as image:
       image.load()

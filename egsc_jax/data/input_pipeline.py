@@ -51,6 +51,8 @@ from typing import Any, Iterator
 import ml_collections
 from ml_collections import config_dict
 
+from egsc_jax import errors
+
 IMAGE_KEYS = ("image_a", "image_b")
 GT_KEYS = ("gt_a2b", "gt_b2a")
 LABEL_KEYS = ("digit_a", "digit_b")
@@ -165,12 +167,12 @@ def _image_size(config, builder) -> tuple[int, int]:
   if size is None:
     height, width, _ = builder.info.features["image_a"].shape
     if height is None or width is None:
-      raise ValueError(
+      raise errors.ConfigError(
           f"Dataset {config.dataset!r} stores images of varying size; set "
           "config.data.image_size = (H, W).")
     return int(height), int(width)
   if len(size) != 2 or min(size) < 1:
-    raise ValueError(f"config.data.image_size must be (H, W), got {size!r}.")
+    raise errors.ConfigError(f"config.data.image_size must be (H, W), got {size!r}.")
   return int(size[0]), int(size[1])
 
 

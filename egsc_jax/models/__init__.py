@@ -28,6 +28,9 @@ class Models:
   test_noise: bool
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")   # config.model.compute_dtype
+
+
 def compute_dtype(name: str) -> Any:
   try:
     return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[name]

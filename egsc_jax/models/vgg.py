@@ -560,6 +560,12 @@ def _resolve(path: str | os.PathLike | None, arch: str) -> tuple[str, str]:
   return os.fspath(path), detect_vgg_format(path)
 
 
+def check_weights(arch: str, path: str | os.PathLike | None) -> None:
+  """Raises VGGWeightsError now for a missing file, an unknown format or None
+  with VGG-19 (reads a file header only): training checks before stage 1."""
+  _resolve(path, arch)
+
+
 def load_vgg_params(path: str | os.PathLike | None, arch: str) -> Params:
   """Loads any accepted format (detected by content) into VGG(arch) params.
 
