@@ -258,6 +258,7 @@ def test_gta5_bdd_segmentation_protocol(tmp_path):
   assert "Segmentation mIoU" in md and "Per-class IoU" in md and "vehicle" in md
 
 
+@pytest.mark.slow
 def test_feature_mask_effect_benchmark(workdir):
   """benchmarks/feature_mask_effect.py on the tiny run: the mask lies in (0.5, 1),
   and switching it off at test time changes the translations."""

@@ -75,6 +75,7 @@ def test_second_call_resumes_and_does_nothing_more(full_run):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_stop_and_resume_is_bitwise_identical(full_run, tmp_path):
   """Interrupt mid stage 1 and mid stage 2; the resumed run ends bitwise equal."""
   _, config, result = full_run
@@ -203,6 +204,7 @@ def _wait_for(log_path, text, proc, timeout=240):
   raise AssertionError(f"timed out waiting for {text!r}:\n{open(log_path).read()[-3000:]}")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_sigkill_resumes(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
   ckpt_dir = os.path.join(workdir, "stage2", "checkpoints")
