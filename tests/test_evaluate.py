@@ -40,7 +40,8 @@ def test_every_mnist_single_field(workdir, results):
   m = results["metrics"]
   for d in ("a2b", "b2a"):
     for key in ("ssim", "ssim_official_stretch"):
-      assert -1 <= m[f"{key}_{d}"] <= 1
+      # Present; their values are checked against skimage in the next test.
+      assert isinstance(m[f"{key}_{d}"], float)
     for key in ("pixel_accuracy", "pixel_accuracy_official_stretch"):
       curve = np.asarray(results["curves"][f"{key}_{d}"])
       assert curve.shape == (100,) and np.all(np.diff(curve) >= 0)
@@ -48,7 +49,9 @@ def test_every_mnist_single_field(workdir, results):
       assert m[f"{key}_mean_{d}"] == pytest.approx(curve.mean())
     assert m[f"lpips_diversity_{d}"] > 0      # noise and exemplars vary the output
     assert np.isfinite(m[f"kid_vgg16_{d}"]) and m[f"kid_vgg16_{d}_std"] >= 0
-    assert 0 <= m[f"digit_accuracy_{d}"] <= 1
+    # The share of NUM translations classified right: a multiple of 1 / NUM.
+    correct = m[f"digit_accuracy_{d}"] * NUM
+    assert correct == pytest.approx(round(correct), abs=1e-9) and 0 <= correct <= NUM
   assert 0 <= m["colour_match_a2b"] <= 1
   assert "colour_match_b2a" not in m
   assert m["digit_classifier_test_accuracy"] > 0.5   # 40 steps; far above chance 0.1
@@ -258,6 +261,7 @@ def test_gta5_bdd_segmentation_protocol(tmp_path):
   assert "Segmentation mIoU" in md and "Per-class IoU" in md and "vehicle" in md
 
 
+@pytest.mark.slow
 def test_feature_mask_effect_benchmark(workdir):
   """benchmarks/feature_mask_effect.py on the tiny run: the mask lies in (0.5, 1),
   and switching it off at test time changes the translations."""

