@@ -8,7 +8,6 @@ so a save cut short by SIGKILL is never listed, let alone loaded.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 from etils import epath
+
+from egsc_jax import paths
 
 
 class Checkpointer:
@@ -26,9 +27,7 @@ class Checkpointer:
     writing manager deletes unfinished temporary directories when it opens,
     which would break the save in flight of a run still training there."""
     # Orbax needs absolute paths; cloud paths (gs://...) already are.
-    if "://" not in str(directory):
-      directory = os.path.abspath(directory)
-    self.directory = epath.Path(directory)
+    self.directory = epath.Path(paths.absolute(directory))
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=not read_only, read_only=read_only,
         enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)

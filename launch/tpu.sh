@@ -106,7 +106,7 @@ bash $REMOTE_HOME/current/launch/tpu_worker.sh setup"
 # The worker's training command line: CONFIG, WORKDIR, DATA_DIR and the overrides.
 train_args() {
   need CONFIG WORKDIR
-  local args=(--config="$CONFIG" --workdir="$WORKDIR")
+  local args=(--config="$CONFIG" --workdir="$WORKDIR" --config.model.compute_dtype=bfloat16)
   [[ -n "${DATA_DIR:-}" ]] && args+=(--config.data.data_dir="$DATA_DIR")
   quote_args "${args[@]}" "$@"
 }

@@ -145,7 +145,8 @@ def test_train_command_runs_detached_and_restarts_after_preemption(tmp_path):
   assert status_file.read_text().strip() == "0"
   calls = [json.loads(l) for l in (tmp_path / "calls.jsonl").read_text().splitlines()]
   expected = ["-m", "egsc_jax.main", "--distributed", "--config=configs/gta5_bdd.py",
-              f"--workdir={workdir}", "--config.data.data_dir=gs://bkt/tfds", *OVERRIDES]
+              f"--workdir={workdir}", "--config.model.compute_dtype=bfloat16",
+              "--config.data.data_dir=gs://bkt/tfds", *OVERRIDES]
   assert calls == [expected, expected]
   log = (workdir / "logs" / "worker-w-0.log").read_text()
   assert "training attempt 0" in log and "training attempt 1" in log
