@@ -21,13 +21,17 @@ The clients reach it as follows:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
+import signal
 import socket
 import socketserver
 import ssl
 import subprocess
+import sys
 import threading
+import time
 import urllib.parse
 
 GCS_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
@@ -127,7 +131,7 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
 
 
 def _fix_emulator() -> None:
-  """Two deviations of the emulator from GCS that TensorFlow's client runs into:
+  """Deviations of the emulator from GCS that TensorFlow's client runs into:
   an empty media upload (TensorFlow's "directory/" marker objects) fails because
   the empty body reads as None, and a chunked upload that also carries a
   Content-Length header (curl sends both for TensorFlow's resumable uploads) is
@@ -153,34 +157,79 @@ def _fix_emulator() -> None:
 
   objects._media_upload = media_upload_empty  # pylint: disable=protected-access
   server._read_raw_data = read_chunked_first  # pylint: disable=protected-access
+
+  # curl sends "Expect: 100-continue" with every upload and waits a second for
+  # the interim answer, which an HTTP/1.0 handler never gives. Answer as
+  # HTTP/1.1, still one request per connection (the server is single-threaded).
+  end_headers = server.RequestHandler.end_headers
+
+  def end_headers_close(handler):
+    handler.send_header("Connection", "close")
+    end_headers(handler)
+
+  server.RequestHandler.protocol_version = "HTTP/1.1"
+  server.RequestHandler.end_headers = end_headers_close
   server._egsc_patched = True
 
 
-@contextlib.contextmanager
-def gcs_emulator(directory: str, bucket: str):
-  """Starts the emulator (in memory) and the proxy; yields the environment
-  variables that point every client at them."""
+def serve(port_file: str, bucket: str, cert: str, key: str) -> None:
+  """The emulator (in memory, with `bucket`) and the proxy, until SIGTERM; their
+  ports go to `port_file` as JSON once both listen."""
   from gcp_storage_emulator.server import create_server  # pylint: disable=g-import-not-at-top
   _fix_emulator()
   port = _free_port()
   server = create_server("127.0.0.1", port, in_memory=True, default_bucket=bucket)
   server.start()
-  cert, key = make_certificate(directory)
   proxy = TlsProxy(("127.0.0.1", port), cert, key)
-  thread = threading.Thread(target=proxy.serve_forever, daemon=True)
-  thread.start()
-  env = {
-      "HTTPS_PROXY": proxy.url, "https_proxy": proxy.url,
-      "HTTP_PROXY": proxy.url, "http_proxy": proxy.url,
-      "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-      "CURL_CA_BUNDLE": cert,
-      "TENSORSTORE_GCS_HTTP_URL": f"http://127.0.0.1:{port}",
-      "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
-      "NO_GCE_CHECK": "true",
-  }
+  tmp = port_file + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump({"emulator": port, "proxy": proxy.server_address[1]}, f)
+  os.rename(tmp, port_file)
+  signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=proxy.shutdown).start())
   try:
-    yield env
+    proxy.serve_forever()
   finally:
-    proxy.shutdown()
     proxy.server_close()
     server.stop()
+
+
+@contextlib.contextmanager
+def gcs_emulator(directory: str, bucket: str, *, timeout: float = 60):
+  """Starts the emulator and the proxy in a separate process (so that the
+  clients under test never wait on this process's GIL); yields the environment
+  variables that point every client at them."""
+  cert, key = make_certificate(directory)
+  port_file = os.path.join(directory, "ports.json")
+  log = open(os.path.join(directory, "emulator.log"), "w")
+  proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), port_file, bucket,
+                           cert, key], stdout=log, stderr=subprocess.STDOUT)
+  try:
+    deadline = time.time() + timeout
+    while not os.path.exists(port_file):
+      if proc.poll() is not None or time.time() > deadline:
+        raise RuntimeError(f"the GCS emulator did not start; see {log.name}")
+      time.sleep(0.1)
+    with open(port_file) as f:
+      ports = json.load(f)
+    proxy = f"http://127.0.0.1:{ports['proxy']}"
+    yield {
+        "HTTPS_PROXY": proxy, "https_proxy": proxy,
+        "HTTP_PROXY": proxy, "http_proxy": proxy,
+        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+        "CURL_CA_BUNDLE": cert,
+        "TENSORSTORE_GCS_HTTP_URL": f"http://127.0.0.1:{ports['emulator']}",
+        "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
+        "NO_GCE_CHECK": "true",
+    }
+  finally:
+    proc.terminate()
+    try:
+      proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      proc.wait()
+    log.close()
+
+
+if __name__ == "__main__":
+  serve(*sys.argv[1:5])
