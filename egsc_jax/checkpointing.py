@@ -17,7 +17,6 @@ either.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from typing import Any
@@ -26,7 +25,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from egsc_jax import errors
+from egsc_jax import errors, paths
 
 DAMAGED_DIR = "damaged_checkpoints"   # next to checkpoints/, see restore_latest
 
@@ -74,9 +73,7 @@ class Checkpointer:
     writing manager deletes unfinished temporary directories when it opens,
     which would break the save in flight of a run still training there."""
     # Orbax needs absolute paths; cloud paths (gs://...) already are.
-    if "://" not in str(directory):
-      directory = os.path.abspath(directory)
-    self.directory = epath.Path(directory)
+    self.directory = epath.Path(paths.absolute(directory))
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=not read_only, read_only=read_only,
         enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)

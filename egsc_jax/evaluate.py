@@ -45,7 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from egsc_jax import checkpointing, errors, evaluation, inference
+from egsc_jax import checkpointing, errors, evaluation, inference, paths
 
 MNIST_DATASETS = ("mnist_single", "mnist_multiple")
 EVAL_DIR = "eval"
@@ -121,22 +121,20 @@ def digit_classifier(eval_dir: str, *, manual_dir: str | None, steps: int,
   from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
 
   digits = mnist_source.load_mnist(manual_dir)
-  os.makedirs(eval_dir, exist_ok=True)
+  paths.Path(eval_dir).mkdir(parents=True, exist_ok=True)
   meta = dict(steps=int(steps), batch_size=int(batch_size), seed=int(seed),
               digits=digits.description)
   path = os.path.join(eval_dir, CLASSIFIER_FILE)
   meta_path = os.path.join(eval_dir, CLASSIFIER_META)
   params = None
-  if os.path.isfile(path) and os.path.isfile(meta_path):
+  if paths.Path(path).is_file() and paths.Path(meta_path).is_file():
     try:
-      with open(meta_path) as f:
-        cached_meta = json.load(f)
+      cached_meta = json.loads(paths.Path(meta_path).read_text())
       if {k: cached_meta.get(k) for k in meta} == meta:
         target = jax.eval_shape(dc.DigitCNN().init, jax.random.key(0),
                                 np.zeros([1, dc.IMAGE_SIZE, dc.IMAGE_SIZE, 3],
                                          np.float32))["params"]
-        with open(path, "rb") as f:
-          params = serialization.from_bytes(target, f.read())
+        params = serialization.from_bytes(target, paths.Path(path).read_bytes())
         logging.info("digit classifier: cached in %s", path)
     except (OSError, ValueError, KeyError, TypeError) as e:
       logging.warning("digit classifier: ignoring the unreadable cache %s (%s)", path, e)
@@ -148,10 +146,8 @@ def digit_classifier(eval_dir: str, *, manual_dir: str | None, steps: int,
     params, _ = dc.train_digit_classifier(
         train_images, train_labels, test_images=test_images, test_labels=test_labels,
         steps=steps, batch_size=batch_size, seed=seed)
-    with open(path, "wb") as f:
-      f.write(serialization.to_bytes(params))
-    with open(meta_path, "w") as f:
-      json.dump(meta, f, indent=2)
+    paths.Path(path).write_bytes(serialization.to_bytes(params))
+    paths.Path(meta_path).write_text(json.dumps(meta, indent=2))
   predicted = dc.classify(params, dc.render_schemes(test_images))
   return params, float(np.mean(predicted == test_labels))
 
@@ -366,8 +362,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
   has_gt = all(k in features for k in input_pipeline.GT_KEYS)
   is_single = config.dataset == "mnist_single"
   eval_dir = os.path.join(workdir, eval_name)
-  os.makedirs(eval_dir, exist_ok=True)
-  os.makedirs(os.path.join(workdir, EVAL_DIR), exist_ok=True)
+  paths.Path(eval_dir).mkdir(parents=True, exist_ok=True)
+  paths.Path(workdir, EVAL_DIR).mkdir(parents=True, exist_ok=True)
 
   translator = inference.Translator.from_trained(trained, batch_size=batch_size, seed=seed)
   classifier, classifier_accuracy = None, None
@@ -452,7 +448,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
     curves["taus"] = list(TAUS)
 
   results = dict(
-      workdir=os.path.abspath(workdir), dataset=config.dataset,
+      workdir=paths.absolute(workdir), dataset=config.dataset,
       config_variant=config.get("variant", ""), checkpoint_step=trained.step,
       used_ema=trained.used_ema, split=split, num_examples=n,
       num_examples_requested=num_examples, seed=seed,
@@ -472,7 +468,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
           digit_classifier=(f"{classifier_steps} steps x {CLASSIFIER_BATCH} on the MNIST "
                             f"training digits, seed {CLASSIFIER_SEED}"
                             if classifier is not None else None),
-          inception_weights=(os.path.abspath(inception_weights)
+          inception_weights=(paths.absolute(inception_weights)
                              if inception_weights else None),
           segmenter=segmenter))
   results["wall_seconds"] = time.time() - t0
@@ -488,10 +484,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
     evaluation.plot_pixel_accuracy_curves(
         plot, path=os.path.join(eval_dir, PIXEL_ACCURACY_PNG), taus=TAUS,
         title=f"Pixel accuracy, {config.dataset} {split} ({n} pairs)")
-  with open(os.path.join(eval_dir, RESULTS_JSON), "w") as f:
-    json.dump(results, f, indent=2)
-  with open(os.path.join(eval_dir, RESULTS_MD), "w") as f:
-    f.write(markdown(results))
+  paths.Path(eval_dir, RESULTS_JSON).write_text(json.dumps(results, indent=2))
+  paths.Path(eval_dir, RESULTS_MD).write_text(markdown(results))
   logging.info("wrote %s", os.path.join(eval_dir, RESULTS_JSON))
   return results
 

@@ -257,7 +257,7 @@ def plot_pixel_accuracy_curves(curves: Mapping[str, np.ndarray], *, path: str | 
 
   Args:
     curves: label -> float [len(taus)] from `pixel_accuracy_curve`.
-    path: the PNG to write (its folder must exist).
+    path: the PNG to write, local or gs:// (its folder must exist).
     taus: the thresholds of the curves (x axis).
     title: the plot title.
   """
@@ -281,7 +281,9 @@ def plot_pixel_accuracy_curves(curves: Mapping[str, np.ndarray], *, path: str | 
   ax.grid(True, alpha=0.3)
   ax.legend(loc="lower right")
   fig.tight_layout()
-  fig.savefig(os.fspath(path), format="png")
+  from egsc_jax import paths  # pylint: disable=g-import-not-at-top
+  with paths.Path(path).open("wb") as f:
+    fig.savefig(f, format="png")
 
 
 # ---------------------------------------------------------------------------

@@ -28,5 +28,8 @@ def image_grid(cells: np.ndarray, *, pad: int = 2, pad_value: int = 255) -> np.n
 
 
 def save_png(image: np.ndarray, path: str) -> None:
+  """Writes uint8 [H, W, 3] to `path`, local or gs:// (`paths`)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  Image.fromarray(np.asarray(image, np.uint8)).save(path)
+  from egsc_jax import paths  # pylint: disable=g-import-not-at-top
+  with paths.Path(path).open("wb") as f:
+    Image.fromarray(np.asarray(image, np.uint8)).save(f, format="PNG")

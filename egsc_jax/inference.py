@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from egsc_jax import checkpointing, config_lib, errors, grids, sharding, steps
+from egsc_jax import checkpointing, config_lib, errors, grids, paths, sharding, steps
 from egsc_jax import state as state_lib
 from egsc_jax.models import Models, build_models
 
@@ -53,14 +53,13 @@ class WorkdirError(errors.UserError, FileNotFoundError):
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The run's config, as training wrote it to `workdir/config.json`."""
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
+  path = paths.Path(workdir) / "config.json"
+  if not path.is_file():
     raise WorkdirError(
         f"{workdir}: no config.json, so not a training workdir (train first: "
         f"python -m egsc_jax.main --config=... --workdir={workdir}).")
   try:
-    with open(path) as f:
-      raw = json.load(f)
+    raw = json.loads(path.read_text())
   except (OSError, json.JSONDecodeError) as e:
     raise WorkdirError(f"{path}: cannot read the run's config: {e}") from e
   config = ml_collections.ConfigDict(raw)
@@ -169,7 +168,7 @@ def load_trained(workdir: str, *, use_ema: bool = True,
     config.model.test_noise = bool(test_noise)
   config_lib.validate(config)
   ckpt_dir = os.path.join(workdir, "stage2", "checkpoints")
-  if not os.path.isdir(ckpt_dir):
+  if not paths.Path(ckpt_dir).is_dir():
     raise WorkdirError(
         f"{workdir}: no stage-2 checkpoint ({ckpt_dir} does not exist); the run has "
         "not reached stage 2 yet.")

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from egsc_jax import checkpointing, config_lib, errors, grids, sharding, steps
+from egsc_jax import checkpointing, config_lib, errors, grids, paths, sharding, steps
 from egsc_jax import state as state_lib
 from egsc_jax.models import Models, build_models
 
@@ -81,10 +81,9 @@ def train_and_evaluate(config, workdir: str, *,
   tx = state_lib.adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
   ema = config.optim.ema_decay > 0
   root = jax.random.key(config.seed)
-  os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
+    paths.Path(workdir).mkdir(parents=True, exist_ok=True)
+    (paths.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
 
   with checkpointing.SigtermFlag() as sigterm:
     # == Stage 1: the exemplar networks F_A, F_B ==============================
@@ -262,8 +261,8 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
       writer.write_scalars(step, scores)
       logging.info("stage %d  iter %d  eval %s", spec.stage, step, scores)
       if final and is_main:
-        with open(os.path.join(stage_dir, "final_metrics.json"), "w") as f:
-          json.dump({"iteration": step, **scores}, f, indent=2)
+        (paths.Path(stage_dir) / "final_metrics.json").write_text(
+            json.dumps({"iteration": step, **scores}, indent=2))
 
     if save:
       ckpt.save(step, state, {"stage": spec.stage, "iteration": step,
@@ -319,16 +318,15 @@ def _log_parameter_overview(stage: int, state) -> None:
 
 
 def _read_final_metrics(stage_dir: str) -> dict:
-  path = os.path.join(stage_dir, "final_metrics.json")
-  if os.path.exists(path):
-    with open(path) as f:
-      return json.load(f)
+  path = paths.Path(stage_dir) / "final_metrics.json"
+  if path.exists():
+    return json.loads(path.read_text())
   return {}
 
 
 def _save_pngs(stage_dir: str, step: int, images: dict[str, np.ndarray]) -> None:
   out = os.path.join(stage_dir, "images")
-  os.makedirs(out, exist_ok=True)
+  paths.Path(out).mkdir(parents=True, exist_ok=True)
   for name, img in images.items():
     grids.save_png(img, os.path.join(out, f"{name}_{step:07d}.png"))
 

@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-from egsc_jax import checkpointing, errors, grids, inference
+from egsc_jax import checkpointing, errors, grids, inference, paths
 from egsc_jax.data import images as images_lib
 
 GRID_NAME = "grid.png"
@@ -60,9 +60,9 @@ class TranslateResult:
 
 def input_files(path: str, *, what: str) -> list[str]:
   """[path] for a file, the folder's image files (sorted, non-recursive) for a folder."""
-  if os.path.isfile(path):
+  if paths.Path(path).is_file():
     return [path]
-  if os.path.isdir(path):
+  if paths.Path(path).is_dir():
     files = images_lib.list_image_files(path)
     if not files:
       raise InputError(f"--{what}={path}: the folder holds no image files "
@@ -118,7 +118,7 @@ def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
                                                  seed=seed)
   trained_size = inference.image_shape(trained.config)
   n_down = int(trained.config.model.n_downsample)
-  os.makedirs(output, exist_ok=True)
+  paths.Path(output).mkdir(parents=True, exist_ok=True)
 
   skipped: list[str] = []
   exemplars = []   # (index, path, uint8 image) of the readable exemplars

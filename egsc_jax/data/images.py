@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import io
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -39,6 +40,8 @@ from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from egsc_jax import paths
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ def list_image_files(
   """Paths of the image files in `folder`, sorted by their path relative to it.
 
   Args:
-    folder: the folder to list; it must exist.
+    folder: the folder to list, local or gs:// (`egsc_jax.paths`); it must exist.
     recursive: also list the sub-folders (sorted by relative path, so the order
       does not depend on the file system).
 
@@ -89,22 +92,23 @@ def list_image_files(
     NotADirectoryError: `folder` is not an existing directory.
   """
   folder = os.fspath(folder)
-  if not os.path.isdir(folder):
+  top = paths.Path(folder)
+  if not top.is_dir():
     raise NotADirectoryError(f"not a folder: {folder}")
   relative = []
   if recursive:
-    for root, dirs, files in os.walk(folder):
+    for root, dirs, files in top.walk():
       dirs[:] = [d for d in dirs if not d.startswith(".")]
-      rel_root = os.path.relpath(root, folder)
+      rel_root = os.fspath(paths.Path(root).relative_to(top))
       for name in files:
         if is_image_file(name):
           relative.append(os.path.normpath(os.path.join(rel_root, name)))
   else:
-    with os.scandir(folder) as entries:
-      # A dangling symlink is listed too, so that it is skipped by name with the
-      # other unreadable files rather than passed over silently.
-      relative = [e.name for e in entries if is_image_file(e.name) and (
-          e.is_file() or (e.is_symlink() and not os.path.exists(e.path)))]
+    # A dangling symlink is listed too, so that it is skipped by name with the
+    # other unreadable files rather than passed over silently (local folders;
+    # object stores have no links).
+    relative = [p.name for p in top.iterdir() if is_image_file(p.name) and (
+        p.is_file() or (os.path.islink(os.fspath(p)) and not os.path.exists(os.fspath(p))))]
   # Sort on "/"-separated parts so the order is the same on every platform.
   relative.sort(key=lambda r: r.replace(os.sep, "/"))
   return [os.path.join(folder, r) for r in relative]
@@ -185,7 +189,8 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
   if (reason := _dangling_link(path)) is not None:
     raise ImageReadError(path, reason)
   try:
-    with Image.open(path) as image:
+    # Read whole first: one request for a gs:// file, and PIL never seeks remotely.
+    with Image.open(io.BytesIO(paths.Path(path).read_bytes())) as image:
       image.load()  # Decode now: a truncated file fails here, not later.
       try:
         image = ImageOps.exif_transpose(image)
