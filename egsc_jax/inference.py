@@ -5,9 +5,13 @@ evaluation:
 
 - `load_trained(workdir)`: the config from `workdir/config.json`, the modules, and
   the latest stage-2 checkpoint (EMA parameters when the run kept them).
-- `Translator`: one jitted translation over every local device; the batch is
-  split along a 'data' mesh axis and padded to fixed-size chunks, so one image
-  shape compiles once. Each example's latent noise is keyed by its own id
+- `Translator` (also `egsc_jax.Translator`): the Python API of a trained run,
+  used by the translate command, the notebook and the web demo:
+  `Translator.from_workdir(dir)`, then `translate`, `grid`, `mask`, `style`,
+  `translate_with_style` and `interpolate` on uint8 images of any size and mode.
+  Underneath, jitted functions over every local device; batches are split along
+  a 'data' mesh axis and padded to fixed-size chunks, so one image shape
+  compiles once. Each example's latent noise is keyed by its own id
   (`fold_in(key(seed), id)`), so a result does not depend on how the examples
   were batched.
 - The image-size rule of the commands: the network runs at the trained

@@ -80,7 +80,7 @@ def test_enlarge_and_panels(tiny_run):
 
 @pytest.mark.slow
 def test_demo_in_a_headless_browser(tiny_run, tmp_path):
-  from playwright.sync_api import sync_playwright  # pylint: disable=g-import-not-at-top
+  from playwright.sync_api import expect, sync_playwright  # pylint: disable=g-import-not-at-top
   workdir = tiny_run[0]
   port = free_port()
   url = f"http://127.0.0.1:{port}/"
@@ -100,8 +100,8 @@ def test_demo_in_a_headless_browser(tiny_run, tmp_path):
       page.locator("#sources input[type=file]").set_input_files(source)
       page.locator("#exemplars input[type=file]").set_input_files(exemplars)
       # Wait for both uploads to be listed before pressing the button.
-      page.get_by_text("b2.png").first.wait_for(timeout=60_000)
-      page.get_by_text("a1.png").first.wait_for(timeout=60_000)
+      expect(page.locator("#sources")).to_contain_text("a1", timeout=60_000)
+      expect(page.locator("#exemplars")).to_contain_text("b2", timeout=60_000)
       page.locator("#translate").click()
       grid_img = page.locator("#grid img")
       grid_img.wait_for(timeout=120_000)
