@@ -88,7 +88,8 @@ def build_app(translator: inference.Translator, *, title: str = "EGSC-IT"):
   import gradio as gr  # pylint: disable=g-import-not-at-top
 
   trained = translator.trained
-  about = f" ({trained.workdir}, stage-2 iteration {trained.step})" if trained else ""
+  name = os.path.basename(os.path.normpath(trained.workdir)) if trained else ""
+  about = f" ({name}, stage-2 iteration {trained.step})" if trained else ""
 
   def run(source_files, exemplar_files, direction, alpha):
     sources, notes = _read_all(source_files, "source")
