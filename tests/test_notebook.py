@@ -68,7 +68,7 @@ def test_notebook_runs_headless_with_the_tiny_parameter(mnist_data_dir, tmp_path
   os.environ["MPLBACKEND"] = "agg"
   try:
     client = nbclient.NotebookClient(
-        nb, timeout=300, kernel_name="python3",
+        nb, timeout=900, kernel_name="python3",
         resources={"metadata": {"path": os.path.join(REPO, "notebooks")}})
     client.execute()    # raises CellExecutionError on the first failing cell
   finally:
