@@ -27,6 +27,34 @@ def image_grid(cells: np.ndarray, *, pad: int = 2, pad_value: int = 255) -> np.n
   return out
 
 
+def exemplar_grid(*, sources: list[np.ndarray], exemplars: list[np.ndarray],
+                  translations: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
+  """The (S + 1) x (E + 1) grid: blank corner, exemplars on top, sources on the left.
+
+  Args:
+    sources: S uint8 [H, W, 3].
+    exemplars: E uint8 [H, W, 3].
+    translations: S lists of E uint8 [H, W, 3]; [s][e] is source s with exemplar e.
+    pad: white pixels between and around the cells (`image_grid`).
+  Returns:
+    uint8 [(S + 1) (H + pad) + pad, (E + 1) (W + pad) + pad, 3].
+  """
+  blank = np.full_like(exemplars[0], 255)
+  table = [[blank] + list(exemplars)]
+  table += [[s] + list(row) for s, row in zip(sources, translations)]
+  return image_grid(np.stack([np.stack(r) for r in table]), pad=pad)
+
+
+def heatmap(values: np.ndarray, *, cmap: str = "inferno") -> np.ndarray:
+  """float [H, W] -> uint8 [H, W, 3] through a matplotlib colour map, scaled from
+  the map's own min (dark) to its max (bright); a constant map is all dark."""
+  from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
+  v = np.asarray(values, np.float64)
+  lo, hi = float(v.min()), float(v.max())
+  v = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
+  return (colormaps[cmap](v)[..., :3] * 255 + 0.5).astype(np.uint8)
+
+
 def save_png(image: np.ndarray, path: str) -> None:
   """Writes uint8 [H, W, 3] to `path`, local or gs:// (`paths`)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top

@@ -286,12 +286,37 @@ def translate(g_params: PyTree, frozen: PyTree, source: jax.Array, exemplar: jax
   direction 'a2b': source from A, exemplar from B; 'b2a' the reverse. The mask
   comes from the source, the statistics from the exemplar (SPEC 1.5, 1.6).
   """
-  src, tgt = ("a", "b") if direction == "a2b" else ("b", "a")
-  mask, _ = conditioning(models, frozen, source, src)
+  tgt = "b" if direction == "a2b" else "a"
   _, style = conditioning(models, frozen, exemplar, tgt)
+  return translate_with_style(g_params, frozen, source, style, rng, models=models,
+                              direction=direction)
+
+
+def translate_with_style(g_params: PyTree, frozen: PyTree, source: jax.Array, style,
+                         rng: jax.Array, *, models: Models, direction: str) -> jax.Array:
+  """`translate` with given AdaIN statistics instead of an exemplar.
+
+  Args:
+    source: [B, H, W, 3] of the source domain.
+    style: (mean, var) each [B, 1, 1, C] of F_target features (`conditioning`),
+      or None for variants without AdaIN.
+  Returns:
+    [B, H, W, 3] in the target domain.
+  """
+  src = "a" if direction == "a2b" else "b"
+  mask, _ = conditioning(models, frozen, source, src)
   return models.generator.apply({"params": g_params}, source, source=src, mask=mask,
                                 style=style, noise=models.test_noise,
                                 rngs={"noise": rng}, method="translate")
+
+
+def mix_styles(style_1, style_2, alpha):
+  """(1 - alpha) style_1 + alpha style_2, leaf by leaf, for style interpolation.
+
+  style_1, style_2: (mean, var) of the same shapes (numpy or jax); alpha a scalar
+  or an array broadcasting against them. Exact at alpha 0 and 1.
+  """
+  return jax.tree.map(lambda u, v: (1 - alpha) * u + alpha * v, style_1, style_2)
 
 
 def stage1_reconstruct(g_params: PyTree, x: jax.Array, rng: jax.Array, *,

@@ -112,104 +112,71 @@ def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
   exemplar_paths = input_files(exemplar, what="exemplar")
   _check_unique_stems(source_paths, what="source")
   _check_unique_stems(exemplar_paths, what="exemplar")
-  trained = inference.load_trained(workdir, use_ema=use_ema,
-                                   checkpoint_fallback=checkpoint_fallback)
-  translator = inference.Translator.from_trained(trained, batch_size=batch_size,
-                                                 seed=seed)
-  trained_size = inference.image_shape(trained.config)
-  n_down = int(trained.config.model.n_downsample)
+  translator = inference.Translator.from_workdir(
+      workdir, use_ema=use_ema, checkpoint_fallback=checkpoint_fallback,
+      batch_size=batch_size, seed=seed, native_size=native_size)
+  trained, trained_size = translator.trained, translator.image_size
   paths.Path(output).mkdir(parents=True, exist_ok=True)
 
   skipped: list[str] = []
-  exemplars = []   # (index, path, uint8 image) of the readable exemplars
-  for j, p in enumerate(exemplar_paths):
+  exemplars = []   # (path, uint8 image) of the readable exemplars
+  for p in exemplar_paths:
     img = _read(p, skipped)
     if img is not None:
-      exemplars.append((j, p, img))
-  n_ex = len(exemplar_paths)
+      exemplars.append((p, img))
+  ex_images = [e for _, e in exemplars]
+  n_ex = len(exemplars)
 
   written: list[str] = []
-  cells: dict[tuple[int, int], np.ndarray] = {}   # (row, col) -> uint8 grid cell
-  rows: list[np.ndarray] = []                     # grid margin: the sources
-  pending: list[tuple[int, str, tuple[int, int], int, str]] = []
-  pending_x: list[np.ndarray] = []
-  pending_e: list[np.ndarray] = []
-  pending_shape: tuple[int, int] | None = None
-  resized_exemplars: dict[tuple[int, int], list[np.ndarray]] = {}
+  n_done = 0                               # readable sources translated so far
+  rows: list[np.ndarray] = []              # grid margin: the readable sources
+  cells: list[list[np.ndarray]] = []       # [row][exemplar] uint8 at the trained size
+  # Sources are read and translated a few at a time, enough to fill one network
+  # call, so a large folder is never held in memory at once.
+  per_call = max(1, -(-translator.batch_size // max(n_ex, 1)))
+  pending: list[tuple[str, np.ndarray]] = []
 
   def flush():
-    # One call for every queued pair of one network shape: a folder of sources
-    # with one exemplar still fills whole chunks.
-    nonlocal pending, pending_x, pending_e
     if not pending:
       return
-    ids = [i * n_ex + j for i, _, _, j, _ in pending]
-    y = translator(np.stack(pending_x), np.stack(pending_e), ids, direction=direction)
-    for (i, src_path, size, j, ex_path), yk in zip(pending, y):
-      path = os.path.join(output, f"{_stem(src_path)}__{_stem(ex_path)}.png")
-      grids.save_png(inference.from_network_output(yk, size), path)
-      written.append(path)
+    # Readable source r with exemplar j: noise id r * E + j, as one call over
+    # the whole folder would give.
+    nonlocal n_done
+    ids = (n_done + np.arange(len(pending)))[:, None] * n_ex + np.arange(n_ex)
+    n_done += len(pending)
+    ys = translator.translate_network([img for _, img in pending], ex_images, direction,
+                                      noise_ids=ids)
+    for (src_path, img), y in zip(pending, ys):
+      for (ex_path, _), yk in zip(exemplars, y):
+        path = os.path.join(output, f"{_stem(src_path)}__{_stem(ex_path)}.png")
+        grids.save_png(inference.from_network_output(yk, img.shape[:2]), path)
+        written.append(path)
       if grid:
-        cells[(i, j)] = inference.from_network_output(yk, trained_size)
-    pending, pending_x, pending_e = [], [], []
+        rows.append(grids.to_uint8(inference.to_network_input(img, trained_size)))
+        cells.append([inference.from_network_output(yk, trained_size) for yk in y])
+    pending.clear()
 
-  row_of: dict[int, int] = {}
-  for i, src_path in enumerate(source_paths):
+  for src_path in source_paths:
     img = _read(src_path, skipped)
     if img is None or not exemplars:
       continue
-    size = img.shape[:2]
-    shape = inference.network_size(size, trained_size=trained_size, n_downsample=n_down,
-                                   native=native_size)
-    if shape != pending_shape:
+    pending.append((src_path, img))
+    if len(pending) >= per_call:
       flush()
-      pending_shape = shape
-      # Exemplars go in at the source's network size; keep one shape's worth.
-      resized_exemplars = {shape: [inference.to_network_input(e, shape)
-                                   for _, _, e in exemplars]}
-    x = inference.to_network_input(img, shape)
-    for (j, ex_path, _), e in zip(exemplars, resized_exemplars[shape]):
-      pending.append((i, src_path, size, j, ex_path))
-      pending_x.append(x)
-      pending_e.append(e)
-      if len(pending) >= translator.batch_size:
-        flush()
-    if grid:
-      row_of[i] = len(rows)
-      rows.append(grids.to_uint8(inference.to_network_input(img, trained_size)))
   flush()
 
   grid_path = None
   if grid and rows and exemplars:
     grid_path = os.path.join(output, GRID_NAME)
-    grids.save_png(grid_image(
+    grids.save_png(grids.exemplar_grid(
         sources=rows,
         exemplars=[grids.to_uint8(inference.to_network_input(e, trained_size))
-                   for _, _, e in exemplars],
-        translations=[[cells[(i, j)] for j, _, _ in exemplars] for i in sorted(row_of)]),
-        grid_path)
+                   for e in ex_images],
+        translations=cells), grid_path)
   logging.info("wrote %d translations to %s (%d unreadable inputs skipped)",
                len(written), output, len(skipped))
   return TranslateResult(written=written, skipped=skipped, grid=grid_path,
                          step=trained.step, used_ema=trained.used_ema)
-
-
-def grid_image(*, sources: list[np.ndarray], exemplars: list[np.ndarray],
-               translations: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
-  """The (S + 1) x (E + 1) grid: blank corner, exemplars on top, sources on the left.
-
-  Args:
-    sources: S uint8 [H, W, 3].
-    exemplars: E uint8 [H, W, 3].
-    translations: S lists of E uint8 [H, W, 3]; [s][e] is source s with exemplar e.
-    pad: white pixels between and around the cells (`grids.image_grid`).
-  Returns:
-    uint8 [(S + 1) (H + pad) + pad, (E + 1) (W + pad) + pad, 3].
-  """
-  blank = np.full_like(exemplars[0], 255)
-  table = [[blank] + list(exemplars)]
-  table += [[s] + list(row) for s, row in zip(sources, translations)]
-  return grids.image_grid(np.stack([np.stack(r) for r in table]), pad=pad)
 
 
 # ----------------------------------------------------------------------------

@@ -178,6 +178,34 @@ def _dangling_link(path: str) -> str | None:
   return None
 
 
+def as_rgb(image) -> np.ndarray:
+  """An in-memory image -> uint8 RGB `[H, W, 3]`, by the rules of `to_rgb_uint8`.
+
+  Args:
+    image: a PIL image of any mode, or a uint8 array `[H, W]` (grey),
+      `[H, W, 1]`, `[H, W, 2]` (grey + alpha), `[H, W, 3]` or `[H, W, 4]` (RGBA,
+      composited on white).
+
+  Raises:
+    ValueError: another dtype or shape, or an empty image.
+  """
+  if isinstance(image, Image.Image):
+    array = to_rgb_uint8(image)
+  else:
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+      raise ValueError(f"images must be uint8 arrays (or PIL images), got dtype {a.dtype} "
+                       f"of shape {a.shape}.")
+    if a.ndim == 3 and a.shape[-1] == 1:
+      a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (2, 3, 4))):
+      raise ValueError(f"images must be [H, W] or [H, W, 1|2|3|4], got shape {a.shape}.")
+    array = to_rgb_uint8(Image.fromarray(a))
+  if 0 in array.shape:
+    raise ValueError(f"empty image of shape {array.shape}.")
+  return array
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
   """Reads one image file as uint8 RGB `[H, W, 3]`.
 

@@ -1,0 +1,140 @@
+"""The web demo (`python -m egsc_jax.demo`) in a real headless browser.
+
+Starts the demo on 127.0.0.1 over the tiny run, opens it in Debian's chromium
+through Playwright (the system browser: no browser download), uploads a source
+and two exemplars from notebooks/samples, presses Translate and checks that the
+page shows the translation grid the API computes, pixel for pixel.
+
+With EGSC_UPDATE_SCREENSHOTS=1 the page's screenshot is written to
+docs/images/demo.png (the README's picture); otherwise to a temporary folder.
+"""
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from egsc_jax import Translator, demo, grids
+from egsc_jax.data import images
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAMPLES = os.path.join(REPO, "notebooks", "samples")
+SCREENSHOT = os.path.join(REPO, "docs", "images", "demo.png")
+
+
+def chromium() -> str:
+  """The system chromium; CI installs it (apt-get install chromium)."""
+  for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
+    path = name and shutil.which(name)
+    if path:
+      return path
+  pytest.fail("the demo test needs Debian's chromium: apt-get install -y chromium "
+              "(or CHROMIUM=/path/to/chrome)")
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def wait_for(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    if proc.poll() is not None:
+      raise AssertionError(f"the demo exited with {proc.returncode}:\n"
+                           + proc.stdout.read()[-3000:])
+    try:
+      with urllib.request.urlopen(url, timeout=2) as r:
+        if r.status == 200:
+          return
+    except OSError:
+      time.sleep(0.5)
+  raise AssertionError(f"the demo did not answer at {url} within {timeout} s")
+
+
+def test_enlarge_and_panels(tiny_run):
+  img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+  big = demo.enlarge(img, size=10)
+  assert big.shape == (6, 9, 3)                     # k = 10 // 3 = 3
+  np.testing.assert_array_equal(big[::3, ::3], img)
+  t = Translator.from_workdir(tiny_run[0], batch_size=8)
+  a = images.read_image(os.path.join(SAMPLES, "a", "a1.png"))
+  b1, b2 = (images.read_image(os.path.join(SAMPLES, "b", f"b{i}.png")) for i in (1, 2))
+  panel = demo.interpolation_panel(t, a, b1, b2, 0.0, "a2b")
+  assert panel.shape == (28 + 4, 4 * 30 + 2, 3)
+  # Cell 2 at alpha 0 is the plain translation with exemplar 1.
+  np.testing.assert_array_equal(panel[2:30, 62:90], t.translate([a], [b1])[0][0])
+  masks = demo.mask_panel(t, [a], "a")
+  assert masks.shape == (32, 62, 3)
+  np.testing.assert_array_equal(masks[2:30, 32:60],
+                                grids.heatmap(t.mask([a], "a")[0]))
+
+
+@pytest.mark.slow
+def test_demo_in_a_headless_browser(tiny_run, tmp_path):
+  from playwright.sync_api import expect, sync_playwright  # pylint: disable=g-import-not-at-top
+  workdir = tiny_run[0]
+  port = free_port()
+  url = f"http://127.0.0.1:{port}/"
+  env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "egsc_jax.demo", f"--workdir={workdir}", f"--port={port}"],
+      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  source = os.path.join(SAMPLES, "a", "a1.png")
+  exemplars = [os.path.join(SAMPLES, "b", f"b{i}.png") for i in (1, 2)]
+  try:
+    wait_for(url, proc)
+    with sync_playwright() as p:
+      browser = p.chromium.launch(executable_path=chromium(), headless=True,
+                                  args=["--no-sandbox"])
+      page = browser.new_page(viewport={"width": 1100, "height": 900})
+      page.goto(url)
+      page.locator("#sources input[type=file]").set_input_files(source)
+      page.locator("#exemplars input[type=file]").set_input_files(exemplars)
+      # Wait for both uploads to be listed before pressing the button.
+      expect(page.locator("#sources")).to_contain_text("a1", timeout=60_000)
+      expect(page.locator("#exemplars")).to_contain_text("b2", timeout=60_000)
+      page.locator("#translate").click()
+      grid_img = page.locator("#grid img")
+      grid_img.wait_for(timeout=120_000)
+      page.locator("#interpolation img").wait_for(timeout=60_000)
+      page.locator("#masks img").wait_for(timeout=60_000)
+      src = grid_img.get_attribute("src")
+      shown = page.request.get(src if src.startswith("http") else url + src.lstrip("/"))
+      assert shown.ok
+      grid = np.asarray(Image.open(io.BytesIO(shown.body())).convert("RGB"))
+      status = page.locator("#status").inner_text()
+      shot = SCREENSHOT if os.environ.get("EGSC_UPDATE_SCREENSHOTS") else str(
+          tmp_path / "demo.png")
+      page.screenshot(path=shot, full_page=True)
+      browser.close()
+  finally:
+    proc.terminate()
+    try:
+      proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+  assert "1 sources x 2 exemplars, a2b" in status
+  t = Translator.from_workdir(workdir, batch_size=8)
+  expected = demo.enlarge(t.grid([images.read_image(source)],
+                                 [images.read_image(e) for e in exemplars], "a2b"))
+  np.testing.assert_array_equal(grid, expected)
+  if os.environ.get("EGSC_UPDATE_SCREENSHOTS"):
+    shrink_png(shot)
+
+
+def shrink_png(path: str, width: int = 800) -> None:
+  """Keeps the committed screenshot small: at most `width` wide, 64 colours."""
+  with Image.open(path) as im:
+    im = im.convert("RGB")
+    if im.width > width:
+      im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
+    im.quantize(64).save(path, optimize=True)

@@ -1,0 +1,93 @@
+"""notebooks/egsc_jax_demo.ipynb: stored without outputs, and runs top to bottom.
+
+The run is headless (nbclient, the current Python's ipykernel) with TINY = True,
+inserted after the parameters cell as papermill does: the :tiny config trains for
+a few iterations on the session's mnist_single build, then the bundled sample
+digits are translated. Any cell error fails the test.
+
+With EGSC_UPDATE_SCREENSHOTS=1 the figures of the grid, mask and interpolation
+cells are stacked into docs/images/notebook.png (the README's picture).
+"""
+import base64
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NOTEBOOK = os.path.join(REPO, "notebooks", "egsc_jax_demo.ipynb")
+SCREENSHOT = os.path.join(REPO, "docs", "images", "notebook.png")
+
+
+def test_notebook_is_stored_without_outputs():
+  with open(NOTEBOOK) as f:
+    nb = json.load(f)
+  code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+  assert code
+  for i, cell in enumerate(code):
+    assert cell.get("outputs") == [], f"code cell {i} has stored outputs"
+    assert cell.get("execution_count") is None, f"code cell {i} has an execution count"
+  assert "widgets" not in nb["metadata"]
+  tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+  assert len(tagged) == 1 and "TINY = False" in "".join(tagged[0]["source"])
+  text = "".join("".join(c["source"]) for c in nb["cells"])
+  assert "colab.research.google.com/github/egsc-jax/egsc-jax/blob/main/notebooks/" \
+         "egsc_jax_demo.ipynb" in text
+
+
+def _figures(cell) -> list[np.ndarray]:
+  return [np.asarray(Image.open(io.BytesIO(base64.b64decode(o["data"]["image/png"])))
+                     .convert("RGB"))
+          for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+
+
+def _stack(figures: list[np.ndarray]) -> np.ndarray:
+  width = max(f.shape[1] for f in figures)
+  padded = [np.pad(f, ((0, 8), (0, width - f.shape[1]), (0, 0)), constant_values=255)
+            for f in figures]
+  return np.concatenate(padded)
+
+
+@pytest.mark.slow
+def test_notebook_runs_headless_with_the_tiny_parameter(mnist_data_dir, tmp_path):
+  import nbclient  # pylint: disable=g-import-not-at-top
+  import nbformat  # pylint: disable=g-import-not-at-top
+  nb = nbformat.read(NOTEBOOK, as_version=4)
+  index = next(i for i, c in enumerate(nb.cells)
+               if "parameters" in c.metadata.get("tags", []))
+  params = (f"TINY = True\nDATA_DIR = {mnist_data_dir!r}\n"
+            f"NEW_WORKDIR = {str(tmp_path / 'run')!r}\nTENSORBOARD = False\n")
+  nb.cells.insert(index + 1, nbformat.v4.new_code_cell(params,
+                                                       metadata={"tags": ["injected"]}))
+  env_backup = dict(os.environ)
+  # One CPU device is enough for the tiny run and compiles faster than eight.
+  os.environ["XLA_FLAGS"] = ""
+  os.environ["MPLBACKEND"] = "agg"
+  try:
+    client = nbclient.NotebookClient(
+        nb, timeout=900, kernel_name="python3",
+        resources={"metadata": {"path": os.path.join(REPO, "notebooks")}})
+    client.execute()    # raises CellExecutionError on the first failing cell
+  finally:
+    os.environ.clear()
+    os.environ.update(env_backup)
+  text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                   for o in c.outputs if o.get("output_type") == "stream")
+  assert "4 sources, 4 exemplars, direction a2b" in text
+  assert "stage-2 iteration 2" in text
+  by_heading = {}
+  heading = None
+  for c in nb.cells:
+    if c.cell_type == "markdown" and c.source.startswith("## "):
+      heading = c.source.splitlines()[0][3:]
+    elif c.cell_type == "code":
+      by_heading.setdefault(heading, []).extend(_figures(c))
+  shown = [by_heading[h] for h in ("7. Sources x exemplars", "8. Feature masks",
+                                   "9. Style interpolation")]
+  assert all(len(f) == 1 for f in shown), [len(f) for f in shown]
+  if os.environ.get("EGSC_UPDATE_SCREENSHOTS"):
+    Image.fromarray(_stack([f[0] for f in shown])).quantize(64).save(SCREENSHOT,
+                                                                     optimize=True)
