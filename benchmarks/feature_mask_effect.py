@@ -3,9 +3,11 @@
   python benchmarks/feature_mask_effect.py --workdir=DIR [--num_examples=1000]
 
 The mask m = 0.5 + 0.5*sigmoid(F(x)) multiplies the content c right before
-AdaIN, and AdaIN instance-normalises each channel over space. A mask that is
-constant over space within a channel is therefore cancelled exactly; only its
-spatial variation can act. This script reports, on the first `num_examples`
+AdaIN. Standard AdaIN normalises each channel by its spatial mean and std, so a
+mask that is constant over space within a channel cancels exactly there and
+only its spatial variation can act. The authors' 'official' formula divides by
+the variance instead, so there a constant gain k scales the content term by
+1/k and does not cancel. This script reports, on the first `num_examples`
 test pairs of the run's dataset:
 
   - the mask's range and its spatial coefficient of variation per channel
