@@ -60,7 +60,7 @@ def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
   # The final test SSIM equals skimage's on the same translations (the EMA
   # parameters, noise keyed per example, the first eval_examples test pairs).
   metrics = result["metrics"]
-  assert set(metrics) == {"ssim_a2b", "ssim_b2a"}
+  assert metrics["iteration"] == 3 and {"ssim_a2b", "ssim_b2a"} <= set(metrics)
   translator = inference.Translator.from_trained(inference.load_trained(workdir))
   for d in ("a2b", "b2a"):
     pairs = [(p, g) for b in inference.translate_split(
