@@ -17,6 +17,8 @@ The clients reach it as follows:
   leaves the machine: a request to any other host is refused.
   `GOOGLE_AUTH_TOKEN_FOR_TESTING` and `NO_GCE_CHECK=true` keep its auth from
   looking for credentials or a metadata server.
+- google-cloud-storage (Orbax's CheckpointManager asks it about the bucket's
+  layout): `STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT`.
 """
 from __future__ import annotations
 
@@ -235,6 +237,10 @@ def gcs_emulator(directory: str, bucket: str, *, timeout: float = 60):
         "TENSORSTORE_GCS_HTTP_URL": f"http://127.0.0.1:{ports['emulator']}",
         "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
         "NO_GCE_CHECK": "true",
+        # google-cloud-storage (Orbax asks it whether a bucket has a hierarchical
+        # namespace) takes the emulator's address, and then needs no credentials.
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{ports['emulator']}",
+        "GOOGLE_CLOUD_PROJECT": "egsc-test",
     }
   finally:
     proc.terminate()
