@@ -17,6 +17,8 @@ The clients reach it as follows:
   leaves the machine: a request to any other host is refused.
   `GOOGLE_AUTH_TOKEN_FOR_TESTING` and `NO_GCE_CHECK=true` keep its auth from
   looking for credentials or a metadata server.
+- google-cloud-storage (Orbax's CheckpointManager asks it about the bucket's
+  layout): `STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT`.
 """
 from __future__ import annotations
 
@@ -131,7 +133,8 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
 
 
 def _fix_emulator() -> None:
-  """Deviations of the emulator from GCS that TensorFlow's client runs into:
+  """Deviations of the emulator from GCS that TensorFlow's client runs into
+  (and a missing route, below):
   an empty media upload (TensorFlow's "directory/" marker objects) fails because
   the empty body reads as None, and a chunked upload that also carries a
   Content-Length header (curl sends both for TensorFlow's resumable uploads) is
@@ -169,6 +172,17 @@ def _fix_emulator() -> None:
 
   server.RequestHandler.protocol_version = "HTTP/1.1"
   server.RequestHandler.end_headers = end_headers_close
+
+  # TensorFlow asks for a bucket's storage layout before renaming a "folder"
+  # (TFDS renames its incomplete.* build folder); the emulator has no such route.
+  def storage_layout(request, response, storage):
+    response.json({"kind": "storage#storageLayout",
+                   "bucket": request.params["bucket_name"], "location": "US",
+                   "locationType": "multi-region",
+                   "hierarchicalNamespace": {"enabled": False}})
+
+  server.HANDLERS = ((r"^/storage/v1/b/(?P<bucket_name>[-.\w]+)/storageLayout$",
+                      {server.GET: storage_layout}),) + tuple(server.HANDLERS)
   server._egsc_patched = True
 
 
@@ -176,6 +190,9 @@ def serve(port_file: str, bucket: str, cert: str, key: str) -> None:
   """The emulator (in memory, with `bucket`) and the proxy, until SIGTERM; their
   ports go to `port_file` as JSON once both listen."""
   from gcp_storage_emulator.server import create_server  # pylint: disable=g-import-not-at-top
+  import logging  # pylint: disable=g-import-not-at-top
+  # One line per request in the log: what a failing test asked for.
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
   _fix_emulator()
   port = _free_port()
   server = create_server("127.0.0.1", port, in_memory=True, default_bucket=bucket)
@@ -220,6 +237,10 @@ def gcs_emulator(directory: str, bucket: str, *, timeout: float = 60):
         "TENSORSTORE_GCS_HTTP_URL": f"http://127.0.0.1:{ports['emulator']}",
         "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
         "NO_GCE_CHECK": "true",
+        # google-cloud-storage (Orbax asks it whether a bucket has a hierarchical
+        # namespace) takes the emulator's address, and then needs no credentials.
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{ports['emulator']}",
+        "GOOGLE_CLOUD_PROJECT": "egsc-test",
     }
   finally:
     proc.terminate()
