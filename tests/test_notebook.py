@@ -65,7 +65,9 @@ def test_notebook_runs_headless_with_the_tiny_parameter(mnist_data_dir, tmp_path
   env_backup = dict(os.environ)
   # One CPU device is enough for the tiny run and compiles faster than eight.
   os.environ["XLA_FLAGS"] = ""
-  os.environ["MPLBACKEND"] = "agg"
+  # No MPLBACKEND: under agg plt.show() displays nothing; the kernel's inline
+  # backend turns each figure into an image/png output.
+  os.environ.pop("MPLBACKEND", None)
   try:
     client = nbclient.NotebookClient(
         nb, timeout=900, kernel_name="python3",
