@@ -67,6 +67,13 @@ def train_and_evaluate(config, workdir: str, *,
   Returns:
     {'status': 'done' | 'stopped' | 'preempted', 'state': the last stage's state,
      'metrics': the final evaluation metrics (stage 2, when computed)}.
+  Raises:
+    NonFiniteLossError: a loss became NaN/Inf (exit status 3 in main.py).
+    checkpointing.CheckpointError: a stage's checkpoints cannot be resumed from
+      (none readable, or the newest unreadable with train.checkpoint_fallback
+      off, or they fit other networks).
+    errors.ConfigError: a value the run cannot use (the commands validate the
+      whole config first: config_lib.validate).
   """
   mesh = mesh or sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
