@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's MNIST-Single comparison (SPEC 5.2) at one shared budget: EGSC-IT,
+# The paper's MNIST-Single comparison (docs/method.md §5.2) at one shared budget: EGSC-IT,
 # its three ablations and the UNIT and CycleGAN baselines, each trained from
 # scratch and evaluated with the same command.
 #

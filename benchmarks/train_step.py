@@ -51,7 +51,7 @@ from egsc_jax import state as state_lib  # noqa: E402
 from egsc_jax import steps  # noqa: E402
 from egsc_jax.models import build_models  # noqa: E402
 
-# SPEC 3.3 settings of the paper's experiments (model/loss parts only).
+# docs/method.md §3.3 settings of the paper's experiments (model/loss parts only).
 EXPERIMENTS = {
     "mnist_single": dict(n_downsample=0, height=28, width=28, batch_size=8,
                          lr=1e-5, style=1e3, content=1e1),
@@ -353,7 +353,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   src = p.add_mutually_exclusive_group()
   src.add_argument("--experiment", default="mnist_single", choices=sorted(EXPERIMENTS),
-                   help="SPEC 3.3 settings to start from (default mnist_single)")
+                   help="docs/method.md §3.3 settings to start from (default mnist_single)")
   src.add_argument("--config", default=None,
                    help="a config file instead, e.g. configs/gta5_bdd.py[:variant]")
   p.add_argument("--variant", default="",

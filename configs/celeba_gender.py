@@ -1,4 +1,4 @@
-"""CelebA male <-> female at 128x128 (SPEC 3.3, 4.5).
+"""CelebA male <-> female at 128x128 (docs/method.md §3.3, 4.5).
 
   python -m egsc_jax.data.build celeba_gender --manual_dir=/data/celeba
   python -m egsc_jax.main --config=configs/celeba_gender.py --workdir=DIR

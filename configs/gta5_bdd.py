@@ -1,4 +1,4 @@
-"""GTA5 <-> BDD100K street scenes at 256x512 (SPEC 3.3, 4.3).
+"""GTA5 <-> BDD100K street scenes at 256x512 (docs/method.md §3.3, 4.3).
 
   python -m egsc_jax.data.build gta5_bdd --manual_dir=/data/gta5_bdd
   python -m egsc_jax.main --config=configs/gta5_bdd.py --workdir=DIR \

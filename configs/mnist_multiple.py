@@ -1,4 +1,5 @@
-"""MNIST-Multiple (SPEC 3.3, 4.2): 112x112 canvases of 10 digits, A b/w <-> B per-class colours.
+"""MNIST-Multiple (docs/method.md §3.3, 4.2): 112x112 canvases of 10 digits,
+A b/w <-> B per-class colours.
 
   python -m egsc_jax.main --config=configs/mnist_multiple.py --workdir=DIR
   T = number of training pairs (stage 1 and stage 2), batch 8, lr 1e-5.
@@ -19,6 +20,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.stage1.lr = 1e-5
   c.loss.style = 1e4
   c.loss.content = 1e2
-  c.stage1.num_iterations = -1        # -1: the number of training pairs (SPEC 3.1)
+  c.stage1.num_iterations = -1        # -1: the number of training pairs (docs/method.md §3.1)
   c.stage2.num_iterations = -1
   return config_lib.apply_variant(c, arg)

@@ -50,6 +50,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.stage1.lr = 1e-5
   c.loss.style = 1e3
   c.loss.content = 1e1
-  c.stage1.num_iterations = -1        # -1: the number of training pairs (SPEC 3.1):
+  c.stage1.num_iterations = -1        # -1: the number of training pairs (docs/method.md §3.1):
   c.stage2.num_iterations = -1        # 60k with full MNIST, 4k with the offline digits
   return config_lib.apply_variant(c, arg, cpu=cpu_setting())

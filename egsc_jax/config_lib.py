@@ -1,6 +1,6 @@
 """The config schema shared by every experiment in configs/, and its variants.
 
-A config file in configs/ calls `base_config()`, sets the SPEC 3.3 values of
+A config file in configs/ calls `base_config()`, sets the docs/method.md §3.3 values of
 its experiment, then `apply_variant(config, arg)` for the string after the
 colon (`configs/mnist_single.py:cpu`). Every leaf exists here, so a misspelled
 override (`--config.optim.lr0=...`) fails: configs are locked by main.py.
@@ -33,7 +33,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.ngf = 64
-  c.model.n_downsample = 0            # SPEC n_encoder - 1: 0 MNIST-Single, 2 RGB
+  c.model.n_downsample = 0            # the authors' n_encoder - 1: 0 MNIST-Single, 2 RGB
   c.model.n_enc_res = 3
   c.model.n_dec_res = 3
   c.model.n_shared = 1                # 0: CycleGAN (no shared blocks, no noise)
@@ -56,13 +56,13 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.loss = ml_collections.ConfigDict()
   c.loss.gan = 10.0                   # lambda0
-  c.loss.kl = 0.1                     # lambda1 (counted twice, SPEC 2)
+  c.loss.kl = 0.1                     # lambda1 (counted twice, docs/method.md §2)
   c.loss.recon = 100.0                # lambda2
   c.loss.kl_cycle = 0.1               # lambda3
   c.loss.cycle = 100.0                # lambda4
   c.loss.style = 1e3                  # lambda_s
   c.loss.content = 1e1                # lambda_c
-  # Per-layer weights of L_P on relu1_1 ... relu5_1 (SPEC 2); VGG runs up to
+  # Per-layer weights of L_P on relu1_1 ... relu5_1 (docs/method.md §2); VGG runs up to
   # the deepest layer with a non-zero weight.
   c.loss.content_layer_weights = (0.2, 0.4, 0.6, 0.8, 1.0)
   c.loss.style_layer_weights = (1.0, 1.0, 1.0, 1.0, 1.0)
@@ -86,7 +86,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.stage1.lr = 1e-5
 
   c.stage2 = ml_collections.ConfigDict()
-  c.stage2.num_iterations = 60_000    # T: 1 D + g_steps G steps each (SPEC 3.1)
+  c.stage2.num_iterations = 60_000    # T: 1 D + g_steps G steps each (docs/method.md §3.1)
   c.stage2.g_steps = 5
 
   c.train = ml_collections.ConfigDict()

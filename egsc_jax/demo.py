@@ -19,14 +19,12 @@ authentication, so think twice before --host=0.0.0.0.
 """
 from __future__ import annotations
 
-import logging
 import os
-import sys
 from typing import Any, Sequence
 
 import numpy as np
 
-from egsc_jax import checkpointing, grids, inference
+from egsc_jax import checkpointing, errors, grids, inference
 from egsc_jax.data import images as images_lib
 
 DISPLAY_SIZE = 320   # the longer side images are blown up to (nearest neighbour)
@@ -178,15 +176,13 @@ def main(argv, flag_values=None) -> int:
   try:
     import gradio  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError:
-    logging.error("the demo needs Gradio: pip install -r requirements-demo.txt")
-    return 1
+    raise errors.UserError(
+        "the demo needs Gradio: pip install -r requirements-demo.txt") from None
   checkpointing.quiet_orbax_logs()
-  try:
-    translator = inference.Translator.from_workdir(f.workdir, seed=f.seed,
-                                                   native_size=f.native_size)
-  except inference.WorkdirError as e:
-    logging.error("%s", e)
-    return 1
+  # A WorkdirError (no config.json, no readable checkpoint) is a user error:
+  # errors.run prints its one line and the documented status.
+  translator = inference.Translator.from_workdir(f.workdir, seed=f.seed,
+                                                 native_size=f.native_size)
   page = build_app(translator)
   print(f"Serving {f.workdir} on http://{f.host}:{f.port}", flush=True)
   page.launch(server_name=f.host, server_port=f.port, show_error=True,
@@ -195,6 +191,6 @@ def main(argv, flag_values=None) -> int:
 
 
 if __name__ == "__main__":
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
   define_flags(flags.FLAGS)
-  app.run(lambda argv: sys.exit(main(argv)))
+  errors.run(main)

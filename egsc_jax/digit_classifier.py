@@ -7,7 +7,7 @@ translation keeps. So it is colour-invariant twice over: its first step
 digit is rendered on the fly with a random foreground / background colour pair,
 one of
 
-- the 8 MNIST-Single schemes of SPEC 4.1 (`SCHEMES`: black on white, white on
+- the 8 MNIST-Single schemes of docs/method.md §4.1 (`SCHEMES`: black on white, white on
   black, and the 6 pure-primary pairs R/G, G/R, R/B, B/R, G/B, B/G), or,
 - with probability `RANDOM_COLOUR_PROB`, two uniformly random RGB colours, so that
   off-palette translations are still read,
@@ -32,7 +32,7 @@ import optax
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
 
-# (foreground, background) RGB, SPEC 4.1: domain A's two, then domain B's six.
+# (foreground, background) RGB, docs/method.md §4.1: domain A's two, then domain B's six.
 SCHEMES = np.array([
     [[0, 0, 0], [255, 255, 255]],
     [[255, 255, 255], [0, 0, 0]],

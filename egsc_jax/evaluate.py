@@ -10,7 +10,7 @@ order) is translated in both directions with the other image of the same pair
 as the exemplar; the latent noise follows config.model.test_noise, seeded by
 --seed and keyed by i.
 
-Metrics (SPEC 5.1 for the paper's; `egsc_jax.evaluation` for the definitions):
+Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.evaluation` for the definitions):
 
 - MNIST-Single / -Multiple, against the per-pair ground truth (gt_a2b, gt_b2a)
   of the first num_examples pairs: SSIM A->B and B->A (the paper's metric);

@@ -1,4 +1,4 @@
-"""Evaluation metrics: the paper's (SPEC 5.1) and ours. Pure functions, no I/O but plots.
+"""Evaluation metrics: the paper's (docs/method.md §5.1) and ours. Pure functions, no I/O but plots.
 
 The paper's metrics (MNIST-Single / MNIST-Multiple, against the per-pair ground truth):
 
@@ -54,7 +54,7 @@ SSIM_DATA_RANGE = 255.0
 MIN_NET_SIZE = 64
 INCEPTION_SIZE = 299
 
-# The colours of the MNIST-Single schemes (SPEC 4.1): index order also breaks ties.
+# The colours of the MNIST-Single schemes (docs/method.md §4.1): index order also breaks ties.
 PALETTE = np.array(
     [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.int32)
 PALETTE_NAMES = ("black", "white", "red", "green", "blue")
@@ -119,7 +119,7 @@ def upsample_to_min_size(images: jax.Array, *, min_size: int = MIN_NET_SIZE) -> 
 
 
 # ---------------------------------------------------------------------------
-# SSIM (SPEC 5.1)
+# SSIM (docs/method.md §5.1)
 # ---------------------------------------------------------------------------
 
 
@@ -159,7 +159,7 @@ def _ssim_batch(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def ssim(pred: np.ndarray, ref: np.ndarray, *, chunk_size: int = 64) -> np.ndarray | float:
-  """Per-image SSIM as the authors computed it (SPEC 5.1).
+  """Per-image SSIM as the authors computed it (docs/method.md §5.1).
 
   Equal to `skimage.metrics.structural_similarity(p, r, channel_axis=-1,
   data_range=255)` (the defaults of skimage 0.13's `compare_ssim(...,
@@ -195,7 +195,7 @@ def minmax_stretch(images: np.ndarray) -> np.ndarray:
   The authors saved float outputs (and real images) with `scipy.misc.imsave`, whose
   `bytescale` maps each image's [min, max] (over all pixels and channels) to
   [0, 255] and rounds; SSIM and pixel accuracy were then computed on those files
-  (SPEC 5.1). Apply this to both pred and reference to mimic them; the default
+  (docs/method.md §5.1). Apply this to both pred and reference to mimic them; the default
   scores use the images as they are. As in bytescale, a constant image maps to 0.
   (bytescale left uint8 input untouched; this function stretches any dtype.)
 
@@ -215,7 +215,7 @@ def minmax_stretch(images: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------
-# Pixel accuracy (SPEC 5.1)
+# Pixel accuracy (docs/method.md §5.1)
 # ---------------------------------------------------------------------------
 
 

@@ -160,7 +160,7 @@ def load_trained(workdir: str, *, use_ema: bool = True,
     use_ema: take the EMA parameters when the run kept them.
     devices: the devices to place the parameters on (default: all local ones).
     test_noise: override config.model.test_noise (the latent noise at test time,
-      on in the authors' code; SPEC 9 A6); None keeps the run's setting.
+      on in the authors' code; docs/method.md §9 A6); None keeps the run's setting.
     checkpoint_fallback: when the latest checkpoint cannot be read, warn and
       use the next older one (False: raise WorkdirError instead).
 
@@ -651,7 +651,7 @@ class Translator:
   def mask(self, sources: Sequence[np.ndarray], domain: str) -> list[np.ndarray]:
     """The feature mask of each source, averaged over channels, for display.
 
-    m = 0.5 + 0.5 sigmoid(F_domain(x)) (SPEC 1.5), at F's feature resolution,
+    m = 0.5 + 0.5 sigmoid(F_domain(x)) (docs/method.md §1.5), at F's feature resolution,
     averaged over its C channels and resized bilinearly to the source's size.
 
     Args:

@@ -1,6 +1,6 @@
-"""Keyword-only pure losses of EGSC-IT (SPEC 2, 1.4). All results are float32 scalars.
+"""Keyword-only pure losses of EGSC-IT (docs/method.md §2, 1.4). All results are float32 scalars.
 
-Notation follows SPEC 2: ||.||_1 is the MEAN absolute error; LS_G, LS_D are the
+Notation follows docs/method.md §2: ||.||_1 is the MEAN absolute error; LS_G, LS_D are the
 least-squares GAN losses on discriminator patch maps.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
-# relu1_1 ... relu5_1 content weights (SPEC 2, 10); style weights are 1 each.
+# relu1_1 ... relu5_1 content weights (docs/method.md §2, 10); style weights are 1 each.
 CONTENT_LAYER_WEIGHTS = (0.2, 0.4, 0.6, 0.8, 1.0)
 STYLE_LAYER_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0)
 
@@ -35,12 +35,12 @@ def l1(*, pred: jax.Array, target: jax.Array) -> jax.Array:
 
 
 def kl_like(*, z: jax.Array) -> jax.Array:
-  """UNIT's KL stand-in: mean(z^2) of the NOISY latent (SPEC 2, 6.3 item 6)."""
+  """UNIT's KL stand-in: mean(z^2) of the NOISY latent (docs/method.md §2, 6.3 item 6)."""
   return jnp.mean(jnp.square(_f32(z)))
 
 
 def spatial_l2_normalize(phi: jax.Array, eps: float = 1e-12) -> jax.Array:
-  """phi / sqrt(max(sum_{h,w} phi^2, eps)) per sample and channel (SPEC 1.8).
+  """phi / sqrt(max(sum_{h,w} phi^2, eps)) per sample and channel (docs/method.md §1.8).
 
   [B, H, W, C] -> [B, H, W, C] float32.
   """
@@ -61,7 +61,7 @@ def perceptual(*, source: Sequence[jax.Array], translation: Sequence[jax.Array],
                content_weights: Sequence[float] = CONTENT_LAYER_WEIGHTS,
                style_weights: Sequence[float] = STYLE_LAYER_WEIGHTS
                ) -> tuple[jax.Array, jax.Array]:
-  """Content and style terms of L_P for one direction (SPEC 2).
+  """Content and style terms of L_P for one direction (docs/method.md §2).
 
   Each argument is the list of the VGG relu*_1 maps [B, H_i, W_i, C_i]
   (raw; normalised here), relu1_1 first. Content compares the translation with
@@ -88,7 +88,7 @@ def stage2_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
                      content_layer_weights: Sequence[float] = CONTENT_LAYER_WEIGHTS,
                      style_layer_weights: Sequence[float] = STYLE_LAYER_WEIGHTS
                      ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """L_G of SPEC 2 and its terms.
+  """L_G of docs/method.md §2 and its terms.
 
   Args:
     outputs: the generator's dict (x_aa, x_bb, x_ab, x_ba, x_aba, x_bab, z,
@@ -105,7 +105,7 @@ def stage2_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
   t = {}
   t["gan"] = lsgan_generator(fake=d_fake_a) + lsgan_generator(fake=d_fake_b)
   t["recon"] = l1(pred=outputs["x_aa"], target=x_a) + l1(pred=outputs["x_bb"], target=x_b)
-  # The code adds the shared-z term to both domain losses, hence the 2 (SPEC 2).
+  # The code adds the shared-z term to both domain losses, hence the 2 (docs/method.md §2).
   t["kl"] = 2.0 * kl_like(z=outputs["z"])
   total = (weights["gan"] * t["gan"] + weights["recon"] * t["recon"]
            + weights["kl"] * t["kl"])
@@ -141,7 +141,7 @@ def stage2_discriminator(*, d_real_a: jax.Array, d_fake_a: jax.Array,
 def stage1_generator(*, x: jax.Array, x_hat: jax.Array, z: jax.Array,
                      d_fake: jax.Array, weights: Mapping[str, float]
                      ) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """One domain's stage-1 VAE-GAN loss: gan*LS_G + recon*L1 + kl*mean(z^2) (SPEC 1.4)."""
+  """One domain's stage-1 VAE-GAN loss: gan*LS_G + recon*L1 + kl*mean(z^2) (docs/method.md §1.4)."""
   t = dict(gan=lsgan_generator(fake=d_fake), recon=l1(pred=x_hat, target=x),
            kl=kl_like(z=z))
   total = weights["gan"] * t["gan"] + weights["recon"] * t["recon"] + weights["kl"] * t["kl"]

@@ -35,13 +35,13 @@ class GANState:
 
 def adam(*, b1: float, b2: float, eps: float) -> optax.GradientTransformation:
   """Adam's moment scaling without the learning rate, which the steps apply
-  from `learning_rate` so that it is indexed by the OUTER iteration (SPEC 7)."""
+  from `learning_rate` so that it is indexed by the OUTER iteration (docs/method.md §7)."""
   return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
 
 def learning_rate(step: jax.Array, *, lr0: float, num_iterations: int,
                   power: float) -> jax.Array:
-  """lr_t = lr0 * (1 - t / T)^power, reaching 0 at t = T (SPEC 3.1)."""
+  """lr_t = lr0 * (1 - t / T)^power, reaching 0 at t = T (docs/method.md §3.1)."""
   # (T - t) / T from the integer remainder: XLA turns "/ T" into "* (1/T)",
   # so 1 - t/T at t = T could round below 0 and the power give NaN.
   remaining = jnp.maximum(num_iterations - step.astype(jnp.int32), 0)
@@ -75,7 +75,7 @@ def init_stage1(models: Models, rng: jax.Array, *, image_shape: tuple[int, int],
 
 def init_stage2(models: Models, rng: jax.Array, *, image_shape: tuple[int, int],
                 tx: optax.GradientTransformation, frozen: PyTree, ema: bool) -> GANState:
-  """Fresh stage-2 state. Everything but F starts anew (SPEC 3.1 item 2).
+  """Fresh stage-2 state. Everything but F starts anew (docs/method.md §3.1 item 2).
 
   `frozen` is {'a': F_A params, 'b': F_B params} from stage 1's encoders, or {}
   for variants that use neither the mask nor AdaIN.
@@ -90,7 +90,7 @@ def init_stage2(models: Models, rng: jax.Array, *, image_shape: tuple[int, int],
 
 
 def exemplar_params_from_stage1(stage1_g_params: PyTree) -> PyTree:
-  """F_X = part1 (the encoder) of stage 1's autoencoder X (SPEC 1.4)."""
+  """F_X = part1 (the encoder) of stage 1's autoencoder X (docs/method.md §1.4)."""
   return {k: stage1_g_params[k]["encoder"] for k in ("a", "b")}
 
 

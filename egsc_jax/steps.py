@@ -1,7 +1,7 @@
 """Pure training and inference steps of both stages (jitted in train.py).
 
 Stage 1 iteration = 1 D step then 1 G step; stage 2 iteration = 1 D step then
-`g_steps` (5) G steps, each step on its own batch (SPEC 3.1). An iteration is
+`g_steps` (5) G steps, each step on its own batch (docs/method.md §3.1). An iteration is
 ONE jitted call over a stack of batches `[n_steps, B, H, W, 3]`: one dispatch
 per iteration, with the G steps unrolled.
 
@@ -89,7 +89,7 @@ def _d_pair(models: Models, d_params, real: Mapping[str, jax.Array],
 
 
 # ----------------------------------------------------------------------------
-# Stage 1: per-domain VAE-GAN autoencoders (SPEC 1.4)
+# Stage 1: per-domain VAE-GAN autoencoders (docs/method.md §1.4)
 # ----------------------------------------------------------------------------
 
 def stage1_d_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Models,
@@ -144,7 +144,7 @@ def stage1_g_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Mode
 
 
 # ----------------------------------------------------------------------------
-# Stage 2: EGSC-IT (SPEC 2)
+# Stage 2: EGSC-IT (docs/method.md §2)
 # ----------------------------------------------------------------------------
 
 def conditioning(models: Models, frozen: PyTree, x: jax.Array, domain: str):
@@ -186,7 +186,7 @@ def stage2_g_loss(g_params: PyTree, state: GANState, batch: Batch, rng: jax.Arra
   d_fake_b = models.discriminator.apply({"params": state.d_params["b"]}, out["x_ab"])
   feats = None
   if sc.use_perceptual:
-    # One VGG pass over [x_a; x_b; x_ab; x_ba] (SPEC 1.8).
+    # One VGG pass over [x_a; x_b; x_ab; x_ba] (docs/method.md §1.8).
     maps = vgg.apply({"params": vgg_params},
                      jnp.concatenate([x_a, x_b, out["x_ab"], out["x_ba"]], axis=0))
     parts = [jnp.split(m, 4, axis=0) for m in maps]
@@ -284,7 +284,7 @@ def translate(g_params: PyTree, frozen: PyTree, source: jax.Array, exemplar: jax
   """source [B, H, W, 3] -> the exemplar's domain in the exemplar's style.
 
   direction 'a2b': source from A, exemplar from B; 'b2a' the reverse. The mask
-  comes from the source, the statistics from the exemplar (SPEC 1.5, 1.6).
+  comes from the source, the statistics from the exemplar (docs/method.md §1.5, 1.6).
   """
   tgt = "b" if direction == "a2b" else "a"
   _, style = conditioning(models, frozen, exemplar, tgt)

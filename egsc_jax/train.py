@@ -1,7 +1,7 @@
 """Two-stage EGSC-IT training: `train_and_evaluate(config, workdir)`.
 
-  workdir/stage1/   F_A, F_B pretraining (per-domain VAE-GANs, SPEC 1.4)
-  workdir/stage2/   EGSC-IT (SPEC 3.1)
+  workdir/stage1/   F_A, F_B pretraining (per-domain VAE-GANs, docs/method.md §1.4)
+  workdir/stage2/   EGSC-IT (docs/method.md §3.1)
 each with checkpoints/, TensorBoard events and images/. Calling it again on
 the same workdir resumes wherever it stopped: mid-stage 1, between the stages
 or mid-stage 2. The loop of each stage, in phases:
@@ -153,7 +153,7 @@ def prepare_dataset(config) -> None:
 
 def resolve_num_iterations(config):
   """Replaces num_iterations = -1 by the number of training pairs, the
-  authors' T (SPEC 3.1 item 4: one epoch of pairs, not divided by batch size)."""
+  authors' T (docs/method.md §3.1 item 4: one epoch of pairs, not divided by batch size)."""
   # -1 is the only sentinel (the commands validate every key; this keeps a
   # direct caller's -5 from becoming an epoch too).
   config_lib.validate(config, keys=("stage1.num_iterations", "stage2.num_iterations"))
@@ -405,7 +405,7 @@ def _stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarra
 
 
 def _evaluate(state, *, models: Models, config, workdir: str) -> dict[str, float]:
-  """Test SSIM against the ground truth, A->B and B->A (SPEC 5.1); on
+  """Test SSIM against the ground truth, A->B and B->A (docs/method.md §5.1); on
   MNIST-Single also colour match and digit accuracy per exemplar scheme
   (`evaluate.training_scores`). The digit classifier is trained on first use
   and cached in workdir/eval, where the evaluate command finds it."""

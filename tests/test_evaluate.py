@@ -115,7 +115,7 @@ def test_digit_classifier_is_cached(workdir, results):
 
 
 def test_test_noise_off_is_deterministic_and_written_apart(workdir, results):
-  """SPEC 9 A6: the authors keep the latent noise on at test time; with it off
+  """docs/method.md §9 A6: the authors keep the latent noise on at test time; with it off
   the scores no longer depend on the noise seed."""
   kw = dict(num_examples=NUM, classifier_steps=CLASSIFIER_STEPS, batch_size=8,
             test_noise=False, eval_name="eval_noise_off")

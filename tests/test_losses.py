@@ -1,7 +1,7 @@
-"""Losses of EGSC-IT (SPEC 1.4, 1.8, 2) on known inputs.
+"""Losses of EGSC-IT (docs/method.md §1.4, 1.8, 2) on known inputs.
 
 Small cases are worked out by hand in the comments; larger random cases are
-checked against a float64 numpy re-implementation written from SPEC 2.
+checked against a float64 numpy re-implementation written from docs/method.md §2.
 """
 import jax
 import jax.numpy as jnp
@@ -102,7 +102,8 @@ def _np_gram(phi):
 
 
 def _np_perceptual(source, translation, exemplar):
-  """SPEC 2: sum_i (i/5) |phi_i(t) - phi_i(s)|_1 and sum_i |G(phi_i(t)) - G(phi_i(e))|_1."""
+  """docs/method.md §2: sum_i (i/5) |phi_i(t) - phi_i(s)|_1 and
+  sum_i |G(phi_i(t)) - G(phi_i(e))|_1."""
   content = style = 0.0
   for i, (s, t, e) in enumerate(zip(source, translation, exemplar), start=1):
     s, t, e = _np_normalize(s), _np_normalize(t), _np_normalize(e)
@@ -152,7 +153,7 @@ def test_perceptual_matches_numpy():
 
 
 def test_perceptual_gradient_reaches_only_the_translation():
-  """SPEC 1.8: gradients flow into x_AB / x_BA, not into the references."""
+  """docs/method.md §1.8: gradients flow into x_AB / x_BA, not into the references."""
   src, trn, exm = _vgg_like_maps(1), _vgg_like_maps(2), _vgg_like_maps(3)
 
   def total(s, t, e):
@@ -179,7 +180,7 @@ def _fake_outputs(batch=2, size=6, channels=4):
 
 
 def test_stage2_generator_total_is_the_weighted_sum():
-  """SPEC 2: 10 LS_G x2 + 100 recon + 100 cycle + 2 * 0.1 mean(z^2)
+  """docs/method.md §2: 10 LS_G x2 + 100 recon + 100 cycle + 2 * 0.1 mean(z^2)
   + 0.1 (z_aba, z_bab) + l_s style + l_c content (weights here all distinct)."""
   out = _fake_outputs()
   x_a, x_b = _rand(30, (2, 6, 6, 3)), _rand(31, (2, 6, 6, 3))

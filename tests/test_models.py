@@ -1,7 +1,7 @@
 """EGSC-IT networks: exact parameter counts, shapes, layer order, AdaIN, mask.
 
-Parameter counts are derived here from layer shapes (SPEC 1.2, 1.3, 1.7), not
-read back from the modules, and checked against SPEC 1.3's rounded figures.
+Parameter counts are derived here from layer shapes (docs/method.md §1.2, 1.3, 1.7), not
+read back from the modules, and checked against docs/method.md §1.3's rounded figures.
 Shapes come from `jax.eval_shape`, so the 256x512 checks cost no compute.
 """
 import functools
@@ -86,7 +86,7 @@ def _param_shapes(config, image_shape):
   }
 
 
-# (n_downsample, image shape, expected counts by formula, SPEC 1.3 in millions)
+# (n_downsample, image shape, expected counts by formula, docs/method.md §1.3 in millions)
 MNIST_SINGLE = (0, (28, 28))
 RGB = (2, (64, 128))
 
@@ -120,7 +120,7 @@ def test_parameter_counts_literal_values():
   # MNIST-Single: 7x7 conv 3->64 and 3 blocks of 64 at 28x28.
   assert encoder_params(64, 0, 3) == 9472 + 3 * 73856 == 231_040
   assert decoder_params(64, 0, 3) == 3 * 73856 + 195 == 221_763
-  # RGB: SPEC 1.3's table.
+  # RGB: docs/method.md §1.3's table.
   assert encoder_params(64, 2, 3) == 3_918_976
   assert 2 * res_params(256) == 2_360_320
   assert decoder_params(64, 2, 3) == 3_909_507
@@ -128,7 +128,7 @@ def test_parameter_counts_literal_values():
 
 
 def test_rgb_counts_agree_with_spec_table():
-  """SPEC 1.3: E_X 3.92M, shared 2.36M, G_Y 3.91M, F_X 3.92M, D_X 2.76M."""
+  """docs/method.md §1.3: E_X 3.92M, shared 2.36M, G_Y 3.91M, F_X 3.92M, D_X 2.76M."""
   got = {k: state_lib.param_count(v)
          for k, v in _param_shapes(_config(2), (256, 512)).items()}
   spec_millions = {"encoder_a": 3.92, "encoder_b": 3.92, "shared": 2.36,
@@ -214,7 +214,7 @@ def test_generator_output_shapes(n_down, image_shape, latent_shape):
     assert out[k].shape == (batch, *image_shape, 3), k
   assert out["z"].shape == (2 * batch, *latent_shape)
   assert out["z_aba"].shape == out["z_bab"].shape == (batch, *latent_shape)
-  # F's feature f has exactly the content's shape (SPEC 1.4, A2).
+  # F's feature f has exactly the content's shape (docs/method.md §1.4, A2).
   f_vars = jax.eval_shape(models.exemplar.init, RNGS, x)
   assert jax.eval_shape(models.exemplar.apply, f_vars, x).shape == (batch,
                                                                      *latent_shape)
@@ -231,7 +231,7 @@ def test_generator_output_shapes(n_down, image_shape, latent_shape):
     ((256, 512), (16, 32)),
 ])
 def test_discriminator_patch_map_sizes(image_shape, patch_shape):
-  """SPEC 1.7: 28 -> 2x2, 112 -> 7x7, 128 -> 8x8, 256x512 -> 16x32."""
+  """docs/method.md §1.7: 28 -> 2x2, 112 -> 7x7, 128 -> 8x8, 256x512 -> 16x32."""
   models = build_models(config_lib.base_config().model)
   x = jax.ShapeDtypeStruct((2, *image_shape, 3), jnp.float32)
   variables = jax.eval_shape(models.discriminator.init, RNGS, x)
@@ -300,7 +300,7 @@ def test_encoder_matches_reflect_pad_reference():
 
 
 def test_discriminator_matches_spec_layer_order():
-  """SPEC 1.7: conv-LReLU-LReLU; (conv-LReLU-IN-LReLU) x3; 1x1 conv-LReLU;
+  """docs/method.md §1.7: conv-LReLU-LReLU; (conv-LReLU-IN-LReLU) x3; 1x1 conv-LReLU;
   zero 'SAME' padding."""
   d = build_models(config_lib.base_config().model).discriminator.clone(ndf=4)
   # 28 -> 14 -> 7 -> 4 -> 2: the 7 -> 4 conv pads unevenly (1 before, 2 after).
@@ -356,7 +356,7 @@ def test_moments_are_population_variance():
 
 
 def test_adain_official_matches_numpy():
-  """SPEC 1.6: mean_f * (x - mean_x) / (var_x + eps) + var_f."""
+  """docs/method.md §1.6: mean_f * (x - mean_x) / (var_x + eps) + var_f."""
   x, mean_f, var_f = _content_and_style()
   eps = 1e-5
   mx, vx = _np_moments(x)
@@ -400,7 +400,7 @@ def test_adain_unknown_mode_names_the_config_key():
 
 
 def test_feature_mask_formula_and_range():
-  """m = 0.5 + 0.5 sigmoid(f), in (0.5, 1), element-wise (SPEC 1.5)."""
+  """m = 0.5 + 0.5 sigmoid(f), in (0.5, 1), element-wise (docs/method.md §1.5)."""
   f = np.random.RandomState(0).normal(scale=4.0, size=(2, 7, 7, 5)).astype(np.float32)
   m = np.asarray(layers.feature_mask(jnp.asarray(f, jnp.bfloat16)))
   assert m.dtype == np.float32 and m.shape == f.shape
@@ -506,7 +506,7 @@ def test_no_adain_equals_the_decoder_without_style():
 def test_generator_information_flow():
   """x_ab = G_B(m_A, c_A, stats_B); x_aa = G_A(m_A, c_A, stats_A); the cycle
   x_aba re-encodes x_ab with E_B and decodes with x_a's OWN mask and stats
-  (SPEC 1.1, 1.5)."""
+  (docs/method.md §1.1, 1.5)."""
   gen = Generator(ngf=4, n_downsample=1, n_enc_res=1, n_dec_res=1)
   rs = np.random.RandomState(0)
   x_a, x_b = (jnp.asarray(rs.uniform(-1, 1, (2, 8, 8, 3)), jnp.float32)

@@ -1,5 +1,5 @@
 """Training steps of both stages: gradient flow, learning rate, variants,
-retracing and a small overfit run (SPEC 1.4, 2, 3.1, 5.2).
+retracing and a small overfit run (docs/method.md §1.4, 2, 3.1, 5.2).
 
 Everything runs the `tiny` config on 28x28 images. Steps are jitted once per
 module (fixtures) because compiling dominates the cost on a small CPU.
@@ -152,7 +152,7 @@ def test_stage2_g_step_changes_only_the_generator(tiny):
   assert_unchanged(before.frozen, after.frozen, "F (frozen)")
   assert_unchanged(vgg_before, vgg_params, "VGG params")
   assert int(after.step) == int(before.step)
-  # The perceptual loss really ran (SPEC 2), on the VGG given as an argument.
+  # The perceptual loss really ran (docs/method.md §2), on the VGG given as an argument.
   assert float(metrics["content"]) > 0 and float(metrics["style"]) > 0
   w = tiny.sc2.weights
   expected = sum(w[k] * float(metrics[k]) for k in
@@ -201,7 +201,7 @@ def test_stage1_g_step_changes_only_the_autoencoders(tiny):
 
 
 def test_f_is_stage1s_encoder(tiny):
-  """F_X is exactly part1 of stage 1's autoencoder X (SPEC 1.4): the same f."""
+  """F_X is exactly part1 of stage 1's autoencoder X (docs/method.md §1.4): the same f."""
   frozen = state_lib.exemplar_params_from_stage1(tiny.state1.g_params)
   x = tiny.batch["a"]
   f = tiny.models.exemplar.apply({"params": frozen["a"]}, x)
@@ -403,7 +403,7 @@ def test_overfit_a_handful_of_pairs(iteration):
 
 
 # ---------------------------------------------------------------------------
-# Variants (SPEC 5.2)
+# Variants (docs/method.md §5.2)
 # ---------------------------------------------------------------------------
 
 

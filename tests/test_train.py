@@ -233,7 +233,7 @@ def test_every_config_file_loads_with_its_variants(name):
 
 
 def test_paper_configs_train_for_t_equal_to_the_training_pairs(mnist_data_dir):
-  """Every paper config leaves T to the data (-1, SPEC 3.1 item 4), and
+  """Every paper config leaves T to the data (-1, docs/method.md §3.1 item 4), and
   resolve_num_iterations sets it to the number of training pairs: 4,000 for the
   offline MNIST-Single (4,000 train digits per domain)."""
   for name in ("mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender"):

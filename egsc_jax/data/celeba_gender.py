@@ -1,4 +1,4 @@
-"""TFDS builder `celeba_gender`: CelebA male (A) <-> female (B), SPEC 4.5.
+"""TFDS builder `celeba_gender`: CelebA male (A) <-> female (B), docs/method.md §4.5.
 
 Source: the aligned-and-cropped CelebA (178x218 JPEGs), downloaded by hand from the
 CelebA website (https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, "Align&Cropped
@@ -19,7 +19,7 @@ the 40 attribute names, then `000001.jpg -1  1 ...` rows; the `Male` column give
 A (Male = 1) and B (Male = -1). `list_eval_partition.txt` rows are `000001.jpg 0`:
 train = partition 0, test = partition 2 (validation, 1, is unused).
 
-Preprocessing (SPEC 4.5): rows 20:198 are cropped (178x178), resized to 132x132
+Preprocessing (docs/method.md §4.5): rows 20:198 are cropped (178x178), resized to 132x132
 with plain bilinear (the authors' cv2.resize), then to 128x128 with PIL's bilinear
 (the authors' scipy.misc.imresize); stored uint8 `[128, 128, 3]`.
 
@@ -190,7 +190,7 @@ def split_by_gender(
 
 
 def preprocess(image: np.ndarray) -> np.ndarray:
-  """uint8 `[218, 178, 3]` -> uint8 `[128, 128, 3]` as SPEC 4.5."""
+  """uint8 `[218, 178, 3]` -> uint8 `[128, 128, 3]` as docs/method.md §4.5."""
   if image.shape != (SOURCE_HEIGHT, SOURCE_WIDTH, 3):
     raise ValueError(
         f"expected an aligned-and-cropped CelebA image of {SOURCE_WIDTH}x"
@@ -228,7 +228,7 @@ class CelebaGender(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     shape = (IMAGE_SIZE, IMAGE_SIZE, 3)
     return self.dataset_info_from_configs(
-        description="CelebA male (A) <-> female (B), SPEC 4.5 preprocessing.",
+        description="CelebA male (A) <-> female (B), docs/method.md §4.5 preprocessing.",
         features=tfds.features.FeaturesDict({
             "image_a": tfds.features.Image(shape=shape, dtype=np.uint8),
             "image_b": tfds.features.Image(shape=shape, dtype=np.uint8),

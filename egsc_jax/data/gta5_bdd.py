@@ -1,4 +1,4 @@
-"""TFDS builder `gta5_bdd`: GTA5 (A) <-> BDD100K (B) street scenes, SPEC 4.3.
+"""TFDS builder `gta5_bdd`: GTA5 (A) <-> BDD100K (B) street scenes, docs/method.md §4.3.
 
 Both data sets are downloaded by hand; nothing is downloaded here. `manual_dir`:
 
@@ -23,11 +23,11 @@ manual_dir/
     labels/sem_seg/masks/train/*.png (optional) bdd100k_sem_seg_labels_trainval.zip
     labels/sem_seg/masks/val/*.png
     videos/out_img/**/*.jpg          (optional) extra frames from BDD videos for
-                                     trainB (SPEC 9 A9; the authors' extraction is
+                                     trainB (docs/method.md §9 A9; the authors' extraction is
                                      not published)
 ```
 
-Splits (SPEC 4.3):
+Splits (docs/method.md §4.3):
 - A: the GTA5 images sorted by relative path, permuted with `default_rng(0)`; the
   first 24,466 are train and the next 500 test (all 24,966 frames). With N != 24,966
   frames the test share scales: n_test = clip(round(N * 500 / 24,966), 1, 500) and
@@ -448,7 +448,7 @@ class Gta5Bdd(tfds.core.GeneratorBasedBuilder):
       split_name: str,
   ) -> Iterator[tuple[str, dict]]:
     if split_name == "train":
-      # SPEC 4.3: B is repeated or cut to A's length; the pairs are shuffled.
+      # docs/method.md §4.3: B is repeated or cut to A's length; the pairs are shuffled.
       idx_a, idx_b = pair_indices(
           len(paths_a), len(paths_b), seed=PAIRING_SEED, shuffle=True, length=len(paths_a)
       )

@@ -24,7 +24,7 @@ Exemplar pairing (`config.data.exemplar_pairing`): 'random' (default) shuffles t
 and B streams independently, so the pairing is re-drawn every epoch; 'fixed' keeps the
 pairs as stored (the authors' TFRecord pairing), shuffling whole pairs.
 
-Augmentation (SPEC 3.2; train only, `config.data.augment`), independently per image
+Augmentation (docs/method.md §3.2; train only, `config.data.augment`), independently per image
 and domain: horizontal flip with p = 0.5 (out[x] = in[W-1-x], the correct flip, not
 the authors' 1-pixel-shifted one); with p = 0.5 a zoom crop of fraction
 s ~ U(0.8, 1) placed uniformly; the crop and the resize to `config.data.image_size`
@@ -77,7 +77,7 @@ def default_data_config() -> ml_collections.ConfigDict:
     data_dir: TFDS data directory (None: the TFDS default).
     image_size: (H, W) the images are resized to (None: the dataset's stored size).
     exemplar_pairing: 'random' (re-drawn every epoch) or 'fixed' (stored pairs).
-    augment: flip and zoom-crop training images (SPEC 3.2).
+    augment: flip and zoom-crop training images (docs/method.md §3.2).
     shuffle_buffer: encoded examples per domain held by the shuffle buffer.
     num_threads: tf.data threads (None: min(4, CPU count)).
   """

@@ -1,4 +1,4 @@
-"""MNIST-Multiple (SPEC 4.2): 112x112 canvases of up to ten digits in a 4x4 grid.
+"""MNIST-Multiple (docs/method.md §4.2): 112x112 canvases of up to ten digits in a 4x4 grid.
 
 Every canvas draws random MNIST indices (100 candidates for A, 200 for B, with
 replacement) and keeps the first instance of each class 0-9 among them (all ten
@@ -157,7 +157,7 @@ def domain_rng(*, split: str, domain: str, seed: int = SEED) -> np.random.Genera
 
 
 class MnistMultiple(tfds.core.GeneratorBasedBuilder):
-  """MNIST-Multiple of EGSC-IT (SPEC 4.2)."""
+  """MNIST-Multiple of EGSC-IT (docs/method.md §4.2)."""
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}

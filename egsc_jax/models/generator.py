@@ -1,6 +1,6 @@
 """The EGSC-IT generator (stage 2) and the stage-1 autoencoder that becomes F.
 
-Information flow (SPEC 1.1, 1.3, 1.5):
+Information flow (docs/method.md §1.1, 1.3, 1.5):
 
     x_A -E_A-> shared enc -> mu_A, z_A = mu_A + N(0, 1) -> shared gen -> c_A
     x_AB = G_B(AdaIN_{F_B(x_B)}(m_A * c_A)),  m_A = 0.5 + 0.5 sigmoid(F_A(x_A))
@@ -11,7 +11,7 @@ and symmetrically for B. Like the authors' code, the A and B halves travel
 through the shared blocks and each decoder as one concatenated batch, which
 gives XLA one large convolution instead of two small ones.
 
-Variants (SPEC 5.2) are constructor switches: `n_shared=0` gives CycleGAN's
+Variants (docs/method.md §5.2) are constructor switches: `n_shared=0` gives CycleGAN's
 generator (no shared blocks, no latent noise); the mask and AdaIN are switched
 by passing `mask=None` / `style=None` (see `exemplar_conditioning`).
 """
@@ -36,7 +36,7 @@ def exemplar_conditioning(f: jax.Array, *, use_mask: bool, use_adain: bool
   """Feature mask and AdaIN statistics from a frozen F feature f [B, h, w, C].
 
   Returns (mask [B, h, w, C] or None, (mean, var) each [B, 1, 1, C] or None).
-  Gradients are stopped: F is frozen in stage 2 (SPEC 1.4).
+  Gradients are stopped: F is frozen in stage 2 (docs/method.md §1.4).
   """
   f = jax.lax.stop_gradient(f)
   mask = layers.feature_mask(f) if use_mask else None
@@ -131,7 +131,7 @@ class Generator(nn.Module):
   def __call__(self, x_a: jax.Array, x_b: jax.Array, *, mask_a=None, mask_b=None,
                style_a: Style | None = None, style_b: Style | None = None,
                noise: bool = True, cycle: bool = True) -> dict[str, jax.Array]:
-    """The full stage-2 forward pass of one batch (SPEC 1.3, 1.5, 2).
+    """The full stage-2 forward pass of one batch (docs/method.md §1.3, 1.5, 2).
 
     Args:
       x_a, x_b: [B, H, W, 3] in [-1, 1]; slot i of x_b is the exemplar for
@@ -148,13 +148,13 @@ class Generator(nn.Module):
     c = self.content(z)
     masks = _concat(mask_a, mask_b)
     # Decoder X sees [c_A; c_B] with each half's own mask and, for both halves,
-    # the statistics of domain X's image in the same slot (SPEC 1.3).
+    # the statistics of domain X's image in the same slot (docs/method.md §1.3).
     out_a = self.decode(c, "a", mask=masks, style=_repeat2(style_a))
     out_b = self.decode(c, "b", mask=masks, style=_repeat2(style_b))
     out = dict(x_aa=out_a[:n], x_ba=out_a[n:], x_bb=out_b[n:], x_ab=out_b[:n], z=z)
     if cycle:
       # Cycle: re-encode the translations; decode with the ORIGINAL image's
-      # mask and statistics, no new exemplar (SPEC 1.5).
+      # mask and statistics, no new exemplar (docs/method.md §1.5).
       h_cyc = jnp.concatenate([self.encoder_b(out["x_ab"]),
                                self.encoder_a(out["x_ba"])], axis=0)
       _, z_cyc = self.latent(h_cyc, noise=noise)
@@ -166,7 +166,7 @@ class Generator(nn.Module):
 
 
 class AutoEncoder(nn.Module):
-  """Stage 1: one domain's VAE-GAN autoencoder (SPEC 1.4).
+  """Stage 1: one domain's VAE-GAN autoencoder (docs/method.md §1.4).
 
   part1 = `encoder` (becomes F of that domain), part2 = shared-style residual
   block + N(0, 1) noise, part3 = residual block, part4 = decoder.

@@ -1,4 +1,4 @@
-"""Building blocks of EGSC-IT (SPEC 1.2, 1.5, 1.6, 1.7).
+"""Building blocks of EGSC-IT (docs/method.md §1.2, 1.5, 1.6, 1.7).
 
 All modules are NHWC. Parameters are float32; `dtype` is the compute dtype.
 Statistics (moments, instance norm, AdaIN) are always computed in float32,
@@ -17,7 +17,7 @@ Dtype = Any
 LEAKY_SLOPE = 0.2
 # TF1's truncated_normal(stddev=0.02) cuts at 2 sigma without rescaling, so its
 # real std is 0.02 * 0.8796; jax's truncated_normal rescales to the stddev given,
-# hence the factor (SPEC 1.2, 7).
+# hence the factor (docs/method.md §1.2, 7).
 TF1_TRUNC_NORMAL_STD = 0.02 * 0.87962566
 
 
@@ -37,7 +37,7 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
 
 
 class ReflectConv(nn.Module):
-  """Reflect pad, then a VALID k x k conv with bias (SPEC 1.2 `conv`).
+  """Reflect pad, then a VALID k x k conv with bias (docs/method.md §1.2 `conv`).
 
   [B, H, W, Cin] -> [B, ceil(H / stride), ceil(W / stride), features]
   """
@@ -126,7 +126,7 @@ def adain(x: jax.Array, style_mean: jax.Array, style_var: jax.Array, *,
           mode: str, eps: float) -> jax.Array:
   """Exemplar AdaIN of content `x` with the exemplar feature statistics.
 
-  official (SPEC 1.6, the authors' released models):
+  official (docs/method.md §1.6, the authors' released models):
       mean_f * (x - mean_x) / (var_x + eps) + var_f
   standard (Huang & Belongie):
       sqrt(var_f) * (x - mean_x) / sqrt(var_x + eps) + mean_f
@@ -172,5 +172,5 @@ def output_activation(x: jax.Array, *, scale: float) -> jax.Array:
 
 
 def feature_mask(f: jax.Array) -> jax.Array:
-  """m = 0.5 + 0.5 * sigmoid(f), element-wise, in (0.5, 1) (SPEC 1.5). float32."""
+  """m = 0.5 + 0.5 * sigmoid(f), element-wise, in (0.5, 1) (docs/method.md §1.5). float32."""
   return 0.5 + 0.5 * jax.nn.sigmoid(f.astype(jnp.float32))

@@ -1,4 +1,4 @@
-"""The frozen perceptual network: VGG-19 / VGG-16 relu*_1 features (SPEC 1.8).
+"""The frozen perceptual network: VGG-19 / VGG-16 relu*_1 features (docs/method.md §1.8).
 
 The paper (and the authors' code, `tensorflow_vgg19.py`) uses VGG-19 with the
 Caffe ImageNet weights of `vgg19.npy`. This module computes only what the
@@ -149,7 +149,7 @@ def conv_layer_shapes(
 def preprocess_images(images: jax.Array, *, mode: str) -> jax.Array:
   """Maps RGB images in [-1, 1] to the input convention of the weights, f32.
 
-  caffe: (x + 1) / 2 * 255, RGB -> BGR, minus the BGR mean (SPEC 1.8).
+  caffe: (x + 1) / 2 * 255, RGB -> BGR, minus the BGR mean (docs/method.md §1.8).
   torch: (x + 1) / 2, then (x - mean) / std per RGB channel (torchvision).
   [B, H, W, 3] -> [B, H, W, 3]
   """
