@@ -100,6 +100,9 @@ def base_config() -> ml_collections.ConfigDict:
   # from the next older one; False stops with an error instead.
   c.train.checkpoint_fallback = True
   c.train.num_image_examples = 8
+  # Steps of the digit classifier behind training's per-scheme digit accuracy
+  # (MNIST-Single; trained once, cached in workdir/eval); 0: no digit accuracy.
+  c.train.digit_classifier_steps = 1500
   return c
 
 
@@ -136,6 +139,7 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
       c.train.eval_examples = 16
       c.train.checkpoint_every = 1
       c.train.num_image_examples = 4
+      c.train.digit_classifier_steps = 0
       c.data.shuffle_buffer = 64
     elif p == "no_mask":
       c.model.use_feature_mask = False
@@ -370,6 +374,7 @@ RULES: dict[str, Allowed] = {
     "train.checkpoint_every": _COUNT,
     "train.keep_checkpoints": _int(1, none=True),
     "train.num_image_examples": _COUNT,
+    "train.digit_classifier_steps": _int(0),
     "train.checkpoint_fallback": Allowed("bool"),
 }
 

@@ -411,10 +411,11 @@ def _evaluate(state, *, models: Models, config, workdir: str) -> dict[str, float
   and cached in workdir/eval, where the evaluate command finds it."""
   from egsc_jax import evaluate  # pylint: disable=g-import-not-at-top
   classifier = None
-  if config.dataset == "mnist_single":
+  clf_steps = int(config.train.get("digit_classifier_steps", evaluate.CLASSIFIER_STEPS))
+  if config.dataset == "mnist_single" and clf_steps > 0:
     classifier, _ = evaluate.digit_classifier(
         os.path.join(workdir, evaluate.EVAL_DIR), manual_dir=config.data.get("manual_dir"),
-        steps=evaluate.CLASSIFIER_STEPS)
+        steps=clf_steps)
   num = _test_examples(config, config.train.eval_examples, key="train.eval_examples")
   return evaluate.training_scores(_translator(state, models), config, num_examples=num,
                                   classifier=classifier)

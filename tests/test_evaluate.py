@@ -52,8 +52,14 @@ def test_every_mnist_single_field(workdir, results):
     # The share of NUM translations classified right: a multiple of 1 / NUM.
     correct = m[f"digit_accuracy_{d}"] * NUM
     assert correct == pytest.approx(round(correct), abs=1e-9) and 0 <= correct <= NUM
-  assert 0 <= m["colour_match_a2b"] <= 1
-  assert "colour_match_b2a" not in m
+  assert 0 <= m["colour_match_a2b"] <= 1 and 0 <= m["colour_match_b2a"] <= 1
+  # The per-scheme breakdown covers every pair, scheme by scheme.
+  for d in ("a2b", "b2a"):
+    rows = results["details"]["per_scheme"][d]
+    assert sum(r["count"] for r in rows.values()) == NUM
+    assert {"ssim", "colour_match", "digit_accuracy"} <= set(next(iter(rows.values())))
+  assert "By the exemplar's colour scheme, A→B" in open(
+      os.path.join(workdir, "eval", "results.md")).read()
   assert m["digit_classifier_test_accuracy"] > 0.5   # 40 steps; far above chance 0.1
   assert not any(k.startswith(("fid", "kid_inception", "segmentation")) for k in m)
   assert results["curves"]["taus"] == list(range(100))
