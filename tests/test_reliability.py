@@ -94,9 +94,13 @@ def test_validate_accepts_minus_one_and_ignores_keys_without_a_rule():
   c = _config()
   c.stage2.num_iterations = -1
   c.unlock()
-  c.model.output_scale = -3.0              # a key added later: no rule, no error
+  c.model.future_knob = -3.0               # a key without a rule: no error
   c.brand_new = ml_collections.ConfigDict({"count": -5})
   config_lib.validate(c)
+  c.model.output_scale = -3.0              # a key with a rule is checked
+  with pytest.raises(config_lib.ConfigError, match=r"config.model.output_scale = -3.0"):
+    config_lib.validate(c)
+  c.model.output_scale = 1.1
   del c.train["checkpoint_fallback"]       # an old config.json without the key
   config_lib.validate(c)
 
