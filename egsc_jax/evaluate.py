@@ -204,16 +204,23 @@ def _accumulate(stats: _Stats, batch: dict, *, direction: str, official_stretch:
   if inception_weights:
     stats.inc_fake.append(evaluation.inception_features(pred, weights_path=inception_weights))
     stats.inc_real.append(evaluation.inception_features(real, weights_path=inception_weights))
-  if classifier is not None and "digit" in batch:
-    from egsc_jax import digit_classifier as dc  # pylint: disable=g-import-not-at-top
-    stats.digits_correct.append(dc.classify(classifier, pred) == batch["digit"])
-  if colour_match:
-    stats.colour.append(scheme_match(batch))
-    stats.schemes += evaluation.scheme_names(real)
+  _accumulate_scheme_scores(stats, batch, classifier=classifier,
+                            colour_match=colour_match)
   if segmenter is not None and direction == "a2b" and "label" in batch:
     labels = _segment(segmenter, pred, name=segmenter_name)
     stats.confusion = _add(stats.confusion, evaluation.confusion_matrix(
         labels, batch["label"], num_classes=len(_category_names())))
+
+
+def _accumulate_scheme_scores(stats: _Stats, batch: dict, *, classifier: dict | None,
+                              colour_match: bool) -> None:
+  """Per-example digit correctness, colour match and exemplar scheme of a batch."""
+  if classifier is not None and "digit" in batch:
+    from egsc_jax import digit_classifier as dc  # pylint: disable=g-import-not-at-top
+    stats.digits_correct.append(dc.classify(classifier, batch["pred"]) == batch["digit"])
+  if colour_match:
+    stats.colour.append(scheme_match(batch))
+    stats.schemes += evaluation.scheme_names(batch["exemplar"])
 
 
 def scheme_match(batch: dict) -> np.ndarray:
@@ -247,12 +254,8 @@ def training_scores(translator: inference.Translator, config, *, num_examples: i
     for batch in inference.translate_split(translator, config, direction=direction,
                                            num_examples=num_examples):
       s.ssim.append(evaluation.ssim(batch["pred"], batch["gt"]))
-      if is_single:
-        s.colour.append(scheme_match(batch))
-        s.schemes += evaluation.scheme_names(batch["exemplar"])
-        if classifier is not None:
-          from egsc_jax import digit_classifier as dc  # pylint: disable=g-import-not-at-top
-          s.digits_correct.append(dc.classify(classifier, batch["pred"]) == batch["digit"])
+      _accumulate_scheme_scores(s, batch, classifier=classifier if is_single else None,
+                                colour_match=is_single)
     scores[f"ssim_{direction}"] = float(np.mean(np.concatenate(s.ssim)))
     if is_single:
       scores[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
