@@ -166,6 +166,17 @@ def define_flags(flag_values) -> None:
   flags.mark_flags_as_required(["workdir"], **fv)
 
 
+def bypass_proxy_for(host: str) -> None:
+  """Adds `host`, 127.0.0.1 and localhost to NO_PROXY / no_proxy (keeping
+  what is there), so that requests to the demo's own address go direct."""
+  for key in ("NO_PROXY", "no_proxy"):
+    entries = [e for e in os.environ.get(key, "").split(",") if e]
+    for name in (host, "127.0.0.1", "localhost"):
+      if name not in entries:
+        entries.append(name)
+    os.environ[key] = ",".join(entries)
+
+
 def main(argv, flag_values=None) -> int:
   from absl import app, flags  # pylint: disable=g-import-not-at-top
   if len(argv) > 1:
@@ -173,6 +184,9 @@ def main(argv, flag_values=None) -> int:
   f = flags.FLAGS if flag_values is None else flag_values
   # No usage statistics or update checks sent from a local demo.
   os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+  # Gradio checks its own page over HTTP after starting: an HTTP(S)_PROXY in the
+  # environment (common on clusters) must not take that request elsewhere.
+  bypass_proxy_for(f.host)
   try:
     import gradio  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError:

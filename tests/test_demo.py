@@ -45,19 +45,40 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def wait_for(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+def wait_for(url: str, proc: subprocess.Popen, log_path: str,
+             timeout: float = 180.0) -> None:
+  """Polls `url` until it answers 200; the demo's log tail on any failure.
+
+  The demo writes to a file, not a pipe: a pipe nobody reads fills up and
+  blocks the server. Requests go direct (no proxy from the environment).
+  """
+  opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
     if proc.poll() is not None:
       raise AssertionError(f"the demo exited with {proc.returncode}:\n"
-                           + proc.stdout.read()[-3000:])
+                           + log_tail(log_path))
     try:
-      with urllib.request.urlopen(url, timeout=2) as r:
+      with opener.open(url, timeout=2) as r:
         if r.status == 200:
           return
     except OSError:
       time.sleep(0.5)
-  raise AssertionError(f"the demo did not answer at {url} within {timeout} s")
+  raise AssertionError(f"the demo did not answer at {url} within {timeout} s; "
+                       f"its log ends:\n{log_tail(log_path)}")
+
+
+def log_tail(path: str, n: int = 3000) -> str:
+  with open(path, errors="replace") as f:
+    return f.read()[-n:]
+
+
+def test_bypass_proxy_keeps_what_is_there(monkeypatch):
+  monkeypatch.setenv("NO_PROXY", "internal.example,localhost")
+  monkeypatch.delenv("no_proxy", raising=False)
+  demo.bypass_proxy_for("10.0.0.5")
+  assert os.environ["NO_PROXY"] == "internal.example,localhost,10.0.0.5,127.0.0.1"
+  assert os.environ["no_proxy"] == "10.0.0.5,127.0.0.1,localhost"
 
 
 def test_enlarge_and_panels(tiny_run):
@@ -84,17 +105,20 @@ def test_demo_in_a_headless_browser(tiny_run, tmp_path):
   workdir = tiny_run[0]
   port = free_port()
   url = f"http://127.0.0.1:{port}/"
-  env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False")
-  proc = subprocess.Popen(
-      [sys.executable, "-m", "egsc_jax.demo", f"--workdir={workdir}", f"--port={port}"],
-      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False",
+             NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+  log_path = str(tmp_path / "demo.log")
+  with open(log_path, "w") as log:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "egsc_jax.demo", f"--workdir={workdir}", f"--port={port}"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
   source = os.path.join(SAMPLES, "a", "a1.png")
   exemplars = [os.path.join(SAMPLES, "b", f"b{i}.png") for i in (1, 2)]
   try:
-    wait_for(url, proc)
+    wait_for(url, proc, log_path)
     with sync_playwright() as p:
       browser = p.chromium.launch(executable_path=chromium(), headless=True,
-                                  args=["--no-sandbox"])
+                                  args=["--no-sandbox", "--no-proxy-server"])
       page = browser.new_page(viewport={"width": 1100, "height": 900})
       page.goto(url)
       page.locator("#sources input[type=file]").set_input_files(source)
