@@ -45,7 +45,8 @@ def mask_panel(translator: inference.Translator, sources: list[np.ndarray],
   """
   size = translator.image_size
   masks = translator.mask(sources, domain)
-  rows = [[_at(s, size), grids.heatmap(inference.resize_bilinear(m[..., None], size)[..., 0])]
+  rows = [[_at(s, size),
+           grids.heatmap(inference.resize_bilinear_align_corners(m[..., None], size)[..., 0])]
           for s, m in zip(sources, masks)]
   return grids.image_grid(np.asarray(rows))
 

@@ -18,8 +18,9 @@ evaluation:
 - The image-size rule of the commands: the network runs at the trained
   resolution `config.data.image_size`, or (native size) at the input's own size
   rounded down to a multiple of 2**n_downsample; inputs are resized bilinearly
-  with aligned corners, as the training pipeline resizes (`resize_bilinear`), and
-  the output is resized back to the source's size the same way.
+  with aligned corners, as the training pipeline resizes
+  (`resize_bilinear_align_corners`), and the output is resized back to the
+  source's size the same way.
 - `translate_split`: the first examples of a TFDS split, translated in the stored
   order, as uint8 batches with their ground truth and labels.
 """
@@ -221,7 +222,7 @@ def _axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   return lo, hi, pos - lo
 
 
-def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def resize_bilinear_align_corners(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   """Bilinear resize with aligned corners, the training pipeline's resampling.
 
   Corner pixels map onto corner pixels (output pixel i samples input position
@@ -248,12 +249,12 @@ def resize_bilinear(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def to_network_input(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   """uint8 RGB [h, w, 3] -> float32 [H, W, 3] in [-1, 1], as training saw images."""
-  return (resize_bilinear(image, size) - 127.5) / 127.5
+  return (resize_bilinear_align_corners(image, size) - 127.5) / 127.5
 
 
 def from_network_output(y: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   """A translation float [h, w, 3] in [-1, 1] -> uint8 [H, W, 3] at `size`."""
-  return grids.to_uint8(resize_bilinear(y, size))
+  return grids.to_uint8(resize_bilinear_align_corners(y, size))
 
 
 # ----------------------------------------------------------------------------
@@ -672,7 +673,8 @@ class Translator:
     for shape, idx in self._by_shape(srcs).items():
       m = self._run(fn, np.stack([to_network_input(srcs[i], shape) for i in idx]))
       for n, i in enumerate(idx):
-        out[i] = resize_bilinear(m[n][..., None], srcs[i].shape[:2])[..., 0]
+        out[i] = resize_bilinear_align_corners(m[n][..., None],
+                                               srcs[i].shape[:2])[..., 0]
     return out
 
 

@@ -189,7 +189,8 @@ def test_plain_bilinear_matches_skimage():
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)
   for height, width in ((7, 9), (26, 40), (132, 5)):
-    ours = images.resize_bilinear(image, height=height, width=width, antialias=False)
+    ours = images.resize_bilinear_half_pixel(image, height=height, width=width,
+                                             antialias=False)
     reference = sk_resize(
         image.astype(np.float64), (height, width), order=1, mode="edge",
         anti_aliasing=False, preserve_range=True,
@@ -200,12 +201,12 @@ def test_plain_bilinear_matches_skimage():
 
 def test_antialiased_bilinear_keeps_constants_and_ramps():
   constant = np.full((40, 60, 3), 123, np.uint8)
-  out = images.resize_bilinear(constant, height=10, width=15)
+  out = images.resize_bilinear_half_pixel(constant, height=10, width=15)
   assert out.shape == (10, 15, 3) and np.all(out == 123)
   # A linear ramp along W stays linear away from the borders: centre of output
   # column j is (j + 0.5) * 4 - 0.5 in input columns.
   ramp = np.tile(np.arange(0, 240, 4, dtype=np.uint8)[None, :, None], (8, 1, 1))
-  out = images.resize_bilinear(ramp, height=2, width=15)
+  out = images.resize_bilinear_half_pixel(ramp, height=2, width=15)
   expected = ((np.arange(15) + 0.5) * 4 - 0.5) * 4
   np.testing.assert_allclose(out[0, 2:-2, 0], expected[2:-2], atol=1)
   assert out.shape == (2, 15, 1)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from egsc_jax import errors
 from egsc_jax.data import build as build_lib
-from egsc_jax.data import celeba_gender, gta5_bdd, image_folder, images
+from egsc_jax.data import celeba_gender, gta5_bdd, image_folder, images, pairing
 
 
 # ---------------------------------------------------------------------------
@@ -65,26 +65,26 @@ def closest(colour, palette):
 
 
 def test_pair_indices_repeat_shorter_domain_and_shuffle():
-  idx_a, idx_b = image_folder.pair_indices(7, 3, seed=0, shuffle=True)
+  idx_a, idx_b = pairing.pair_indices(7, 3, seed=0, shuffle=True)
   assert len(idx_a) == len(idx_b) == 7
   assert sorted(idx_a.tolist()) == list(range(7))
   # 7 = 2 * 3 + 1: every B image twice, one of them three times.
   assert sorted(np.bincount(idx_b, minlength=3).tolist()) == [2, 2, 3]
-  again = image_folder.pair_indices(7, 3, seed=0, shuffle=True)
+  again = pairing.pair_indices(7, 3, seed=0, shuffle=True)
   np.testing.assert_array_equal(again[0], idx_a)
   np.testing.assert_array_equal(again[1], idx_b)
-  other = image_folder.pair_indices(7, 3, seed=1, shuffle=True)
+  other = pairing.pair_indices(7, 3, seed=1, shuffle=True)
   assert not (np.array_equal(other[0], idx_a) and np.array_equal(other[1], idx_b))
 
 
 def test_pair_indices_test_order_and_cut():
-  idx_a, idx_b = image_folder.pair_indices(2, 5, seed=0, shuffle=False)
+  idx_a, idx_b = pairing.pair_indices(2, 5, seed=0, shuffle=False)
   assert idx_a.tolist() == [0, 1, 0, 1, 0] and idx_b.tolist() == [0, 1, 2, 3, 4]
   # Cut to a length shorter than B: only B's first 3 entries are used (A9).
-  idx_a, idx_b = image_folder.pair_indices(3, 10, seed=0, shuffle=True, length=3)
+  idx_a, idx_b = pairing.pair_indices(3, 10, seed=0, shuffle=True, length=3)
   assert sorted(idx_b.tolist()) == [0, 1, 2] and sorted(idx_a.tolist()) == [0, 1, 2]
-  assert image_folder.pair_id(42, 500) == "00042"
-  assert image_folder.pair_id(7, 123456) == "000007"
+  assert pairing.pair_id(42, 500) == "00042"
+  assert pairing.pair_id(7, 123456) == "000007"
 
 
 # ---------------------------------------------------------------------------

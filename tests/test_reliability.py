@@ -111,8 +111,9 @@ def test_resolve_num_iterations_rejects_other_negatives(mnist_data_dir):
   with pytest.raises(config_lib.ConfigError, match=r"stage1.num_iterations = -5"):
     train.resolve_num_iterations(c)
   c.stage1.num_iterations = -1
-  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  pairs = input_pipeline.get_builder(c).info.splits["train"].num_examples
+  from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+  pairs = build.get_builder(c.dataset, data_dir=c.data.data_dir,
+                            require_built=True).info.splits["train"].num_examples
   assert train.resolve_num_iterations(c).stage1.num_iterations == pairs > 0
 
 

@@ -97,10 +97,10 @@ def test_resize_matches_training_pipeline(tmp_path, shape, size):
 def test_resize_keeps_corners_and_constants():
   image = np.zeros((5, 7, 1), np.float32)
   image[0, 0], image[-1, -1] = 1.0, 2.0
-  out = inference.resize_bilinear(image, (9, 13))
+  out = inference.resize_bilinear_align_corners(image, (9, 13))
   assert out[0, 0, 0] == 1.0 and out[-1, -1, 0] == 2.0
   flat = np.full((4, 6, 3), 77, np.uint8)
-  np.testing.assert_array_equal(inference.resize_bilinear(flat, (11, 3)), 77.0)
+  np.testing.assert_array_equal(inference.resize_bilinear_align_corners(flat, (11, 3)), 77.0)
 
 
 # ----------------------------------------------------------------------------

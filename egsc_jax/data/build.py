@@ -25,6 +25,7 @@ import sys
 from collections.abc import Sequence
 
 from egsc_jax import errors
+from egsc_jax.data.tf_devices import hide_accelerators_from_tensorflow
 
 # Builder name -> module; imported only when asked for, so that building one
 # dataset never needs another's code (or its optional dependencies).
@@ -48,26 +49,29 @@ def _check_name(name: str) -> None:
     )
 
 
-def hide_accelerators_from_tensorflow() -> None:
-  """Keeps TensorFlow off GPUs/TPUs: it only encodes images here, and must not
-  reserve accelerator memory that JAX will want."""
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+def get_builder(name: str, *, data_dir: str | None = None, require_built: bool = False):
+  """Imports NAME's module (registering it with TFDS) and returns its builder.
 
-  for kind in ("GPU", "TPU"):
-    try:
-      tf.config.set_visible_devices([], kind)
-    except (RuntimeError, ValueError):
-      # RuntimeError: devices already initialised; ValueError: no such kind here.
-      pass
+  Args:
+    name: one of `BUILDER_MODULES` (config.dataset).
+    data_dir: the TFDS data_dir (None: TFDS's default).
+    require_built: readers (training, evaluation) pass True: a dataset not built
+      in `data_dir` raises FileNotFoundError naming the command that builds it.
 
-
-def get_builder(name: str, *, data_dir: str | None = None):
-  """Imports NAME's module (registering it with TFDS) and returns its builder."""
+  Raises:
+    UnknownDatasetError: NAME is not a known dataset (the message lists them).
+  """
   _check_name(name)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   importlib.import_module(BUILDER_MODULES[name])
-  return tfds.builder(name, data_dir=data_dir)
+  builder = tfds.builder(name, data_dir=data_dir)
+  if require_built and not builder.is_prepared():
+    raise FileNotFoundError(
+        f"Dataset {name!r} is not built in {builder.data_dir}. Build it first: "
+        f"python -m egsc_jax.data.build {name}"
+        + (f" --data_dir {data_dir}" if data_dir else ""))
+  return builder
 
 
 def prepare(builder, *, manual_dir: str | None = None, overwrite: bool = False):

@@ -42,16 +42,11 @@ import tensorflow_datasets as tfds
 
 from egsc_jax import errors
 from egsc_jax.data import images
-from egsc_jax.data.image_folder import (
-    pair_id,
-    pair_indices,
-    record_skips,
-    resolve_manual_dir,
-)
+from egsc_jax.data.manual_dir import record_skips, resolve_manual_dir
+from egsc_jax.data.pairing import PAIRING_SEED, pair_id, pair_indices
 
 logger = logging.getLogger(__name__)
 
-PAIRING_SEED = 0
 IMAGE_SIZE = 128
 SOURCE_HEIGHT, SOURCE_WIDTH = 218, 178
 CROP_ROWS = (20, 198)
@@ -198,11 +193,11 @@ def preprocess(image: np.ndarray) -> np.ndarray:
     )
   face = image[CROP_ROWS[0]:CROP_ROWS[1]]
   # cv2.resize(INTER_LINEAR) in the authors' divide script: no antialiasing.
-  face = images.resize_bilinear(
+  face = images.resize_bilinear_half_pixel(
       face, height=INTERMEDIATE_SIZE, width=INTERMEDIATE_SIZE, antialias=False
   )
   # scipy.misc.imresize(interp="bilinear") is PIL's BILINEAR.
-  return images.resize_bilinear(
+  return images.resize_bilinear_half_pixel(
       face, height=IMAGE_SIZE, width=IMAGE_SIZE, antialias=True
   )
 

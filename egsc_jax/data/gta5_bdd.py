@@ -61,18 +61,13 @@ import tensorflow_datasets as tfds
 
 from egsc_jax import errors
 from egsc_jax.data import images
-from egsc_jax.data.image_folder import (
-    pair_id,
-    pair_indices,
-    record_skips,
-    resolve_manual_dir,
-)
+from egsc_jax.data.manual_dir import record_skips, resolve_manual_dir
+from egsc_jax.data.pairing import PAIRING_SEED, pair_id, pair_indices
 
 logger = logging.getLogger(__name__)
 
 HEIGHT, WIDTH = 256, 512
 UNKNOWN = 255
-PAIRING_SEED = 0
 GTA5_SPLIT_SEED = 0
 GTA5_TOTAL, GTA5_TRAIN, GTA5_TEST = 24_966, 24_466, 500
 BDD_TEST = 500
@@ -354,7 +349,7 @@ def load_frame(image_path: str, label_path: str | None, *, kind: str) -> _Frame:
   """Reads, resizes and maps one frame; never raises (errors are returned)."""
   frame = _Frame()
   try:
-    frame.image = images.resize_bilinear(
+    frame.image = images.resize_bilinear_half_pixel(
         images.read_image(image_path), height=HEIGHT, width=WIDTH, antialias=True
     )
   except images.ImageReadError as e:

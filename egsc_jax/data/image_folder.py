@@ -1,4 +1,4 @@
-"""TFDS builder `image_folder`: a user's own two domains, and the pairing helpers.
+"""TFDS builder `image_folder`: a user's own two domains.
 
 Layout of `manual_dir` (image files of any size; jpg/jpeg/png/bmp/webp, any case;
 sub-folders and other files are ignored):
@@ -23,10 +23,9 @@ one error naming the expected folders; an unreadable file is skipped with a warn
 naming it, and the skipped files are counted in the log and in the dataset's
 metadata (`num_skipped_files`, `skipped_files`).
 
-Pairing, as the authors stored their TFRecords: one example is one (A, B) pair and
-the shorter domain is repeated to the longer one's length. Train pairs are random
-(seeded; each image of the shorter domain appears floor or ceil of the ratio
-times); test pairs go in sorted file order, the shorter domain cycled.
+Pairing as the authors stored their TFRecords (`pairing.py`): one example is one
+(A, B) pair, the shorter domain repeated; random train pairs, test pairs in sorted
+file order.
 """
 
 from __future__ import annotations
@@ -39,118 +38,12 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from egsc_jax.data import images
+from egsc_jax.data.manual_dir import progress_bar, resolve_manual_dir
+from egsc_jax.data.pairing import PAIRING_SEED, pair_id, pair_indices
 
 logger = logging.getLogger(__name__)
 
-# The authors seeded their dataset scripts with np.random.seed(0).
-PAIRING_SEED = 0
-
 DOMAIN_FOLDERS = ("trainA", "trainB", "testA", "testB")
-
-
-# ---------------------------------------------------------------------------
-# Helpers shared by the builders (celeba_gender and gta5_bdd import these).
-# ---------------------------------------------------------------------------
-
-
-def _stretch(
-    num: int, length: int, rng: np.random.Generator | None
-) -> np.ndarray:
-  """Indices into a list of `num` items, repeated or cut to `length` entries.
-
-  With `rng`, the whole list repeats floor(length / num) times and a seeded sample
-  without replacement fills the rest; without, the list is cycled in order.
-  """
-  if num <= 0:
-    raise ValueError(f"cannot pair an empty domain (num={num})")
-  if num >= length or rng is None:
-    return np.arange(length, dtype=np.int64) % num
-  repeats, rest = divmod(length, num)
-  extra = np.sort(rng.choice(num, size=rest, replace=False))
-  return np.concatenate([np.tile(np.arange(num, dtype=np.int64), repeats), extra])
-
-
-def pair_indices(
-    num_a: int,
-    num_b: int,
-    *,
-    seed: int,
-    shuffle: bool,
-    length: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-  """The (A, B) index pairs of a split, as two int64 arrays `[length]`.
-
-  Args:
-    num_a, num_b: the sizes of the two domains' (sorted) file lists.
-    seed: seeds the repetition and the shuffles (only used when `shuffle`).
-    shuffle: True for training: each domain's index list is repeated to `length`
-      (see `_stretch`) and permuted independently, so pairs are random. False for
-      test: pair k is (k mod num_a, k mod num_b), i.e. sorted order.
-    length: the number of pairs; default max(num_a, num_b), the shorter domain
-      repeated. A domain longer than `length` is cut to its first `length` items.
-
-  Returns:
-    `(idx_a, idx_b)`, int64 `[length]` each.
-  """
-  length = max(num_a, num_b) if length is None else length
-  if not shuffle:
-    return _stretch(num_a, length, None), _stretch(num_b, length, None)
-  rng = np.random.default_rng(seed)
-  idx_a = rng.permutation(_stretch(num_a, length, rng))
-  idx_b = rng.permutation(_stretch(num_b, length, rng))
-  return idx_a, idx_b
-
-
-def pair_id(index: int, total: int) -> str:
-  """Zero-padded example id, e.g. `pair_id(42, 500) == "00042"` (at least 5 digits)."""
-  return f"{index:0{max(5, len(str(max(total - 1, 0))))}d}"
-
-
-def resolve_manual_dir(dl_manager: tfds.download.DownloadManager) -> str:
-  """`dl_manager.manual_dir` as a str; a missing/empty one is a FileNotFoundError.
-
-  TFDS raises AssertionError there; the message (kept) already carries the
-  builder's MANUAL_DOWNLOAD_INSTRUCTIONS, which list the expected files.
-  """
-  try:
-    return os.fspath(dl_manager.manual_dir)
-  except AssertionError as e:
-    raise FileNotFoundError(str(e)) from None
-
-
-def progress_bar(desc: str, total: int):
-  """A function wrapping an iterable in TFDS's tqdm bar (honours
-  `tfds.disable_progress_bar()`)."""
-  from tensorflow_datasets.core.utils import tqdm_utils  # pylint: disable=g-import-not-at-top
-
-  def wrap(iterable):
-    return tqdm_utils.tqdm(iterable, desc=desc, total=total, unit=" files", leave=False)
-
-  return wrap
-
-
-def record_skips(
-    metadata: dict,
-    skipped: images.SkippedFiles,
-    dropped: int,
-    *,
-    split_name: str,
-) -> None:
-  """Adds one split's unreadable files and dropped pairs to a builder's metadata.
-
-  For builders that skip while writing (too many files to decode twice): a pair
-  with an unreadable image is dropped, and `num_dropped_pairs[split_name]` counts
-  those; `skipped_files`/`num_skipped_files` hold the unique files over all splits.
-  """
-  names = sorted(set(metadata.get("skipped_files", [])) | set(skipped.paths))
-  metadata["skipped_files"] = names
-  metadata["num_skipped_files"] = len(names)
-  metadata.setdefault("num_dropped_pairs", {})[split_name] = dropped
-  if dropped:
-    logger.warning(
-        "%s split: dropped %d pair(s) with %d unreadable file(s): %s",
-        split_name, dropped, len(skipped), ", ".join(skipped.paths),
-    )
 
 
 # ---------------------------------------------------------------------------

@@ -23,8 +23,10 @@ raises `ImageReadError(path, reason)`. `check_images` and `read_images` skip suc
 files with one warning per file, naming it, and report what they skipped.
 
 Also here: `list_image_files` (a deterministic listing of a folder's images), the
-build-time resizers `resize_bilinear` and `resize_nearest`, and `map_ordered`, a
-bounded, order-preserving thread map for decoding while the builder writes.
+build-time resizers `resize_bilinear_half_pixel` (pixel centres at half-pixel
+offsets, as PIL and cv2; `inference.resize_bilinear_align_corners` is the other
+convention) and `resize_nearest`, and `map_ordered`, a bounded, order-preserving
+thread map for decoding while the builder writes.
 """
 
 from __future__ import annotations
@@ -417,7 +419,7 @@ def _bilinear_half_pixel(image: np.ndarray, height: int, width: int) -> np.ndarr
   return out
 
 
-def resize_bilinear(
+def resize_bilinear_half_pixel(
     image: np.ndarray, *, height: int, width: int, antialias: bool = True
 ) -> np.ndarray:
   """Bilinear resize of uint8 `[H, W, C]` (C = 1 or 3) to `[height, width, C]`.

@@ -42,7 +42,6 @@ keeps the rest of the CPU.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import math
 import os
@@ -52,6 +51,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from egsc_jax import errors
+from egsc_jax.data import build, tf_devices
 
 IMAGE_KEYS = ("image_a", "image_b")
 GT_KEYS = ("gt_a2b", "gt_b2a")
@@ -108,13 +108,7 @@ def _tensorflow(num_threads: int):
   if _tf_configured:
     return tf
   _tf_configured = True
-  for kind in ("GPU", "TPU"):
-    try:
-      # TF must not reserve accelerator memory that JAX needs.
-      if tf.config.get_visible_devices(kind):
-        tf.config.set_visible_devices([], kind)
-    except (RuntimeError, ValueError) as e:  # initialised before us, or no such kind
-      logging.warning("Could not hide %s devices from TensorFlow: %s", kind, e)
+  tf_devices.hide_accelerators_from_tensorflow()
   try:
     tf.config.threading.set_inter_op_parallelism_threads(num_threads)
     tf.config.threading.set_intra_op_parallelism_threads(num_threads)
@@ -130,29 +124,6 @@ def _dataset_options(tf, num_threads: int):
   options.threading.private_threadpool_size = num_threads
   options.threading.max_intra_op_parallelism = 1
   return options
-
-
-def get_builder(config):
-  """The TFDS builder of `config.dataset` in `config.data.data_dir`.
-
-  Our builders register with TFDS when their module is imported, so the module
-  `egsc_jax.data.<name>` is imported first when it exists.
-  """
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  name = config.dataset
-  module = f"egsc_jax.data.{name.split('/')[0].split(':')[0]}"
-  try:
-    importlib.import_module(module)
-  except ModuleNotFoundError as e:
-    if e.name != module:
-      raise
-  builder = tfds.builder(name, data_dir=config.data.get("data_dir"))
-  if not builder.is_prepared():
-    raise FileNotFoundError(
-        f"Dataset {name!r} is not built in {builder.data_dir}. Build it first: "
-        f"python -m egsc_jax.data.build {name}"
-        + (f" --data_dir {config.data.data_dir}" if config.data.get("data_dir") else ""))
-  return builder
 
 
 def _read_config(tfds):
@@ -357,7 +328,8 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
   tf = _tensorflow(num_threads)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  builder = get_builder(config)
+  builder = build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
+                              require_built=True)
   split = tfds.even_splits("train", n=process_count, drop_remainder=True)[process_index]
   num = builder.info.splits[split].num_examples
   if num < 1:
@@ -427,7 +399,8 @@ def eval_batches(config, *, split: str = "test", batch_size: int,
   tf = _tensorflow(num_threads)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  builder = get_builder(config)
+  builder = build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
+                              require_built=True)
   total = builder.info.splits[split].num_examples
   if num_examples is not None:
     if not 0 < num_examples <= total:
