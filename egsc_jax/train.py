@@ -8,6 +8,9 @@ or mid-stage 2. The loop of each stage, in phases:
 
   setup -> restore or init -> input stream from the restored position ->
   [iteration -> metrics/NaN guard -> images -> eval -> checkpoint -> preemption]*
+
+What it shows and scores of the state (image grids, test SSIM) is in
+`egsc_jax.eval.training`.
 """
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ import numpy as np
 
 from egsc_jax import checkpointing, config_lib, errors, grids, paths, sharding, steps
 from egsc_jax import state as state_lib
-from egsc_jax.models import Models, build_models
+from egsc_jax.eval import training as eval_training
+from egsc_jax.models import build_models
 
 PyTree = Any
 MNIST_DATASETS = ("mnist_single", "mnist_multiple")
@@ -79,8 +83,8 @@ def train_and_evaluate(config, workdir: str, *,
   sharding.check_batch_size(config.batch_size, mesh)
   if config_lib.uses_perceptual(config):
     # A missing VGG file stops the run now, not after hours of stage 1.
-    from egsc_jax.models import vgg as vgg_lib  # pylint: disable=g-import-not-at-top
-    vgg_lib.check_weights(config.vgg.arch, config.vgg.weights)
+    from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
+    vgg_weights.check_weights(config.vgg.arch, config.vgg.weights)
   prepare_dataset(config)
   config = resolve_num_iterations(config)
   models = build_models(config.model)
@@ -103,7 +107,7 @@ def train_and_evaluate(config, workdir: str, *,
                                  tx=tx, ema=False),
           iteration=functools.partial(steps.stage1_iteration, models=models, tx=tx, sc=sc1),
           extra_args=(),
-          images=functools.partial(_stage1_images, models=models),
+          images=functools.partial(eval_training.stage1_images, models=models),
           evaluate=None)
       result = _run_stage(spec1, config, workdir, mesh, jax.random.fold_in(root, 1),
                           stop_at=stop_at, sigterm=sigterm)
@@ -116,8 +120,8 @@ def train_and_evaluate(config, workdir: str, *,
     sc2 = steps.step_config(config, stage=2)
     vgg_module, vgg_params = None, None
     if sc2.use_perceptual:
-      from egsc_jax.models import vgg as vgg_lib  # pylint: disable=g-import-not-at-top
-      vgg_module, vgg_params = vgg_lib.init_vgg(
+      from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
+      vgg_module, vgg_params = vgg_weights.init_vgg(
           config.vgg.arch, config.vgg.weights, num_layers=config_lib.vgg_num_layers(config),
           dtype=models.generator.dtype)
       vgg_params = jax.device_put(vgg_params, sharding.replicated(mesh))
@@ -129,9 +133,9 @@ def train_and_evaluate(config, workdir: str, *,
         iteration=functools.partial(steps.stage2_iteration, models=models, vgg=vgg_module,
                                     tx=tx, sc=sc2),
         extra_args=(vgg_params,),
-        images=functools.partial(_stage2_images, models=models),
-        evaluate=(functools.partial(_evaluate, models=models, config=config,
-                                    workdir=workdir)
+        images=functools.partial(eval_training.stage2_images, models=models),
+        evaluate=(functools.partial(eval_training.stage2_scores, models=models,
+                                    config=config, workdir=workdir)
                   if config.dataset in MNIST_DATASETS else None))
     return _run_stage(spec2, config, workdir, mesh, jax.random.fold_in(root, 2),
                       stop_at=stop_at, sigterm=sigterm)
@@ -159,8 +163,9 @@ def resolve_num_iterations(config):
   config_lib.validate(config, keys=("stage1.num_iterations", "stage2.num_iterations"))
   if config.stage1.num_iterations >= 0 and config.stage2.num_iterations >= 0:
     return config
-  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  num = input_pipeline.get_builder(config).info.splits["train"].num_examples
+  from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+  num = build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
+                          require_built=True).info.splits["train"].num_examples
   config = config.copy_and_resolve_references()
   for stage in (config.stage1, config.stage2):
     if stage.num_iterations < 0:
@@ -226,7 +231,7 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
 
   iteration = jax.jit(spec.iteration, donate_argnums=(0,),
                       out_shardings=(rep, rep))
-  fixed = _fixed_examples(config)
+  fixed = eval_training.fixed_examples(config)
 
   # -- Loop --------------------------------------------------------------------
   pending: list[tuple[int, dict]] = []
@@ -336,86 +341,3 @@ def _save_pngs(stage_dir: str, step: int, images: dict[str, np.ndarray]) -> None
   paths.Path(out).mkdir(parents=True, exist_ok=True)
   for name, img in images.items():
     grids.save_png(img, os.path.join(out, f"{name}_{step:07d}.png"))
-
-
-# ----------------------------------------------------------------------------
-# Images and evaluation (process-local: each process evaluates the same
-# examples on its own devices; only process 0 writes)
-# ----------------------------------------------------------------------------
-
-def _local(tree: PyTree) -> PyTree:
-  """The process-local copy of replicated arrays (no collective needed)."""
-  return jax.tree.map(lambda x: x.addressable_data(0), tree)
-
-
-def _test_examples(config, wanted: int, *, key: str) -> int:
-  """min(wanted, size of the test split), saying so when the split is smaller."""
-  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  total = input_pipeline.get_builder(config).info.splits["test"].num_examples
-  if total < wanted:
-    logging.warning("%s's test split has %d pairs, fewer than config.%s = %d; "
-                    "using all %d", config.dataset, total, key, wanted, total)
-  return min(wanted, total)
-
-
-def _fixed_examples(config) -> dict:
-  """The first num_image_examples test pairs (with ground truth when present),
-  or the whole test split when it is smaller."""
-  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  k = _test_examples(config, config.train.num_image_examples, key="train.num_image_examples")
-  batch = next(iter(input_pipeline.eval_batches(
-      config, split="test", batch_size=k, num_examples=k, process_index=0,
-      process_count=1)))
-  return batch
-
-
-def _generator_params(state) -> PyTree:
-  """EMA parameters when kept, else the live ones."""
-  return state.ema_params if state.ema_params is not None else state.g_params
-
-
-def _translator(state, models: Models):
-  from egsc_jax import inference  # pylint: disable=g-import-not-at-top
-  return inference.Translator(models, _local(_generator_params(state)),
-                              _local(state.frozen))
-
-
-def _stage2_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
-  """Rows: source | exemplar | translation | ground truth (when the dataset has it)."""
-  translator = _translator(state, models)
-  out = {}
-  for direction, src, ex, gt in (("a2b", "a", "b", "gt_a2b"), ("b2a", "b", "a", "gt_b2a")):
-    y = translator(fixed[src], fixed[ex], np.arange(len(fixed[src])), direction=direction)
-    cols = [fixed[src], fixed[ex], np.asarray(y)] + ([fixed[gt]] if gt in fixed else [])
-    cells = np.stack([grids.to_uint8(c) for c in cols], axis=1)
-    out[f"translate_{direction}"] = grids.image_grid(cells)
-  return out
-
-
-def _stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
-  """Rows: image | stage-1 reconstruction, per domain."""
-  params = _local(state.g_params)
-  out = {}
-  for d in ("a", "b"):
-    fn = jax.jit(functools.partial(steps.stage1_reconstruct, models=models, domain=d))
-    y = fn(params, fixed[d], jax.random.key(0))
-    cells = np.stack([grids.to_uint8(fixed[d]), grids.to_uint8(y)], axis=1)
-    out[f"reconstruct_{d}"] = grids.image_grid(cells)
-  return out
-
-
-def _evaluate(state, *, models: Models, config, workdir: str) -> dict[str, float]:
-  """Test SSIM against the ground truth, A->B and B->A (docs/method.md §5.1); on
-  MNIST-Single also colour match and digit accuracy per exemplar scheme
-  (`evaluate.training_scores`). The digit classifier is trained on first use
-  and cached in workdir/eval, where the evaluate command finds it."""
-  from egsc_jax import evaluate  # pylint: disable=g-import-not-at-top
-  classifier = None
-  clf_steps = int(config.train.get("digit_classifier_steps", evaluate.CLASSIFIER_STEPS))
-  if config.dataset == "mnist_single" and clf_steps > 0:
-    classifier, _ = evaluate.digit_classifier(
-        os.path.join(workdir, evaluate.EVAL_DIR), manual_dir=config.data.get("manual_dir"),
-        steps=clf_steps)
-  num = _test_examples(config, config.train.eval_examples, key="train.eval_examples")
-  return evaluate.training_scores(_translator(state, models), config, num_examples=num,
-                                  classifier=classifier)

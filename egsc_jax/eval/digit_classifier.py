@@ -18,19 +18,31 @@ accuracy is measured on the test digits rendered binarised with the 8 schemes in
 turn (digit i with scheme i mod 8): the MNIST-Single look.
 
 Inputs are RGB [N, 28, 28, 3] floats in [-1, 1] (uint8 is converted).
+`load_or_train` trains it once per workdir and caches it in the workdir's eval/.
 """
 from __future__ import annotations
 
 import functools
+import json
+import logging
+import os
 
+from flax import serialization
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from egsc_jax import paths
+
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
+CLASSIFIER_FILE = "digit_classifier.msgpack"
+CLASSIFIER_META = "digit_classifier.json"
+CLASSIFIER_STEPS = 1500
+CLASSIFIER_BATCH = 64
+CLASSIFIER_SEED = 0
 
 # (foreground, background) RGB, docs/method.md §4.1: domain A's two, then domain B's six.
 SCHEMES = np.array([
@@ -141,6 +153,8 @@ def _optimizer(learning_rate: float) -> optax.GradientTransformation:
 
 @functools.partial(jax.jit, static_argnames=("batch_size", "learning_rate"),
                    donate_argnums=(0, 1))
+
+
 def _train_step(params, opt_state, digits, labels, key, *, batch_size, learning_rate):
   tx = _optimizer(learning_rate)
   k_batch, k_render = jax.random.split(key)
@@ -221,3 +235,52 @@ def classify(params: dict, images: np.ndarray, *, batch_size: int = 500) -> np.n
                                                              jnp.float32)), -1))
          for i in range(0, len(images), batch_size)]
   return np.concatenate(out).astype(np.int64) if out else np.zeros([0], np.int64)
+
+
+# ----------------------------------------------------------------------------
+# Trained once per workdir
+# ----------------------------------------------------------------------------
+
+
+def load_or_train(eval_dir: str, *, manual_dir: str | None, steps: int,
+                  batch_size: int = CLASSIFIER_BATCH, seed: int = CLASSIFIER_SEED
+                  ) -> tuple[dict, float]:
+  """The digit classifier's params and test accuracy, trained on first use.
+
+  The params are cached in eval_dir/digit_classifier.msgpack (flax
+  serialization) with its settings in digit_classifier.json; a cache made with
+  other settings or other digits is retrained. The test accuracy is measured
+  afresh: the MNIST test digits in the 8 MNIST-Single schemes.
+  """
+  from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
+
+  digits = mnist_source.load_mnist(manual_dir)
+  paths.Path(eval_dir).mkdir(parents=True, exist_ok=True)
+  meta = dict(steps=int(steps), batch_size=int(batch_size), seed=int(seed),
+              digits=digits.description)
+  path = os.path.join(eval_dir, CLASSIFIER_FILE)
+  meta_path = os.path.join(eval_dir, CLASSIFIER_META)
+  params = None
+  if paths.Path(path).is_file() and paths.Path(meta_path).is_file():
+    try:
+      cached_meta = json.loads(paths.Path(meta_path).read_text())
+      if {k: cached_meta.get(k) for k in meta} == meta:
+        target = jax.eval_shape(DigitCNN().init, jax.random.key(0),
+                                np.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3],
+                                         np.float32))["params"]
+        params = serialization.from_bytes(target, paths.Path(path).read_bytes())
+        logging.info("digit classifier: cached in %s", path)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+      logging.warning("digit classifier: ignoring the unreadable cache %s (%s)", path, e)
+      params = None
+  test_images, test_labels = digits.split("test")
+  if params is None:
+    logging.info("digit classifier: training %d steps on %s", steps, digits.description)
+    train_images, train_labels = digits.split("train")
+    params, _ = train_digit_classifier(
+        train_images, train_labels, test_images=test_images, test_labels=test_labels,
+        steps=steps, batch_size=batch_size, seed=seed)
+    paths.Path(path).write_bytes(serialization.to_bytes(params))
+    paths.Path(meta_path).write_text(json.dumps(meta, indent=2))
+  predicted = classify(params, render_schemes(test_images))
+  return params, float(np.mean(predicted == test_labels))

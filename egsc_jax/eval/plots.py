@@ -1,0 +1,43 @@
+"""Plots of evaluation results, written as PNG files (local or gs://)."""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def plot_pixel_accuracy_curves(curves: Mapping[str, np.ndarray], *, path: str | os.PathLike,
+                               taus: Sequence[int] = range(100),
+                               title: str = "Pixel accuracy vs threshold") -> None:
+  """Writes a PNG of pixel-accuracy curves, e.g. {'A->B': c1, 'B->A': c2}.
+
+  Args:
+    curves: label -> float [len(taus)] from `pixel_accuracy_curve`.
+    path: the PNG to write, local or gs:// (its folder must exist).
+    taus: the thresholds of the curves (x axis).
+    title: the plot title.
+  """
+  # The object API with the Agg canvas: no pyplot global state, no display needed.
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  taus = np.asarray(list(taus))
+  fig = Figure(figsize=(5, 4), dpi=100)
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot(1, 1, 1)
+  for label, curve in curves.items():
+    curve = np.asarray(curve)
+    if curve.shape != taus.shape:
+      raise ValueError(f"curve {label!r} has shape {curve.shape}, taus {taus.shape}.")
+    ax.plot(taus, curve, label=label)
+  ax.set_xlabel("threshold tau (sum over RGB of |pred - gt|)")
+  ax.set_ylabel("pixel accuracy")
+  ax.set_ylim(0.0, 1.0)
+  ax.set_title(title)
+  ax.grid(True, alpha=0.3)
+  ax.legend(loc="lower right")
+  fig.tight_layout()
+  from egsc_jax import paths  # pylint: disable=g-import-not-at-top
+  with paths.Path(path).open("wb") as f:
+    fig.savefig(f, format="png")

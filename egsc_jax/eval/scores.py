@@ -1,0 +1,130 @@
+"""Every metric of one translation direction, accumulated batch by batch.
+
+`Stats` holds what a direction has seen so far in bounded memory (per-image
+scores, pooled pixel-accuracy histograms, features for KID / FID, a segmentation
+confusion matrix); `accumulate` adds one batch of `inference.translate_split`.
+The evaluate command and training's periodic scores both go through here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from egsc_jax.eval import colour, features, fid_kid, pixel_accuracy, segmentation, ssim
+
+TAUS = tuple(range(100))
+KID_SUBSET_SIZE = 1000
+KID_NUM_SUBSETS = 100
+
+Segment = Callable[[np.ndarray], np.ndarray]   # uint8 [N, H, W, 3] -> int [N, H, W]
+
+
+@dataclasses.dataclass
+class Stats:
+  """Everything one direction needs, accumulated batch by batch (bounded memory)."""
+  count: int = 0
+  ssim: list = dataclasses.field(default_factory=list)
+  ssim_stretch: list = dataclasses.field(default_factory=list)
+  # Pixel-accuracy curves times the batch's pixel count: their sum over batches
+  # divided by the total pixel count is the pooled curve.
+  pix: np.ndarray | None = None
+  pix_stretch: np.ndarray | None = None
+  pixels: int = 0
+  vgg_fake: list = dataclasses.field(default_factory=list)
+  vgg_real: list = dataclasses.field(default_factory=list)
+  inc_fake: list = dataclasses.field(default_factory=list)
+  inc_real: list = dataclasses.field(default_factory=list)
+  digits_correct: list = dataclasses.field(default_factory=list)   # bool [n] per batch
+  colour: list = dataclasses.field(default_factory=list)
+  schemes: list = dataclasses.field(default_factory=list)   # the exemplars' schemes
+  confusion: np.ndarray | None = None
+
+
+def _add(total: np.ndarray | None, x: np.ndarray) -> np.ndarray:
+  return x if total is None else total + x
+
+
+def accumulate(stats: Stats, batch: dict, *, direction: str, official_stretch: bool,
+               inception_weights: str | None, classifier: dict | None,
+               colour_match: bool, segment: Segment | None) -> None:
+  """Adds one batch (pred, exemplar, gt, ...) of `direction` to `stats`.
+
+  `segment` (A->B only, when the batch has source labels) labels the
+  translations for the segmentation scores.
+  """
+  pred, real = batch["pred"], batch["exemplar"]
+  stats.count += len(pred)
+  gt = batch["gt"]
+  if gt is not None:
+    stats.ssim.append(ssim.ssim(pred, gt))
+    npix = pred.shape[0] * pred.shape[1] * pred.shape[2]
+    stats.pixels += npix
+    stats.pix = _add(stats.pix,
+                     npix * pixel_accuracy.pixel_accuracy_curve(pred, gt, taus=TAUS))
+    if official_stretch:
+      p, g = ssim.minmax_stretch(pred), ssim.minmax_stretch(gt)
+      stats.ssim_stretch.append(ssim.ssim(p, g))
+      stats.pix_stretch = _add(stats.pix_stretch,
+                               npix * pixel_accuracy.pixel_accuracy_curve(p, g, taus=TAUS))
+  # The exemplars are the real target-domain images of the same pairs.
+  stats.vgg_fake.append(features.vgg16_features(pred))
+  stats.vgg_real.append(features.vgg16_features(real))
+  if inception_weights:
+    stats.inc_fake.append(features.inception_features(pred, weights_path=inception_weights))
+    stats.inc_real.append(features.inception_features(real, weights_path=inception_weights))
+  accumulate_scheme_scores(stats, batch, classifier=classifier, colour_match=colour_match)
+  if segment is not None and direction == "a2b" and "label" in batch:
+    stats.confusion = _add(stats.confusion, segmentation.confusion_matrix(
+        segment(pred), batch["label"], num_classes=len(category_names())))
+
+
+def accumulate_scheme_scores(stats: Stats, batch: dict, *, classifier: dict | None,
+                             colour_match: bool) -> None:
+  """Per-example digit correctness, colour match and exemplar scheme of a batch."""
+  if classifier is not None and "digit" in batch:
+    from egsc_jax.eval import digit_classifier as dc  # pylint: disable=g-import-not-at-top
+    stats.digits_correct.append(dc.classify(classifier, batch["pred"]) == batch["digit"])
+  if colour_match:
+    stats.colour.append(scheme_match(batch))
+    stats.schemes += colour.scheme_names(batch["exemplar"])
+
+
+def scheme_match(batch: dict) -> np.ndarray:
+  """Colour/scheme-match share of each translation (MNIST-Single): the source's
+  digit pixels in the exemplar's digit colour, the rest in its background colour.
+  float [n]."""
+  fg = colour.foreground_mask(batch["source"])
+  return colour.colour_match_share(batch["pred"], batch["exemplar"], fg)
+
+
+def per_scheme(stats: Stats) -> dict[str, dict[str, float]]:
+  """SSIM, colour match and digit accuracy by the exemplar's colour scheme."""
+  values = {}
+  if stats.ssim:
+    values["ssim"] = np.concatenate(stats.ssim)
+  values["colour_match"] = np.concatenate(stats.colour)
+  if stats.digits_correct:
+    values["digit_accuracy"] = np.concatenate(stats.digits_correct)
+  return colour.per_scheme_means(values, stats.schemes)
+
+
+def kid_estimate(real: list, fake: list, *, seed: int) -> tuple[float, float, int] | None:
+  """(mean, std, subset size) of KID over accumulated features, or None with
+  fewer than 2 samples."""
+  real, fake = np.concatenate(real), np.concatenate(fake)
+  subset = min(KID_SUBSET_SIZE, len(real), len(fake))
+  if subset < 2:
+    return None
+  # Subsets as large as both sets are permutations of them, and MMD does not
+  # depend on the order: one round gives the same value as a hundred.
+  rounds = 1 if subset == len(real) == len(fake) else KID_NUM_SUBSETS
+  mean, std = fid_kid.kid(real, fake, subset_size=subset, num_subsets=rounds, seed=seed)
+  return mean, std, subset
+
+
+def category_names() -> tuple[str, ...]:
+  """The 8 street-scene categories of the segmentation scores (gta5_bdd)."""
+  from egsc_jax.data import gta5_bdd  # pylint: disable=g-import-not-at-top
+  return tuple(gta5_bdd.CATEGORY_NAMES)
