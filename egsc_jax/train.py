@@ -180,7 +180,7 @@ def resolve_num_iterations(config):
 
 def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
                stop_at, sigterm) -> dict[str, Any]:
-  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  from clu import metric_writers, periodic_actions  # pylint: disable=g-import-not-at-top
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   # -- Setup -------------------------------------------------------------------
@@ -232,16 +232,22 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   iteration = jax.jit(spec.iteration, donate_argnums=(0,),
                       out_shardings=(rep, rep))
   fixed = eval_training.fixed_examples(config)
+  # Iterations per second and the ETA, every log_every iterations and at the end.
+  progress = periodic_actions.ReportProgress(
+      num_train_steps=spec.num_iterations, writer=writer,
+      every_steps=config.train.log_every, every_secs=None)
+  progress(start)   # the first call only starts the clock
 
   # -- Loop --------------------------------------------------------------------
   pending: list[tuple[int, dict]] = []
-  t0, last_log_step, last_log_time = time.time(), start, time.time()
+  t0 = time.time()
   status = "done"
   step = start
   while step < spec.num_iterations:
     state, metrics = iteration(state, next_batches(), loop_rng, *spec.extra_args)
     step += 1
     pending.append((step, metrics))
+    progress(step)
     final = step == spec.num_iterations
     stop = stop_at is not None and stop_at == (spec.stage, step)
     preempted = sigterm.is_set() or ckpt.reached_preemption(step)
@@ -252,15 +258,9 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
       # is written, so a checkpoint never holds a diverged state.
       fetched = _check_finite(spec.stage, pending, state)
       pending = []
-      now = time.time()
-      rate = (step - last_log_step) / max(now - last_log_time, 1e-9)
-      last_log_step, last_log_time = step, now
       scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-      scalars["iterations_per_sec"] = rate
       writer.write_scalars(step, scalars)
-      eta = (spec.num_iterations - step) / max(rate, 1e-9)
-      logging.info("stage %d  iter %d/%d  %.2f it/s  ETA %s  %s", spec.stage, step,
-                   spec.num_iterations, rate, _hms(eta),
+      logging.info("stage %d  iter %d/%d  %s", spec.stage, step, spec.num_iterations,
                    "  ".join(f"{k}={scalars[k]:.4g}" for k in _SHOWN if k in scalars))
 
     if is_main and (final or step % config.train.image_every == 0):
@@ -296,6 +296,12 @@ _SHOWN = ("total", "recon", "cycle", "gan", "style", "content", "d_total",
           "d_real_mean", "d_fake_mean", "lr")
 
 
+@jax.jit
+def _all_finite(tree: PyTree) -> jax.Array:
+  """True when every element of every leaf is finite (one jitted reduction)."""
+  return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
 def _check_finite(stage: int, pending: list[tuple[int, dict]], state) -> list[dict]:
   fetched = jax.device_get([m for _, m in pending])
   for (step, _), m in zip(pending, fetched):
@@ -304,19 +310,11 @@ def _check_finite(stage: int, pending: list[tuple[int, dict]], state) -> list[di
         raise NonFiniteLossError(
             f"stage {stage}, iteration {step}: loss term {k!r} is {v}; stopping. "
             "The last checkpoint before this iteration is intact.")
-  finite = jax.jit(lambda t: jnp.all(jnp.asarray(
-      [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(t)])))(
-          (state.g_params, state.d_params))
-  if not bool(finite):
+  if not bool(_all_finite((state.g_params, state.d_params))):
     raise NonFiniteLossError(
         f"stage {stage}, iteration {pending[-1][0]}: parameters became non-finite; "
         "stopping. The last checkpoint before this iteration is intact.")
   return fetched
-
-
-def _hms(seconds: float) -> str:
-  seconds = int(seconds)
-  return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _log_parameter_overview(stage: int, state) -> None:
