@@ -83,9 +83,6 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
-
   def save(self, step: int, state: Any, meta: dict) -> None:
     """Starts an asynchronous save; every process must call it."""
     self._manager.save(step, args=ocp.args.Composite(
@@ -166,7 +163,7 @@ class Checkpointer:
       UnreadableCheckpointError: `fallback` is off and the newest is unreadable.
       CheckpointError: none of the checkpoints can be read.
     """
-    steps = sorted(self.all_steps(), reverse=True)
+    steps = sorted(self._manager.all_steps(), reverse=True)
     failed: list[UnreadableCheckpointError] = []
     for step in steps:
       try:

@@ -1,4 +1,6 @@
-"""Pure training and inference steps of both stages (jitted in train.py).
+"""Pure training and inference steps of both stages. Nothing here is jitted: the
+callers jit them (train.py the iterations, with the state donated; inference.py
+the translations; eval/training.py the stage-1 reconstruction).
 
 Stage 1 iteration = 1 D step then 1 G step; stage 2 iteration = 1 D step then
 `g_steps` (5) G steps, each step on its own batch (docs/method.md §3.1). An iteration is
