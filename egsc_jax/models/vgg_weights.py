@@ -41,7 +41,7 @@ from typing import Any, Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from egsc_jax.models.vgg import (VGG, Dtype, Params, check_arch, check_num_layers,
+from egsc_jax.models.vgg import (ARCH_BLOCKS, VGG, Dtype, Params, check_arch, check_num_layers,
                                  conv_layer_names, conv_layer_shapes)
 
 FORMAT_NPY = "npy"
