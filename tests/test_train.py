@@ -132,7 +132,7 @@ def test_one_iteration_gradients_match_on_eight_devices_and_one(full_run):
   numerics", for the authors' 'official' AdaIN).
   """
   from egsc_jax.data import input_pipeline
-  from egsc_jax.models import build_models, vgg as vgg_lib
+  from egsc_jax.models import build_models, vgg_weights
   assert jax.device_count() == 8
   _, config, result = full_run
   config = config.copy_and_resolve_references()
@@ -140,8 +140,8 @@ def test_one_iteration_gradients_match_on_eight_devices_and_one(full_run):
   assert config.model.adain_mode == "standard"
   models = build_models(config.model)
   sc = steps.step_config(config, stage=2)
-  vgg, vgg_params = vgg_lib.init_vgg(config.vgg.arch, config.vgg.weights,
-                                     num_layers=config_lib.vgg_num_layers(config))
+  vgg, vgg_params = vgg_weights.init_vgg(config.vgg.arch, config.vgg.weights,
+                                         num_layers=config_lib.vgg_num_layers(config))
   batch = next(iter(input_pipeline.eval_batches(config, split="test", batch_size=8,
                                                 num_examples=8)))
   batch = {k: np.asarray(batch[k], np.float32) for k in ("a", "b")}
