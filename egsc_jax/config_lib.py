@@ -417,7 +417,18 @@ def _layer_weights(config) -> str | None:
   return None
 
 
-CROSS_RULES: list[Callable[[Any], str | None]] = [_image_size_fits_network, _layer_weights]
+def _balanced_pairing_dataset(config) -> str | None:
+  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  if (_get(config, "data.exemplar_pairing") == "balanced"
+      and _get(config, "dataset") not in input_pipeline.BALANCED_DATASETS):
+    return (f"config.data.exemplar_pairing = 'balanced' needs B images of two flat "
+            f"colours: dataset one of {input_pipeline.BALANCED_DATASETS}, got "
+            f"{_get(config, 'dataset')!r}")
+  return None
+
+
+CROSS_RULES: list[Callable[[Any], str | None]] = [
+    _image_size_fits_network, _layer_weights, _balanced_pairing_dataset]
 
 
 def validate(config, keys: Sequence[str] | None = None) -> None:

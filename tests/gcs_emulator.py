@@ -35,6 +35,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from http import HTTPStatus
 
 GCS_HOSTS = ("www.googleapis.com", "storage.googleapis.com")
 
@@ -139,7 +140,11 @@ def _fix_emulator() -> None:
   the empty body reads as None, and a chunked upload that also carries a
   Content-Length header (curl sends both for TensorFlow's resumable uploads) is
   read by Content-Length, storing the chunk framing; HTTP says Transfer-Encoding
-  wins (RFC 9112 6.3). Patched here, once per process."""
+  wins (RFC 9112 6.3). Media downloads carry no x-goog-generation header, which
+  GCS always sends and tensorstore reads as the object's generation: without it
+  every read has an empty generation, and OCDBT's conditional manifest write
+  (Orbax's checkpoints) fails with "Malformed StorageGeneration". Patched here,
+  once per process."""
   from gcp_storage_emulator import server  # pylint: disable=g-import-not-at-top
   from gcp_storage_emulator.handlers import objects  # pylint: disable=g-import-not-at-top
   if getattr(server, "_egsc_patched", False):
@@ -157,6 +162,24 @@ def _fix_emulator() -> None:
         and "Content-Length" in handler.headers):
       del handler.headers["Content-Length"]
     return read_raw_data(handler)
+
+  download = objects.download
+
+  def download_with_generation(request, response, storage, *args, **kwargs):
+    download(request, response, storage, *args, **kwargs)
+    if response.status in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
+      obj = storage.get_file_obj(request.params["bucket_name"],
+                                 request.params["object_id"])
+      response["x-goog-generation"] = str(obj["generation"])
+      response["x-goog-metageneration"] = str(obj["metageneration"])
+
+  # objects.get calls the module's `download` for ?alt=media; the routes hold
+  # the function itself.
+  objects.download = download_with_generation
+  for _, methods in server.HANDLERS:
+    for method, handler in methods.items():
+      if handler is download:
+        methods[method] = download_with_generation
 
   objects._media_upload = media_upload_empty  # pylint: disable=protected-access
   server._read_raw_data = read_chunked_first  # pylint: disable=protected-access

@@ -39,6 +39,13 @@ def chromium() -> str:
               "(or CHROMIUM=/path/to/chrome)")
 
 
+# Headless, and quiet: no background, sync or update traffic, which a machine
+# without network refuses (slowly), and no proxy for the local page.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-proxy-server"]
+
+
 def free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
@@ -118,7 +125,7 @@ def test_demo_in_a_headless_browser(tiny_run, tmp_path):
     wait_for(url, proc, log_path)
     with sync_playwright() as p:
       browser = p.chromium.launch(executable_path=chromium(), headless=True,
-                                  args=["--no-sandbox", "--no-proxy-server"])
+                                  args=CHROMIUM_ARGS)
       page = browser.new_page(viewport={"width": 1100, "height": 900})
       page.goto(url)
       page.locator("#sources input[type=file]").set_input_files(source)

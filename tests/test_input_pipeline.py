@@ -109,7 +109,7 @@ def test_a_global_tf_seed_changes_nothing(data_dir):
     np.testing.assert_array_equal(x["b"], y["b"])
 
 
-@pytest.mark.parametrize("pairing", ["random", "fixed"])
+@pytest.mark.parametrize("pairing", ["random", "fixed", "balanced"])
 def test_resume_equals_tail_of_uninterrupted_stream(data_dir, pairing):
   # 8 batches per epoch: step 11 resumes inside the second epoch, and the tail
   # crosses into the third.
@@ -188,6 +188,50 @@ def test_random_pairing_redraws_exemplars_every_epoch(data_dir, stored_train,
     assert sum(stored_train[x] == pairing[x] for x in a) < NUM_TRAIN // 2
     pairings.append(pairing)
   assert pairings[0] != pairings[1] != pairings[2]
+
+
+def test_colour_schemes_groups_by_background_then_digit_colour():
+  red, green, blue = (255, 0, 0), (0, 255, 0), (0, 0, 255)
+
+  def image(fg, bg):
+    x = np.zeros((6, 6, 3), np.uint8) + np.uint8(bg)
+    x[2:4, 1:5] = fg
+    return x
+
+  images = np.stack([image(red, green), image(green, red), image(red, green),
+                     image(blue, green), image(green, red)])
+  # Pairs (bg, fg) in sorted order: (0,0,255 | ...) none; (0,255,0)+(0,0,255) = 0,
+  # (0,255,0)+(255,0,0) = 1, (255,0,0)+(0,255,0) = 2.
+  np.testing.assert_array_equal(input_pipeline.colour_schemes(images), [1, 2, 1, 0, 2])
+
+
+def _schemes_of(batches):
+  """Colour-scheme group ids of the B images of float batches (augment off)."""
+  b = np.concatenate([x["b"] for x in batches])
+  return input_pipeline.colour_schemes(np.round(b * 127.5 + 127.5).astype(np.uint8))
+
+
+def test_balanced_pairing_draws_every_scheme_equally(data_dir):
+  random = _schemes_of(_take(input_pipeline.train_batches(
+      _config(data_dir, augment=False, seed=3)), 8))          # one epoch: as stored
+  balanced = _schemes_of(_take(input_pipeline.train_batches(
+      _config(data_dir, augment=False, seed=3, exemplar_pairing="balanced")), 200))
+  num = random.max() + 1
+  assert balanced.max() + 1 == num and num >= 4
+  stored = np.bincount(random, minlength=num) / len(random)
+  drawn = np.bincount(balanced, minlength=num) / len(balanced)
+  # The stored split is far from uniform (red-on-green for digits 5-9: here
+  # 3% to 31% a scheme); 800 balanced draws put each scheme within 0.06 of
+  # 1/num (about 4 standard deviations).
+  assert stored.max() - stored.min() > 0.2
+  np.testing.assert_allclose(drawn, 1 / num, atol=0.06)
+
+
+def test_balanced_pairing_needs_two_colour_exemplars(data_dir):
+  config = _config(data_dir, exemplar_pairing="balanced")
+  config.dataset = "gta5_bdd"
+  with pytest.raises(ValueError, match="only \\('mnist_single',\\)"):
+    next(input_pipeline.train_batches(config))
 
 
 def test_bad_pairing_and_missing_dataset(data_dir, tmp_path):

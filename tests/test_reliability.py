@@ -49,7 +49,7 @@ def test_every_shipped_config_and_variant_validates():
     ("model.adain_mode", "fancy", "one of 'official', 'standard'"),
     ("model.compute_dtype", "float16", "one of 'float32', 'bfloat16'"),
     ("vgg.arch", "vgg11", "one of 'vgg16', 'vgg19'"),
-    ("data.exemplar_pairing", "sorted", "one of 'random', 'fixed'"),
+    ("data.exemplar_pairing", "sorted", "one of 'random', 'fixed', 'balanced'"),
     ("optim.b1", 1.0, "a finite number >= 0 and < 1"),
     ("optim.lr", float("nan"), "a finite number > 0"),
     ("loss.style", -1.0, "a finite number >= 0"),
@@ -87,6 +87,17 @@ def test_validate_image_size_must_fit_the_encoder():
                      r"each side must be a multiple of 2\*\*config.model.n_downsample = 4"):
     config_lib.validate(c)
   c.data.image_size = (256, 512)
+  config_lib.validate(c)
+
+
+def test_validate_balanced_pairing_only_where_exemplars_have_two_colours():
+  c = _config("gta5_bdd")
+  c.data.exemplar_pairing = "balanced"
+  with pytest.raises(config_lib.ConfigError, match=r"config.data.exemplar_pairing = "
+                     r"'balanced' needs B images of two flat colours.*got 'gta5_bdd'"):
+    config_lib.validate(c)
+  c = _config("mnist_single")
+  c.data.exemplar_pairing = "balanced"
   config_lib.validate(c)
 
 

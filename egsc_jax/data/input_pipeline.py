@@ -22,7 +22,11 @@ process_index, process_count, start_step):
 
 Exemplar pairing (`config.data.exemplar_pairing`): 'random' (default) shuffles the A
 and B streams independently, so the pairing is re-drawn every epoch; 'fixed' keeps the
-pairs as stored (the authors' TFRecord pairing), shuffling whole pairs.
+pairs as stored (the authors' TFRecord pairing), shuffling whole pairs; 'balanced'
+(MNIST-Single only) draws each B image by first drawing its colour scheme uniformly,
+then an image of that scheme, so every scheme is an exemplar equally often (the
+stored B split is 58% red-on-green: digits 5-9 are never any other colour). The A
+stream is as in 'random'; B images are drawn with replacement.
 
 Augmentation (docs/method.md §3.2; train only, `config.data.augment`), independently per image
 and domain: horizontal flip with p = 0.5 (out[x] = in[W-1-x], the correct flip, not
@@ -48,6 +52,7 @@ import os
 from typing import Any, Iterator
 
 import ml_collections
+import numpy as np
 from ml_collections import config_dict
 
 from egsc_jax import errors
@@ -57,7 +62,9 @@ IMAGE_KEYS = ("image_a", "image_b")
 GT_KEYS = ("gt_a2b", "gt_b2a")
 LABEL_KEYS = ("digit_a", "digit_b")
 SEGMENTATION_KEYS = ("label_a", "label_b")
-PAIRINGS = ("random", "fixed")
+PAIRINGS = ("random", "fixed", "balanced")
+# Datasets whose B images are two flat colours, which `colour_schemes` groups.
+BALANCED_DATASETS = ("mnist_single",)
 ZOOM_MIN_SCALE = 0.8
 FLIP_PROB = 0.5
 ZOOM_PROB = 0.5
@@ -76,7 +83,8 @@ def default_data_config() -> ml_collections.ConfigDict:
   Fields:
     data_dir: TFDS data directory (None: the TFDS default).
     image_size: (H, W) the images are resized to (None: the dataset's stored size).
-    exemplar_pairing: 'random' (re-drawn every epoch) or 'fixed' (stored pairs).
+    exemplar_pairing: 'random' (re-drawn every epoch), 'fixed' (stored pairs) or
+      'balanced' (B drawn uniformly over its colour schemes; mnist_single).
     augment: flip and zoom-crop training images (docs/method.md §3.2).
     shuffle_buffer: encoded examples per domain held by the shuffle buffer.
     num_threads: tf.data threads (None: min(4, CPU count)).
@@ -256,13 +264,57 @@ def _rotate_and_shuffle(tf, ds, *, num: int, offset, key, buffer: int):
   return ds
 
 
-def _epoch_stream(tf, encoded, *, num: int, pairing: str, buffer: int, key):
-  """Returns epoch -> dataset of (stream index, encoded A, encoded B)."""
+def colour_schemes(images: np.ndarray) -> np.ndarray:
+  """Group ids of two-colour images by (background, digit) colour pair.
+
+  The background is the top-left pixel (MNIST digits never reach the corners),
+  the digit colour the pixel farthest from it. uint8 [N, H, W, 3] -> int64 [N]
+  in [0, number of distinct pairs), in the sorted order of the pairs.
+  """
+  images = np.asarray(images, np.int64)
+  bg = images[:, 0, 0]                                           # [N, 3]
+  dist = np.abs(images - bg[:, None, None]).sum(-1).reshape(len(images), -1)
+  fg = images.reshape(len(images), -1, 3)[np.arange(len(images)), dist.argmax(1)]
+  codes = (bg * 256 + fg) @ np.array([256**4, 256**2, 1])  # one integer per pair
+  return np.unique(codes, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+def _balanced_indices(tf, groups, *, num: int, key):
+  """`num` indices into the B split: a uniform group, then a uniform member of it.
+
+  groups: int64 [N] group id of each B image (`colour_schemes`). Returns int64 [num].
+  """
+  order = np.argsort(groups, kind="stable")
+  sizes = np.bincount(groups)
+  starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+  group = tf.random.stateless_uniform([num], seed=_fold(tf, key, 0), minval=0,
+                                      maxval=len(sizes), dtype=tf.int64)
+  u = tf.random.stateless_uniform([num], seed=_fold(tf, key, 1), dtype=tf.float64)
+  size = tf.gather(tf.constant(sizes, tf.int64), group)
+  member = tf.minimum(tf.cast(u * tf.cast(size, tf.float64), tf.int64), size - 1)
+  return tf.gather(tf.constant(order, tf.int64),
+                   tf.gather(tf.constant(starts, tf.int64), group) + member)
+
+
+def _epoch_stream(tf, encoded, *, num: int, pairing: str, buffer: int, key,
+                  b_bytes=None, b_groups=None):
+  """Returns epoch -> dataset of (stream index, encoded A, encoded B).
+
+  b_bytes, b_groups: the encoded B images [N] and their `colour_schemes`, for
+  the 'balanced' pairing.
+  """
 
   def epoch(e):
     epoch_key = _fold(tf, key, _TAG_EPOCH, e)
     offset_a = _random_int(tf, _fold(tf, epoch_key, 0), maxval=num)
-    if pairing == "random":
+    if pairing == "balanced":
+      stream_a = _rotate_and_shuffle(tf, encoded.map(lambda ex: ex["image_a"]), num=num,
+                                     offset=offset_a, key=_fold(tf, epoch_key, 2),
+                                     buffer=buffer)
+      picks = _balanced_indices(tf, b_groups, num=num, key=_fold(tf, epoch_key, 4))
+      stream_b = tf.data.Dataset.from_tensor_slices(tf.gather(b_bytes, picks))
+      pairs = tf.data.Dataset.zip(stream_a, stream_b)
+    elif pairing == "random":
       # B is rotated by a different offset than A, so that even without a shuffle
       # buffer no stored pair survives; the buffers then shuffle each stream alone.
       shift = 1 + _random_int(tf, _fold(tf, epoch_key, 1), maxval=max(num - 1, 1))
@@ -281,6 +333,18 @@ def _epoch_stream(tf, encoded, *, num: int, pairing: str, buffer: int, key):
     return pairs.enumerate().map(lambda p, ab: (e * num + p, ab[0], ab[1]))
 
   return epoch
+
+
+def _b_images_and_schemes(tf, tfds, encoded, features, config):
+  """(encoded B images as a tf.string [N] constant, their colour_schemes [N])."""
+  raw = list(tfds.as_numpy(encoded.map(lambda ex: ex["image_b"])))
+  decoded = tfds.as_numpy(
+      tf.data.Dataset.from_tensor_slices(raw)
+      .map(features["image_b"].decode_example).batch(1024))
+  groups = colour_schemes(np.concatenate(list(decoded)))
+  logging.info("balanced exemplar pairing: %d B images in %d colour schemes "
+               "(sizes %s)", len(raw), groups.max() + 1, np.bincount(groups).tolist())
+  return tf.constant(raw, tf.string), groups
 
 
 @contextlib.contextmanager
@@ -323,6 +387,11 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
   if pairing not in PAIRINGS:
     raise ValueError(f"config.data.exemplar_pairing must be one of {PAIRINGS}, "
                      f"got {pairing!r}.")
+  if pairing == "balanced" and config.dataset not in BALANCED_DATASETS:
+    raise ValueError(
+        f"config.data.exemplar_pairing='balanced' groups B images by their two "
+        f"colours, which only {BALANCED_DATASETS} have; dataset is "
+        f"{config.dataset!r}.")
   batch = _local_batch_size(config.batch_size, process_count)
   num_threads = _num_threads(config)
   tf = _tensorflow(num_threads)
@@ -344,8 +413,12 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
 
   key = _fold(tf, _seed_key(tf, config.seed), process_index)
   first_epoch, offset = divmod(start_step * batch, num)
+  b_bytes = b_groups = None
+  if pairing == "balanced":
+    b_bytes, b_groups = _b_images_and_schemes(tf, tfds, encoded, features, config)
   epoch = _epoch_stream(tf, encoded, num=num, pairing=pairing,
-                        buffer=int(config.data.shuffle_buffer), key=key)
+                        buffer=int(config.data.shuffle_buffer), key=key,
+                        b_bytes=b_bytes, b_groups=b_groups)
   with _without_global_seed(tf):
     stream = tf.data.Dataset.counter(first_epoch).flat_map(epoch).skip(offset)
   augment = bool(config.data.augment)
