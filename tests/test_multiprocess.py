@@ -65,11 +65,6 @@ def run_group(tmp_path, name, *, workdir, data_dir, num_processes, devices,
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("EGSC_MULTIPROCESS_TEST"),
-    reason="opt-in (EGSC_MULTIPROCESS_TEST=1) until it has passed once: its only run "
-           "so far (2026-12-01, a 2-core machine shared with three trainings) hit the "
-           "300 s limit of its first process group; issue 10 stays open for it")
 def test_two_processes_train_like_one(mnist_data_dir, tmp_path):
   two = run_group(tmp_path, "two", workdir=tmp_path / "two", data_dir=mnist_data_dir,
                   num_processes=2, devices=2)
@@ -89,11 +84,18 @@ def test_two_processes_train_like_one(mnist_data_dir, tmp_path):
                                 one[0]["seen"])
 
   # The same result: both processes hold the same replicated state, and it is
-  # the one-process run's up to the order of the cross-device sums.
+  # the one-process run's up to the order of the cross-device sums. That order
+  # changes gradients by rounding only (test_train's one-iteration check pins
+  # them to 1e-5), but Adam turns a rounding-size change of a near-zero gradient
+  # into a change of its step, about lr per step: after the tiny run's 15
+  # stage-2 G steps an element may differ by up to ~2 lr 15 = 3e-4 (seen: 1.7e-4
+  # on one element of a conv kernel, all others within 1e-5).
+  config = tiny_config(mnist_data_dir)
+  num_g_steps = config.stage2.num_iterations * config.stage2.g_steps   # 15
   for a, b in zip(p0["leaves"], p1["leaves"]):
     np.testing.assert_array_equal(a, b)
   for a, b in zip(p0["leaves"], one[0]["leaves"]):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=2 * config.optim.lr * num_g_steps)
 
   # Only process 0 (umask 022) wrote the workdir's files outside the checkpoints.
   workdir = tmp_path / "two"

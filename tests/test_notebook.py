@@ -52,12 +52,6 @@ def _stack(figures: list[np.ndarray]) -> np.ndarray:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("EGSC_NOTEBOOK_TEST"),
-    reason="opt-in (EGSC_NOTEBOOK_TEST=1) until it has passed once end to end: every "
-           "cell ran without error against an existing workdir, but the full run "
-           "(build + tiny training) has not finished on a shared 2-core machine yet; "
-           "issue 11 stays open for it")
 def test_notebook_runs_headless_with_the_tiny_parameter(mnist_data_dir, tmp_path):
   import nbclient  # pylint: disable=g-import-not-at-top
   import nbformat  # pylint: disable=g-import-not-at-top

@@ -20,6 +20,7 @@ from PIL import Image
 from egsc_jax import checkpointing, config_lib, errors, evaluate, inference, train, translate
 from egsc_jax.data import build as build_lib
 from egsc_jax.data import images
+from egsc_jax.eval import training as eval_training
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -455,7 +456,7 @@ def test_fewer_test_pairs_than_grid_examples_are_taken_and_logged(photo_folder, 
   assert config.train.num_image_examples == 4
   config_lib.validate(config)
   with caplog.at_level(logging.WARNING):
-    fixed = train._fixed_examples(config)  # pylint: disable=protected-access
+    fixed = eval_training.fixed_examples(config)
   assert fixed["a"].shape == (3, 32, 32, 3) and fixed["b"].shape == (3, 32, 32, 3)
   assert any("test split has 3 pairs, fewer than config.train.num_image_examples = 4"
              in w for w in _warnings(caplog))
