@@ -16,7 +16,7 @@ from conftest import tiny_config  # pylint: disable=g-bad-import-order
 from egsc_jax import steps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TIMEOUT = 300          # seconds per group of processes; they are killed after it
+TIMEOUT = 600          # seconds per group of processes (a hang guard): killed after it
 UMASK = {0: 0o022, 1: 0o077}   # process 1's files are 0600: who wrote what shows
 
 
