@@ -335,7 +335,7 @@ def _epoch_stream(tf, encoded, *, num: int, pairing: str, buffer: int, key,
   return epoch
 
 
-def _b_images_and_schemes(tf, tfds, encoded, features, config):
+def _b_images_and_schemes(tf, tfds, encoded, features):
   """(encoded B images as a tf.string [N] constant, their colour_schemes [N])."""
   raw = list(tfds.as_numpy(encoded.map(lambda ex: ex["image_b"])))
   decoded = tfds.as_numpy(
@@ -415,7 +415,7 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
   first_epoch, offset = divmod(start_step * batch, num)
   b_bytes = b_groups = None
   if pairing == "balanced":
-    b_bytes, b_groups = _b_images_and_schemes(tf, tfds, encoded, features, config)
+    b_bytes, b_groups = _b_images_and_schemes(tf, tfds, encoded, features)
   epoch = _epoch_stream(tf, encoded, num=num, pairing=pairing,
                         buffer=int(config.data.shuffle_buffer), key=key,
                         b_bytes=b_bytes, b_groups=b_groups)
