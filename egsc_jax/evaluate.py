@@ -315,6 +315,8 @@ def _metrics(stats: dict[str, scores.Stats], diversity: dict[str, float], *, see
     if s.colour:
       metrics[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
       details.setdefault("per_scheme", {})[direction] = scores.per_scheme(s)
+      details.setdefault("per_source_and_exemplar_scheme", {})[direction] = (
+          scores.per_source_and_exemplar_scheme(s))
     if s.confusion is not None:
       seg = segmentation.scores_from_confusion(s.confusion)
       metrics[f"segmentation_miou_{direction}"] = seg["miou"]
@@ -387,6 +389,21 @@ _ROWS = (
 )
 
 
+def _cross_table(table: dict, direction_name: str) -> list[str]:
+  """Markdown lines: SSIM / colour match for each source scheme (rows) and
+  exemplar scheme (columns)."""
+  exemplars = sorted({e for row in table.values() for e in row})
+  lines = ["", f"By source scheme (rows) and exemplar scheme (columns), {direction_name}, "
+           "SSIM / colour match:", "",
+           "| source \\ exemplar | " + " | ".join(exemplars) + " |",
+           "|---|" + "---|" * len(exemplars)]
+  for source, row in table.items():
+    cells = [f"{_fmt(row[e], 'ssim')} / {_fmt(row[e], 'colour_match')}" if e in row else "–"
+             for e in exemplars]
+    lines.append(f"| {source} | " + " | ".join(cells) + " |")
+  return lines
+
+
 def _fmt(metrics: dict, key: str) -> str:
   if key not in metrics:
     return "–"
@@ -429,6 +446,9 @@ def markdown(results: dict) -> str:
     for scheme, r in rows.items():
       lines.append(f"| {scheme} | {r['count']} | {_fmt(r, 'ssim')} | "
                    f"{_fmt(r, 'colour_match')} | {_fmt(r, 'digit_accuracy')} |")
+  for direction, table in results["details"].get("per_source_and_exemplar_scheme",
+                                                  {}).items():
+    lines += _cross_table(table, DIRECTION_NAMES[direction])
   seg = results["details"].get("segmentation_a2b")
   if seg:
     lines += ["", "Per-class IoU, A→B:", "",

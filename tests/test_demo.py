@@ -7,6 +7,11 @@ page shows the translation grid the API computes, pixel for pixel.
 
 With EGSC_UPDATE_SCREENSHOTS=1 the page's screenshot is written to
 docs/images/demo.png (the README's picture); otherwise to a temporary folder.
+EGSC_SCREENSHOT_WORKDIR=DIR drives the page on that trained run instead of the
+tiny one, so the README's picture shows real translations:
+
+  EGSC_UPDATE_SCREENSHOTS=1 EGSC_SCREENSHOT_WORKDIR=workdirs/mnist_single_cpu \
+    python -m pytest tests/test_demo.py tests/test_notebook.py -k "browser or headless"
 """
 import io
 import os
@@ -109,7 +114,7 @@ def test_enlarge_and_panels(tiny_run):
 @pytest.mark.slow
 def test_demo_in_a_headless_browser(tiny_run, tmp_path):
   from playwright.sync_api import expect, sync_playwright  # pylint: disable=g-import-not-at-top
-  workdir = tiny_run[0]
+  workdir = os.environ.get("EGSC_SCREENSHOT_WORKDIR") or tiny_run[0]
   port = free_port()
   url = f"http://127.0.0.1:{port}/"
   env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False",

@@ -61,8 +61,11 @@ def test_every_mnist_single_field(workdir, results):
     rows = results["details"]["per_scheme"][d]
     assert sum(r["count"] for r in rows.values()) == NUM
     assert {"ssim", "colour_match", "digit_accuracy"} <= set(next(iter(rows.values())))
-  assert "By the exemplar's colour scheme, A→B" in open(
-      os.path.join(workdir, "eval", "results.md")).read()
+    cross = results["details"]["per_source_and_exemplar_scheme"][d]
+    assert sum(r["count"] for row in cross.values() for r in row.values()) == NUM
+  report = open(os.path.join(workdir, "eval", "results.md")).read()
+  assert "By the exemplar's colour scheme, A→B" in report
+  assert "By source scheme (rows) and exemplar scheme (columns), A→B" in report
   assert m["digit_classifier_test_accuracy"] > 0.5   # 40 steps; far above chance 0.1
   assert not any(k.startswith(("fid", "kid_inception", "segmentation")) for k in m)
   assert results["curves"]["taus"] == list(range(100))

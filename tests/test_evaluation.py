@@ -448,6 +448,28 @@ def test_per_scheme_scores_of_perfect_and_inverted_translations():
         assert row["ssim"] < 0.5
 
 
+def test_per_source_and_exemplar_scheme_shows_a_swap_the_exemplar_means_hide():
+  """Right for black-on-white sources, colour-swapped for white-on-black ones:
+  the per-exemplar row averages the two, the cross table separates them."""
+  masks = _digit_masks()
+  exemplar = _paint(masks[[2, 0, 1]], "red", "blue")
+  gt = _paint(masks, "red", "blue")
+  source = np.concatenate([_paint(masks, "black", "white"), _paint(masks, "white", "black")])
+  pred = np.concatenate([gt, _paint(masks, "blue", "red")])
+  gt2, exemplar2 = np.concatenate([gt, gt]), np.concatenate([exemplar, exemplar])
+  batch = dict(pred=pred, gt=gt2, source=source, exemplar=exemplar2)
+  stats = scores.Stats(ssim=[ssim.ssim(pred, gt2)])
+  scores.accumulate_scheme_scores(stats, batch, classifier=None, colour_match=True)
+  table = scores.per_source_and_exemplar_scheme(stats)
+  assert list(table) == ["black on white", "white on black"]
+  right, swapped = table["black on white"]["red on blue"], table["white on black"]["red on blue"]
+  assert right["count"] == swapped["count"] == 3
+  assert right["colour_match"] == 1.0 and swapped["colour_match"] == 0.0
+  assert right["ssim"] == pytest.approx(1.0)
+  np.testing.assert_allclose(swapped["ssim"], _skimage_ssim(pred[3:], gt).mean(), atol=1e-9)
+  assert scores.per_scheme(stats)["red on blue"]["colour_match"] == 0.5
+
+
 # ---------------------------------------------------------------------------
 # Segmentation
 # ---------------------------------------------------------------------------

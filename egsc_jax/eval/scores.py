@@ -39,6 +39,7 @@ class Stats:
   digits_correct: list = dataclasses.field(default_factory=list)   # bool [n] per batch
   colour: list = dataclasses.field(default_factory=list)
   schemes: list = dataclasses.field(default_factory=list)   # the exemplars' schemes
+  source_schemes: list = dataclasses.field(default_factory=list)
   confusion: np.ndarray | None = None
 
 
@@ -89,6 +90,7 @@ def accumulate_scheme_scores(stats: Stats, batch: dict, *, classifier: dict | No
   if colour_match:
     stats.colour.append(scheme_match(batch))
     stats.schemes += colour.scheme_names(batch["exemplar"])
+    stats.source_schemes += colour.scheme_names(batch["source"])
 
 
 def scheme_match(batch: dict) -> np.ndarray:
@@ -99,15 +101,37 @@ def scheme_match(batch: dict) -> np.ndarray:
   return colour.colour_match_share(batch["pred"], batch["exemplar"], fg)
 
 
-def per_scheme(stats: Stats) -> dict[str, dict[str, float]]:
-  """SSIM, colour match and digit accuracy by the exemplar's colour scheme."""
+def _per_example_values(stats: Stats) -> dict[str, np.ndarray]:
   values = {}
   if stats.ssim:
     values["ssim"] = np.concatenate(stats.ssim)
   values["colour_match"] = np.concatenate(stats.colour)
   if stats.digits_correct:
     values["digit_accuracy"] = np.concatenate(stats.digits_correct)
-  return colour.per_scheme_means(values, stats.schemes)
+  return values
+
+
+def per_scheme(stats: Stats) -> dict[str, dict[str, float]]:
+  """SSIM, colour match and digit accuracy by the exemplar's colour scheme."""
+  return colour.per_scheme_means(_per_example_values(stats), stats.schemes)
+
+
+def per_source_and_exemplar_scheme(stats: Stats) -> dict[str, dict[str, dict[str, float]]]:
+  """The same scores for every (source scheme, exemplar scheme) combination:
+  {source scheme: {exemplar scheme: {'count', 'ssim', ...}}}.
+
+  The per-exemplar means can hide a model that is right for one source scheme
+  and swaps the two colours for the other (docs/benchmarks.md, "The failure is
+  a colour swap"); this table shows it.
+  """
+  values = _per_example_values(stats)
+  sources = np.asarray(stats.source_schemes)
+  out = {}
+  for name in sorted(set(stats.source_schemes)):
+    keep = sources == name
+    out[name] = colour.per_scheme_means({k: np.asarray(v)[keep] for k, v in values.items()},
+                                        np.asarray(stats.schemes)[keep])
+  return out
 
 
 def kid_estimate(real: list, fake: list, *, seed: int) -> tuple[float, float, int] | None:
