@@ -28,18 +28,13 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from egsc_jax import sharding, steps  # noqa: E402
+from egsc_jax import config_lib, sharding, steps  # noqa: E402
 from egsc_jax import state as state_lib  # noqa: E402
 from egsc_jax.models import build_models, layers  # noqa: E402
 
 
 def _config(path_and_variant: str, mode: str):
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  path, _, variant = path_and_variant.partition(":")
-  spec = importlib.util.spec_from_file_location("cfg", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(variant)
+  config = config_lib.load_file(path_and_variant)
   config.model.adain_mode = mode
   config.loss.style = config.loss.content = 0.0   # the generator's own numerics only
   return config

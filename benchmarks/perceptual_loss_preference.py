@@ -20,7 +20,6 @@ weights). A useful style term has gt < swap and gt close to copy. Needs the
 input pipeline (TensorFlow) for the test pairs; the VGG is the config's.
 """
 import collections
-import importlib
 
 from absl import app, flags
 import jax
@@ -67,9 +66,7 @@ def layer_terms(cand, source, exemplar):
 
 def main(argv):
   del argv
-  path, _, variant = FLAGS.config.partition(":")
-  module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
-  config = module.get_config(variant or None)
+  config = config_lib.load_file(FLAGS.config)
   config_lib.validate(config)
   vgg, params = vgg_weights.init_vgg(config.vgg.arch, config.vgg.weights, num_layers=5)
   features = jax.jit(lambda x: vgg.apply({"params": params}, x))

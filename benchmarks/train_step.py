@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import pathlib
 import sys
 import time
@@ -71,17 +70,6 @@ BENCH_ITERATIONS = 1000
 # ----------------------------------------------------------------------------
 
 
-def _load_config_file(spec: str) -> ml_collections.ConfigDict:
-  """`path/to/config.py[:variant]` -> get_config(variant)."""
-  path, _, arg = spec.partition(":")
-  module_spec = importlib.util.spec_from_file_location("bench_config", path)
-  if module_spec is None or module_spec.loader is None:
-    raise FileNotFoundError(f"--config {path!r}: not a loadable Python file")
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
-  return module.get_config(arg or None)
-
-
 def _experiment_config(name: str) -> ml_collections.ConfigDict:
   e = EXPERIMENTS[name]
   c = config_lib.base_config()
@@ -97,7 +85,7 @@ def _experiment_config(name: str) -> ml_collections.ConfigDict:
 
 def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   """The experiment's (or config file's) settings, then the flags on top."""
-  c = _load_config_file(args.config) if args.config else _experiment_config(
+  c = config_lib.load_file(args.config) if args.config else _experiment_config(
       args.experiment)
   if args.variant:
     c = config_lib.apply_variant(c, args.variant)

@@ -106,6 +106,22 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def load_file(spec: str) -> ml_collections.ConfigDict:
+  """`path/to/config.py[:VARIANT]` -> that file's get_config(VARIANT).
+
+  For scripts (benchmarks) that take a config the way `--config` does; the
+  commands parse theirs with ml_collections' config flags.
+  """
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path, _, variant = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("egsc_config_file", path)
+  if module_spec is None or module_spec.loader is None:
+    raise FileNotFoundError(f"config {path!r}: not a loadable Python file")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(variant or None)
+
+
 def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
                   cpu: ml_collections.ConfigDict | None = None
                   ) -> ml_collections.ConfigDict:

@@ -43,6 +43,17 @@ def test_every_shipped_config_and_variant_validates():
       config_lib.validate(_config(name, variant))
 
 
+def test_load_file_reads_a_config_file_with_its_variant(tmp_path):
+  """The benchmarks' `--config=FILE:VARIANT` (config_lib.load_file)."""
+  path = os.path.join(REPO, "configs", "mnist_single.py")
+  cpu = config_lib.load_file(f"{path}:cpu")
+  assert cpu.to_dict() == _config("mnist_single", "cpu").to_dict()
+  assert cpu.loss.style == 1e5 and tuple(cpu.loss.style_layer_weights) == (1, 0, 0, 0, 0)
+  assert config_lib.load_file(path).loss.style == 1e3     # no variant: the paper setting
+  with pytest.raises(FileNotFoundError, match="not_there.txt"):
+    config_lib.load_file(str(tmp_path / "not_there.txt"))
+
+
 @pytest.mark.parametrize("key,value,allowed", [
     ("stage2.num_iterations", -5, "an integer >= 1, or -1 (-1: one epoch"),
     ("stage1.num_iterations", 0, "an integer >= 1, or -1"),
