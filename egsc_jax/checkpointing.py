@@ -25,7 +25,7 @@ import jax
 import orbax.checkpoint as ocp
 from etils import epath
 
-from egsc_jax import errors, paths
+from egsc_jax import errors, paths, sharding
 
 DAMAGED_DIR = "damaged_checkpoints"   # next to checkpoints/, see restore_latest
 
@@ -199,9 +199,7 @@ class Checkpointer:
           dest, n = target / f"{step}.{n}", n + 1
         (self.directory / str(step)).rename(dest)
         logging.warning("moved the unreadable checkpoint %d to %s", step, dest)
-    if jax.process_count() > 1:
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-      multihost_utils.sync_global_devices("egsc_jax.checkpointing.set_aside")
+    sharding.sync_processes("egsc_jax.checkpointing.set_aside")
     self._manager.reload()
 
   def reached_preemption(self, step: int) -> bool:

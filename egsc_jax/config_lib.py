@@ -149,6 +149,9 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
       c.model.n_dec_res = 1
       c.stage1.num_iterations = 2
       c.stage2.num_iterations = 2
+      # Two G steps still run the loop over G batches; five would make every
+      # compile of the tests' tiny runs about three times slower (unrolled).
+      c.stage2.g_steps = 2
       c.train.log_every = 1
       c.train.image_every = 2
       c.train.eval_every = 2

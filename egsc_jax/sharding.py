@@ -57,3 +57,12 @@ def to_global(local: Any, sharding: NamedSharding, *, batch_axis: int) -> Any:
     shape[batch_axis] *= jax.process_count()
     return jax.make_array_from_process_local_data(sharding, x, tuple(shape))
   return jax.tree.map(one, local)
+
+
+def sync_processes(name: str) -> None:
+  """Waits until every process reached the call of the same `name` (a no-op
+  with one process). For work one process does while the others wait: building
+  the dataset, moving damaged checkpoints, the end of a run."""
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)

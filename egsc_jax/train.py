@@ -112,7 +112,7 @@ def train_and_evaluate(config, workdir: str, *,
       result = _run_stage(spec1, config, workdir, mesh, jax.random.fold_in(root, 1),
                           stop_at=stop_at, sigterm=sigterm)
       if result["status"] != "done":
-        return result
+        return _all_processes_done(result)
       frozen = state_lib.exemplar_params_from_stage1(result["state"].g_params)
       del result
 
@@ -137,8 +137,24 @@ def train_and_evaluate(config, workdir: str, *,
         evaluate=(functools.partial(eval_training.stage2_scores, models=models,
                                     config=config, workdir=workdir)
                   if config.dataset in MNIST_DATASETS else None))
-    return _run_stage(spec2, config, workdir, mesh, jax.random.fold_in(root, 2),
-                      stop_at=stop_at, sigterm=sigterm)
+    return _all_processes_done(_run_stage(spec2, config, workdir, mesh,
+                                          jax.random.fold_in(root, 2),
+                                          stop_at=stop_at, sigterm=sigterm))
+
+
+def _all_processes_done(result: dict[str, Any]) -> dict[str, Any]:
+  """Returns `result` once every process has finished the run.
+
+  The processes end a run at different times: process 0 alone writes images and
+  metrics, and each process compiles its process-local evaluation programs
+  itself. JAX's persistent compilation cache is written by process 0 only, so
+  the others compile those anew on every start and finish last. Without this
+  barrier the early ones would wait in JAX's shutdown barrier at exit instead,
+  which gives up after 5 minutes and aborts every process, a finished run
+  included.
+  """
+  sharding.sync_processes("egsc_jax.train.done")
+  return result
 
 
 def prepare_dataset(config) -> None:
@@ -150,9 +166,7 @@ def prepare_dataset(config) -> None:
     builder = build.build(config.dataset, data_dir=config.data.data_dir,
                           manual_dir=config.data.manual_dir)
     logging.info("%s", build.describe(builder))
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    multihost_utils.sync_global_devices("egsc_jax.prepare_dataset")
+  sharding.sync_processes("egsc_jax.prepare_dataset")
 
 
 def resolve_num_iterations(config):

@@ -15,6 +15,7 @@ lays them out. `kill_after_stop` SIGKILLs the process once the stop
 checkpoint is written, with no clean shutdown.
 """
 import json
+import logging
 import os
 import signal
 import sys
@@ -23,6 +24,13 @@ spec = json.loads(sys.argv[1])
 os.umask(spec["umask"])
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Timestamped progress in OUT.log: when the processes of a run drift apart, the
+# logs of all of them show where.
+logging.basicConfig(level=logging.INFO, force=True,
+                    format=f"%(asctime)s p{spec['process_id']} %(name)s %(message)s")
+for noisy in ("absl", "jax._src", "orbax", "tensorflow"):
+  logging.getLogger(noisy).setLevel(logging.WARNING)
 
 import jax  # noqa: E402
 
