@@ -36,6 +36,23 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
+# The files whose tests take longest, longest first (measured: docs/benchmarks.md,
+# "Test suite time"). They run first, so that pytest-xdist's workers (`--dist
+# loadfile --no-loadscope-reorder`: whole files, in this order) share them out,
+# instead of the one-test files among them running last and alone, as xdist's
+# default order (most tests first) would have it.
+SLOWEST_FILES = ("test_multiprocess.py", "test_train.py", "test_reliability.py",
+                 "test_steps.py", "test_evaluate.py", "test_notebook.py", "test_bf16.py",
+                 "test_cloud.py", "test_translate.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+  """Puts SLOWEST_FILES first, in that order; the rest keep their order."""
+  del session, config
+  rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+  items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FILES)))
+
+
 def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):
   """configs/mnist_single.py:<variant> shrunk to a few iterations of each stage.
 
