@@ -59,10 +59,28 @@ def to_global(local: Any, sharding: NamedSharding, *, batch_axis: int) -> Any:
   return jax.tree.map(one, local)
 
 
-def sync_processes(name: str) -> None:
+_SYNC_CALLS: dict[str, int] = {}
+
+
+def sync_processes(name: str, *, timeout_s: int = 3600) -> None:
   """Waits until every process reached the call of the same `name` (a no-op
   with one process). For work one process does while the others wait: building
-  the dataset, moving damaged checkpoints, the end of a run."""
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    multihost_utils.sync_global_devices(name)
+  the dataset, moving damaged checkpoints, the end of a run.
+
+  Two steps. First the coordination service's barrier (jax.distributed's
+  client, through orbax), which waits up to `timeout_s`: processes may arrive
+  minutes apart. Then, with every process there, one all-device collective.
+  On CPU (gloo) the first collective also connects the processes, and gloo
+  gives up on a connection after a fixed short timeout: a collective that
+  processes reach far apart fails with "Gloo context initialization failed:
+  Connect timeout" (seen on a loaded 2-core machine).
+  """
+  if jax.process_count() == 1:
+    return
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  # Barrier ids must be unique; every process makes the same calls in the same order.
+  n = _SYNC_CALLS[name] = _SYNC_CALLS.get(name, 0) + 1
+  key = f"{name}.{n}"
+  ocp.multihost.get_barrier_sync_fn()(key=key, timeout_ms=timeout_s * 1000)
+  multihost_utils.sync_global_devices(key)

@@ -166,7 +166,8 @@ def prepare_dataset(config) -> None:
     builder = build.build(config.dataset, data_dir=config.data.data_dir,
                           manual_dir=config.data.manual_dir)
     logging.info("%s", build.describe(builder))
-  sharding.sync_processes("egsc_jax.prepare_dataset")
+  # Building a dataset can take hours (GTA5 at full size).
+  sharding.sync_processes("egsc_jax.prepare_dataset", timeout_s=24 * 3600)
 
 
 def resolve_num_iterations(config):
