@@ -246,6 +246,12 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
 
   iteration = jax.jit(spec.iteration, donate_argnums=(0,),
                       out_shardings=(rep, rep))
+  first = next_batches()
+  # Compile now, then let all processes start the loop together: on CPU (gloo)
+  # the first collective of a program connects the processes with a 30 s limit,
+  # and processes compile (or read the compilation cache) at different speeds.
+  iteration = iteration.lower(state, first, loop_rng, *spec.extra_args).compile()
+  sharding.sync_processes(f"egsc_jax.stage{spec.stage}.compiled")
   fixed = eval_training.fixed_examples(config)
   # Iterations per second and the ETA, every log_every iterations and at the end.
   progress = periodic_actions.ReportProgress(
@@ -259,7 +265,8 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   status = "done"
   step = start
   while step < spec.num_iterations:
-    state, metrics = iteration(state, next_batches(), loop_rng, *spec.extra_args)
+    batches, first = (first if first is not None else next_batches()), None
+    state, metrics = iteration(state, batches, loop_rng, *spec.extra_args)
     step += 1
     pending.append((step, metrics))
     progress(step)
