@@ -39,13 +39,18 @@ def adam(*, b1: float, b2: float, eps: float) -> optax.GradientTransformation:
   return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
 
-def learning_rate(step: jax.Array, *, lr0: float, num_iterations: int,
-                  power: float) -> jax.Array:
-  """lr_t = lr0 * (1 - t / T)^power, reaching 0 at t = T (docs/method.md §3.1)."""
-  # (T - t) / T from the integer remainder: XLA turns "/ T" into "* (1/T)",
-  # so 1 - t/T at t = T could round below 0 and the power give NaN.
+def learning_rate(step: jax.Array, *, lr0: float | jax.Array,
+                  num_iterations: int | jax.Array, power: float) -> jax.Array:
+  """lr_t = lr0 * (1 - t / T)^power, reaching 0 at t = T (docs/method.md §3.1).
+
+  lr0 and T may be traced (the iterations take them as arguments: steps.StepConfig).
+  """
+  # (T - t) / T from the integer remainder: 1 - t/T computed in floats could
+  # round below 0 at t = T and the power give NaN.
+  num_iterations = jnp.asarray(num_iterations, jnp.int32)
   remaining = jnp.maximum(num_iterations - step.astype(jnp.int32), 0)
-  return lr0 * (remaining.astype(jnp.float32) / max(num_iterations, 1)) ** power
+  return lr0 * (remaining.astype(jnp.float32)
+                / jnp.maximum(num_iterations, 1).astype(jnp.float32)) ** power
 
 
 def _copy(tree: PyTree) -> PyTree:

@@ -13,13 +13,14 @@ run; iteration t uses fold_in(root, t), so no RNG is checkpointed.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
+from flax.core import FrozenDict
 
 from egsc_jax import losses
 from egsc_jax.models import Models
@@ -31,24 +32,34 @@ Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
 
 
-@dataclasses.dataclass(frozen=True)
+@struct.dataclass
 class StepConfig:
-  """Static hyper-parameters of a stage's steps (read once from the config)."""
-  weights: Mapping[str, float]    # loss weights: gan, recon, cycle, kl, kl_cycle, style, content
+  """A stage's step hyper-parameters (read once from the config).
+
+  A pytree: the schedule's numbers (lr0, T, the EMA decay) are its leaves, so a
+  jitted iteration that takes the StepConfig as an argument traces them, and
+  runs that differ only in their length or learning rate share one compiled
+  program (and the persistent compilation cache). Everything that shapes the
+  computation is static (pytree_node=False).
+  """
   lr0: float
   num_iterations: int             # T: the LR reaches 0 here
-  decay_power: float
-  g_steps: int                    # G steps per D step
   ema_decay: float                # 0: no EMA
-  use_perceptual: bool
-  content_layer_weights: tuple[float, ...] = losses.CONTENT_LAYER_WEIGHTS
-  style_layer_weights: tuple[float, ...] = losses.STYLE_LAYER_WEIGHTS
+  weights: Mapping[str, float] = struct.field(pytree_node=False)  # gan, recon, cycle, kl, ...
+  decay_power: float = struct.field(pytree_node=False)
+  g_steps: int = struct.field(pytree_node=False)   # G steps per D step
+  use_perceptual: bool = struct.field(pytree_node=False)
+  content_layer_weights: tuple[float, ...] = struct.field(
+      pytree_node=False, default=losses.CONTENT_LAYER_WEIGHTS)
+  style_layer_weights: tuple[float, ...] = struct.field(
+      pytree_node=False, default=losses.STYLE_LAYER_WEIGHTS)
 
 
 def step_config(config, *, stage: int) -> StepConfig:
   """Reads the steps' hyper-parameters for `stage` (1 or 2) from the config."""
   layer_keys = ("content_layer_weights", "style_layer_weights")
-  w = {k: float(v) for k, v in config.loss.items() if k not in layer_keys}
+  # A FrozenDict: static fields must hash (they key jit's cache).
+  w = FrozenDict({k: float(v) for k, v in config.loss.items() if k not in layer_keys})
   if stage == 1:
     return StepConfig(weights=w, lr0=float(config.stage1.lr),
                       num_iterations=int(config.stage1.num_iterations),

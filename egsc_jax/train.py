@@ -44,11 +44,11 @@ class NonFiniteLossError(errors.UserError, FloatingPointError):
 class StageSpec:
   """What differs between stage 1 and stage 2; the loop is shared."""
   stage: int
-  num_iterations: int
   batches_per_iteration: int      # 2 (1 D + 1 G) or 1 + g_steps
   init: Callable[[jax.Array], state_lib.GANState]
   iteration: Callable[..., tuple[state_lib.GANState, dict]]
   extra_args: tuple               # passed after (state, batches, rng), e.g. VGG params
+  sc: steps.StepConfig            # passed as `sc=`: traced, so T and lr0 don't recompile
   images: Callable[[state_lib.GANState, dict], dict[str, np.ndarray]]
   evaluate: Callable[[state_lib.GANState], dict[str, float]] | None
 
@@ -102,11 +102,11 @@ def train_and_evaluate(config, workdir: str, *,
     if config_lib.needs_stage1(config):
       sc1 = steps.step_config(config, stage=1)
       spec1 = StageSpec(
-          stage=1, num_iterations=sc1.num_iterations, batches_per_iteration=2,
+          stage=1, batches_per_iteration=2,
           init=functools.partial(state_lib.init_stage1, models, image_shape=image_shape,
                                  tx=tx, ema=False),
-          iteration=functools.partial(steps.stage1_iteration, models=models, tx=tx, sc=sc1),
-          extra_args=(),
+          iteration=functools.partial(steps.stage1_iteration, models=models, tx=tx),
+          extra_args=(), sc=sc1,
           images=functools.partial(eval_training.stage1_images, models=models),
           evaluate=None)
       result = _run_stage(spec1, config, workdir, mesh, jax.random.fold_in(root, 1),
@@ -126,13 +126,12 @@ def train_and_evaluate(config, workdir: str, *,
           dtype=models.generator.dtype)
       vgg_params = jax.device_put(vgg_params, sharding.replicated(mesh))
     spec2 = StageSpec(
-        stage=2, num_iterations=sc2.num_iterations,
-        batches_per_iteration=1 + sc2.g_steps,
+        stage=2, batches_per_iteration=1 + sc2.g_steps,
         init=functools.partial(state_lib.init_stage2, models, image_shape=image_shape,
                                tx=tx, frozen=frozen, ema=ema),
         iteration=functools.partial(steps.stage2_iteration, models=models, vgg=vgg_module,
-                                    tx=tx, sc=sc2),
-        extra_args=(vgg_params,),
+                                    tx=tx),
+        extra_args=(vgg_params,), sc=sc2,
         images=functools.partial(eval_training.stage2_images, models=models),
         evaluate=(functools.partial(eval_training.stage2_scores, models=models,
                                     config=config, workdir=workdir)
@@ -225,7 +224,7 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
     state = jax.jit(spec.init, out_shardings=rep)(init_rng)
     _log_parameter_overview(spec.stage, state)
   start = int(jax.device_get(state.step))
-  if start >= spec.num_iterations:
+  if start >= spec.sc.num_iterations:
     logging.info("stage %d: already complete (%d iterations)", spec.stage, start)
     ckpt.close()
     return dict(status="done", state=state, metrics=_read_final_metrics(stage_dir))
@@ -250,12 +249,12 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   # Compile now, then let all processes start the loop together: on CPU (gloo)
   # the first collective of a program connects the processes with a 30 s limit,
   # and processes compile (or read the compilation cache) at different speeds.
-  iteration = iteration.lower(state, first, loop_rng, *spec.extra_args).compile()
+  iteration = iteration.lower(state, first, loop_rng, *spec.extra_args, sc=spec.sc).compile()
   sharding.sync_processes(f"egsc_jax.stage{spec.stage}.compiled")
   fixed = eval_training.fixed_examples(config)
   # Iterations per second and the ETA, every log_every iterations and at the end.
   progress = periodic_actions.ReportProgress(
-      num_train_steps=spec.num_iterations, writer=writer,
+      num_train_steps=spec.sc.num_iterations, writer=writer,
       every_steps=config.train.log_every, every_secs=None)
   progress(start)   # the first call only starts the clock
 
@@ -264,13 +263,13 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   t0 = time.time()
   status = "done"
   step = start
-  while step < spec.num_iterations:
+  while step < spec.sc.num_iterations:
     batches, first = (first if first is not None else next_batches()), None
-    state, metrics = iteration(state, batches, loop_rng, *spec.extra_args)
+    state, metrics = iteration(state, batches, loop_rng, *spec.extra_args, sc=spec.sc)
     step += 1
     pending.append((step, metrics))
     progress(step)
-    final = step == spec.num_iterations
+    final = step == spec.sc.num_iterations
     stop = stop_at is not None and stop_at == (spec.stage, step)
     preempted = sigterm.is_set() or ckpt.reached_preemption(step)
     save = final or stop or preempted or step % config.train.checkpoint_every == 0
@@ -282,7 +281,7 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
       pending = []
       scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
       writer.write_scalars(step, scalars)
-      logging.info("stage %d  iter %d/%d  %s", spec.stage, step, spec.num_iterations,
+      logging.info("stage %d  iter %d/%d  %s", spec.stage, step, spec.sc.num_iterations,
                    "  ".join(f"{k}={scalars[k]:.4g}" for k in _SHOWN if k in scalars))
 
     if is_main and (final or step % config.train.image_every == 0):

@@ -54,13 +54,20 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):
-  """configs/mnist_single.py:<variant> shrunk to a few iterations of each stage.
+  """configs/mnist_single.py:<variant> shrunk to a few iterations of each stage,
+  with EMA on (so that the EMA paths run).
+
+  The iteration counts and the learning rate are traced arguments of the
+  compiled iterations (steps.StepConfig): every tiny run of the same variant,
+  devices and EMA setting runs the same programs, compiled once per session
+  (the persistent cache above), whatever its length or learning rate.
 
   `overrides` use dotted keys: tiny_config(d, **{"optim.lr": 0.1}).
   """
   from configs import mnist_single  # pylint: disable=g-import-not-at-top
   c = mnist_single.get_config(variant)
   c.data.data_dir = data_dir
+  c.optim.ema_decay = 0.9
   c.stage1.num_iterations = 2
   c.stage2.num_iterations = 3
   c.train.checkpoint_every = 1
@@ -87,14 +94,14 @@ def mnist_data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_run(mnist_data_dir, tmp_path_factory):
-  """One uninterrupted tiny two-stage run on all 8 devices, EMA on.
+  """One uninterrupted tiny two-stage run on all 8 devices (tiny_config).
 
   Returns (workdir, config, result of train_and_evaluate). Shared by the
   training, translate and evaluate tests: training dominates their time.
   """
   from egsc_jax import train  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path_factory.mktemp("tiny_run"))
-  config = tiny_config(mnist_data_dir, **{"optim.ema_decay": 0.9})
+  config = tiny_config(mnist_data_dir)
   result = train.train_and_evaluate(config, workdir)
   assert result["status"] == "done"
   return workdir, config, result
