@@ -32,13 +32,9 @@ def run_group(tmp_path, name, *, workdir, data_dir, num_processes, devices,
   """Starts the processes of one run, waits for all; returns their records."""
   port = _port()
   # The runs of one layout compile the same programs: share a compilation cache.
-  # Process 0 compiles each program that spans both processes and hands it to
-  # process 1 (jax_share_binary_between_hosts): one compile per program, not two
-  # competing for the machine's cores.
   env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu",
          "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
-         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-         "JAX_SHARE_BINARY_BETWEEN_HOSTS": "1"}
+         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
   procs, outs = [], []
   for pid in range(num_processes):
     out = str(tmp_path / f"{name}_{pid}")

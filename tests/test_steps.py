@@ -283,7 +283,8 @@ def _blob_pairs(n=8, size=28, seed=0):
 
 class Iteration:
   """A jitted, donating stage-2 iteration of `tiny,no_perceptual`, lr 3e-3,
-  T = 1000, batch 8, EMA decay 0.9, wrapped in chex.assert_max_traces(n=1)."""
+  T = 1000, batch 8, EMA decay 0.9, wrapped in chex.assert_max_traces(n=1).
+  The StepConfig is an argument, as in train.py: its schedule numbers are traced."""
 
   def __init__(self):
     c = _config("tiny,no_perceptual")
@@ -299,20 +300,20 @@ class Iteration:
     pairs = _blob_pairs()
     # The same 8 pairs for the D step and the 5 G steps.
     self.batches = jax.tree.map(lambda x: jnp.stack([x] * (1 + self.sc.g_steps)), pairs)
-    models, tx, sc = self.models, self.tx, self.sc
+    models, tx = self.models, self.tx
 
     chex.clear_trace_counter()
 
     @chex.assert_max_traces(n=1)
-    def iteration(state, batches, root_rng, vgg_params):
+    def iteration(state, batches, root_rng, vgg_params, sc):
       return steps.stage2_iteration(state, batches, root_rng, vgg_params, models=models,
                                     vgg=None, tx=tx, sc=sc)
 
     self.fn = jax.jit(iteration, donate_argnums=0)
 
-  def __call__(self, state, batches=None, seed=0):
+  def __call__(self, state, batches=None, seed=0, sc=None):
     return self.fn(state, self.batches if batches is None else batches,
-                   jax.random.key(seed), None)
+                   jax.random.key(seed), None, self.sc if sc is None else sc)
 
 
 @pytest.fixture(scope="module")
@@ -328,6 +329,15 @@ def test_iteration_does_not_retrace(iteration):
     state, metrics = iteration(state, batches, seed=i)
     assert int(state.step) == i + 1   # one outer iteration, not 6 steps
     assert np.isfinite(float(metrics["total"]))
+  # Another length, learning rate and EMA decay run the same program, with
+  # those numbers: lr = lr0 (1 - t/T)^0.9 at t = 3, T = 6, and the EMA moved
+  # by (1 - decay) of the distance to the new G parameters.
+  other = iteration.sc.replace(lr0=1e-3, num_iterations=6, ema_decay=0.5)
+  new, metrics = iteration(_copy(state), sc=other)
+  assert float(metrics["lr"]) == pytest.approx(1e-3 * 0.5 ** 0.9, rel=1e-6)
+  e0, g1, e1 = (jax.tree.leaves(t)[0] for t in (state.ema_params, new.g_params,
+                                                new.ema_params))
+  np.testing.assert_allclose(e1, 0.5 * e0 + 0.5 * g1, rtol=1e-5, atol=1e-7)
   # The check can fail: a new batch shape is a second trace.
   smaller = jax.tree.map(lambda x: x[:, :4], iteration.batches)
   with pytest.raises(AssertionError, match="traced > 1"):
