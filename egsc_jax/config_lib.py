@@ -152,6 +152,7 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
       # Two G steps still run the loop over G batches; five would make every
       # compile of the tests' tiny runs about three times slower (unrolled).
       c.stage2.g_steps = 2
+      c.optim.ema_decay = 0.9   # smoke runs take the EMA path too
       c.train.log_every = 1
       c.train.image_every = 2
       c.train.eval_every = 2

@@ -54,8 +54,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):
-  """configs/mnist_single.py:<variant> shrunk to a few iterations of each stage,
-  with EMA on (so that the EMA paths run).
+  """configs/mnist_single.py:<variant> (`tiny`: EMA on) shrunk to a few
+  iterations of each stage.
 
   The iteration counts and the learning rate are traced arguments of the
   compiled iterations (steps.StepConfig): every tiny run of the same variant,
@@ -67,7 +67,6 @@ def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):
   from configs import mnist_single  # pylint: disable=g-import-not-at-top
   c = mnist_single.get_config(variant)
   c.data.data_dir = data_dir
-  c.optim.ema_decay = 0.9
   c.stage1.num_iterations = 2
   c.stage2.num_iterations = 3
   c.train.checkpoint_every = 1

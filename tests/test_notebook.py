@@ -1,9 +1,10 @@
 """notebooks/egsc_jax_demo.ipynb: stored without outputs, and runs top to bottom.
 
 The run is headless (nbclient, the current Python's ipykernel) with TINY = True,
-inserted after the parameters cell as papermill does: the :tiny config trains for
-a few iterations on the session's mnist_single build, then the bundled sample
-digits are translated. Any cell error fails the test.
+inserted after the parameters cell as papermill does: the :tiny config (without
+L_P, which test_losses.py and test_steps.py cover) trains for a few iterations
+on the session's mnist_single build, then the bundled sample digits are
+translated. Any cell error fails the test.
 
 With EGSC_UPDATE_SCREENSHOTS=1 the figures of the grid, mask and interpolation
 cells are stacked into docs/images/notebook.png (the README's picture);
@@ -62,13 +63,15 @@ def test_notebook_runs_headless_with_the_tiny_parameter(mnist_data_dir, tmp_path
   index = next(i for i, c in enumerate(nb.cells)
                if "parameters" in c.metadata.get("tags", []))
   trained = os.environ.get("EGSC_SCREENSHOT_WORKDIR", "")
-  params = (f"TINY = True\nDATA_DIR = {mnist_data_dir!r}\nWORKDIR = {trained!r}\n"
+  # :tiny without L_P, on the tests' 8 devices (the kernel inherits XLA_FLAGS):
+  # the networks and layout of the other tests' tiny runs, whose compiled
+  # programs the training subprocess reads from the session's cache.
+  params = (f"TINY = True\nTINY_CONFIG = 'configs/mnist_single.py:tiny,no_perceptual'\n"
+            f"DATA_DIR = {mnist_data_dir!r}\nWORKDIR = {trained!r}\n"
             f"NEW_WORKDIR = {str(tmp_path / 'run')!r}\nTENSORBOARD = False\n")
   nb.cells.insert(index + 1, nbformat.v4.new_code_cell(params,
                                                        metadata={"tags": ["injected"]}))
   env_backup = dict(os.environ)
-  # One CPU device is enough for the tiny run and compiles faster than eight.
-  os.environ["XLA_FLAGS"] = ""
   # No MPLBACKEND: under agg plt.show() displays nothing; the kernel's inline
   # backend turns each figure into an image/png output.
   os.environ.pop("MPLBACKEND", None)

@@ -267,10 +267,9 @@ def _launch(workdir, data_dir, log_path, iterations):
          "--config.stage1.num_iterations=2",
          f"--config.stage2.num_iterations={iterations}",
          "--config.train.log_every=1", "--config.train.checkpoint_every=5",
-         "--config.train.image_every=100000", "--config.train.eval_every=100000",
-         "--config.optim.ema_decay=0.9"]
-  # The tests' 8 devices and tiny_config's EMA: the programs the in-process tiny
-  # runs compiled, read from the session's compilation cache (the environment).
+         "--config.train.image_every=100000", "--config.train.eval_every=100000"]
+  # The tests' 8 devices: the programs the in-process tiny runs compiled, read
+  # from the session's compilation cache (the environment).
   return subprocess.Popen(cmd, cwd=REPO, stdout=open(log_path, "w"),
                           stderr=subprocess.STDOUT)
 
