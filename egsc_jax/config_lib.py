@@ -45,6 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
   # configs use "standard".
   c.model.adain_mode = "standard"
   c.model.adain_eps = 1e-5
+  c.model.content_sign_norm = False   # E_A/E_B first layer: layers.sign_normalized_instance_norm
   c.model.use_feature_mask = True
   c.model.use_adain = True
   c.model.latent_noise = True         # N(0,1) noise on z while training

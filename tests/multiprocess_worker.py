@@ -45,7 +45,7 @@ if spec["num_processes"] > 1:
 import numpy as np  # noqa: E402
 
 from conftest import tiny_config  # noqa: E402
-from egsc_jax import train  # noqa: E402
+from egsc_jax import sharding, train  # noqa: E402
 from egsc_jax.data import input_pipeline  # noqa: E402
 
 streams, seen = [], []
@@ -83,7 +83,5 @@ with open(spec["out"] + ".json", "w") as f:
 if spec["kill_after_stop"]:
   # Both processes die together, once both wrote their records (a process left
   # alone would abort on losing the coordinator, and the exit status would race).
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # noqa: E402
-    multihost_utils.sync_global_devices("multiprocess_worker.kill")
+  sharding.sync_processes("multiprocess_worker.kill")
   os.kill(os.getpid(), signal.SIGKILL)

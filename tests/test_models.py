@@ -427,7 +427,7 @@ def _small_decoder_and_inputs(seed=0):
   return dec, params, c, mask, style
 
 
-@pytest.mark.parametrize("mode", ["standard", "official"])
+@pytest.mark.parametrize("mode", ["standard", "official", "official_std"])
 def test_decoder_applies_mask_then_adain_before_block_0(mode):
   dec, params, c, mask, style = _small_decoder_and_inputs()
   dec = dec.clone(adain_mode=mode)
@@ -458,6 +458,26 @@ def test_adain_standard_is_scale_invariant_official_is_not():
   b = layers.adain(3.0 * x, mean, var, mode="official", eps=0.0)
   np.testing.assert_allclose(np.asarray(b - var), np.asarray(a - var) / 3.0,
                              rtol=1e-4, atol=1e-5)
+  # official_std keeps the official scale and shift but is gain-invariant.
+  a = layers.adain(x, mean, var, mode="official_std", eps=0.0)
+  b = layers.adain(3.0 * x, mean, var, mode="official_std", eps=0.0)
+  np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
+
+
+def test_adain_official_std_matches_numpy():
+  """mean_f * (x - mean_x) / sqrt(var_x + eps) + var_f: the exemplar mean is a
+  signed scale (a negative mean flips the content), the variance the shift."""
+  x, mean_f, var_f = _content_and_style(seed=2)
+  mean_f = mean_f * np.where(np.arange(mean_f.shape[-1]) % 2, -1.0, 1.0).astype(np.float32)
+  eps = 1e-5
+  mx, vx = _np_moments(x)
+  expected = mean_f * (x - mx) / np.sqrt(vx + eps) + var_f
+  got = layers.adain(jnp.asarray(x), jnp.asarray(mean_f), jnp.asarray(var_f),
+                     mode="official_std", eps=eps)
+  np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
+  gm, gv = _np_moments(np.asarray(got))
+  np.testing.assert_allclose(gm, var_f, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(gv, mean_f ** 2, rtol=1e-3)
 
 
 def test_output_activation_reaches_the_exact_ends_and_passes_gradients():
@@ -573,3 +593,71 @@ def test_cyclegan_generator_has_no_shared_blocks_and_no_noise():
                                  rngs={"noise": jax.random.key(s)}) for s in (0, 1)]
   for k in ("x_ab", "x_ba", "x_aba", "x_bab"):
     np.testing.assert_array_equal(np.asarray(outs[0][k]), np.asarray(outs[1][k]))
+
+
+# ---------------------------------------------------------------------------
+# Sign-normalised content encoder (model.content_sign_norm)
+# ---------------------------------------------------------------------------
+
+
+def _two_colour_images(fg, bg, seed=0):
+  """Digit-like binary shapes m [2, 12, 12, 1] drawn as fg on bg, in [-1, 1]."""
+  m = (np.random.RandomState(seed).uniform(size=(2, 12, 12, 1)) > 0.7).astype(np.float32)
+  return np.asarray(bg, np.float32) + (np.asarray(fg, np.float32)
+                                       - np.asarray(bg, np.float32)) * m
+
+
+def test_sign_normalized_instance_norm_matches_numpy():
+  rs = np.random.RandomState(4)
+  # Channels 0, 1 skewed right, channels 2, 3 skewed left (negated exponentials).
+  e = rs.exponential(size=(2, 5, 6, 4)).astype(np.float32)
+  x = e * np.array([1.0, 3.0, -1.0, -2.0], np.float32) + 0.5
+  mx, vx = _np_moments(x)
+  y = (x - mx) / np.sqrt(vx + 1e-5)
+  expected = y * np.sign((y ** 3).mean(axis=(1, 2), keepdims=True))
+  got = np.asarray(layers.sign_normalized_instance_norm(jnp.asarray(x)))
+  np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(got[..., 2:], -y[..., 2:], rtol=1e-5, atol=1e-5)
+  assert ((got ** 3).mean(axis=(1, 2)) > 0).all()
+  # The same input negated gives the same output.
+  np.testing.assert_allclose(
+      np.asarray(layers.sign_normalized_instance_norm(jnp.asarray(-x))), got,
+      rtol=1e-5, atol=1e-5)
+
+
+def test_sign_normalized_encoder_does_not_see_polarity_or_colour_order():
+  """Black on white and white on black give the same content features with
+  `sign_norm`, and so do red on green and green on red; without it they differ."""
+  black_on_white = _two_colour_images(fg=(-1, -1, -1), bg=(1, 1, 1))
+  white_on_black = _two_colour_images(fg=(1, 1, 1), bg=(-1, -1, -1))
+  red_on_green = _two_colour_images(fg=(1, -1, -1), bg=(-1, 1, -1))
+  green_on_red = _two_colour_images(fg=(-1, 1, -1), bg=(1, -1, -1))
+  outs = {}
+  for sign_norm in (False, True):
+    enc = DomainEncoder(ngf=4, n_downsample=0, n_res=1, sign_norm=sign_norm)
+    p = _randomize(enc.init(jax.random.key(0), black_on_white)["params"], seed=2)
+    outs[sign_norm] = [np.asarray(enc.apply({"params": p}, jnp.asarray(x)))
+                       for x in (black_on_white, white_on_black, red_on_green,
+                                 green_on_red)]
+  bw, wb, rg, gr = outs[True]
+  np.testing.assert_allclose(bw, wb, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(rg, gr, rtol=1e-4, atol=1e-4)
+  bw, wb, rg, gr = outs[False]
+  assert np.abs(bw - wb).max() > 0.1 and np.abs(rg - gr).max() > 0.1
+
+
+def test_content_sign_norm_reaches_the_generator_encoders_only():
+  """The config knob changes E_A / E_B (the content path), not F (the
+  exemplar nets, which must see the colours)."""
+  c = config_lib.base_config()
+  c.model.ngf, c.model.n_enc_res, c.model.n_dec_res = 4, 1, 1
+  c.model.content_sign_norm = True
+  m = build_models(c.model)
+  assert m.generator.content_sign_norm and not m.exemplar.sign_norm
+  x = jnp.asarray(_two_colour_images(fg=(-1, -1, -1), bg=(1, 1, 1)))
+  params = m.generator.init(RNGS, x, x)["params"]
+  _, c_bw = m.generator.apply({"params": params}, x, "a", noise=False,
+                              method=Generator.encode)
+  _, c_wb = m.generator.apply({"params": params}, -x, "a", noise=False,
+                              method=Generator.encode)
+  np.testing.assert_allclose(np.asarray(c_bw), np.asarray(c_wb), rtol=1e-4, atol=1e-4)

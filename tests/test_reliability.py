@@ -58,7 +58,7 @@ def test_load_file_reads_a_config_file_with_its_variant(tmp_path):
     ("stage2.num_iterations", -5, "an integer >= 1, or -1 (-1: one epoch"),
     ("stage1.num_iterations", 0, "an integer >= 1, or -1"),
     ("batch_size", 0, "an integer >= 1"),
-    ("model.adain_mode", "fancy", "one of 'official', 'standard'"),
+    ("model.adain_mode", "fancy", "one of 'official', 'official_std', 'standard'"),
     ("model.compute_dtype", "float16", "one of 'float32', 'bfloat16'"),
     ("vgg.arch", "vgg11", "one of 'vgg16', 'vgg19'"),
     ("data.exemplar_pairing", "sorted", "one of 'random', 'fixed', 'balanced'"),

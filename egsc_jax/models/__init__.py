@@ -48,7 +48,8 @@ def build_models(model_config) -> Models:
   out = dict(output_scale=float(m.output_scale))
   return Models(
       generator=Generator(n_shared=m.n_shared, adain_mode=m.adain_mode,
-                          adain_eps=m.adain_eps, **common, **out),
+                          adain_eps=m.adain_eps, content_sign_norm=bool(m.content_sign_norm),
+                          **common, **out),
       autoencoder=AutoEncoder(**common, **out),
       discriminator=Discriminator(ndf=m.ndf, n_layers=m.n_dis, dtype=dtype),
       exemplar=DomainEncoder(ngf=m.ngf, n_downsample=m.n_downsample,

@@ -3,6 +3,8 @@
 docs/method.md §1.3: encoder = 7x7 conv (ngf) -> n_downsample x [3x3 stride-2 conv,
 channels doubling] -> n_res residual blocks; no normalisation, LeakyReLU 0.2,
 reflect padding. MNIST-Single uses n_downsample=0 (28x28x64 throughout).
+With `sign_norm` (config `model.content_sign_norm`, E_A/E_B only) the first
+layer is conv -> layers.sign_normalized_instance_norm (docs/method.md §1.6a).
 The decoder mirrors it: n_res residual blocks -> n_downsample x [3x3 stride-2
 transposed conv, channels halving] -> 1x1 transposed conv to 3 channels, tanh.
 """
@@ -35,12 +37,18 @@ class DomainEncoder(nn.Module):
   ngf: int = 64
   n_downsample: int = 2
   n_res: int = 3
+  sign_norm: bool = False         # see layers.sign_normalized_instance_norm
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = x.astype(self.dtype)
-    x = layers.ReflectConv(self.ngf, 7, dtype=self.dtype, name="conv_in")(x)
+    if self.sign_norm:
+      x = layers.ReflectConv(self.ngf, 7, activation=None, dtype=self.dtype,
+                             name="conv_in")(x)
+      x = layers.sign_normalized_instance_norm(x)
+    else:
+      x = layers.ReflectConv(self.ngf, 7, dtype=self.dtype, name="conv_in")(x)
     ch = self.ngf
     for i in range(self.n_downsample):
       ch *= 2

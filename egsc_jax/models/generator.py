@@ -66,12 +66,13 @@ class Generator(nn.Module):
   adain_mode: str = "standard"
   adain_eps: float = 1e-5
   output_scale: float = 1.0
+  content_sign_norm: bool = False  # E_A, E_B: layers.sign_normalized_instance_norm
   dtype: Dtype = jnp.float32
 
   def setup(self):
     ch = bottleneck_channels(self.ngf, self.n_downsample)
     enc = dict(ngf=self.ngf, n_downsample=self.n_downsample, n_res=self.n_enc_res,
-               dtype=self.dtype)
+               sign_norm=self.content_sign_norm, dtype=self.dtype)
     dec = dict(ngf=self.ngf, n_upsample=self.n_downsample, n_res=self.n_dec_res,
                adain_mode=self.adain_mode, adain_eps=self.adain_eps,
                output_scale=self.output_scale, dtype=self.dtype)

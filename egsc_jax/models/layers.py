@@ -119,7 +119,33 @@ class InstanceNorm(nn.Module):
     return (y * scale + bias).astype(x.dtype)
 
 
-ADAIN_MODES = ("official", "standard")
+def sign_normalized_instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
+  """Instance norm without scale or offset, each channel's sign chosen so that
+  its skewness is >= 0. [B, H, W, C] -> same.
+
+  The content encoders' first layer with `model.content_sign_norm`. For a
+  two-colour image x = c_bg + (c_fg - c_bg) * m (m the figure's shape), a
+  filter whose spatial pattern is shared by the colour channels responds
+  const + s * (w * m), s its colour weights dotted with c_fg - c_bg. The
+  instance norm removes the constant and |s|; the skewness flips sign with
+  s, so multiplying by its sign removes the sign of s too:
+  y * sign(skew(y)) = g * sign(skew(g)) for g = norm(w * m), whatever the
+  colours. A black digit on white and a white one on black (or red on green
+  and green on red) then give the same content features, and the decoder
+  has to take the colours from the exemplar's statistics (with `official`
+  AdaIN, whose signed scale can flip the figure; docs/method.md §1.6a).
+  Unlike |y|, the spatial pattern keeps its sign within the channel, so
+  inside and outside of a stroke stay apart. A channel whose skewness is
+  exactly 0 keeps its sign. The sign is piecewise constant: no gradient
+  flows through it, only through y.
+  """
+  mean, var = moments(x)
+  y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + eps)
+  skew = jnp.mean(y ** 3, axis=(1, 2), keepdims=True)
+  return jnp.where(skew >= 0, y, -y).astype(x.dtype)
+
+
+ADAIN_MODES = ("official", "official_std", "standard")
 
 
 def adain(x: jax.Array, style_mean: jax.Array, style_var: jax.Array, *,
@@ -128,6 +154,12 @@ def adain(x: jax.Array, style_mean: jax.Array, style_var: jax.Array, *,
 
   official (docs/method.md §1.6, the authors' released models):
       mean_f * (x - mean_x) / (var_x + eps) + var_f
+  official_std (ours): the official formula over the content's std
+      mean_f * (x - mean_x) / sqrt(var_x + eps) + var_f
+      keeps the exemplar mean as a signed scale, and like `standard` is
+      invariant to a per-channel gain on the content: the official
+      formula scales a content of variance v by 1 / sqrt(v), so a content
+      whose variance grows fades out of the decoder's input.
   standard (Huang & Belongie):
       sqrt(var_f) * (x - mean_x) / sqrt(var_x + eps) + mean_f
   The authors' code has no eps; we add a small one (default 1e-5) so that an
@@ -143,6 +175,8 @@ def adain(x: jax.Array, style_mean: jax.Array, style_var: jax.Array, *,
   xf = x.astype(jnp.float32)
   if mode == "official":
     out = style_mean * (xf - mean_x) / (var_x + eps) + style_var
+  elif mode == "official_std":
+    out = style_mean * (xf - mean_x) * jax.lax.rsqrt(var_x + eps) + style_var
   elif mode == "standard":
     out = jnp.sqrt(style_var) * (xf - mean_x) * jax.lax.rsqrt(var_x + eps) + style_mean
   else:
