@@ -39,10 +39,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.n_shared = 1                # 0: CycleGAN (no shared blocks, no noise)
   c.model.ndf = 64
   c.model.n_dis = 4
-  # "standard" (Huang & Belongie, as the paper's text describes AdaIN) or
+  # "standard" (Huang & Belongie, as the paper's text describes AdaIN),
   # "official" (the authors' code: exemplar mean as the scale, variance as the
-  # shift, divided by the content's variance). docs/benchmarks.md has why the
-  # configs use "standard".
+  # shift, divided by the content's variance) or "official_std" (ours: the
+  # same over the content's std). The paper-setting configs use "standard";
+  # MNIST-Single :cpu "official_std" with content_sign_norm (docs/method.md §1.6).
   c.model.adain_mode = "standard"
   c.model.adain_eps = 1e-5
   c.model.content_sign_norm = False   # E_A/E_B first layer: layers.sign_normalized_instance_norm

@@ -132,7 +132,7 @@ def sign_normalized_instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
   y * sign(skew(y)) = g * sign(skew(g)) for g = norm(w * m), whatever the
   colours. A black digit on white and a white one on black (or red on green
   and green on red) then give the same content features, and the decoder
-  has to take the colours from the exemplar's statistics (with `official`
+  has to take the colours from the exemplar's statistics (with `official_std`
   AdaIN, whose signed scale can flip the figure; docs/method.md §1.6a).
   Unlike |y|, the spatial pattern keeps its sign within the channel, so
   inside and outside of a stroke stay apart. A channel whose skewness is
