@@ -43,12 +43,10 @@ class DomainEncoder(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = x.astype(self.dtype)
+    x = layers.ReflectConv(self.ngf, 7, dtype=self.dtype, name="conv_in",
+                           activation=None if self.sign_norm else layers.leaky_relu)(x)
     if self.sign_norm:
-      x = layers.ReflectConv(self.ngf, 7, activation=None, dtype=self.dtype,
-                             name="conv_in")(x)
       x = layers.sign_normalized_instance_norm(x)
-    else:
-      x = layers.ReflectConv(self.ngf, 7, dtype=self.dtype, name="conv_in")(x)
     ch = self.ngf
     for i in range(self.n_downsample):
       ch *= 2
