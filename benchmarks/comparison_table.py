@@ -1,42 +1,109 @@
-"""Markdown table of a benchmarks/compare_mnist_single.sh run.
+"""Markdown table of a benchmarks/compare_mnist_single.sh run: mean +- std over seeds.
 
-  python benchmarks/comparison_table.py workdirs/compare_mnist_single_cpu [EXTRA_DIR=NAME ...]
+  python benchmarks/comparison_table.py ROOT [DIR=VARIANT ...]
 
-Reads ROOT/<variant>/eval/results.json and ROOT/<variant>/wall_seconds; variants
-that have not finished are listed as such.
+Reads every run ROOT/<variant>_s<seed> (extra runs elsewhere: DIR=VARIANT, e.g.
+workdirs/mnist_single_cpu=egsc), its test scores from eval/results.json when
+the evaluate command ran on it, else training's final evaluation
+(stage2/final_metrics.json: the same 1,000 test pairs, SSIM, colour match and
+digit accuracy only), and its training wall time from wall_seconds. Each cell
+is the mean +- the standard deviation over the seeds (ddof 1). The last two
+columns are the lowest colour match of any exemplar scheme in any seed, per
+direction: the scheme a user would see fail.
 """
 import json
 import os
+import re
 import sys
+
+import numpy as np
 
 ROWS = (("cyclegan", "CycleGAN"), ("unit", "UNIT"), ("no_mask", "EGSC-IT w/o feature mask"),
         ("no_adain", "EGSC-IT w/o AdaIN"), ("no_perceptual", "EGSC-IT w/o L_P"),
         ("egsc", "EGSC-IT"))
 COLUMNS = (("ssim_a2b", "SSIM A->B"), ("ssim_b2a", "SSIM B->A"),
-           ("pixel_accuracy_mean_a2b", "pix. acc. A->B"),
-           ("pixel_accuracy_mean_b2a", "pix. acc. B->A"),
-           ("digit_accuracy_a2b", "digit acc. A->B"), ("digit_accuracy_b2a", "digit acc. B->A"),
-           ("colour_match_a2b", "colour match A->B"),
-           ("kid_vgg16_a2b", "KID VGG-16 A->B"), ("kid_vgg16_b2a", "KID VGG-16 B->A"))
+           ("colour_match_a2b", "colour match A->B"), ("colour_match_b2a", "colour match B->A"),
+           ("digit_accuracy_a2b", "digit acc. A->B"), ("digit_accuracy_b2a", "digit acc. B->A"))
+
+
+def read_run(path: str) -> dict[str, float] | None:
+  """The run's scores (flat keys as training logs them), or None if it has not finished."""
+  results = os.path.join(path, "eval", "results.json")
+  final = os.path.join(path, "stage2", "final_metrics.json")
+  if os.path.exists(results):
+    with open(results) as f:
+      m = json.load(f)["metrics"]
+  elif os.path.exists(final):
+    with open(final) as f:
+      m = json.load(f)
+  else:
+    return None
+  wall = os.path.join(path, "wall_seconds")
+  if os.path.exists(wall):
+    m["wall_seconds"] = float(open(wall).read())
+  return m
+
+
+def worst_scheme(m: dict[str, float], direction: str) -> tuple[str, float] | None:
+  """(scheme, colour match) of the direction's lowest-scoring exemplar scheme."""
+  cm = {k.split("/")[1]: v for k, v in m.items()
+        if k.startswith(f"{direction}/") and k.endswith("/colour_match")}
+  if not cm:
+    return None
+  s = min(cm, key=cm.get)
+  return s.replace("_", " "), cm[s]
+
+
+def collect(root: str, extra: dict[str, str]) -> dict[str, list[dict]]:
+  """variant -> the finished runs' scores (each with its seed under 'seed')."""
+  runs: dict[str, list[dict]] = {v: [] for v, _ in ROWS}
+  names = sorted(os.listdir(root)) if os.path.isdir(root) else []
+  for name in names:
+    match = re.fullmatch(r"(\w+?)_s(\d+)", name)
+    if match and match.group(1) in runs:
+      m = read_run(os.path.join(root, name))
+      if m is not None:
+        runs[match.group(1)].append({**m, "seed": int(match.group(2))})
+  for path, variant in extra.items():
+    m = read_run(path)
+    if m is not None:
+      runs[variant].append({**m, "seed": path})
+  return runs
+
+
+def mean_std(values: list[float]) -> str:
+  if not values:
+    return "-"
+  if len(values) == 1:
+    return f"{values[0]:.3f}"
+  return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+
+
+def table(runs: dict[str, list[dict]]) -> str:
+  lines = ["| method | seeds | " + " | ".join(c for _, c in COLUMNS)
+           + " | lowest scheme colour match A->B | B->A | training wall time |",
+           "|---" * (len(COLUMNS) + 5) + "|"]
+  for key, name in ROWS:
+    rs = runs[key]
+    if not rs:
+      lines.append(f"| {name} | 0 | " + " | ".join("not run" for _ in COLUMNS) + " | - | - | - |")
+      continue
+    cells = [mean_std([r[k] for r in rs if k in r]) for k, _ in COLUMNS]
+    worst = []
+    for d in ("a2b", "b2a"):
+      ws = [w for w in (worst_scheme(r, d) for r in rs) if w is not None]
+      worst.append(f"{min(ws, key=lambda w: w[1])[1]:.3f} ({min(ws, key=lambda w: w[1])[0]})"
+                   if ws else "-")
+    walls = [r["wall_seconds"] / 60 for r in rs if "wall_seconds" in r]
+    wall = f"{np.mean(walls):.1f} min" if walls else "-"
+    lines.append(f"| {name} | {len(rs)} | " + " | ".join(cells)
+                 + f" | {worst[0]} | {worst[1]} | {wall} |")
+  return "\n".join(lines)
 
 
 def main(root, extra):
-  dirs = {v: os.path.join(root, v) for v, _ in ROWS}
-  dirs.update(extra)
-  print("| method | " + " | ".join(c for _, c in COLUMNS) + " | training wall time |")
-  print("|---" * (len(COLUMNS) + 2) + "|")
-  for key, name in ROWS:
-    path = os.path.join(dirs[key], "eval", "results.json")
-    if not os.path.exists(path):
-      print(f"| {name} | " + " | ".join("not run" for _ in COLUMNS) + " | - |")
-      continue
-    with open(path) as f:
-      m = json.load(f)["metrics"]
-    wall = os.path.join(dirs[key], "wall_seconds")
-    wall = f"{int(open(wall).read()) / 60:.1f} min" if os.path.exists(wall) else "-"
-    cells = [f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "-" for k, _ in COLUMNS]
-    print(f"| {name} | " + " | ".join(cells) + f" | {wall} |")
+  print(table(collect(root, extra)))
 
 
 if __name__ == "__main__":
-  main(sys.argv[1], dict(a.split("=", 1)[::-1] for a in sys.argv[2:]))
+  main(sys.argv[1], dict(a.split("=", 1) for a in sys.argv[2:]))

@@ -19,6 +19,10 @@ CPU default (the README's first command):
   running: 18 min 25 s wall (over the 15 min aimed for); test SSIM A->B 0.959,
   B->A 0.959, colour match 0.99 / 0.99, digit accuracy 0.97 / 0.97 (three
   seeds: 0.922 +- 0.037 / 0.937 +- 0.021).
+  Longer runs: lower the learning rate. At lr 2e-3 a 1,000-iteration schedule
+  diverged after ~240 iterations; --config.optim.lr=5e-4 with
+  --config.stage2.num_iterations=1500 reached SSIM 0.98-0.99 both ways
+  (docs/benchmarks.md, "Learning curve of the fixed :cpu setting").
 """
 import ml_collections
 

@@ -140,7 +140,9 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
       raise ValueError(f"unknown config variant {p!r}; choose from "
                        f"{[v for v in VARIANTS if v]}")
   c.variant = ",".join(parts)
-  for p in parts:
+  # `cpu` is a whole setting and the others edit a setting, so `cpu` goes first
+  # whatever its place in the list (`unit,cpu` is `cpu,unit`).
+  for p in sorted(parts, key=lambda p: p != "cpu"):
     if p == "cpu":
       c.update_from_flattened_dict(_flatten(cpu))
     elif p == "tiny":
@@ -173,10 +175,15 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
     elif p == "unit":
       c.model.use_feature_mask = False
       c.model.use_adain = False
+      # The baselines keep their own papers' plain encoders: the sign-normalised
+      # first layer (a `:cpu` departure, docs/method.md §1.6a) only makes sense
+      # with an exemplar to say which colour is the digit.
+      c.model.content_sign_norm = False
       c.loss.style = 0.0
       c.loss.content = 0.0
     elif p == "cyclegan":
       c.model.n_shared = 0
+      c.model.content_sign_norm = False
       c.model.use_feature_mask = False
       c.model.use_adain = False
       c.loss.style = 0.0

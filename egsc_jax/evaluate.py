@@ -28,6 +28,10 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.eval` for the definitio
   the MNIST training digits and cached in DIR/eval/digit_classifier.msgpack; its
   own test accuracy is reported next to it) and, A->B, the share of pixels whose
   colour follows the exemplar's scheme.
+- MNIST-Multiple: colour match per digit class, both directions: the share of a
+  class's pixels whose colour is nearer that class's ground-truth colour than
+  any other colour of the ground-truth canvas (`colour.per_class_colour_match`;
+  the classes are read from the hue of the pair's coloured image).
 - gta5_bdd with --segmenter: the user's segmentation function runs on the A->B
   translations and is scored against GTA5's labels (label_a): per-class IoU and
   mIoU over the 8 categories.
@@ -214,7 +218,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
   stats = _score_directions(translator, config, split=split, num_examples=n,
                             official_stretch=official_stretch,
                             inception_weights=inception_weights, classifier=classifier,
-                            colour_match=run.is_single, segment=segment)
+                            colour_match=run.is_single, segment=segment,
+                            class_colour_match=config.dataset == "mnist_multiple" and run.has_gt)
   num_s, num_e = min(lpips_sources, run.total), min(lpips_exemplars, run.total)
   diversity = _diversity(translator, config, split=split, num_sources=num_s,
                          num_exemplars=num_e)
@@ -317,6 +322,10 @@ def _metrics(stats: dict[str, scores.Stats], diversity: dict[str, float], *, see
       details.setdefault("per_scheme", {})[direction] = scores.per_scheme(s)
       details.setdefault("per_source_and_exemplar_scheme", {})[direction] = (
           scores.per_source_and_exemplar_scheme(s))
+    if s.class_total is not None:
+      per_class = scores.per_class(s)
+      metrics[f"colour_match_{direction}"] = per_class["digits"]["colour_match"]
+      details.setdefault("per_class", {})[direction] = per_class
     if s.confusion is not None:
       seg = segmentation.scores_from_confusion(s.confusion)
       metrics[f"segmentation_miou_{direction}"] = seg["miou"]
@@ -383,7 +392,8 @@ _ROWS = (
     ("fid_inception", fid_kid.FID_INCEPTION_NAME),
     ("kid_inception", fid_kid.KID_INCEPTION_NAME),
     ("digit_accuracy", "Digit accuracy of the translations"),
-    ("colour_match", "Colour-match share with the exemplar's scheme"),
+    ("colour_match", "Colour-match share with the exemplar's colours (its scheme on "
+     "MNIST-Single; each digit class's colour on MNIST-Multiple, digit pixels)"),
     ("segmentation_miou", "Segmentation mIoU of the translations (8 categories)"),
     ("segmentation_pixel_accuracy", "Segmentation pixel accuracy"),
 )
@@ -446,6 +456,15 @@ def markdown(results: dict) -> str:
     for scheme, r in rows.items():
       lines.append(f"| {scheme} | {r['count']} | {_fmt(r, 'ssim')} | "
                    f"{_fmt(r, 'colour_match')} | {_fmt(r, 'digit_accuracy')} |")
+  per_class = results["details"].get("per_class", {})
+  if per_class:
+    names = list(next(iter(per_class.values())))
+    lines += ["", "Colour match by digit class (share of the class's pixels nearest its "
+              "ground-truth colour):", "",
+              "| direction | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for direction, rows in per_class.items():
+      lines.append(f"| {DIRECTION_NAMES[direction]} | "
+                   + " | ".join(_fmt(rows[n], "colour_match") for n in names) + " |")
   for direction, table in results["details"].get("per_source_and_exemplar_scheme",
                                                   {}).items():
     lines += _cross_table(table, DIRECTION_NAMES[direction])

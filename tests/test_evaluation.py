@@ -173,6 +173,21 @@ def test_plot_pixel_accuracy_writes_png(tmp_path):
     plots.plot_pixel_accuracy_curves({"A->B": np.zeros(5)}, path=tmp_path / "x.png")
 
 
+def test_plot_learning_curves_writes_png(tmp_path):
+  import matplotlib.image
+
+  path = tmp_path / "curve.png"
+  plots.plot_learning_curves({"SSIM A->B": ([125, 250, 375], [0.5, 0.8, 0.9]),
+                              "SSIM B->A": ([125, 250, 375], [0.4, 0.7, 0.95])},
+                             path=path, targets={"target 0.80": 0.8})
+  img = matplotlib.image.imread(path)
+  assert img.shape[:2] == (400, 600)
+  # Drawn curves are not all white: the axes area holds coloured pixels.
+  assert (np.abs(img[..., :3] - img[..., :3].mean(-1, keepdims=True)) > 0.1).any()
+  with pytest.raises(ValueError, match="'SSIM A->B'.*same non-empty"):
+    plots.plot_learning_curves({"SSIM A->B": ([1, 2], [0.5])}, path=tmp_path / "x.png")
+
+
 # ---------------------------------------------------------------------------
 # LPIPS diversity
 # ---------------------------------------------------------------------------
@@ -468,6 +483,116 @@ def test_per_source_and_exemplar_scheme_shows_a_swap_the_exemplar_means_hide():
   assert right["ssim"] == pytest.approx(1.0)
   np.testing.assert_allclose(swapped["ssim"], _skimage_ssim(pred[3:], gt).mean(), atol=1e-9)
   assert scores.per_scheme(stats)["red on blue"]["colour_match"] == 0.5
+
+
+def _multiple_pair(seed: int):
+  """One MNIST-Multiple test pair drawn by the builder's own functions, with
+  blocky synthetic digits (a random 28x28 mask per class), and both class maps."""
+  from egsc_jax.data import mnist_multiple as mm
+  rng = np.random.default_rng(seed)
+  masks = rng.random((10, 28, 28)) < 0.3
+  labels = np.arange(10)
+  canvas_a = mm.draw_canvas(rng, labels, num_candidates=40, coloured=False)
+  canvas_b = mm.draw_canvas(rng, labels, num_candidates=40, coloured=True)
+  pair = mm.render_pair(canvas_a, canvas_b, masks=masks, with_gt=True)
+  return pair, mm.layout_masks(canvas_a, masks=masks), mm.layout_masks(canvas_b, masks=masks)
+
+
+def test_digit_class_map_recovers_the_mnist_multiple_layout():
+  """The hue of a coloured canvas names every pixel's class exactly: gt_a2b gives
+  A's layout, image_b B's; the black/white canvases have no class."""
+  for seed in range(5):
+    pair, map_a, map_b = _multiple_pair(seed)
+    np.testing.assert_array_equal(colour.digit_class_map(pair["gt_a2b"]), map_a)
+    np.testing.assert_array_equal(colour.digit_class_map(pair["image_b"]), map_b)
+    assert (colour.digit_class_map(pair["image_a"]) == colour.BACKGROUND).all()
+    assert set(np.unique(map_a)) <= set(range(-1, 10)) and (map_a >= 0).any()
+
+
+def test_per_class_colour_match_known_values():
+  pair, map_a, map_b = _multiple_pair(0)
+  gt, classes = pair["gt_a2b"], colour.digit_class_map(pair["gt_a2b"])
+  matched, total = colour.per_class_colour_match(gt, gt, classes)
+  np.testing.assert_array_equal(matched, total)                   # perfect: 1 everywhere
+  np.testing.assert_array_equal(total[0, :10], [(map_a == c).sum() for c in range(10)])
+  assert total[0, 10] == (map_a < 0).sum()
+  # Classes 3 and 5 drawn in each other's colours: those two match 0, the rest 1.
+  c3, c5 = gt[map_a == 3][0], gt[map_a == 5][0]
+  swapped = gt.copy()
+  swapped[map_a == 3], swapped[map_a == 5] = c5, c3
+  matched, total = colour.per_class_colour_match(swapped, gt, classes)
+  assert matched[0, 3] == matched[0, 5] == 0
+  keep = [c for c in range(11) if c not in (3, 5)]
+  np.testing.assert_array_equal(matched[0, keep], total[0, keep])
+  # Half of class 7's pixels (by raster order) in the background colour: 0.5 of them match.
+  idx = np.flatnonzero(map_a.ravel() == 7)
+  half = gt.reshape(-1, 3).copy()
+  half[idx[: len(idx) // 2]] = gt[map_a < 0][0]
+  matched, total = colour.per_class_colour_match(half.reshape(gt.shape), gt, classes)
+  assert (matched[0, 7], total[0, 7]) == (len(idx) - len(idx) // 2, len(idx))
+  # B->A: the inverted black/white canvas matches nowhere, the right one everywhere.
+  gt_b2a, classes_b = pair["gt_b2a"], colour.digit_class_map(pair["image_b"])
+  matched, total = colour.per_class_colour_match(255 - gt_b2a, gt_b2a, classes_b)
+  assert matched.sum() == 0 and total.sum() == 112 * 112
+  matched, total = colour.per_class_colour_match(gt_b2a, gt_b2a, classes_b)
+  np.testing.assert_array_equal(matched, total)
+  with pytest.raises(ValueError, match="same images"):
+    colour.per_class_colour_match(gt, gt, classes[:50])
+
+
+def test_per_class_scores_accumulate_over_batches():
+  """scores.per_class pools the pixel counts of every batch, per direction."""
+  pairs = [_multiple_pair(seed) for seed in (1, 2)]
+  gt = np.stack([p["gt_a2b"] for p, _, _ in pairs])
+  source = np.stack([p["image_a"] for p, _, _ in pairs])
+  map_a = np.stack([m for _, m, _ in pairs])
+  pred = gt.copy()
+  pred[1][map_a[1] >= 0] = gt[1][map_a[1] < 0][0]       # image 1: digits in the background colour
+  stats = scores.Stats()
+  for i in range(2):
+    batch = dict(pred=pred[i:i + 1], gt=gt[i:i + 1], source=source[i:i + 1])
+    scores.accumulate_scheme_scores(stats, batch, classifier=None, colour_match=False,
+                                    class_colour_match=True, direction="a2b")
+  rows = scores.per_class(stats)
+  assert list(rows) == [str(c) for c in range(10)] + ["digits", "background"]
+  digits = [(map_a == c).sum() for c in range(10)]
+  assert [rows[str(c)]["pixels"] for c in range(10)] == digits
+  assert rows["background"]["colour_match"] == 1.0
+  want = (map_a[0] >= 0).sum() / (map_a >= 0).sum()       # only image 0's digits match
+  assert rows["digits"]["colour_match"] == pytest.approx(want, abs=1e-12)
+  with pytest.raises(ValueError, match="direction"):
+    scores.accumulate_scheme_scores(stats, batch, classifier=None, colour_match=False,
+                                    class_colour_match=True)
+
+
+def test_evaluate_reports_the_per_class_colour_match():
+  """The evaluate command's metrics and markdown carry the MNIST-Multiple
+  per-class colour match: colour_match_<dir> over the digit pixels, a table row
+  per direction."""
+  from egsc_jax import evaluate
+  pair, _, _ = _multiple_pair(3)
+  stats = {}
+  for direction, pred, gt, source in (
+      ("a2b", pair["gt_a2b"], pair["gt_a2b"], pair["image_a"]),
+      ("b2a", 255 - pair["gt_b2a"], pair["gt_b2a"], pair["image_b"])):
+    # One pair: too few features for KID, which is then left out.
+    stats[direction] = scores.Stats(vgg_real=[np.zeros((1, 4))], vgg_fake=[np.zeros((1, 4))])
+    batch = dict(pred=pred[None], gt=gt[None], source=source[None])
+    scores.accumulate_scheme_scores(stats[direction], batch, classifier=None,
+                                    colour_match=False, class_colour_match=True,
+                                    direction=direction)
+  metrics, _, details = evaluate._metrics(stats, {}, seed=0, classifier=False,
+                                          classifier_accuracy=None)
+  assert metrics["colour_match_a2b"] == 1.0 and metrics["colour_match_b2a"] == 0.0
+  assert details["per_class"]["a2b"]["background"]["colour_match"] == 1.0
+  results = dict(workdir="w", dataset="mnist_multiple", config_variant="", split="test",
+                 num_examples=1, checkpoint_step=1, used_ema=False, test_noise=False, seed=0,
+                 wall_seconds=1.0, devices="cpu", metrics=metrics, details=details,
+                 protocol={})
+  text = evaluate.markdown(results)
+  assert "| direction | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | digits | background |" in text
+  assert "| A→B | " + " | ".join(["1.0000"] * 12) + " |" in text
+  assert "| B→A | " + " | ".join(["0.0000"] * 12) + " |" in text
 
 
 # ---------------------------------------------------------------------------

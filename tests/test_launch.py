@@ -35,6 +35,14 @@ def test_every_launch_script_passes_shellcheck():
   assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_benchmark_scripts_pass_shellcheck():
+  bench = os.path.join(REPO, "benchmarks")
+  scripts = sorted(f for f in os.listdir(bench) if f.endswith(".sh"))
+  assert "compare_mnist_single.sh" in scripts
+  out = subprocess.run([shellcheck(), *scripts], cwd=bench, capture_output=True, text=True)
+  assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_quote_args_survives_a_remote_shell():
   # What the TPU worker's shell does with the quoted line: split it back.
   script = ('source launch/lib.sh; line="$(quote_args "$@")"; '

@@ -252,6 +252,11 @@ def test_paper_configs_train_for_t_equal_to_the_training_pairs(mnist_data_dir):
 
 def test_cpu_variant_only_for_mnist_single():
   assert _parse([f"--config={CONFIG}:cpu"]).stage2.num_iterations > 0
+  # The ablations keep :cpu's sign-normalised encoder; the UNIT and CycleGAN
+  # baselines get their own papers' plain one, whatever order the variants have.
+  assert _parse([f"--config={CONFIG}:cpu,no_mask"]).model.content_sign_norm
+  for spec in ("cpu,unit", "cpu,cyclegan", "unit,cpu"):
+    assert not _parse([f"--config={CONFIG}:{spec}"]).model.content_sign_norm, spec
   with pytest.raises(Exception, match="only for mnist_single"):
     _parse([f"--config={os.path.join(REPO, 'configs', 'gta5_bdd.py')}:cpu"])
 

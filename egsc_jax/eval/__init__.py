@@ -14,7 +14,7 @@ Around them:
   inputs.py           input checks and conversions every metric shares
   scores.py           every metric of a direction, accumulated batch by batch
   training.py         training's image grids and periodic scores
-  plots.py            the pixel-accuracy plot
+  plots.py            the pixel-accuracy plot and learning curves
 
 The command is `python -m egsc_jax.evaluate`. The metrics are pure functions
 (no I/O but plots and the classifier cache).

@@ -1,4 +1,4 @@
-"""Colour match with the exemplar's scheme (MNIST-Single), and per-scheme means.
+"""Colour match with the exemplar: per scheme (MNIST-Single), per digit class (MNIST-Multiple).
 
 `colour_match_share`: the share of pixels whose palette colour is the exemplar's
 foreground / background colour; `scheme_names` and `per_scheme_means` break any
@@ -159,3 +159,86 @@ def per_scheme_means(values: Mapping[str, np.ndarray], schemes: Sequence[str]
       row[metric] = float(v[keep].mean())
     out[name] = row
   return out
+
+
+# ----------------------------------------------------------------------------
+# MNIST-Multiple: per-class colour match
+# ----------------------------------------------------------------------------
+
+NUM_DIGIT_CLASSES = 10
+BACKGROUND = -1
+# Digit colours have a chroma (max - min over RGB) of at least ~20 uint8 levels
+# (saturation and value >= 0.3 before the min-max stretch); the black or white
+# background has none.
+MIN_CHROMA = 8
+
+
+def digit_class_map(images: np.ndarray) -> np.ndarray:
+  """The digit class of each pixel of coloured MNIST-Multiple canvases, from its hue.
+
+  Class c is painted with hue c/10 (docs/method.md §4.2; `data/mnist_multiple.py`),
+  and the canvas-wide min-max stretch leaves hue unchanged, so the hue names the
+  class. Pixels without chroma (the black or white background) are `BACKGROUND`.
+
+  Args:
+    images: uint8 [N, H, W, 3] domain-B canvases (an image_b, or a gt_a2b).
+  Returns:
+    int64 [N, H, W]: 0-9, or -1 for the background.
+  """
+  images, single = inputs.as_batch(images, name="images")
+  x = images.astype(np.float64)
+  r, g, b = x[..., 0], x[..., 1], x[..., 2]
+  mx, mn = x.max(-1), x.min(-1)
+  chroma = mx - mn
+  c = np.where(chroma > 0, chroma, 1.0)
+  hue = np.where(mx == r, ((g - b) / c) % 6, np.where(mx == g, (b - r) / c + 2, (r - g) / c + 4))
+  classes = np.rint(hue / 6 * NUM_DIGIT_CLASSES).astype(np.int64) % NUM_DIGIT_CLASSES
+  out = np.where(chroma >= MIN_CHROMA, classes, BACKGROUND)
+  return out[0] if single else out
+
+
+def per_class_colour_match(pred: np.ndarray, gt: np.ndarray, class_map: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray]:
+  """Per-class colour match of MNIST-Multiple translations, as pixel counts.
+
+  A pixel of class c matches when the translation's colour there is at least as
+  near (Euclidean in RGB) to the ground truth's colour of class c as to any other
+  colour of that ground-truth canvas (the other classes' colours, the
+  background). A->B: the ground truth's per-class colours are the exemplar's;
+  B->A: every digit has the exemplar's one digit colour, so a digit pixel matches
+  when it is nearer the digit colour than the background colour.
+
+  Args:
+    pred: uint8 [N, H, W, 3] translations.
+    gt: uint8 [N, H, W, 3] their ground truth.
+    class_map: int [N, H, W], 0-9 or `BACKGROUND` (`digit_class_map` of the
+      coloured one of source and ground truth).
+  Returns:
+    (matched, total): int64 [N, 11] each, columns 0-9 the digit classes and 10
+    the background; total counts the class's pixels in each image.
+  """
+  pred, _ = inputs.as_batch(pred, name="pred")
+  gt, _ = inputs.as_batch(gt, name="gt")
+  class_map = np.asarray(class_map)
+  if class_map.ndim == 2:
+    class_map = class_map[None]
+  if pred.shape != gt.shape or class_map.shape != pred.shape[:3]:
+    raise ValueError(f"pred {pred.shape}, gt {gt.shape} and class_map {class_map.shape} "
+                     "must be the same images.")
+  k = NUM_DIGIT_CLASSES + 1
+  index = np.where(class_map == BACKGROUND, NUM_DIGIT_CLASSES, class_map)   # [N, H, W]
+  matched = np.zeros((len(pred), k), np.int64)
+  total = np.zeros((len(pred), k), np.int64)
+  for n in range(len(pred)):   # one canvas at a time: [H*W, k] distances, bounded memory
+    idx = index[n].ravel()
+    total[n] = np.bincount(idx, minlength=k)
+    # Each class's ground-truth colour: its pixels' mean (they share one colour).
+    g = gt[n].reshape(-1, 3).astype(np.float64)
+    colours = np.stack([np.bincount(idx, weights=g[:, ch], minlength=k) for ch in range(3)],
+                       -1) / np.maximum(total[n], 1)[:, None]                # [k, 3]
+    p = pred[n].reshape(-1, 3).astype(np.float64)
+    d = np.square(p[:, None, :] - colours[None]).sum(-1)                     # [H*W, k]
+    d[:, total[n] == 0] = np.inf
+    match = d[np.arange(len(idx)), idx] <= d.min(-1)
+    matched[n] = np.bincount(idx, weights=match, minlength=k).astype(np.int64)
+  return matched, total

@@ -1,4 +1,4 @@
-"""Plots of evaluation results, written as PNG files (local or gs://)."""
+"""Plots of evaluation results (pixel accuracy, learning curves), written as PNG files (local or gs://)."""
 from __future__ import annotations
 
 import os
@@ -34,6 +34,46 @@ def plot_pixel_accuracy_curves(curves: Mapping[str, np.ndarray], *, path: str | 
   ax.set_xlabel("threshold tau (sum over RGB of |pred - gt|)")
   ax.set_ylabel("pixel accuracy")
   ax.set_ylim(0.0, 1.0)
+  ax.set_title(title)
+  ax.grid(True, alpha=0.3)
+  ax.legend(loc="lower right")
+  fig.tight_layout()
+  from egsc_jax import paths  # pylint: disable=g-import-not-at-top
+  with paths.Path(path).open("wb") as f:
+    fig.savefig(f, format="png")
+
+
+def plot_learning_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                         path: str | os.PathLike, ylabel: str = "test SSIM",
+                         title: str = "Learning curve", ylim: tuple[float, float] = (0.0, 1.0),
+                         targets: Mapping[str, float] | None = None) -> None:
+  """Writes a PNG of scores against the training iteration.
+
+  Args:
+    curves: label -> (iterations [n], values [n]), e.g. {'SSIM A->B': (its, ssim)}.
+    path: the PNG to write, local or gs:// (its folder must exist).
+    ylabel, title, ylim: the axes' label, the title, the y range.
+    targets: label -> value, drawn as dashed horizontal lines (e.g. a target score).
+  """
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  fig = Figure(figsize=(6, 4), dpi=100)
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot(1, 1, 1)
+  for label, (x, y) in curves.items():
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape or x.ndim != 1 or not len(x):
+      raise ValueError(f"curve {label!r}: iterations {x.shape} and values {y.shape} "
+                       "must be the same non-empty 1-D shape.")
+    ax.plot(x, y, marker="o", markersize=3, label=label)
+  for label, value in (targets or {}).items():
+    ax.axhline(value, linestyle="--", linewidth=1, color="grey")
+    ax.annotate(label, (0.0, value), xycoords=("axes fraction", "data"),
+                textcoords="offset points", xytext=(4, 2), fontsize=8, color="grey")
+  ax.set_xlabel("stage-2 iteration")
+  ax.set_ylabel(ylabel)
+  ax.set_ylim(*ylim)
   ax.set_title(title)
   ax.grid(True, alpha=0.3)
   ax.legend(loc="lower right")

@@ -40,6 +40,10 @@ class Stats:
   colour: list = dataclasses.field(default_factory=list)
   schemes: list = dataclasses.field(default_factory=list)   # the exemplars' schemes
   source_schemes: list = dataclasses.field(default_factory=list)
+  # MNIST-Multiple: matched / total pixels per digit class (columns 0-9) and
+  # the background (column 10), summed over the batches.
+  class_matched: np.ndarray | None = None
+  class_total: np.ndarray | None = None
   confusion: np.ndarray | None = None
 
 
@@ -49,7 +53,8 @@ def _add(total: np.ndarray | None, x: np.ndarray) -> np.ndarray:
 
 def accumulate(stats: Stats, batch: dict, *, direction: str, official_stretch: bool,
                inception_weights: str | None, classifier: dict | None,
-               colour_match: bool, segment: Segment | None) -> None:
+               colour_match: bool, segment: Segment | None,
+               class_colour_match: bool = False) -> None:
   """Adds one batch (pred, exemplar, gt, ...) of `direction` to `stats`.
 
   `segment` (A->B only, when the batch has source labels) labels the
@@ -75,15 +80,19 @@ def accumulate(stats: Stats, batch: dict, *, direction: str, official_stretch: b
   if inception_weights:
     stats.inc_fake.append(features.inception_features(pred, weights_path=inception_weights))
     stats.inc_real.append(features.inception_features(real, weights_path=inception_weights))
-  accumulate_scheme_scores(stats, batch, classifier=classifier, colour_match=colour_match)
+  accumulate_scheme_scores(stats, batch, classifier=classifier, colour_match=colour_match,
+                           class_colour_match=class_colour_match, direction=direction)
   if segment is not None and direction == "a2b" and "label" in batch:
     stats.confusion = _add(stats.confusion, segmentation.confusion_matrix(
         segment(pred), batch["label"], num_classes=len(category_names())))
 
 
 def accumulate_scheme_scores(stats: Stats, batch: dict, *, classifier: dict | None,
-                             colour_match: bool) -> None:
-  """Per-example digit correctness, colour match and exemplar scheme of a batch."""
+                             colour_match: bool, class_colour_match: bool = False,
+                             direction: str | None = None) -> None:
+  """Per-example digit correctness, colour match and exemplar scheme of a batch
+  (MNIST-Single), or the per-class colour match of `direction` (MNIST-Multiple,
+  `class_colour_match`; needs the ground truth)."""
   if classifier is not None and "digit" in batch:
     from egsc_jax.eval import digit_classifier as dc  # pylint: disable=g-import-not-at-top
     stats.digits_correct.append(dc.classify(classifier, batch["pred"]) == batch["digit"])
@@ -91,6 +100,16 @@ def accumulate_scheme_scores(stats: Stats, batch: dict, *, classifier: dict | No
     stats.colour.append(scheme_match(batch))
     stats.schemes += colour.scheme_names(batch["exemplar"])
     stats.source_schemes += colour.scheme_names(batch["source"])
+  if class_colour_match and batch.get("gt") is not None:
+    if direction not in ("a2b", "b2a"):
+      raise ValueError(f"class_colour_match needs direction 'a2b' or 'b2a', got {direction!r}.")
+    # The coloured image of the pair names each pixel's class: the ground truth
+    # A->B, the source B->A.
+    coloured = batch["gt"] if direction == "a2b" else batch["source"]
+    matched, total = colour.per_class_colour_match(batch["pred"], batch["gt"],
+                                                   colour.digit_class_map(coloured))
+    stats.class_matched = _add(stats.class_matched, matched.sum(0))
+    stats.class_total = _add(stats.class_total, total.sum(0))
 
 
 def scheme_match(batch: dict) -> np.ndarray:
@@ -109,6 +128,20 @@ def _per_example_values(stats: Stats) -> dict[str, np.ndarray]:
   if stats.digits_correct:
     values["digit_accuracy"] = np.concatenate(stats.digits_correct)
   return values
+
+
+def per_class(stats: Stats) -> dict[str, dict[str, float]]:
+  """Colour match by digit class, then over all digit pixels and on the background
+  (MNIST-Multiple): {'0': {'pixels': n, 'colour_match': share}, ..., 'digits': ...,
+  'background': ...}; a class with no pixels has colour_match NaN."""
+  m, t = stats.class_matched, stats.class_total
+  share = lambda a, b: float(a / b) if b else float("nan")  # noqa: E731
+  out = {str(c): {"pixels": int(t[c]), "colour_match": share(m[c], t[c])}
+         for c in range(colour.NUM_DIGIT_CLASSES)}
+  d = colour.NUM_DIGIT_CLASSES
+  out["digits"] = {"pixels": int(t[:d].sum()), "colour_match": share(m[:d].sum(), t[:d].sum())}
+  out["background"] = {"pixels": int(t[d]), "colour_match": share(m[d], t[d])}
+  return out
 
 
 def per_scheme(stats: Stats) -> dict[str, dict[str, float]]:

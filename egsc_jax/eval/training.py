@@ -91,9 +91,10 @@ def stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray
 
 def stage2_scores(state, *, models: Models, config, workdir: str) -> dict[str, float]:
   """Test SSIM against the ground truth, A->B and B->A (docs/method.md §5.1); on
-  MNIST-Single also colour match and digit accuracy per exemplar scheme
-  (`training_scores`). The digit classifier is trained on first use and cached
-  in workdir/eval, where the evaluate command finds it."""
+  MNIST-Single also colour match and digit accuracy per exemplar scheme, on
+  MNIST-Multiple colour match per digit class (`training_scores`). The digit
+  classifier is trained on first use and cached in workdir/eval, where the
+  evaluate command finds it."""
   classifier = None
   clf_steps = int(config.train.get("digit_classifier_steps",
                                    digit_classifier.CLASSIFIER_STEPS))
@@ -110,13 +111,16 @@ def training_scores(translator, config, *, num_examples: int,
                     classifier: dict | None) -> dict[str, float]:
   """The scores training logs at each evaluation: test SSIM against the ground
   truth per direction and, on MNIST-Single, colour match and digit accuracy,
-  overall and per exemplar scheme (keys 'a2b/red_on_green/ssim', ...).
+  overall and per exemplar scheme (keys 'a2b/red_on_green/ssim', ...); on
+  MNIST-Multiple colour match over the digit pixels and per class (keys
+  'a2b/class_3/colour_match', 'a2b/class_background/colour_match').
 
   Args:
     translator: an `inference.Translator`.
   """
   from egsc_jax import inference  # pylint: disable=g-import-not-at-top
   is_single = config.dataset == "mnist_single"
+  is_multiple = config.dataset == "mnist_multiple"
   out = {}
   for direction in inference.DIRECTIONS:
     s = scores.Stats()
@@ -125,8 +129,14 @@ def training_scores(translator, config, *, num_examples: int,
       s.ssim.append(ssim.ssim(batch["pred"], batch["gt"]))
       scores.accumulate_scheme_scores(s, batch,
                                       classifier=classifier if is_single else None,
-                                      colour_match=is_single)
+                                      colour_match=is_single,
+                                      class_colour_match=is_multiple, direction=direction)
     out[f"ssim_{direction}"] = float(np.mean(np.concatenate(s.ssim)))
+    if is_multiple:
+      for name, row in scores.per_class(s).items():
+        key = (f"colour_match_{direction}" if name == "digits"
+               else f"{direction}/class_{name}/colour_match")
+        out[key] = row["colour_match"]
     if is_single:
       out[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
       if s.digits_correct:

@@ -1,0 +1,111 @@
+"""The learning curve of a training run: its periodic test scores as a table and a plot.
+
+  python benchmarks/learning_curve.py --workdir=DIR [--out=docs/images/curve.png] [--stage=2]
+
+Reads the scalars training wrote to DIR/stage2's TensorBoard event files (the
+scores of `train.eval_every`: test SSIM per direction and, on MNIST-Single,
+colour match, digit accuracy and the per-exemplar-scheme scores) and prints
+one markdown row per evaluation: the means and the weakest exemplar scheme of
+each direction. With --out it also writes the SSIM curves as a PNG. DIR may be
+gs://. Needs TensorFlow (to read the event files), like training.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from egsc_jax import paths  # pylint: disable=wrong-import-position
+from egsc_jax.eval import plots  # pylint: disable=wrong-import-position
+
+DIRECTIONS = (("a2b", "A->B"), ("b2a", "B->A"))
+
+
+def read_scalars(stage_dir: str) -> dict[int, dict[str, float]]:
+  """step -> {tag: value} over every event file in `stage_dir` (later files win)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  files = sorted(str(p) for p in paths.Path(stage_dir).glob("events.out.tfevents.*"))
+  if not files:
+    raise FileNotFoundError(f"no TensorBoard event files in {stage_dir}: is it a training "
+                            "run's stage directory (DIR/stage2)?")
+  out: dict[int, dict[str, float]] = {}
+  for path in files:
+    for record in tf.data.TFRecordDataset(path):
+      event = tf.compat.v1.Event.FromString(record.numpy())
+      for v in event.summary.value:
+        if v.HasField("tensor"):
+          array = tf.make_ndarray(v.tensor)
+          if array.ndim:            # images and other non-scalar summaries
+            continue
+          value = float(array)
+        else:
+          value = v.simple_value
+        out.setdefault(int(event.step), {})[v.tag] = value
+  return out
+
+
+def eval_rows(scalars: dict[int, dict[str, float]]) -> list[dict]:
+  """The evaluations only (steps with `ssim_a2b`), in step order, each with the
+  weakest exemplar scheme per direction (by SSIM) when per-scheme scores exist."""
+  rows = []
+  for step in sorted(scalars):
+    s = scalars[step]
+    if "ssim_a2b" not in s:
+      continue
+    row = {"iteration": step, **s}
+    for d, _ in DIRECTIONS:
+      schemes = {k.split("/")[1]: v for k, v in s.items()
+                 if k.startswith(f"{d}/") and k.endswith("/ssim")}
+      if schemes:
+        worst = min(schemes, key=schemes.get)
+        row[f"worst_{d}"] = (worst.replace("_", " "), schemes[worst],
+                             s.get(f"{d}/{worst}/colour_match", np.nan))
+    rows.append(row)
+  return rows
+
+
+def markdown(rows: list[dict]) -> str:
+  def cell(row, key):
+    return f"{row[key]:.3f}" if key in row else "-"
+
+  lines = ["| stage-2 iteration | SSIM A->B | SSIM B->A | colour match A->B / B->A | "
+           "digit acc. A->B / B->A | weakest A->B scheme (SSIM / colour match) | "
+           "weakest B->A scheme (SSIM / colour match) |", "|---" * 7 + "|"]
+  for r in rows:
+    worst = [f"{r[f'worst_{d}'][0]} {r[f'worst_{d}'][1]:.3f} / {r[f'worst_{d}'][2]:.3f}"
+             if f"worst_{d}" in r else "-" for d, _ in DIRECTIONS]
+    lines.append(
+        f"| {r['iteration']} | {cell(r, 'ssim_a2b')} | {cell(r, 'ssim_b2a')} | "
+        f"{cell(r, 'colour_match_a2b')} / {cell(r, 'colour_match_b2a')} | "
+        f"{cell(r, 'digit_accuracy_a2b')} / {cell(r, 'digit_accuracy_b2a')} | "
+        f"{worst[0]} | {worst[1]} |")
+  return "\n".join(lines)
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--stage", type=int, default=2)
+  p.add_argument("--out", help="PNG of the SSIM curves (local or gs://)")
+  p.add_argument("--title", default="MNIST-Single, test SSIM against the ground truth")
+  args = p.parse_args(argv)
+  rows = eval_rows(read_scalars(os.path.join(args.workdir, f"stage{args.stage}")))
+  if not rows:
+    raise SystemExit(f"{args.workdir}/stage{args.stage} has no evaluations yet "
+                     "(train.eval_every).")
+  print(markdown(rows))
+  if args.out:
+    its = [r["iteration"] for r in rows]
+    curves = {f"SSIM {name}": (its, [r[f"ssim_{d}"] for r in rows]) for d, name in DIRECTIONS}
+    for d, name in DIRECTIONS:
+      if all(f"worst_{d}" in r for r in rows):
+        curves[f"weakest {name} scheme"] = (its, [r[f"worst_{d}"][1] for r in rows])
+    paths.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    plots.plot_learning_curves(curves, path=args.out, title=args.title)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+  main()
