@@ -31,16 +31,8 @@ def plot_pixel_accuracy_curves(curves: Mapping[str, np.ndarray], *, path: str | 
     if curve.shape != taus.shape:
       raise ValueError(f"curve {label!r} has shape {curve.shape}, taus {taus.shape}.")
     ax.plot(taus, curve, label=label)
-  ax.set_xlabel("threshold tau (sum over RGB of |pred - gt|)")
-  ax.set_ylabel("pixel accuracy")
-  ax.set_ylim(0.0, 1.0)
-  ax.set_title(title)
-  ax.grid(True, alpha=0.3)
-  ax.legend(loc="lower right")
-  fig.tight_layout()
-  from egsc_jax import paths  # pylint: disable=g-import-not-at-top
-  with paths.Path(path).open("wb") as f:
-    fig.savefig(f, format="png")
+  _finish_and_save(fig, ax, path=path, xlabel="threshold tau (sum over RGB of |pred - gt|)",
+                   ylabel="pixel accuracy", ylim=(0.0, 1.0), title=title)
 
 
 def plot_learning_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
@@ -71,7 +63,14 @@ def plot_learning_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[fl
     ax.axhline(value, linestyle="--", linewidth=1, color="grey")
     ax.annotate(label, (0.0, value), xycoords=("axes fraction", "data"),
                 textcoords="offset points", xytext=(4, 2), fontsize=8, color="grey")
-  ax.set_xlabel("stage-2 iteration")
+  _finish_and_save(fig, ax, path=path, xlabel="stage-2 iteration", ylabel=ylabel, ylim=ylim,
+                   title=title)
+
+
+def _finish_and_save(fig, ax, *, path, xlabel: str, ylabel: str,
+                     ylim: tuple[float, float], title: str) -> None:
+  """Labels, grid and legend of a one-axes figure, then the PNG (local or gs://)."""
+  ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
   ax.set_ylim(*ylim)
   ax.set_title(title)
