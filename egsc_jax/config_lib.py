@@ -129,12 +129,13 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
                   ) -> ml_collections.ConfigDict:
   """Applies a comma-separated list of VARIANTS (`tiny`, `cpu,no_mask`, ...).
 
-  `cpu` holds the experiment's own reduced 2-core-CPU setting (only
-  configs/mnist_single.py has one); asking for `cpu` elsewhere is an error.
+  `cpu` holds the experiment's own reduced CPU setting (configs/mnist_single.py
+  and configs/mnist_multiple.py have one); asking for `cpu` elsewhere is an error.
   """
   parts = [p for p in (arg or "").split(",") if p]
   if "cpu" in parts and cpu is None:
-    raise ValueError(f"the 'cpu' variant exists only for mnist_single, not {c.dataset!r}")
+    raise ValueError(f"the 'cpu' variant exists only for mnist_single and "
+                     f"mnist_multiple, not {c.dataset!r}")
   for p in parts:
     if p not in VARIANTS:
       raise ValueError(f"unknown config variant {p!r}; choose from "

@@ -250,14 +250,19 @@ def test_paper_configs_train_for_t_equal_to_the_training_pairs(mnist_data_dir):
   assert (resolved.stage1.num_iterations, resolved.stage2.num_iterations) == (4000, 7)
 
 
-def test_cpu_variant_only_for_mnist_single():
+def test_cpu_variant_only_for_the_mnist_configs():
   assert _parse([f"--config={CONFIG}:cpu"]).stage2.num_iterations > 0
+  multiple = os.path.join(REPO, "configs", "mnist_multiple.py")
+  c = _parse([f"--config={multiple}:cpu"])
+  assert (tuple(c.data.image_size), c.model.n_downsample, c.model.use_feature_mask) == (
+      (56, 56), 1, True)
+  assert not _parse([f"--config={multiple}:no_mask,cpu"]).model.use_feature_mask
   # The ablations keep :cpu's sign-normalised encoder; the UNIT and CycleGAN
   # baselines get their own papers' plain one, whatever order the variants have.
   assert _parse([f"--config={CONFIG}:cpu,no_mask"]).model.content_sign_norm
   for spec in ("cpu,unit", "cpu,cyclegan", "unit,cpu"):
     assert not _parse([f"--config={CONFIG}:{spec}"]).model.content_sign_norm, spec
-  with pytest.raises(Exception, match="only for mnist_single"):
+  with pytest.raises(Exception, match="only for mnist_single and mnist_multiple"):
     _parse([f"--config={os.path.join(REPO, 'configs', 'gta5_bdd.py')}:cpu"])
 
 
