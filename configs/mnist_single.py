@@ -30,44 +30,6 @@ import ml_collections
 from egsc_jax import config_lib
 
 
-def cpu_setting() -> ml_collections.ConfigDict:
-  """A reduced setting that trains on a 2-core CPU in about 15 minutes."""
-  c = ml_collections.ConfigDict()
-  # clip(1.1 tanh): MNIST's pure colours need outputs of exactly 0 and 255.
-  # content_sign_norm + a signed AdaIN scale, together: the content encoders
-  # cannot see which of the two colours is the digit (a black-on-white and a
-  # white-on-black "3" get the same content code), and the exemplar's feature
-  # mean, as AdaIN's signed scale, says which way round to draw it. Either one
-  # alone left half of the (source, exemplar) scheme pairs swapped, outlined
-  # or empty. `official_std` is the authors' formula over the content's std
-  # instead of its variance: with the variance, one seed in two collapsed
-  # (docs/benchmarks.md, "The fix").
-  c.model = dict(ngf=32, n_enc_res=2, n_dec_res=2, ndf=32, output_scale=1.1,
-                 content_sign_norm=True, adain_mode="official_std")
-  # At 180 iterations the learning rate moved the scores most: 2e-3 gave
-  # +0.04 / +0.20 SSIM (A->B / B->A) over 5e-4.
-  c.optim = dict(lr=2e-3)
-  # relu4_1 / relu5_1 are 4x4 / 2x2 maps at 28x28; the content term stops at
-  # relu3_1 (also the cheaper VGG pass). The style (Gram) term is on relu1_1
-  # only, 100x stronger (lambda_s 1e5): relu1_1 sees 3x3 pixels, so its Gram
-  # is about colours; the Grams of relu2_1 / relu3_1 describe the exemplar's
-  # strokes, and with them a copy of the exemplar scores far better than the
-  # right translation. With the style on relu1-3 at 1e3 the digits came out in
-  # swapped colours for half of the (source, exemplar) scheme pairs.
-  c.loss = dict(style=1e5,
-                content_layer_weights=(0.2, 0.4, 0.6, 0.0, 0.0),
-                style_layer_weights=(1.0, 0.0, 0.0, 0.0, 0.0))
-  c.stage1 = dict(num_iterations=300, lr=5e-4)
-  # 120 iterations: with the schedule over 120 the test SSIM was 0.93-0.96
-  # (180 gave 0.95 / 0.95 for 5 more minutes on a 2-core CPU; 100 left the
-  # blue-on-green and blue-on-red exemplars at colour match 0.86). One
-  # evaluation, at the end: each takes about a minute.
-  c.stage2 = dict(num_iterations=120)
-  c.train = dict(log_every=10, image_every=60, eval_every=120, eval_examples=1000,
-                 checkpoint_every=30)
-  return ml_collections.ConfigDict(c)
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = config_lib.base_config()
   c.dataset = "mnist_single"
@@ -80,4 +42,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.content = 1e1
   c.stage1.num_iterations = -1        # -1: the number of training pairs (docs/method.md §3.1):
   c.stage2.num_iterations = -1        # 60k with full MNIST, 4k with the offline digits
-  return config_lib.apply_variant(c, arg, cpu=cpu_setting())
+  return config_lib.apply_variant(c, arg, cpu=config_lib.mnist_cpu_setting())

@@ -279,6 +279,20 @@ def colour_schemes(images: np.ndarray) -> np.ndarray:
   return np.unique(codes, return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
+def pairing_problem(pairing: str, dataset: str) -> str | None:
+  """Why `pairing` cannot be used with `dataset`, or None when it can.
+
+  The one check of config.data.exemplar_pairing: config_lib.validate reports
+  it, and `train_batches` raises it for callers that build a config by hand.
+  """
+  if pairing not in PAIRINGS:
+    return f"config.data.exemplar_pairing must be one of {PAIRINGS}, got {pairing!r}"
+  if pairing == "balanced" and dataset not in BALANCED_DATASETS:
+    return (f"config.data.exemplar_pairing = 'balanced' needs B images of two flat "
+            f"colours: dataset one of {BALANCED_DATASETS}, got {dataset!r}")
+  return None
+
+
 def _balanced_indices(tf, groups, *, num: int, key):
   """`num` indices into the B split: a uniform group, then a uniform member of it.
 
@@ -384,14 +398,9 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
   if start_step < 0:
     raise ValueError(f"start_step must be >= 0, got {start_step}.")
   pairing = config.data.exemplar_pairing
-  if pairing not in PAIRINGS:
-    raise ValueError(f"config.data.exemplar_pairing must be one of {PAIRINGS}, "
-                     f"got {pairing!r}.")
-  if pairing == "balanced" and config.dataset not in BALANCED_DATASETS:
-    raise ValueError(
-        f"config.data.exemplar_pairing='balanced' groups B images by their two "
-        f"colours, which only {BALANCED_DATASETS} have; dataset is "
-        f"{config.dataset!r}.")
+  problem = pairing_problem(pairing, config.dataset)
+  if problem:
+    raise ValueError(problem)
   batch = _local_batch_size(config.batch_size, process_count)
   num_threads = _num_threads(config)
   tf = _tensorflow(num_threads)
