@@ -694,3 +694,23 @@ def test_digit_classifier_learns_colour_invariant_digits(mnist, trained_classifi
   assert np.mean(pred == labels) > 0.88
   with pytest.raises(ValueError, match=r"\[N, 28, 28, 3\]"):
     dc.classify(params, odd[..., 0])
+
+
+def test_trivial_translations_background_is_the_majority_colour():
+  """benchmarks/trivial_translations.py's `background` translation: each
+  exemplar filled with its most frequent colour, whatever the source."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "benchmarks", "trivial_translations.py")
+  spec = importlib.util.spec_from_file_location("trivial_translations", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  ex = np.full((2, 6, 6, 3), -1.0, np.float32)          # black, then ...
+  ex[0, :2] = [1.0, -1.0, -1.0]                         # 12 red pixels of 36
+  ex[1] = [-1.0, 1.0, -1.0]                             # all green
+  ex[1, 1:5, 1:5] = [1.0, 1.0, 1.0]                     # 16 white pixels of 36
+  out = module.Trivial("background")(np.zeros_like(ex), ex, np.arange(2), direction="a2b")
+  np.testing.assert_array_equal(out[0], np.full((6, 6, 3), -1.0))
+  np.testing.assert_array_equal(out[1], np.broadcast_to([-1.0, 1.0, -1.0], (6, 6, 3)))
+  same = module.Trivial("exemplar")(np.zeros_like(ex), ex, np.arange(2), direction="b2a")
+  np.testing.assert_array_equal(same, ex)
