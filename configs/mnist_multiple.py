@@ -12,7 +12,7 @@ CPU study setting (the feature-mask study of docs/benchmarks.md, "MNIST-Multiple
   MNIST-Single :cpu setting (config_lib.mnist_cpu_setting says why each value).
   Measured 2026-12-03, one core each: 40 min a run. The full model does not
   learn the task at this budget: SSIM 0.47 / 0.41 (seed 19) and below 0
-  (seed 20), and its output ignores the source. Without the mask, SSIM was
+  (seed 20), and no source digit shows in its grids. Without the mask, SSIM was
   0.54 / 0.60 and 0.85 / 0.88 (seed 20 draws the digits in place). No run
   learns the per-class colours (docs/benchmarks.md, "MNIST-Multiple").
 """
