@@ -22,6 +22,7 @@ from ml_collections import config_flags
 
 from egsc_jax.eval import training
 
+
 def background_of(images: np.ndarray) -> np.ndarray:
   """[n, H, W, 3] in [-1, 1] -> each image filled with its most frequent colour."""
   out = np.empty_like(images)
