@@ -38,9 +38,9 @@ def cpu_setting() -> ml_collections.ConfigDict:
   # MNIST-Single's content weight; this file's paper setting has 1e2.
   c.loss.content = 1e1
   c.stage2.num_iterations = STAGE2_ITERATIONS
-  c.train = dict(log_every=10, image_every=STAGE2_ITERATIONS // 2,
-                 eval_every=STAGE2_ITERATIONS // 2, eval_examples=1000,
-                 checkpoint_every=50)
+  c.train.image_every = STAGE2_ITERATIONS // 2
+  c.train.eval_every = STAGE2_ITERATIONS // 2
+  c.train.checkpoint_every = 50
   return c
 
 

@@ -266,25 +266,17 @@ def test_cpu_variant_only_for_the_mnist_configs():
     _parse([f"--config={os.path.join(REPO, 'configs', 'gta5_bdd.py')}:cpu"])
 
 
-
 def test_mnist_multiple_cpu_is_mnist_single_cpu_with_the_stated_changes():
   """Both :cpu settings come from config_lib.mnist_cpu_setting; MNIST-Multiple
   changes only what configs/mnist_multiple.py says it does."""
-  single = _parse([f"--config={CONFIG}:cpu"]).to_dict()
-  multiple = _parse([f"--config={os.path.join(REPO, 'configs', 'mnist_multiple.py')}:cpu"]
-                    ).to_dict()
-
-  def flat(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-      out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out
-
-  single, multiple = flat(single), flat(multiple)
+  single = config_lib._flatten(_parse([f"--config={CONFIG}:cpu"]))
+  multiple = config_lib._flatten(
+      _parse([f"--config={os.path.join(REPO, 'configs', 'mnist_multiple.py')}:cpu"]))
   differ = sorted(k for k in single if single[k] != multiple[k])
   # loss.content is set too, but back to MNIST-Single's 1e1 (its paper value is 1e2).
   assert differ == ["data.image_size", "dataset", "model.n_downsample", "optim.lr",
                     "train.checkpoint_every", "train.eval_every"], differ
+
 
 # ----------------------------------------------------------------------------
 # Preemption: SIGTERM saves and exits cleanly; SIGKILL resumes from the last
