@@ -1,9 +1,10 @@
-"""The learning curve of a training run: its periodic test scores as a table and a plot.
+"""The learning curve of a training run: its periodic scores as a table and a plot.
 
   python benchmarks/learning_curve.py --workdir=DIR [--out=docs/images/curve.png] [--stage=2]
 
 Reads the scalars training wrote to DIR/stage2's TensorBoard event files (the
-scores of `train.eval_every`: test SSIM per direction and, on MNIST-Single,
+scores of `train.eval_every` on `train.eval_split`, validation for runs since
+the MNIST builders' 1.1.0 and test before: SSIM per direction and, on MNIST-Single,
 colour match, digit accuracy and the per-exemplar-scheme scores) and prints
 one markdown row per evaluation: the means and the weakest exemplar scheme of
 each direction. With --out it also writes the SSIM curves as a PNG. DIR may be
@@ -84,13 +85,22 @@ def markdown(rows: list[dict]) -> str:
   return "\n".join(lines)
 
 
+def evaluated_split(workdir: str) -> tuple[str, str]:
+  """(the split training evaluated, the dataset) from the run's config.json;
+  runs from before train.eval_split evaluated on test."""
+  import json  # pylint: disable=g-import-not-at-top
+  config = json.loads(paths.Path(workdir, "config.json").read_text())
+  return config.get("train", {}).get("eval_split", "test"), config["dataset"]
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--workdir", required=True)
   p.add_argument("--stage", type=int, default=2)
   p.add_argument("--out", help="PNG of the SSIM curves (local or gs://)")
-  p.add_argument("--title", default="MNIST-Single, test SSIM against the ground truth")
+  p.add_argument("--title", help="default: the dataset and the split evaluated")
   args = p.parse_args(argv)
+  split, dataset = evaluated_split(args.workdir)
   rows = eval_rows(read_scalars(os.path.join(args.workdir, f"stage{args.stage}")))
   if not rows:
     raise SystemExit(f"{args.workdir}/stage{args.stage} has no evaluations yet "
@@ -103,7 +113,9 @@ def main(argv=None):
       if all(f"worst_{d}" in r for r in rows):
         curves[f"weakest {name} scheme"] = (its, [r[f"worst_{d}"][1] for r in rows])
     paths.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    plots.plot_learning_curves(curves, path=args.out, title=args.title)
+    plots.plot_learning_curves(
+        curves, path=args.out, ylabel=f"{split} SSIM",
+        title=args.title or f"{dataset}, {split} SSIM against the ground truth")
     print(f"wrote {args.out}")
 
 

@@ -3,12 +3,12 @@
 A model that has learnt nothing of the source can still score: SSIM rewards
 a flat image of the right background on the mostly empty MNIST canvases. This
 prints, with the scorer training uses (`eval.training.training_scores`, the
-first N test pairs), what two such translations score:
+first N pairs of --split), what two such translations score:
 
   background  every pixel the exemplar's most frequent colour (its background)
   exemplar    the exemplar itself, unchanged
 
-  python benchmarks/trivial_translations.py --config=configs/mnist_multiple.py:cpu
+  python benchmarks/trivial_translations.py --config=configs/mnist_multiple.py:cpu [--split=validation]
 
 Needs the built TFDS dataset (python -m egsc_jax.data.build ...); no model.
 """
@@ -49,7 +49,8 @@ def main(argv):
   del argv
   for kind in ("background", "exemplar"):
     out = training.training_scores(Trivial(kind), flags.FLAGS.config,
-                                   num_examples=flags.FLAGS.examples, classifier=None)
+                                   num_examples=flags.FLAGS.examples, classifier=None,
+                                   split=flags.FLAGS.split)
     keep = {k: round(v, 4) for k, v in out.items()
             if "/" not in k or "background" in k}
     print(kind, json.dumps(keep))
@@ -59,5 +60,6 @@ if __name__ == "__main__":
   # Defined here, not at import: the tests import this file beside other
   # modules that define a --config flag.
   config_flags.DEFINE_config_file("config", None, "experiment config", lock_config=True)
-  flags.DEFINE_integer("examples", 1000, "test pairs to score")
+  flags.DEFINE_integer("examples", 1000, "pairs to score")
+  flags.DEFINE_string("split", "test", "the TFDS split scored")
   app.run(main)

@@ -25,4 +25,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.stage2.num_iterations = -1
   # Two buffers (A and B) of encoded images: keep them to a few hundred MB.
   c.data.shuffle_buffer = 2048
+  c.train.eval_split = "test"      # the builder has train and test splits only
   return config_lib.apply_variant(c, arg)

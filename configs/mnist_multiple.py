@@ -44,6 +44,15 @@ def cpu_setting() -> ml_collections.ConfigDict:
   return c
 
 
+def faithful_setting() -> ml_collections.ConfigDict:
+  """EGSC-IT as published at CPU capacity (config_lib.mnist_faithful_setting):
+  this file's networks and losses, at 56x56 with one down-sampling stage."""
+  c = config_lib.mnist_faithful_setting()
+  c.data = dict(image_size=(56, 56))
+  c.model.n_downsample = 1
+  return c
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = config_lib.base_config()
   c.dataset = "mnist_multiple"
@@ -56,4 +65,4 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.content = 1e2
   c.stage1.num_iterations = -1        # -1: the number of training pairs (docs/method.md §3.1)
   c.stage2.num_iterations = -1
-  return config_lib.apply_variant(c, arg, cpu=cpu_setting())
+  return config_lib.apply_variant(c, arg, cpu=cpu_setting(), faithful=faithful_setting())

