@@ -31,7 +31,11 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.eval` for the definitio
 - MNIST-Multiple: colour match per digit class, both directions: the share of a
   class's pixels whose colour is nearer that class's ground-truth colour than
   any other colour of the ground-truth canvas (`colour.per_class_colour_match`;
-  the classes are read from the hue of the pair's coloured image).
+  the classes are read from the hue of the pair's coloured image). With a
+  feature mask, what the mask knows of the classes (`mask_probe`): the best
+  single channel's IoU with the digits and with each class, and a linear
+  probe's pixel accuracy, for the A and the B sources of the first
+  min(MASK_PAIRS, num_examples) pairs.
 - gta5_bdd with --segmenter: the user's segmentation function runs on the A->B
   translations and is scored against GTA5's labels (label_a): per-class IoU and
   mIoU over the 8 categories.
@@ -50,14 +54,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from egsc_jax import checkpointing, errors, inference, paths
-from egsc_jax.eval import EVAL_DIR, digit_classifier, fid_kid, lpips, plots, scores
-from egsc_jax.eval import segmentation
+from egsc_jax import checkpointing, errors, grids, inference, paths
+from egsc_jax.eval import EVAL_DIR, digit_classifier, fid_kid, lpips, mask_probe, plots
+from egsc_jax.eval import scores, segmentation
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
 PIXEL_ACCURACY_PNG = "pixel_accuracy.png"
 LPIPS_SOURCES = 8
+MASK_PAIRS = 200
 LPIPS_EXEMPLARS = 4
 DIRECTION_NAMES = {"a2b": "A→B", "b2a": "B→A"}
 
@@ -226,6 +231,10 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
   metrics, curves, details = _metrics(stats, diversity, seed=seed,
                                       classifier=classifier is not None,
                                       classifier_accuracy=classifier_accuracy)
+  if (config.dataset == "mnist_multiple" and run.has_gt
+      and run.trained.models.use_mask):
+    details["mask"] = _mask_knowledge(translator, config, split=split,
+                                      num_examples=min(MASK_PAIRS, n))
 
   results = dict(
       workdir=paths.absolute(workdir), dataset=config.dataset,
@@ -261,6 +270,23 @@ def _score_directions(translator, config, *, split: str, num_examples: int,
       scores.accumulate(s, batch, direction=direction, **accumulate_args)
     logging.info("%s: %d pairs translated and scored", direction, s.count)
   return stats
+
+
+def _mask_knowledge(translator, config, *, split: str, num_examples: int
+                    ) -> dict[str, dict[str, float]]:
+  """mask_probe's scores of the A and the B sources of the first pairs
+  (MNIST-Multiple). The classes of an A canvas are read from its A->B ground
+  truth (A's layout in B's per-class colours), those of a B canvas from itself."""
+  from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+  from egsc_jax.eval import colour  # pylint: disable=g-import-not-at-top
+  batch = next(iter(input_pipeline.eval_batches(
+      config, split=split, batch_size=num_examples, num_examples=num_examples)))
+  out = {}
+  for domain, coloured in (("a", "gt_a2b"), ("b", "b")):
+    classes = colour.digit_class_map(grids.to_uint8(batch[coloured]))
+    masks = mask_probe.channel_masks(translator, batch[domain], domain)
+    out[domain] = mask_probe.mask_scores(masks, classes)
+  return out
 
 
 def _diversity(translator, config, *, split: str, num_sources: int,
@@ -468,6 +494,19 @@ def markdown(results: dict) -> str:
   for direction, table in results["details"].get("per_source_and_exemplar_scheme",
                                                   {}).items():
     lines += _cross_table(table, DIRECTION_NAMES[direction])
+  mask = results["details"].get("mask")
+  if mask:
+    lines += ["", "What the feature mask knows of the classes (its best channel's IoU; "
+              "a linear probe's pixel accuracy on held-out canvases, beside the "
+              "majority class's):", "",
+              "| sources | digit IoU (digit share) | class IoU, mean | probe accuracy "
+              "(majority) | probe balanced accuracy (majority) |", "|---|---|---|---|---|"]
+    for domain, r in mask.items():
+      lines.append(
+          f"| {domain.upper()} | {r['digit_iou']:.3f} ({r['digit_share']:.3f}) | "
+          f"{r['class_iou_mean']:.3f} | {r['probe_accuracy']:.3f} "
+          f"({r['majority_accuracy']:.3f}) | {r['probe_balanced_accuracy']:.3f} "
+          f"({r['majority_balanced_accuracy']:.3f}) |")
   seg = results["details"].get("segmentation_a2b")
   if seg:
     lines += ["", "Per-class IoU, A→B:", "",

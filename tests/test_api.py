@@ -143,6 +143,19 @@ def test_mask_is_the_channel_mean_of_the_feature_mask(translator):
   np.testing.assert_allclose(masks[1], expected, rtol=1e-5, atol=1e-6)
 
 
+def test_channel_masks_are_the_masks_whose_mean_the_api_shows(translator):
+  """eval.mask_probe reads every channel of the mask, batched over the devices;
+  their mean is Translator.mask (n_downsample 0: no resize)."""
+  from egsc_jax.eval import mask_probe  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(3)
+  sources = [rng.integers(0, 256, (28, 28, 3), np.uint8) for _ in range(11)]
+  x = np.stack([inference.to_network_input(s, (28, 28)) for s in sources])
+  channels = mask_probe.channel_masks(translator, x, "b")
+  assert channels.shape == (11, 28, 28, translator.models.exemplar.ngf)
+  np.testing.assert_allclose(channels.mean(-1), np.stack(translator.mask(sources, "b")),
+                             rtol=1e-5, atol=1e-6)
+
+
 def test_native_size_pil_input_and_bad_inputs(tiny_run, tmp_path):
   native = Translator.from_workdir(tiny_run[0], batch_size=8, native_size=True)
   sources, exemplars = _inputs()

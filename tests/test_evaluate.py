@@ -293,3 +293,45 @@ def test_feature_mask_effect_benchmark(workdir):
     assert r["mean_abs_pixel_change_uint8"] > 0, r
     for key in ("ssim_with_mask", "ssim_mask_off"):
       assert -1.0 <= r[key] <= 1.0, r
+
+
+@pytest.mark.slow
+def test_mnist_multiple_mask_knowledge(tmp_path):
+  """evaluate scores what the feature mask knows of MNIST-Multiple's classes,
+  for the A sources (classes from gt_a2b) and the B sources (from themselves)."""
+  from configs import mnist_multiple as mm_config  # pylint: disable=g-import-not-at-top
+  from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
+  from egsc_jax.eval import colour  # pylint: disable=g-import-not-at-top
+  from egsc_jax import grids  # pylint: disable=g-import-not-at-top
+  manual = tmp_path / "manual"
+  mnist_source.write_fake_mnist(manual, num_train=20, num_test=10)
+  data_dir = str(tmp_path / "tfds")
+  build.build("mnist_multiple", data_dir=data_dir, manual_dir=str(manual))
+  config = mm_config.get_config("tiny")
+  config.data.data_dir = data_dir
+  config.data.image_size = (28, 28)    # F's mask is 7x7 (two down-samplings)
+  workdir = str(tmp_path / "run")
+  write_untrained_workdir(config, workdir)
+  results = evaluate.evaluate_workdir(workdir, batch_size=8, num_examples=10)
+  mask = results["details"]["mask"]
+  batch = next(input_pipeline.eval_batches(config, split="test", batch_size=10))
+  for domain, coloured in (("a", "gt_a2b"), ("b", "b")):
+    r = mask[domain]
+    classes = colour.digit_class_map(grids.to_uint8(batch[coloured]))
+    share = np.mean(classes >= 0)
+    assert r["digit_share"] == pytest.approx(share) and 0 < share < 1
+    for key in ("digit_iou", "class_iou_mean", "probe_accuracy"):
+      assert 0 <= r[key] <= 1, (domain, key, r)
+    # The probe is fitted on the first 5 canvases and scored on the last 5.
+    fit, held_out = classes[:5].ravel(), classes[5:].ravel()
+    values, counts = np.unique(fit, return_counts=True)
+    majority = values[np.argmax(counts)]
+    assert r["majority_accuracy"] == pytest.approx(np.mean(held_out == majority))
+  md = open(os.path.join(workdir, "eval", "results.md")).read()
+  assert "What the feature mask knows" in md
+  # Without a mask there is nothing to score.
+  config.model.use_feature_mask = False
+  other = str(tmp_path / "no_mask")
+  write_untrained_workdir(config, other)
+  assert "mask" not in evaluate.evaluate_workdir(other, batch_size=8,
+                                                 num_examples=10)["details"]
