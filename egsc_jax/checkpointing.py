@@ -103,6 +103,10 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    """The steps of every checkpoint kept, ascending."""
+    return sorted(int(s) for s in self._manager.all_steps())
+
   def save(self, step: int, state: Any, meta: dict) -> None:
     """Starts an asynchronous save; every process must call it."""
     self._manager.save(step, args=ocp.args.Composite(

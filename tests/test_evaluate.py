@@ -199,8 +199,9 @@ def all_flat(images_uint8):
   return np.ones(images_uint8.shape[:3], np.int32)
 
 
-def write_untrained_workdir(config, path):
-  """config.json and a stage-2 checkpoint of freshly initialised networks."""
+def write_untrained_workdir(config, path, *, stage1_checkpoint=False):
+  """config.json and a stage-2 checkpoint of freshly initialised networks (and,
+  with `stage1_checkpoint`, the stage-1 state whose encoders are its F)."""
   models = build_models(config.model)
   tx = state_lib.adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
   shape = tuple(config.data.image_size)
@@ -218,6 +219,10 @@ def write_untrained_workdir(config, path):
   ckpt = checkpointing.Checkpointer(os.path.join(path, "stage2", "checkpoints"), keep=1)
   ckpt.save(5, state, {"stage": 2, "iteration": 5})
   ckpt.close()
+  if stage1_checkpoint:
+    ckpt = checkpointing.Checkpointer(os.path.join(path, "stage1", "checkpoints"), keep=1)
+    ckpt.save(3, stage1, {"stage": 1, "iteration": 3})
+    ckpt.close()
 
 
 @pytest.mark.slow
@@ -311,9 +316,21 @@ def test_mnist_multiple_mask_knowledge(tmp_path):
   config.data.data_dir = data_dir
   config.data.image_size = (28, 28)    # F's mask is 7x7 (two down-samplings)
   workdir = str(tmp_path / "run")
-  write_untrained_workdir(config, workdir)
+  write_untrained_workdir(config, workdir, stage1_checkpoint=True)
   results = evaluate.evaluate_workdir(workdir, batch_size=8, num_examples=10)
   mask = results["details"]["mask"]
+  # benchmarks/mask_knowledge.py reads the same F from the stage-1 checkpoint.
+  script = os.path.join(REPO, "benchmarks", "mask_knowledge.py")
+  out = subprocess.run([sys.executable, script, f"--workdir={workdir}", "--split=test",
+                        "--num_examples=10"], capture_output=True, text=True, cwd=REPO,
+                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600,
+                       check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  by_step = json.loads(out.stdout[out.stdout.index("\n{") + 1:])
+  assert list(by_step) == ["3"]
+  for domain in ("a", "b"):
+    for key, value in mask[domain].items():
+      assert by_step["3"][domain][key] == pytest.approx(value, abs=1e-6), (domain, key)
   batch = next(input_pipeline.eval_batches(config, split="test", batch_size=10))
   for domain, coloured in (("a", "gt_a2b"), ("b", "b")):
     r = mask[domain]
