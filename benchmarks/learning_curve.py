@@ -1,6 +1,7 @@
 """The learning curve of a training run: its periodic scores as a table and a plot.
 
   python benchmarks/learning_curve.py --workdir=DIR [--out=docs/images/curve.png] [--stage=2]
+  python benchmarks/learning_curve.py --workdir=official=DIR1 --workdir=standard=DIR2 --out=...
 
 Reads the scalars training wrote to DIR/stage2's TensorBoard event files (the
 scores of `train.eval_every` on `train.eval_split`, validation for runs since
@@ -93,25 +94,47 @@ def evaluated_split(workdir: str) -> tuple[str, str]:
   return config.get("train", {}).get("eval_split", "test"), config["dataset"]
 
 
+def _labelled(spec: str) -> tuple[str, str]:
+  """'LABEL=DIR' -> (LABEL, DIR); a bare DIR is labelled by its last folder."""
+  label, sep, workdir = spec.partition("=")
+  if not sep or "/" in label or ":" in label:   # a path (or gs://...) without a label
+    return os.path.basename(spec.rstrip("/")), spec
+  return label, workdir
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--workdir", required=True)
+  p.add_argument("--workdir", required=True, action="append",
+                 help="a run's workdir; repeat as LABEL=DIR to compare runs")
   p.add_argument("--stage", type=int, default=2)
   p.add_argument("--out", help="PNG of the SSIM curves (local or gs://)")
   p.add_argument("--title", help="default: the dataset and the split evaluated")
   args = p.parse_args(argv)
-  split, dataset = evaluated_split(args.workdir)
-  rows = eval_rows(read_scalars(os.path.join(args.workdir, f"stage{args.stage}")))
-  if not rows:
-    raise SystemExit(f"{args.workdir}/stage{args.stage} has no evaluations yet "
-                     "(train.eval_every).")
-  print(markdown(rows))
-  if args.out:
+  runs = [_labelled(w) for w in args.workdir]
+  curves, splits = {}, set()
+  for label, workdir in runs:
+    split, dataset = evaluated_split(workdir)
+    splits.add(split)
+    rows = eval_rows(read_scalars(os.path.join(workdir, f"stage{args.stage}")))
+    if not rows:
+      raise SystemExit(f"{workdir}/stage{args.stage} has no evaluations yet "
+                       "(train.eval_every).")
+    if len(runs) > 1:
+      print(f"\n{label} ({workdir}, {split}):\n")
+    print(markdown(rows))
     its = [r["iteration"] for r in rows]
-    curves = {f"SSIM {name}": (its, [r[f"ssim_{d}"] for r in rows]) for d, name in DIRECTIONS}
+    prefix = f"{label}: " if len(runs) > 1 else ""
     for d, name in DIRECTIONS:
-      if all(f"worst_{d}" in r for r in rows):
-        curves[f"weakest {name} scheme"] = (its, [r[f"worst_{d}"][1] for r in rows])
+      curves[f"{prefix}SSIM {name}"] = (its, [r[f"ssim_{d}"] for r in rows])
+    if len(runs) == 1:
+      for d, name in DIRECTIONS:
+        if all(f"worst_{d}" in r for r in rows):
+          curves[f"weakest {name} scheme"] = (its, [r[f"worst_{d}"][1] for r in rows])
+  if len(splits) > 1:
+    raise SystemExit(f"the runs were evaluated on different splits {sorted(splits)}: "
+                     "their curves are not comparable")
+  if args.out:
+    split = splits.pop()
     paths.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     plots.plot_learning_curves(
         curves, path=args.out, ylabel=f"{split} SSIM",

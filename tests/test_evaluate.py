@@ -352,3 +352,22 @@ def test_mnist_multiple_mask_knowledge(tmp_path):
   write_untrained_workdir(config, other)
   assert "mask" not in evaluate.evaluate_workdir(other, batch_size=8,
                                                  num_examples=10)["details"]
+
+
+@pytest.mark.slow
+def test_learning_curve_script_compares_runs(workdir, tmp_path):
+  """benchmarks/learning_curve.py reads a run's periodic scores (on validation
+  since the MNIST builders' 1.1.0) and plots several runs under their labels."""
+  script = os.path.join(REPO, "benchmarks", "learning_curve.py")
+  out_png = tmp_path / "curve.png"
+  result = subprocess.run(
+      [sys.executable, script, f"--workdir=first={workdir}", f"--workdir=again={workdir}",
+       f"--out={out_png}"], capture_output=True, text=True, cwd=REPO,
+      env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert f"first ({workdir}, validation)" in result.stdout
+  assert f"again ({workdir}, validation)" in result.stdout
+  rows = [l for l in result.stdout.splitlines() if l.startswith("| 3 |")]
+  assert len(rows) == 2 and rows[0] == rows[1]     # the tiny run evaluates at 3
+  with Image.open(out_png) as im:
+    assert im.size == (600, 400)
