@@ -371,3 +371,43 @@ def test_learning_curve_script_compares_runs(workdir, tmp_path):
   assert len(rows) == 2 and rows[0] == rows[1]     # the tiny run evaluates at 3
   with Image.open(out_png) as im:
     assert im.size == (600, 400)
+
+
+@pytest.mark.slow
+def test_mask_study_script_runs_without_tensorflow(tmp_path):
+  """benchmarks/mask_study.py (the accelerator run of the mask study) on tiny
+  sizes, with TensorFlow and tfds blocked as on a lent GPU machine: one shared
+  stage 1, both stage-2 runs, their validation curves and the mask's scores."""
+  out = tmp_path / "study"
+  # The path finder sees no TensorFlow, as if it were not installed (a finder
+  # that raised would also break etils' find_spec('tensorflow') probe).
+  code = (
+      "import importlib.machinery, runpy, sys\n"
+      "class NoTensorFlow(importlib.machinery.PathFinder):\n"
+      "  @classmethod\n"
+      "  def find_spec(cls, name, path=None, target=None):\n"
+      "    if name.split('.')[0] in ('tensorflow', 'tensorflow_datasets'):\n"
+      "      return None\n"
+      "    return importlib.machinery.PathFinder.find_spec(name, path, target)\n"
+      "sys.meta_path = [NoTensorFlow if f is importlib.machinery.PathFinder else f\n"
+      "                 for f in sys.meta_path]\n"
+      f"sys.argv = ['mask_study.py', '--tiny', '--out={out}', '--eval_pairs=8',\n"
+      "            '--train_pairs=32']\n"
+      "runpy.run_path('benchmarks/mask_study.py', run_name='__main__')\n")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                        text=True, timeout=900, env=dict(os.environ, PYTHONPATH=str(REPO)))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "tensorflow" not in proc.stderr.lower(), proc.stderr[-3000:]
+  report = json.loads((out / "curves.json").read_text())
+  summary, curves = report["summary"], report["curves"]
+  assert summary["stage1"]["iterations"] == 2
+  for name in ("EGSC-IT", "w/o feature mask"):
+    assert [r["iteration"] for r in curves[name]] == [1, 2]
+    for row in curves[name]:
+      assert -1 <= row["ssim_a2b"] <= 1 and 0 <= row["colour_match_b2a"] <= 1
+  for domain in ("a", "b"):
+    mask = summary["stage1"]["mask"][domain]
+    assert 0 < mask["digit_share"] < 0.5 and 0 <= mask["digit_iou"] <= 1
+  with Image.open(out / "curves.png") as im:
+    assert im.size == (600, 400)
+  assert "| EGSC-IT | 2 |" in (out / "summary.md").read_text()

