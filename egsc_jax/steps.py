@@ -182,7 +182,16 @@ def stage2_d_loss(d_params: PyTree, state: GANState, batch: Batch, rng: jax.Arra
                   models: Models, sc: StepConfig) -> tuple[jax.Array, Metrics]:
   """L_D of one batch: D sees the reals and the cross-domain translations."""
   out = _generate(models, state.g_params, state.frozen, batch, rng, cycle=False)
-  fake = {"a": jax.lax.stop_gradient(out["x_ba"]), "b": jax.lax.stop_gradient(out["x_ab"])}
+  return _translations_d_loss(models, d_params, batch, x_ab=out["x_ab"], x_ba=out["x_ba"],
+                              sc=sc)
+
+
+def _translations_d_loss(models: Models, d_params: PyTree, batch: Batch, *,
+                         x_ab: jax.Array, x_ba: jax.Array, sc: StepConfig
+                         ) -> tuple[jax.Array, Metrics]:
+  """`losses.stage2_discriminator` of D_A on [x_a; x_ba] and D_B on [x_b; x_ab]
+  (translations [B, H, W, 3], gradients stopped)."""
+  fake = {"a": jax.lax.stop_gradient(x_ba), "b": jax.lax.stop_gradient(x_ab)}
   d = _d_pair(models, d_params, batch, fake)
   return losses.stage2_discriminator(d_real_a=d["a"][0], d_fake_a=d["a"][1],
                                      d_real_b=d["b"][0], d_fake_b=d["b"][1],
@@ -219,11 +228,7 @@ def munit_d_loss(d_params: PyTree, state: GANState, batch: Batch, rng: jax.Array
   """L_D of one batch: D sees the reals and translations with N(0, I) style codes."""
   x_ab, x_ba = models.generator.apply({"params": state.g_params}, batch["a"], batch["b"],
                                       noise=True, rngs={"noise": rng}, method="cross")
-  fake = {"a": jax.lax.stop_gradient(x_ba), "b": jax.lax.stop_gradient(x_ab)}
-  d = _d_pair(models, d_params, batch, fake)
-  return losses.stage2_discriminator(d_real_a=d["a"][0], d_fake_a=d["a"][1],
-                                     d_real_b=d["b"][0], d_fake_b=d["b"][1],
-                                     gan_weight=sc.weights["gan"])
+  return _translations_d_loss(models, d_params, batch, x_ab=x_ab, x_ba=x_ba, sc=sc)
 
 
 def munit_g_loss(g_params: PyTree, state: GANState, batch: Batch, rng: jax.Array,

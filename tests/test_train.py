@@ -64,7 +64,8 @@ def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
   translator = inference.Translator.from_trained(inference.load_trained(workdir))
   for d in ("a2b", "b2a"):
     pairs = [(p, g) for b in inference.translate_split(
-        translator, config, direction=d, num_examples=config.train.eval_examples)
+        translator, config, direction=d, num_examples=config.train.eval_examples,
+        split=config.train.eval_split)
              for p, g in zip(b["pred"], b["gt"])]
     assert len(pairs) == config.train.eval_examples
     ref = np.mean([structural_similarity(p, g, channel_axis=-1, data_range=255)
