@@ -57,8 +57,9 @@ def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
   assert sorted(images) == ["translate_a2b_0000003.png", "translate_b2a_0000003.png"]
   assert sorted(os.listdir(os.path.join(workdir, "stage1", "images"))) == [
       "reconstruct_a_0000002.png", "reconstruct_b_0000002.png"]
-  # The final test SSIM equals skimage's on the same translations (the EMA
-  # parameters, noise keyed per example, the first eval_examples test pairs).
+  # The final SSIM equals skimage's on the same translations (the EMA
+  # parameters, noise keyed per example, the first eval_examples pairs of the
+  # evaluation split).
   metrics = result["metrics"]
   assert metrics["iteration"] == 3 and {"ssim_a2b", "ssim_b2a"} <= set(metrics)
   translator = inference.Translator.from_trained(inference.load_trained(workdir))
