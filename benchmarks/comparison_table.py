@@ -18,7 +18,8 @@ import sys
 
 import numpy as np
 
-ROWS = (("cyclegan", "CycleGAN"), ("unit", "UNIT"), ("no_mask", "EGSC-IT w/o feature mask"),
+ROWS = (("cyclegan", "CycleGAN"), ("unit", "UNIT"), ("munit", "MUNIT"),
+        ("no_mask", "EGSC-IT w/o feature mask"),
         ("no_adain", "EGSC-IT w/o AdaIN"), ("no_perceptual", "EGSC-IT w/o L_P"),
         ("egsc", "EGSC-IT"))
 COLUMNS = (("ssim_a2b", "SSIM A->B"), ("ssim_b2a", "SSIM B->A"),

@@ -17,7 +17,7 @@ from egsc_jax import errors
 from egsc_jax.data import input_pipeline
 
 VARIANTS = ("", "cpu", "faithful", "tiny", "no_mask", "no_adain", "no_perceptual", "unit",
-            "cyclegan")
+            "cyclegan", "munit")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -55,6 +55,13 @@ def base_config() -> ml_collections.ConfigDict:
   # Output activation clip(scale * tanh, -1, 1); 1.0 is the paper's plain tanh
   # (layers.output_activation says why MNIST's pure colours want more).
   c.model.output_scale = 1.0
+  # "egsc_it" (UNIT and CycleGAN are its switches) or "munit", the baseline
+  # with its own style encoders (the `munit` variant; models/munit.py). The
+  # style code's size and the width of the MLP that turns it into AdaIN
+  # parameters are MUNIT's only; its paper uses 8 and 256.
+  c.model.architecture = "egsc_it"
+  c.model.munit_style_dim = 8
+  c.model.munit_mlp_dim = 256
 
   c.loss = ml_collections.ConfigDict()
   c.loss.gan = 10.0                   # lambda0
@@ -64,6 +71,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss.cycle = 100.0                # lambda4
   c.loss.style = 1e3                  # lambda_s
   c.loss.content = 1e1                # lambda_c
+  # MUNIT only: L1 between a translation's re-encoded content code and its
+  # source's, and between its re-encoded style code and the drawn one.
+  c.loss.content_code = 1.0
+  c.loss.style_code = 1.0
   # Per-layer weights of L_P on relu1_1 ... relu5_1 (docs/method.md §2); VGG runs up to
   # the deepest layer with a non-zero weight.
   c.loss.content_layer_weights = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -279,6 +290,19 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
       c.model.content_sign_norm = False
       c.loss.style = 0.0
       c.loss.content = 0.0
+    elif p == "munit":
+      # MUNIT (docs/method.md §5.2): its own style encoders instead of F, so no
+      # mask, no exemplar AdaIN and no stage 1; its paper's loss weights (no
+      # explicit cycle, no perceptual term); no latent noise; the plain
+      # encoder, as for the other baselines.
+      c.model.architecture = "munit"
+      c.model.use_feature_mask = False
+      c.model.use_adain = False
+      c.model.content_sign_norm = False
+      c.model.latent_noise = False
+      c.model.test_noise = False
+      c.loss.update(dict(gan=1.0, recon=10.0, content_code=1.0, style_code=1.0,
+                         cycle=0.0, style=0.0, content=0.0, kl=0.0, kl_cycle=0.0))
     elif p == "cyclegan":
       c.model.n_shared = 0
       c.model.content_sign_norm = False
@@ -303,7 +327,8 @@ def _flatten(d: ml_collections.ConfigDict, prefix: str = "") -> dict:
 
 
 def needs_stage1(c: ml_collections.ConfigDict) -> bool:
-  """Stage 1 trains F, which only the mask and AdaIN use (UNIT/CycleGAN skip it)."""
+  """Stage 1 trains F, which only the mask and AdaIN use (UNIT, CycleGAN and MUNIT
+  skip it)."""
   return bool(c.model.use_feature_mask or c.model.use_adain)
 
 
@@ -440,6 +465,11 @@ def _compute_dtypes() -> tuple:
   return tuple(models.COMPUTE_DTYPES)
 
 
+def _architectures() -> tuple:
+  from egsc_jax import models  # pylint: disable=g-import-not-at-top
+  return tuple(models.ARCHITECTURES)
+
+
 def _vgg_archs() -> tuple:
   from egsc_jax.models import vgg  # pylint: disable=g-import-not-at-top
   return tuple(sorted(vgg.ARCH_BLOCKS))
@@ -475,6 +505,9 @@ RULES: dict[str, Allowed] = {
     "model.test_noise": Allowed("bool"),
     "model.compute_dtype": _choice(_compute_dtypes),
     "model.output_scale": _float(1.0, 2.0),
+    "model.architecture": _choice(_architectures),
+    "model.munit_style_dim": _COUNT,
+    "model.munit_mlp_dim": _COUNT,
     "loss.gan": _WEIGHT,
     "loss.kl": _WEIGHT,
     "loss.recon": _WEIGHT,
@@ -482,6 +515,8 @@ RULES: dict[str, Allowed] = {
     "loss.cycle": _WEIGHT,
     "loss.style": _WEIGHT,
     "loss.content": _WEIGHT,
+    "loss.content_code": _WEIGHT,
+    "loss.style_code": _WEIGHT,
     "vgg.weights": Allowed("str", none=True),
     "vgg.arch": _choice(_vgg_archs),
     "optim.lr": _float(0, lo_open=True),
@@ -553,8 +588,21 @@ def _balanced_pairing_dataset(config) -> str | None:
   return input_pipeline.pairing_problem(pairing, _get(config, "dataset"))
 
 
+def _munit_uses_no_exemplar_networks(config) -> str | None:
+  if _get(config, "model.architecture") != "munit":
+    return None
+  used = [k for k in ("model.use_feature_mask", "model.use_adain") if _get(config, k)]
+  used += [k for k in ("loss.style", "loss.content") if _get(config, k)]
+  if used:
+    return (f"config.model.architecture = 'munit' takes its style from its own style "
+            f"encoders: it has no feature mask, exemplar AdaIN or perceptual loss, so "
+            f"{', '.join('config.' + k for k in used)} must be off (0 / False)")
+  return None
+
+
 CROSS_RULES: list[Callable[[Any], str | None]] = [
-    _image_size_fits_network, _layer_weights, _balanced_pairing_dataset]
+    _image_size_fits_network, _layer_weights, _balanced_pairing_dataset,
+    _munit_uses_no_exemplar_networks]
 
 
 def validate(config, keys: Sequence[str] | None = None) -> None:

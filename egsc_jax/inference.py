@@ -110,7 +110,7 @@ class Trained:
     models: the modules (`build_models(config.model)`).
     params: generator parameters (the EMA ones when `used_ema`), replicated over
       the local devices.
-    frozen: {'a': F_A, 'b': F_B} parameters, or {} for UNIT / CycleGAN.
+    frozen: {'a': F_A, 'b': F_B} parameters, or {} for UNIT / CycleGAN / MUNIT.
     step: the stage-2 iteration of the checkpoint.
     used_ema: whether `params` are the EMA parameters.
   """
@@ -280,12 +280,16 @@ def _translate_with_style_examples(params: PyTree, frozen: PyTree, source: jax.A
                                    mean: jax.Array, var: jax.Array, noise_ids: jax.Array,
                                    key: jax.Array, *, models: Models,
                                    direction: str) -> jax.Array:
-  """`_translate_examples` with statistics mean, var [B, 1, 1, C] for exemplars.
+  """`_translate_examples` with a `Style`'s mean, var [B, 1, 1, C] for exemplars.
 
-  C is 0 for variants without AdaIN (the statistics are then unused).
+  C is 0 for variants without AdaIN (the statistics are then unused); for MUNIT
+  `mean` holds the style codes (`_style_examples`).
   """
   def one(s, m, v, i):
-    style = (m[None], v[None]) if models.use_adain else None
+    if models.architecture == "munit":
+      style = m[None]
+    else:
+      style = (m[None], v[None]) if models.use_adain else None
     return steps.translate_with_style(params, frozen, s[None], style,
                                       jax.random.fold_in(key, i), models=models,
                                       direction=direction)[0]
@@ -294,12 +298,16 @@ def _translate_with_style_examples(params: PyTree, frozen: PyTree, source: jax.A
 
 def _style_examples(params: PyTree, frozen: PyTree, exemplar: jax.Array, *,
                     models: Models, domain: str) -> tuple[jax.Array, jax.Array]:
-  """exemplar [B, H, W, 3] -> F_domain statistics (mean, var) [B, 1, 1, C]."""
-  del params
-  _, style = steps.conditioning(models, frozen, exemplar, domain)
-  if style is None:   # no AdaIN: C = 0, so the API has one type for both cases
-    empty = jnp.zeros(exemplar.shape[:1] + (1, 1, 0), jnp.float32)
+  """exemplar [B, H, W, 3] -> F_domain statistics (mean, var) [B, 1, 1, C];
+  for MUNIT (style code [B, 1, 1, S], empty [B, 1, 1, 0])."""
+  style = steps.exemplar_style(params, frozen, exemplar, models=models, domain=domain)
+  # One type for every variant: C = 0 where there is nothing (no AdaIN), and a
+  # MUNIT code travels as the mean.
+  empty = jnp.zeros(exemplar.shape[:1] + (1, 1, 0), jnp.float32)
+  if style is None:
     return empty, empty
+  if models.architecture == "munit":
+    return style, empty
   return style
 
 
@@ -351,6 +359,9 @@ class Style:
     mean, var: float32 [K, 1, 1, C], the per-channel spatial mean and variance of
       F_domain's features; C = 0 when the run has no AdaIN (UNIT, CycleGAN,
       :no_adain), where the exemplar does not condition the translation.
+      A MUNIT run has no F: `mean` holds the exemplars' style codes
+      [K, 1, 1, S] (its style encoder's), `var` is empty [K, 1, 1, 0];
+      `mix` then blends the codes linearly, as MUNIT's paper interpolates styles.
   """
   domain: str
   mean: np.ndarray
@@ -506,7 +517,8 @@ class Translator:
 
   def style(self, exemplars: Sequence[np.ndarray], domain: str, *,
             size: tuple[int, int] | None = None) -> Style:
-    """The AdaIN statistics of exemplars of `domain` ('a' or 'b').
+    """The AdaIN statistics of exemplars of `domain` ('a' or 'b'), or for a
+    MUNIT run their style codes (see `Style`).
 
     Args:
       exemplars: E images of any size and mode.
@@ -661,12 +673,12 @@ class Translator:
     Returns:
       S float32 arrays [h_s, w_s] with values in (0.5, 1).
     Raises:
-      ValueError: the run has no feature mask (UNIT, CycleGAN, :no_mask).
+      ValueError: the run has no feature mask (UNIT, CycleGAN, MUNIT, :no_mask).
     """
     _check_domain(domain)
     if not self.models.use_mask:
       raise ValueError("this run has no feature mask (config.model.use_feature_mask "
-                       "is off or the variant is UNIT/CycleGAN).")
+                       "is off or the variant is UNIT/CycleGAN/MUNIT).")
     srcs = [images_lib.as_rgb(x) for x in sources]
     fn = _jitted(self.models, domain, "mask")
     out: list[np.ndarray | None] = [None] * len(srcs)

@@ -126,6 +126,39 @@ def stage2_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
   return total, t
 
 
+def munit_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
+                    x_b: jax.Array, d_fake_a: jax.Array, d_fake_b: jax.Array,
+                    weights: Mapping[str, float]) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """MUNIT's generator loss (docs/method.md §5.2, `munit`) and its terms.
+
+    gan          LS_G(D_A(x_ba)) + LS_G(D_B(x_ab))
+    recon        ||x_aa - x_a||_1 + ||x_bb - x_b||_1
+    content_code ||Ec_B(x_ab) - c_a||_1 + ||Ec_A(x_ba) - c_b||_1
+    style_code   ||Es_B(x_ab) - s_b~||_1 + ||Es_A(x_ba) - s_a~||_1  (s~ the N(0, I) draws)
+    cycle        ||x_aba - x_a||_1 + ||x_bab - x_b||_1  (only when outputs has x_aba)
+
+  Args:
+    outputs: `MunitGenerator.__call__`'s dict.
+    x_a, x_b: the real batch [B, H, W, 3].
+    d_fake_a, d_fake_b: D_A(x_ba) and D_B(x_ab) patch maps.
+    weights: gan, recon, content_code, style_code, cycle.
+  Returns:
+    (total, terms) with every unweighted term and 'total'.
+  """
+  o = outputs
+  t = dict(
+      gan=lsgan_generator(fake=d_fake_a) + lsgan_generator(fake=d_fake_b),
+      recon=l1(pred=o["x_aa"], target=x_a) + l1(pred=o["x_bb"], target=x_b),
+      content_code=l1(pred=o["c_ab"], target=o["c_a"]) + l1(pred=o["c_ba"], target=o["c_b"]),
+      style_code=(l1(pred=o["s_ab"], target=o["prior_b"])
+                  + l1(pred=o["s_ba"], target=o["prior_a"])))
+  if "x_aba" in o:
+    t["cycle"] = l1(pred=o["x_aba"], target=x_a) + l1(pred=o["x_bab"], target=x_b)
+  total = sum(weights[k] * v for k, v in t.items())
+  t["total"] = total
+  return total, t
+
+
 def stage2_discriminator(*, d_real_a: jax.Array, d_fake_a: jax.Array,
                          d_real_b: jax.Array, d_fake_b: jax.Array,
                          gan_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:

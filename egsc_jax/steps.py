@@ -182,7 +182,16 @@ def stage2_d_loss(d_params: PyTree, state: GANState, batch: Batch, rng: jax.Arra
                   models: Models, sc: StepConfig) -> tuple[jax.Array, Metrics]:
   """L_D of one batch: D sees the reals and the cross-domain translations."""
   out = _generate(models, state.g_params, state.frozen, batch, rng, cycle=False)
-  fake = {"a": jax.lax.stop_gradient(out["x_ba"]), "b": jax.lax.stop_gradient(out["x_ab"])}
+  return _translations_d_loss(models, d_params, batch, x_ab=out["x_ab"], x_ba=out["x_ba"],
+                              sc=sc)
+
+
+def _translations_d_loss(models: Models, d_params: PyTree, batch: Batch, *,
+                         x_ab: jax.Array, x_ba: jax.Array, sc: StepConfig
+                         ) -> tuple[jax.Array, Metrics]:
+  """`losses.stage2_discriminator` of D_A on [x_a; x_ba] and D_B on [x_b; x_ab]
+  (translations [B, H, W, 3], gradients stopped)."""
+  fake = {"a": jax.lax.stop_gradient(x_ba), "b": jax.lax.stop_gradient(x_ab)}
   d = _d_pair(models, d_params, batch, fake)
   return losses.stage2_discriminator(d_real_a=d["a"][0], d_fake_a=d["a"][1],
                                      d_real_b=d["b"][0], d_fake_b=d["b"][1],
@@ -210,11 +219,49 @@ def stage2_g_loss(g_params: PyTree, state: GANState, batch: Batch, rng: jax.Arra
                                  style_layer_weights=sc.style_layer_weights)
 
 
+# ----------------------------------------------------------------------------
+# Stage 2 of the MUNIT baseline (docs/method.md §5.2, models/munit.py)
+# ----------------------------------------------------------------------------
+
+def munit_d_loss(d_params: PyTree, state: GANState, batch: Batch, rng: jax.Array, *,
+                 models: Models, sc: StepConfig) -> tuple[jax.Array, Metrics]:
+  """L_D of one batch: D sees the reals and translations with N(0, I) style codes."""
+  x_ab, x_ba = models.generator.apply({"params": state.g_params}, batch["a"], batch["b"],
+                                      noise=True, rngs={"noise": rng}, method="cross")
+  return _translations_d_loss(models, d_params, batch, x_ab=x_ab, x_ba=x_ba, sc=sc)
+
+
+def munit_g_loss(g_params: PyTree, state: GANState, batch: Batch, rng: jax.Array,
+                 vgg_params: PyTree, *, models: Models, vgg: Any, sc: StepConfig
+                 ) -> tuple[jax.Array, Metrics]:
+  """MUNIT's L_G of one batch (`losses.munit_generator`); D is fixed, the GAN
+  gradient flows through it. No perceptual term (vgg_params, vgg unused)."""
+  del vgg_params, vgg
+  out = models.generator.apply({"params": g_params}, batch["a"], batch["b"], noise=True,
+                               cycle=bool(sc.weights["cycle"]), rngs={"noise": rng})
+  d_fake_a = models.discriminator.apply({"params": state.d_params["a"]}, out["x_ba"])
+  d_fake_b = models.discriminator.apply({"params": state.d_params["b"]}, out["x_ab"])
+  return losses.munit_generator(outputs=out, x_a=batch["a"], x_b=batch["b"],
+                                d_fake_a=d_fake_a, d_fake_b=d_fake_b, weights=sc.weights)
+
+
+def _stage2_losses(models: Models) -> tuple[Callable, Callable]:
+  """(D loss, G loss) of the stage-2 generator: where MUNIT parts from EGSC-IT."""
+  if models.architecture == "munit":
+    return munit_d_loss, munit_g_loss
+  return stage2_d_loss, stage2_g_loss
+
+
+# ----------------------------------------------------------------------------
+# Stage-2 steps (both architectures)
+# ----------------------------------------------------------------------------
+
 def stage2_d_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Models,
                   tx: optax.GradientTransformation, sc: StepConfig
                   ) -> tuple[GANState, Metrics]:
-  """Updates D_A, D_B only (`stage2_d_loss`)."""
-  grads, metrics = jax.grad(stage2_d_loss, has_aux=True)(
+  """Updates D_A, D_B only (`stage2_d_loss`, or `munit_d_loss`)."""
+  d_loss, _ = _stage2_losses(models)
+  grads, metrics = jax.grad(d_loss, has_aux=True)(
       state.d_params, state, batch, rng, models=models, sc=sc)
   d_params, d_opt = _update(state.d_params, state.d_opt_state, grads, tx=tx,
                             lr=_lr(state, sc))
@@ -224,8 +271,10 @@ def stage2_d_step(state: GANState, batch: Batch, rng: jax.Array, *, models: Mode
 def stage2_g_step(state: GANState, batch: Batch, rng: jax.Array, vgg_params: PyTree,
                   *, models: Models, vgg: Any, tx: optax.GradientTransformation,
                   sc: StepConfig) -> tuple[GANState, Metrics]:
-  """Updates E_A, E_B, the shared blocks, G_A, G_B (`stage2_g_loss`)."""
-  grads, metrics = jax.grad(stage2_g_loss, has_aux=True)(
+  """Updates E_A, E_B, the shared blocks, G_A, G_B (`stage2_g_loss`), or
+  MUNIT's encoders and decoders (`munit_g_loss`)."""
+  _, g_loss = _stage2_losses(models)
+  grads, metrics = jax.grad(g_loss, has_aux=True)(
       state.g_params, state, batch, rng, vgg_params, models=models, vgg=vgg, sc=sc)
   g_params, g_opt = _update(state.g_params, state.g_opt_state, grads, tx=tx,
                             lr=_lr(state, sc))
@@ -300,9 +349,22 @@ def translate(g_params: PyTree, frozen: PyTree, source: jax.Array, exemplar: jax
   comes from the source, the statistics from the exemplar (docs/method.md §1.5, 1.6).
   """
   tgt = "b" if direction == "a2b" else "a"
-  _, style = conditioning(models, frozen, exemplar, tgt)
+  style = exemplar_style(g_params, frozen, exemplar, models=models, domain=tgt)
   return translate_with_style(g_params, frozen, source, style, rng, models=models,
                               direction=direction)
+
+
+def exemplar_style(g_params: PyTree, frozen: PyTree, exemplar: jax.Array, *,
+                   models: Models, domain: str):
+  """What the decoder of `domain` takes from exemplar [B, H, W, 3] of that domain.
+
+  EGSC-IT: the AdaIN statistics (mean, var) of F_domain, each [B, 1, 1, C], or
+  None without AdaIN (`conditioning`). MUNIT: the style code [B, 1, 1, S] of
+  its own style encoder Es_domain (part of g_params).
+  """
+  if models.architecture == "munit":
+    return models.generator.apply({"params": g_params}, exemplar, domain, method="style")
+  return conditioning(models, frozen, exemplar, domain)[1]
 
 
 def translate_with_style(g_params: PyTree, frozen: PyTree, source: jax.Array, style,
@@ -311,8 +373,9 @@ def translate_with_style(g_params: PyTree, frozen: PyTree, source: jax.Array, st
 
   Args:
     source: [B, H, W, 3] of the source domain.
-    style: (mean, var) each [B, 1, 1, C] of F_target features (`conditioning`),
-      or None for variants without AdaIN.
+    style: `exemplar_style`'s: (mean, var) each [B, 1, 1, C] of F_target
+      features, or None for variants without AdaIN; a MUNIT style code
+      [B, 1, 1, S].
   Returns:
     [B, H, W, 3] in the target domain.
   """
@@ -326,8 +389,9 @@ def translate_with_style(g_params: PyTree, frozen: PyTree, source: jax.Array, st
 def mix_styles(style_1, style_2, alpha):
   """(1 - alpha) style_1 + alpha style_2, leaf by leaf, for style interpolation.
 
-  style_1, style_2: (mean, var) of the same shapes (numpy or jax); alpha a scalar
-  or an array broadcasting against them. Exact at alpha 0 and 1.
+  style_1, style_2: (mean, var), or MUNIT style codes, of the same shapes (numpy
+  or jax); alpha a scalar or an array broadcasting against them. Exact at
+  alpha 0 and 1.
   """
   return jax.tree.map(lambda u, v: (1 - alpha) * u + alpha * v, style_1, style_2)
 

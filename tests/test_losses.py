@@ -265,3 +265,29 @@ def test_losses_are_float32_for_bfloat16_inputs():
             losses.lsgan_discriminator(real=a, fake=b), losses.gram(a),
             losses.spatial_l2_normalize(a)):
     assert v.dtype == jnp.float32
+
+
+def test_munit_generator_by_hand():
+  """Each MUNIT term on two- or four-element maps (losses.munit_generator)."""
+  def a(*v):
+    return jnp.asarray(v, jnp.float32).reshape(1, 1, len(v), 1)
+  outputs = dict(
+      x_aa=a(1.0, -1.0), x_bb=a(0.5, 0.5),          # recon: 1 + 0
+      c_a=a(1.0, 2.0, 3.0, 4.0), c_ab=a(1.0, 2.0, 3.0, 0.0),   # |4| / 4 = 1
+      c_b=a(0.0, 0.0, 0.0, 0.0), c_ba=a(0.5, 0.5, 0.5, 0.5),   # 0.5
+      prior_b=a(1.0, -1.0), s_ab=a(0.0, 0.0),      # the drawn code against Es_B(x_ab): 1
+      prior_a=a(0.0, 0.0), s_ba=a(0.0, 2.0),       # 1
+      x_aba=a(2.0, 0.0), x_bab=a(0.5, 0.5))        # cycle: 1 + 0
+  kw = dict(x_a=a(0.0, 0.0), x_b=a(0.5, 0.5),
+            d_fake_a=a(0.0, 2.0), d_fake_b=a(1.0, 1.0),   # LS_G: 1 + 0
+            weights=dict(gan=1.0, recon=10.0, content_code=1.0, style_code=1.0,
+                         cycle=10.0))
+  total, t = losses.munit_generator(outputs=outputs, **kw)
+  expected = dict(gan=1.0, recon=1.0, content_code=1.5, style_code=2.0, cycle=1.0)
+  assert {k: float(v) for k, v in t.items() if k != "total"} == pytest.approx(expected)
+  # 1 * 1 + 10 * 1 + 1 * 1.5 + 1 * 2 + 10 * 1
+  assert float(total) == float(t["total"]) == pytest.approx(24.5)
+  # Without the cycle outputs (weight 0 in MUNIT's paper) there is no cycle term.
+  no_cycle = {k: v for k, v in outputs.items() if k not in ("x_aba", "x_bab")}
+  total, t = losses.munit_generator(outputs=no_cycle, **kw)
+  assert "cycle" not in t and float(total) == pytest.approx(14.5)

@@ -13,9 +13,11 @@ import pytest
 
 from egsc_jax import config_lib
 from egsc_jax import state as state_lib
+from egsc_jax import steps
 from egsc_jax.models import build_models, layers
 from egsc_jax.models.encoders import DomainDecoder, DomainEncoder
 from egsc_jax.models.generator import Generator
+from egsc_jax.models.munit import MunitGenerator
 
 RNGS = {"params": jax.random.key(0), "noise": jax.random.key(1)}
 
@@ -661,3 +663,85 @@ def test_content_sign_norm_reaches_the_generator_encoders_only():
   _, c_wb = m.generator.apply({"params": params}, -x, "a", noise=False,
                               method=Generator.encode)
   np.testing.assert_allclose(np.asarray(c_bw), np.asarray(c_wb), rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# MUNIT (models/munit.py, the `munit` variant)
+# ---------------------------------------------------------------------------
+
+
+def _munit_small():
+  return MunitGenerator(ngf=4, n_downsample=1, n_enc_res=1, n_dec_res=1, style_dim=2,
+                        mlp_dim=3)
+
+
+def test_munit_parameter_count_by_hand():
+  """ngf 4, one down-sampling, one residual block each side, style 2, MLP 3.
+
+  Per domain (conv = k*k*in*out + out; instance norms have no parameters):
+    content encoder  7x7 3->4: 592, 3x3 4->8: 296, res block 2 x (3x3 8->8: 584)
+                     = 2,056
+    style encoder    7x7 3->4: 592, 3x3 4->8: 296, 8->16: 1,168, 16->16: 2,320,
+                     1x1 16->2: 34 = 4,410   (three down-samplings: one + two)
+    decoder          MLP 2->3: 9, 3->3: 12, 3->32 (1 block x 2 AdaINs x (scale,
+                     offset) x 8 channels): 128; res block 1,168; up 5x5 8->4:
+                     804 + layer norm 8; 7x7 4->3: 591 = 2,720
+  = 9,186 per domain, 18,372 in all.
+  """
+  x = jnp.zeros((1, 8, 8, 3))
+  params = jax.eval_shape(lambda: _munit_small().init(RNGS, x, x, noise=False))["params"]
+  counts = {k: state_lib.param_count(v) for k, v in params.items()}
+  assert counts == {"content_encoder_a": 2056, "content_encoder_b": 2056,
+                    "style_encoder_a": 4410, "style_encoder_b": 4410,
+                    "decoder_a": 2720, "decoder_b": 2720}
+  assert state_lib.param_count(params) == 18372
+
+
+def test_munit_output_shapes():
+  gen = _munit_small()
+  rs = np.random.RandomState(0)
+  x_a, x_b = (jnp.asarray(rs.uniform(-1, 1, (2, 8, 12, 3)), jnp.float32) for _ in "ab")
+  params = gen.init(RNGS, x_a, x_b, noise=False)["params"]
+  out = gen.apply({"params": params}, x_a, x_b, noise=True, rngs={"noise": jax.random.key(3)})
+  shapes = {k: v.shape for k, v in out.items()}
+  img, content, code = (2, 8, 12, 3), (2, 4, 6, 8), (2, 1, 1, 2)
+  assert shapes == {**{k: img for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")},
+                    **{k: content for k in ("c_a", "c_b", "c_ab", "c_ba")},
+                    **{k: code for k in ("s_a", "s_b", "prior_a", "prior_b", "s_ab",
+                                         "s_ba")}}
+  assert all(float(jnp.max(jnp.abs(out[k]))) <= 1.0 for k in ("x_ab", "x_ba"))
+  # The two prior draws differ; without noise they are the prior's mean, 0.
+  assert not np.allclose(out["prior_a"], out["prior_b"])
+  quiet = gen.apply({"params": params}, x_a, x_b, noise=False, cycle=False)
+  assert "x_aba" not in quiet and not np.any(np.asarray(quiet["prior_a"]))
+  # The D step's `cross` draws the same codes from the same key: same fakes.
+  x_ab, x_ba = gen.apply({"params": params}, x_a, x_b, noise=True,
+                         rngs={"noise": jax.random.key(3)}, method="cross")
+  np.testing.assert_allclose(x_ab, out["x_ab"], atol=1e-6)
+  np.testing.assert_allclose(x_ba, out["x_ba"], atol=1e-6)
+
+
+def test_munit_exemplar_style_code_drives_the_translation():
+  """Example-guided at test time: the style code of the exemplar (its own style
+  encoder's) conditions the decoder; the same exemplar twice, the same result."""
+  c = config_lib.apply_variant(config_lib.base_config(), "tiny,munit")
+  models = build_models(c.model)
+  assert models.architecture == "munit" and not models.use_mask and not models.use_adain
+  rs = np.random.RandomState(1)
+  src, ex = (jnp.asarray(rs.uniform(-1, 1, (2, 28, 28, 3)), jnp.float32) for _ in "ab")
+  params = models.generator.init(RNGS, src, ex, noise=False)["params"]
+  translate = functools.partial(steps.translate, params, {}, rng=jax.random.key(0),
+                                models=models, direction="a2b")
+  same = jnp.concatenate([ex[:1], ex[:1]])
+  y_same = np.asarray(translate(jnp.concatenate([src[:1], src[:1]]), same))
+  np.testing.assert_array_equal(y_same[0], y_same[1])
+  y_other = np.asarray(translate(jnp.concatenate([src[:1], src[:1]]), ex))
+  assert np.abs(y_other[0] - y_other[1]).max() > 1e-3
+  # The style is Es_B(exemplar), and translate_with_style with it is translate.
+  code = steps.exemplar_style(params, {}, ex, models=models, domain="b")
+  assert code.shape == (2, 1, 1, c.model.munit_style_dim)
+  direct = models.generator.apply({"params": params}, ex, "b", method="style")
+  np.testing.assert_array_equal(code, direct)
+  with_code = steps.translate_with_style(params, {}, src, code, jax.random.key(0),
+                                         models=models, direction="a2b")
+  np.testing.assert_array_equal(with_code, translate(src, ex))

@@ -557,6 +557,68 @@ def test_cyclegan_variant():
   assert not {"content", "style"} & set(m0)
 
 
+def test_munit_variant():
+  """MUNIT: no F, no stage 1, no perceptual term; its own D and G losses."""
+  c = _config("tiny,munit")
+  config_lib.validate(c)
+  models = build_models(c.model)
+  assert models.architecture == "munit" and not models.test_noise
+  assert not config_lib.needs_stage1(c) and not config_lib.uses_perceptual(c)
+  tx = _tx(c)
+  _, s2 = _states(models, tx, with_frozen=False)
+  assert s2.frozen == {} and sorted(s2.g_params) == [
+      "content_encoder_a", "content_encoder_b", "decoder_a", "decoder_b",
+      "style_encoder_a", "style_encoder_b"]
+  sc = steps.step_config(c, stage=2)
+  b = _batch(9)
+  d_new, d_metrics = jax.jit(functools.partial(steps.stage2_d_step, models=models, tx=tx,
+                                               sc=sc))(s2, b, jax.random.key(0))
+  assert_unchanged(s2.g_params, d_new.g_params, "g_params after the D step")
+  assert not all(_leaves_equal(s2.d_params, d_new.d_params))
+  assert {"d_a", "d_b", "d_total"} <= set(d_metrics)
+  g_step = jax.jit(functools.partial(steps.stage2_g_step, vgg_params=None, models=models,
+                                     vgg=None, tx=tx, sc=sc))
+  g_new, m = g_step(s2, b, jax.random.key(0))
+  assert_unchanged(s2.d_params, g_new.d_params, "d_params after the G step")
+  # MUNIT's weights: GAN 1, image reconstruction 10, content and style codes 1;
+  # no explicit cycle (weight 0: not even computed), no KL, no L_P.
+  assert set(m) == {"gan", "recon", "content_code", "style_code", "total"}
+  assert float(m["total"]) == pytest.approx(
+      float(m["gan"]) + 10.0 * float(m["recon"]) + float(m["content_code"])
+      + float(m["style_code"]), rel=1e-6)
+  # The style codes are drawn from the RNG: another key, another update.
+  g_other, _ = g_step(s2, b, jax.random.key(1))
+  assert not all(_leaves_equal(g_new.g_params, g_other.g_params))
+  c.loss.cycle = 10.0   # the explicit cycle, when weighted
+  assert "cycle" in _g_step_metric_keys(c)
+
+
+def test_munit_variant_composes_with_the_settings():
+  """cpu / faithful go first (budget, output activation); munit then turns the
+  sign-normalised encoder, F and L_P off; the rule names what MUNIT lacks."""
+  from configs import mnist_single  # pylint: disable=g-import-not-at-top
+  for spec in ("cpu,munit", "munit,cpu", "faithful,munit"):
+    c = mnist_single.get_config(spec)
+    config_lib.validate(c)
+    setting = mnist_single.get_config(spec.replace("munit", "").strip(","))
+    assert c.model.architecture == "munit" and not c.model.content_sign_norm, spec
+    assert (c.optim.lr, c.stage2.num_iterations, c.model.ngf, c.model.output_scale) == (
+        setting.optim.lr, setting.stage2.num_iterations, setting.model.ngf,
+        setting.model.output_scale), spec
+    assert (c.loss.gan, c.loss.recon, c.loss.cycle, c.loss.style, c.loss.content) == (
+        1.0, 10.0, 0.0, 0.0, 0.0), spec
+  c = mnist_single.get_config("tiny,munit")
+  c.model.use_adain = True
+  c.loss.content = 1.0
+  with pytest.raises(config_lib.ConfigError,
+                     match=r"config.model.use_adain, config.loss.content must be off"):
+    config_lib.validate(c)
+  c = mnist_single.get_config("tiny,munit")
+  c.model.munit_style_dim = 0
+  with pytest.raises(config_lib.ConfigError, match=r"config.model.munit_style_dim = 0"):
+    config_lib.validate(c)
+
+
 # ---------------------------------------------------------------------------
 # The benchmark runs with JAX alone
 # ---------------------------------------------------------------------------

@@ -57,14 +57,16 @@ def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
   assert sorted(images) == ["translate_a2b_0000003.png", "translate_b2a_0000003.png"]
   assert sorted(os.listdir(os.path.join(workdir, "stage1", "images"))) == [
       "reconstruct_a_0000002.png", "reconstruct_b_0000002.png"]
-  # The final test SSIM equals skimage's on the same translations (the EMA
-  # parameters, noise keyed per example, the first eval_examples test pairs).
+  # The final SSIM equals skimage's on the same translations (the EMA
+  # parameters, noise keyed per example, the first eval_examples pairs of the
+  # evaluation split).
   metrics = result["metrics"]
   assert metrics["iteration"] == 3 and {"ssim_a2b", "ssim_b2a"} <= set(metrics)
   translator = inference.Translator.from_trained(inference.load_trained(workdir))
   for d in ("a2b", "b2a"):
     pairs = [(p, g) for b in inference.translate_split(
-        translator, config, direction=d, num_examples=config.train.eval_examples)
+        translator, config, direction=d, num_examples=config.train.eval_examples,
+        split=config.train.eval_split)
              for p, g in zip(b["pred"], b["gt"])]
     assert len(pairs) == config.train.eval_examples
     ref = np.mean([structural_similarity(p, g, channel_axis=-1, data_range=255)
@@ -101,6 +103,40 @@ def test_stop_and_resume_is_bitwise_identical(full_run, tmp_path):
   assert third["status"] == "done"
   for a, b in zip(leaves(result["state"]), leaves(third["state"])):
     np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_munit_run_trains_resumes_and_translates(data_dir, tmp_path):
+  """tiny,munit: stage 2 only; stopped after iteration 1 and resumed, it ends
+  bitwise where an uninterrupted run ends, and the Translator translates with
+  the exemplars' style codes."""
+  config = tiny_config(data_dir, variant="tiny,munit")
+  config_lib.validate(config)
+  whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+  workdir = str(tmp_path / "resumed")
+  first = train.train_and_evaluate(config, workdir, stop_at=(2, 1))
+  assert first["status"] == "stopped" and int(first["state"].step) == 1
+  again = train.train_and_evaluate(config, workdir)
+  assert again["status"] == "done" and int(again["state"].step) == 3
+  assert not os.path.exists(os.path.join(workdir, "stage1"))   # no F to pretrain
+  for a, b in zip(leaves(whole["state"]), leaves(again["state"])):
+    np.testing.assert_array_equal(a, b)
+  assert {"ssim_a2b", "ssim_b2a"} <= set(again["metrics"])
+  t = inference.Translator.from_workdir(workdir, batch_size=8)
+  assert t.trained.step == 3 and t.trained.used_ema
+  rng = np.random.default_rng(0)
+  sources = [rng.integers(0, 256, (28, 28, 3), np.uint8) for _ in range(2)]
+  exemplars = [rng.integers(0, 256, (28, 28, 3), np.uint8) for _ in range(3)]
+  out = t.translate(sources, exemplars, "a2b")
+  assert [o.shape for o in out] == [(3, 28, 28, 3)] * 2
+  style = t.style(exemplars, "b")
+  assert style.mean.shape == (3, 1, 1, config.model.munit_style_dim)
+  assert style.var.shape == (3, 1, 1, 0)
+  for x, y in zip(t.translate_with_style(sources, style), out):
+    np.testing.assert_array_equal(x, y)
+  assert np.abs(out[0][0].astype(int) - out[0][1]).max() > 0   # the exemplar matters
+  with pytest.raises(ValueError, match="no feature mask"):
+    t.mask(sources, "a")
 
 
 def _one_iteration_grads(mesh, state, batch, rng, *, models, sc, vgg, vgg_params):
@@ -225,9 +261,10 @@ def test_config_override_and_misspelled_key():
                                   "celeba_gender"])
 def test_every_config_file_loads_with_its_variants(name):
   path = os.path.join(REPO, "configs", f"{name}.py")
-  variants = ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan"]
+  variants = ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan",
+              "munit"]
   if name.startswith("mnist"):
-    variants += ["cpu", "faithful", "faithful,no_mask", "cpu,no_adain"]
+    variants += ["cpu", "faithful", "faithful,no_mask", "cpu,no_adain", "cpu,munit"]
   for variant in variants:
     c = _parse([f"--config={path}:{variant}" if variant else f"--config={path}"])
     assert c.dataset == name

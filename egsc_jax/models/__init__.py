@@ -1,4 +1,5 @@
-"""The networks of EGSC-IT, and the one place that builds them from a config.
+"""The networks of EGSC-IT (and of the MUNIT baseline), and the one place that
+builds them from a config.
 
 Modules take explicit keyword arguments; `build_models` is where the config's
 model section is read (STYLE: modules never see a whole ConfigDict).
@@ -13,12 +14,17 @@ import jax.numpy as jnp
 from egsc_jax.models.discriminator import Discriminator
 from egsc_jax.models.encoders import DomainEncoder
 from egsc_jax.models.generator import AutoEncoder, Generator
+from egsc_jax.models.munit import MunitGenerator
+
+# config.model.architecture: EGSC-IT's generator (UNIT and CycleGAN are its
+# switches), or MUNIT's (its own style encoders, no F; models/munit.py).
+ARCHITECTURES = ("egsc_it", "munit")
 
 
 @dataclasses.dataclass(frozen=True)
 class Models:
   """Module instances (no parameters) for both stages."""
-  generator: Generator          # stage 2: E_A, E_B, shared, G_A, G_B
+  generator: Generator | MunitGenerator  # stage 2: E_A, E_B, shared, G_A, G_B (or MUNIT's)
   autoencoder: AutoEncoder      # stage 1: one per domain (params under 'a', 'b')
   discriminator: Discriminator  # one per domain (params under 'a', 'b')
   exemplar: DomainEncoder       # F_A, F_B (params under 'a', 'b'; frozen in stage 2)
@@ -26,6 +32,7 @@ class Models:
   use_adain: bool
   train_noise: bool
   test_noise: bool
+  architecture: str = "egsc_it"  # ARCHITECTURES: which stage-2 losses the steps use
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16")   # config.model.compute_dtype
@@ -46,10 +53,20 @@ def build_models(model_config) -> Models:
   common = dict(ngf=m.ngf, n_downsample=m.n_downsample, n_enc_res=m.n_enc_res,
                 n_dec_res=m.n_dec_res, dtype=dtype)
   out = dict(output_scale=float(m.output_scale))
-  return Models(
-      generator=Generator(n_shared=m.n_shared, adain_mode=m.adain_mode,
+  # Run configs written before MUNIT existed have no architecture key.
+  architecture = m.get("architecture", "egsc_it")
+  if architecture == "munit":
+    generator = MunitGenerator(style_dim=m.munit_style_dim, mlp_dim=m.munit_mlp_dim,
+                               **common, **out)
+  elif architecture == "egsc_it":
+    generator = Generator(n_shared=m.n_shared, adain_mode=m.adain_mode,
                           adain_eps=m.adain_eps, content_sign_norm=bool(m.content_sign_norm),
-                          **common, **out),
+                          **common, **out)
+  else:
+    raise ValueError(f"config.model.architecture must be one of {ARCHITECTURES}, "
+                     f"got {architecture!r}")
+  return Models(
+      generator=generator,
       autoencoder=AutoEncoder(**common, **out),
       discriminator=Discriminator(ndf=m.ndf, n_layers=m.n_dis, dtype=dtype),
       exemplar=DomainEncoder(ngf=m.ngf, n_downsample=m.n_downsample,
@@ -58,4 +75,5 @@ def build_models(model_config) -> Models:
       use_adain=bool(m.use_adain),
       train_noise=bool(m.latent_noise) and m.n_shared > 0,
       test_noise=bool(m.test_noise) and m.n_shared > 0,
+      architecture=architecture,
   )

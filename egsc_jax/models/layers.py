@@ -46,13 +46,14 @@ class ReflectConv(nn.Module):
   stride: int = 1
   activation: Callable[[jax.Array], jax.Array] | None = leaky_relu
   dtype: Dtype = jnp.float32
+  kernel_init: Callable | None = None   # None: generator_init() (EGSC-IT's)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = reflect_pad(x, (self.kernel - 1) // 2)
     x = nn.Conv(self.features, (self.kernel, self.kernel),
                 strides=(self.stride, self.stride), padding="VALID",
-                kernel_init=generator_init(), dtype=self.dtype,
+                kernel_init=self.kernel_init or generator_init(), dtype=self.dtype,
                 param_dtype=jnp.float32, name="conv")(x)
     return self.activation(x) if self.activation is not None else x
 
@@ -105,6 +106,15 @@ def moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
   return mean, var
 
 
+def instance_normalize(x: jax.Array, eps: float = 1e-5) -> jax.Array:
+  """(x - mean) / sqrt(var + eps) per sample and channel, no scale or offset.
+
+  [B, H, W, C] -> [B, H, W, C] float32 (callers cast back after their affine).
+  """
+  mean, var = moments(x)
+  return (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + eps)
+
+
 class InstanceNorm(nn.Module):
   """Instance norm with learnable scale and offset (D layers 1-3, eps 1e-5)."""
   epsilon: float = 1e-5
@@ -114,8 +124,7 @@ class InstanceNorm(nn.Module):
     c = x.shape[-1]
     scale = self.param("scale", nn.initializers.ones, (c,), jnp.float32)
     bias = self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
-    mean, var = moments(x)
-    y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + self.epsilon)
+    y = instance_normalize(x, self.epsilon)
     return (y * scale + bias).astype(x.dtype)
 
 
@@ -139,8 +148,7 @@ def sign_normalized_instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
   exactly 0 keeps its sign. The sign is piecewise constant: no gradient
   flows through it, only through y.
   """
-  mean, var = moments(x)
-  y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + eps)
+  y = instance_normalize(x, eps)
   skew = jnp.mean(y ** 3, axis=(1, 2), keepdims=True)
   return jnp.where(skew >= 0, y, -y).astype(x.dtype)
 
