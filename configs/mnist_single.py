@@ -11,10 +11,10 @@ Paper setting:
 EGSC-IT as published at CPU capacity (`faithful`, docs/method.md §3.3):
   python -m egsc_jax.main --config=configs/mnist_single.py:faithful --workdir=DIR \
       [--config.model.adain_mode=official]
-  ngf 32, 2+2 residual blocks, ndf 32, lr 5e-4, 1,000 stage-1 and 2,000
+  ngf 32, 2+2 residual blocks, ndf 32, lr 5e-4, 1,000 stage-1 and 800
   stage-2 iterations; everything else as the paper setting above. Scores on
-  the validation split every 200 iterations (docs/benchmarks.md, "EGSC-IT as
-  published").
+  the validation split every 50 iterations. About 2.5 h on one core (stage 2
+  about 11 s an iteration; docs/benchmarks.md, "EGSC-IT as published").
 
 CPU default (the README's first command), the tailored setting "EGSC-IT +
 sign-normalised encoder + official_std AdaIN + colour loss":
