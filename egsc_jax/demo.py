@@ -205,7 +205,12 @@ def main(argv, flag_values=None) -> int:
   return 0
 
 
-if __name__ == "__main__":
+def run():
+  """The `egsc-demo` command."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   define_flags(flags.FLAGS)
   errors.run(main)
+
+
+if __name__ == "__main__":
+  run()

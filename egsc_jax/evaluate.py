@@ -581,7 +581,12 @@ def main(argv, flag_values=None) -> int:
   return errors.EXIT_OK
 
 
-if __name__ == "__main__":
+def run():
+  """The `egsc-evaluate` command."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   define_flags(flags.FLAGS)
   errors.run(main)
+
+
+if __name__ == "__main__":
+  run()

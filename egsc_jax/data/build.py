@@ -184,5 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   return errors.EXIT_OK
 
 
-if __name__ == "__main__":
+def run():
+  """The `egsc-build` command."""
   sys.exit(errors.call(main))
+
+
+if __name__ == "__main__":
+  run()

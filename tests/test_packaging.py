@@ -1,0 +1,165 @@
+"""What a `pip install` user gets: commands on the PATH, the configs by name, one
+repository address, and the wheel really installing and training (slow)."""
+import ast
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from absl import flags
+
+import egsc_jax
+from egsc_jax import config_files, config_lib, errors
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+CONFIG_NAMES = ["celeba_gender", "gta5_bdd", "mnist_multiple", "mnist_single"]
+
+
+def _parse(argv):
+  """Parses like main.py (config_flags reads overrides from sys.argv itself)."""
+  fv = flags.FlagValues()
+  config_files.define_config_flag("config", flag_values=fv)
+  saved = sys.argv
+  sys.argv = ["prog", *argv]
+  try:
+    errors.parse_flags(sys.argv, fv)
+  finally:
+    sys.argv = saved
+  return fv.config
+
+
+def test_configs_by_name_equal_configs_by_path():
+  assert config_files.names() == CONFIG_NAMES
+  for name in CONFIG_NAMES:
+    by_name = _parse([f"--config={name}:tiny", "--config.optim.lr=0.25"])
+    by_path = _parse([f"--config={REPO / 'configs' / name}.py:tiny", "--config.optim.lr=0.25"])
+    assert by_name.to_dict() == by_path.to_dict() and by_name.optim.lr == 0.25
+  assert (config_lib.load_file("mnist_single:cpu").to_dict()
+          == config_lib.load_file(f"{REPO}/configs/mnist_single.py:cpu").to_dict())
+  # A relative path from the checkout, as the README wrote it before names.
+  os.chdir(REPO)
+  assert _parse(["--config=configs/mnist_single.py:cpu"]).to_dict() == \
+      config_lib.load_file("mnist_single:cpu").to_dict()
+
+
+def test_unknown_config_name_is_one_line_naming_the_known_ones():
+  with pytest.raises(errors.UserError) as e:
+    _parse(["--config=mnist_singel:cpu"])
+  message = errors.describe(e.value)
+  assert "'mnist_singel:cpu' is neither a config file nor the name of one" in message
+  assert "names: celeba_gender, gta5_bdd, mnist_multiple, mnist_single" in message
+  assert "\n" not in message
+  with pytest.raises(errors.UserError, match="cannot load the config file"):
+    _parse(["--config=configs/not_there.py"])
+
+
+def test_wheel_lists_every_package_and_each_command_has_a_run():
+  setuptools = PYPROJECT["tool"]["setuptools"]
+  on_disk = {".".join(p.relative_to(REPO).parent.parts)
+             for p in (REPO / "egsc_jax").rglob("__init__.py")}
+  assert set(setuptools["packages"]) == on_disk | {"egsc_jax.configs"}
+  assert setuptools["package-dir"] == {"egsc_jax.configs": "configs"}
+  scripts = PYPROJECT["project"]["scripts"]
+  assert set(scripts) == {"egsc-train", "egsc-evaluate", "egsc-translate", "egsc-export",
+                          "egsc-demo", "egsc-build"}
+  for target in scripts.values():
+    module, function = target.split(":")
+    tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text())
+    assert function in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, target
+
+
+def test_extras_and_python_versions_match_the_locks():
+  extras = PYPROJECT["tool"]["setuptools"]["dynamic"]["optional-dependencies"]
+  assert set(extras) == {"test", "demo", "gcs", "cuda", "tpu"}
+  for extra in extras.values():
+    for path in extra["file"]:
+      assert (REPO / path).is_file(), path
+  # Every Python the package claims has its pair of locks, and no other.
+  claimed = sorted(c.rsplit(" ", 1)[1] for c in PYPROJECT["project"]["classifiers"]
+                   if c.startswith("Programming Language :: Python :: 3."))
+  locks = sorted(p.name[len("lock-py3"):-len(".txt")]
+                 for p in (REPO / "requirements").glob("lock-py3*.txt"))
+  assert [v.split(".")[1] for v in claimed] == locks
+  low, high = claimed[0], claimed[-1]
+  assert PYPROJECT["project"]["requires-python"] == \
+      f">={low},<3.{int(high.split('.')[1]) + 1}"
+
+
+def test_repository_address_is_written_once():
+  """egsc_jax.REPOSITORY is the address; every other place spells the same."""
+  url = egsc_jax.REPOSITORY
+  owner_name = url.removeprefix("https://github.com/")
+  assert set(PYPROJECT["project"]["urls"].values()) == {
+      url, f"{url}#readme", f"{url}/issues"}
+  badge = (f"https://colab.research.google.com/github/{owner_name}/blob/main/"
+           "notebooks/egsc_jax_demo.ipynb")
+  assert badge in (REPO / "README.md").read_text()
+  notebook = json.loads((REPO / "notebooks" / "egsc_jax_demo.ipynb").read_text())
+  text = "".join("".join(c["source"]) for c in notebook["cells"])
+  assert badge in text and f'REPO_URL = "{url}"' in text
+
+
+@pytest.mark.slow
+def test_wheel_installs_in_a_fresh_venv_and_trains_from_an_empty_folder(
+    mnist_data_dir, tmp_path):
+  """The built wheel with the locked set (uv, offline from its cache) in a fresh
+  venv; from an empty folder, `egsc-train --config=mnist_single:...` trains the
+  tiny two-stage run and `egsc-export` writes its model."""
+  uv = [sys.executable, "-m", "uv"]
+  wheels = tmp_path / "wheels"
+  subprocess.run([*uv, "build", "-q", "--offline", "--wheel", "--out-dir", str(wheels),
+                  str(REPO)], check=True, timeout=300)
+  (wheel,) = wheels.glob("egsc_jax-*.whl")
+  venv = tmp_path / "venv"
+  subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+  lock = REPO / "requirements" / f"lock-py3{sys.version_info.minor}.txt"
+  subprocess.run([*uv, "pip", "install", "-q", "--offline", "--python",
+                  str(venv / "bin" / "python"), "-r", str(lock), str(wheel)],
+                 check=True, timeout=600)
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+  env.pop("PYTHONPATH", None)
+
+  def command(*args):
+    return subprocess.run(list(args), cwd=empty, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+  # The installed package, not the checkout, and its configs by name.
+  proc = command("python", "-c", "import egsc_jax, egsc_jax.config_files as c; "
+                 "print(egsc_jax.__file__, egsc_jax.__version__, c.names())")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert str(venv) in proc.stdout and egsc_jax.__version__ in proc.stdout
+  assert str(CONFIG_NAMES) in proc.stdout
+  proc = command("egsc-train", "--config=mnist_single:tiny,no_perceptual", "--workdir=run",
+                 f"--config.data.data_dir={mnist_data_dir}",
+                 "--config.stage1.num_iterations=2", "--config.stage2.num_iterations=3",
+                 "--config.train.eval_every=3", "--config.train.image_every=3",
+                 "--config.train.eval_examples=8")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  run = empty / "run"
+  assert json.loads((run / "config.json").read_text())["dataset"] == "mnist_single"
+  assert json.loads((run / "stage2" / "final_metrics.json").read_text())["iteration"] == 3
+  proc = command("egsc-export", "--workdir=run", "--output=model.egsc")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert (empty / "model.egsc").stat().st_size > 0
+  proc = command("egsc-train", "--config=mnist_singel", "--workdir=run")
+  assert proc.returncode == errors.EXIT_USER_ERROR
+  assert proc.stderr.strip().splitlines()[-1].startswith(
+      "error: flag --config=mnist_singel: 'mnist_singel' is neither a config file")
+
+
+def test_readme_commands_are_what_ci_runs():
+  """The README's test command is .ci/run's, character for character; its
+  training command sets up with the same script and uses a config by name."""
+  ci = (REPO / ".ci" / "run").read_text()
+  (test_command,) = re.findall(r"^README_TEST_COMMAND='(.*)'$", ci, re.M)
+  lines = (REPO / "README.md").read_text().splitlines()
+  assert test_command in lines
+  assert ("bash tools/setup.sh && .venv/bin/egsc-train --config=mnist_single:cpu "
+          "--workdir=workdirs/mnist_single_cpu") in lines
