@@ -201,4 +201,10 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
     except UserError as e:
       sys.exit(report(e))
 
+  # --help prints the __main__ module's docstring: under a console script
+  # (egsc-train, ...) that is the generated launcher, which has none.
+  launcher = sys.modules.get("__main__")
+  if launcher is not None and not launcher.__doc__:
+    launcher.__doc__ = sys.modules[main.__module__].__doc__
+
   app.run(lambda args: sys.exit(call(main, args)), argv=argv, flags_parser=parser)

@@ -1,6 +1,6 @@
 """Evaluates a trained run with the paper's metrics and ours; one command.
 
-  python -m egsc_jax.evaluate --workdir=DIR [--split=test] [--num_examples=1000] \
+  egsc-evaluate --workdir=DIR [--split=test] [--num_examples=1000] \\
       [--inception_weights=FILE.h5] [--segmenter=MODULE:FUNCTION] [--official_stretch]
 
 Writes DIR/eval/results.json, DIR/eval/results.md (a markdown table) and, for

@@ -2,7 +2,7 @@
 
   egsc-train --config=mnist_single:cpu --workdir=/tmp/egsc
   egsc-train --config=configs/gta5_bdd.py --workdir=gs://... --config.batch_size=24
-  python -m egsc_jax.main ...     (the same command from a checkout)
+  python -m egsc_jax.main ...     (the same command, without installing egsc-jax)
 
 Process set-up only; the loop is `egsc_jax.train.train_and_evaluate`. The
 config is validated (`config_lib.validate`) after the overrides; errors the

@@ -1,6 +1,6 @@
 """Translates your own images with a trained run: every source with every exemplar.
 
-  python -m egsc_jax.translate --workdir=DIR --source=PATH --exemplar=PATH \
+  egsc-translate --workdir=DIR --source=PATH --exemplar=PATH \\
       --output=OUT [--direction=a2b|b2a] [--grid] [--native_size] [--seed=0]
 
 PATH is an image file or a folder (its image files, not sub-folders, sorted by

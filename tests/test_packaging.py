@@ -73,6 +73,18 @@ def test_wheel_lists_every_package_and_each_command_has_a_run():
     assert function in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, target
 
 
+def test_command_docstrings_render_as_written():
+  """--help prints each command's module docstring: a line ending in one
+  backslash would be joined to the next (write two for a shell continuation)."""
+  for target in PYPROJECT["project"]["scripts"].values():
+    path = REPO / (target.split(":")[0].replace(".", "/") + ".py")
+    text = path.read_text()
+    raw = ast.get_source_segment(text, ast.parse(text).body[0].value)
+    for line in raw.splitlines():
+      trailing = len(line) - len(line.rstrip("\\"))
+      assert trailing % 2 == 0, f"{path.name}: {line!r}"
+
+
 def test_extras_and_python_versions_match_the_locks():
   extras = PYPROJECT["tool"]["setuptools"]["dynamic"]["optional-dependencies"]
   assert set(extras) == {"test", "demo", "gcs", "cuda", "tpu"}
@@ -145,6 +157,9 @@ def test_wheel_installs_in_a_fresh_venv_and_trains_from_an_empty_folder(
   run = empty / "run"
   assert json.loads((run / "config.json").read_text())["dataset"] == "mnist_single"
   assert json.loads((run / "stage2" / "final_metrics.json").read_text())["iteration"] == 3
+  proc = command("egsc-evaluate", "--help")
+  assert proc.returncode == 0 and ("  egsc-evaluate --workdir=DIR [--split=test] "
+                                   "[--num_examples=1000] \\\n") in proc.stdout, proc.stdout
   proc = command("egsc-export", "--workdir=run", "--output=model.egsc")
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert (empty / "model.egsc").stat().st_size > 0
