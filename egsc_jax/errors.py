@@ -189,6 +189,15 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
   return rest
 
 
+def run_command(define_flags: Callable[[Any], None],
+                main: Callable[[list[str]], int | None]) -> None:
+  """A command's entry point (egsc-evaluate, ...): `define_flags(absl's FLAGS)`,
+  then `run(main)`."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  define_flags(flags.FLAGS)
+  run(main)
+
+
 def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None
         ) -> None:
   """`absl.app.run(main)` with the one error path: flag errors and user errors

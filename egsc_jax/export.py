@@ -140,8 +140,7 @@ def main(argv: Sequence[str]) -> int:
 
 def run():
   """The `egsc-export` command."""
-  define_flags(flags.FLAGS)
-  errors.run(main)
+  errors.run_command(define_flags, main)
 
 
 if __name__ == "__main__":

@@ -237,9 +237,7 @@ def main(argv, flag_values=None) -> int:
 
 def run():
   """The `egsc-translate` command."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  define_flags(flags.FLAGS)
-  errors.run(main)
+  errors.run_command(define_flags, main)
 
 
 if __name__ == "__main__":
