@@ -218,34 +218,3 @@ def test_export_translates_bitwise_as_the_workdir(translator, tiny_run, tmp_path
     Translator.from_export(str(tmp_path / "other.egsc"))
   with pytest.raises(export.ExportError, match="no such export file"):
     Translator.from_export(str(tmp_path / "missing.egsc"))
-
-
-@pytest.mark.slow
-def test_export_command_and_loading_without_tensorflow(translator, tiny_run, tmp_path):
-  """`egsc-export` (as python -m), then a process where TensorFlow cannot be
-  imported loads the file and translates as the workdir does."""
-  path = tmp_path / "model.egsc"
-  proc = subprocess.run([sys.executable, "-m", "egsc_jax.export", f"--workdir={tiny_run[0]}",
-                         f"--output={path}"], cwd=REPO, capture_output=True, text=True,
-                        timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  assert f"wrote {path}" in proc.stdout
-  sources, exemplars = _inputs()
-  np.save(tmp_path / "source.npy", sources[1])
-  np.save(tmp_path / "exemplar.npy", exemplars[0])
-  code = (
-      "import sys\n"
-      "sys.modules['tensorflow'] = None   # as if not installed: importing it fails\n"
-      "import numpy as np\n"
-      "from egsc_jax import Translator\n"
-      f"t = Translator.from_export({str(path)!r}, batch_size=8)\n"
-      f"out = t.translate([np.load({str(tmp_path / 'source.npy')!r})],\n"
-      f"                  [np.load({str(tmp_path / 'exemplar.npy')!r})], 'a2b')\n"
-      f"np.save({str(tmp_path / 'out.npy')!r}, out[0])\n"
-      "assert not any(m.split('.')[0] == 'tensorflow' and sys.modules[m] is not None\n"
-      "               for m in list(sys.modules))\n")
-  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                        text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  expected = translator.translate([sources[1]], [exemplars[0]], "a2b")[0]
-  np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), expected)

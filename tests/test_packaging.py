@@ -121,7 +121,9 @@ def test_wheel_installs_in_a_fresh_venv_and_trains_from_an_empty_folder(
     mnist_data_dir, tmp_path):
   """The built wheel with the locked set (uv, offline from its cache) in a fresh
   venv; from an empty folder, `egsc-train --config=mnist_single:...` trains the
-  tiny two-stage run and `egsc-export` writes its model."""
+  tiny two-stage run, `egsc-evaluate --help` prints its docstring as written,
+  and `egsc-export` writes a model that translates as the workdir does in a
+  process that cannot import TensorFlow."""
   uv = [sys.executable, "-m", "uv"]
   wheels = tmp_path / "wheels"
   subprocess.run([*uv, "build", "-q", "--offline", "--wheel", "--out-dir", str(wheels),
@@ -162,7 +164,26 @@ def test_wheel_installs_in_a_fresh_venv_and_trains_from_an_empty_folder(
                                    "[--num_examples=1000] \\\n") in proc.stdout, proc.stdout
   proc = command("egsc-export", "--workdir=run", "--output=model.egsc")
   assert proc.returncode == 0, proc.stderr[-3000:]
-  assert (empty / "model.egsc").stat().st_size > 0
+  # Where TensorFlow cannot be imported, the export loads and translates
+  # bitwise as the workdir does.
+  proc = command("python", "-c", (
+      "import sys\n"
+      "sys.modules['tensorflow'] = None   # as if not installed: importing it fails\n"
+      "import numpy as np\n"
+      "from egsc_jax import Translator\n"
+      "rng = np.random.default_rng(0)\n"
+      "sources = [rng.integers(0, 256, (30, 40), np.uint8)]\n"
+      "exemplars = [rng.integers(0, 256, (28, 28, 3), np.uint8)]\n"
+      "exported = Translator.from_export('model.egsc', batch_size=8)\n"
+      "workdir = Translator.from_workdir('run', batch_size=8)\n"
+      "for d in ('a2b', 'b2a'):\n"
+      "  assert np.array_equal(exported.translate(sources, exemplars, d)[0],\n"
+      "                        workdir.translate(sources, exemplars, d)[0]), d\n"
+      "assert not any(m.split('.')[0] == 'tensorflow' and sys.modules[m] is not None\n"
+      "               for m in list(sys.modules))\n"
+      "print('same translations without TensorFlow')\n"))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "same translations without TensorFlow" in proc.stdout
   proc = command("egsc-train", "--config=mnist_singel", "--workdir=run")
   assert proc.returncode == errors.EXIT_USER_ERROR
   assert proc.stderr.strip().splitlines()[-1].startswith(
