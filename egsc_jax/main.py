@@ -45,7 +45,9 @@ def main(argv):
   logging.info("finished: %s; workdir %s (TensorBoard: tensorboard --logdir %s)",
                result["status"], _WORKDIR.value, _WORKDIR.value)
   if result.get("metrics"):
-    logging.info("final metrics: %s", result["metrics"])
+    # The headline scores; stage2/final_metrics.json and TensorBoard have all.
+    logging.info("final metrics: %s", "  ".join(
+        f"{k}={v:.4g}" for k, v in sorted(result["metrics"].items()) if "/" not in k))
   # A scheduler's retry loop resubmits on EXIT_PREEMPTED only.
   return errors.EXIT_PREEMPTED if result["status"] == "preempted" else errors.EXIT_OK
 
