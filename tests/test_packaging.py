@@ -199,3 +199,26 @@ def test_readme_commands_are_what_ci_runs():
   assert test_command in lines
   assert ("bash tools/setup.sh && .venv/bin/egsc-train --config=mnist_single:cpu "
           "--workdir=workdirs/mnist_single_cpu") in lines
+
+
+def test_set_repository_rewrites_every_place(tmp_path):
+  """tools/set_repository.py on a copy of the files that spell the address:
+  afterwards each spells the fork's, and nothing the old one."""
+  import shutil  # pylint: disable=g-import-not-at-top
+  for name in ("tools/set_repository.py", "egsc_jax/__init__.py", "pyproject.toml",
+               "README.md", "notebooks/egsc_jax_demo.ipynb"):
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / name, tmp_path / name)
+  fork = "https://github.com/someone/egsc-fork"
+  subprocess.run([sys.executable, str(tmp_path / "tools" / "set_repository.py"), fork],
+                 check=True, capture_output=True)
+  old_name = egsc_jax.REPOSITORY.removeprefix("https://github.com/")
+  texts = {n: (tmp_path / n).read_text() for n in (
+      "egsc_jax/__init__.py", "pyproject.toml", "README.md", "notebooks/egsc_jax_demo.ipynb")}
+  assert f'REPOSITORY = "{fork}"' in texts["egsc_jax/__init__.py"]
+  assert f'Source = "{fork}"' in texts["pyproject.toml"]
+  badge = "colab.research.google.com/github/someone/egsc-fork/blob/main/notebooks/"
+  assert badge in texts["README.md"] and badge in texts["notebooks/egsc_jax_demo.ipynb"]
+  assert f'REPO_URL = \\"{fork}\\"' in texts["notebooks/egsc_jax_demo.ipynb"]
+  for name, text in texts.items():
+    assert old_name not in text, name
