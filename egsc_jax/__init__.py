@@ -4,6 +4,13 @@ The attribute is resolved lazily, so `import egsc_jax.data.build` and friends do
 not pay for JAX and Orbax.
 """
 
+# The release (pyproject.toml reads it) and the repository's address: the one
+# place it is written. The Colab badge, the notebook's install cell and
+# pyproject.toml's [project.urls] spell it too; tests/test_packaging.py checks
+# they agree, and `python tools/set_repository.py URL` rewrites them for a fork.
+__version__ = "0.1.0"
+REPOSITORY = "https://github.com/egsc-jax/egsc-jax"
+
 __all__ = ["Style", "Translator"]
 
 

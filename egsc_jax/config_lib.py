@@ -208,13 +208,14 @@ def mnist_faithful_setting() -> ml_collections.ConfigDict:
 
 
 def load_file(spec: str) -> ml_collections.ConfigDict:
-  """`path/to/config.py[:VARIANT]` -> that file's get_config(VARIANT).
+  """`path/to/config.py[:VARIANT]` or `NAME[:VARIANT]` -> its get_config(VARIANT).
 
   For scripts (benchmarks) that take a config the way `--config` does; the
   commands parse theirs with ml_collections' config flags.
   """
   import importlib.util  # pylint: disable=g-import-not-at-top
-  path, _, variant = spec.partition(":")
+  from egsc_jax import config_files  # pylint: disable=g-import-not-at-top
+  path, _, variant = config_files.resolve(spec).partition(":")
   module_spec = importlib.util.spec_from_file_location("egsc_config_file", path)
   if module_spec is None or module_spec.loader is None:
     raise FileNotFoundError(f"config {path!r}: not a loadable Python file")

@@ -1,9 +1,11 @@
 """A local web page for a trained run: upload sources and exemplars, look at the
 translations, the feature masks and a style interpolation.
 
-  python -m egsc_jax.demo --workdir=DIR [--port=7860] [--host=127.0.0.1]
+  egsc-demo --workdir=DIR [--port=7860] [--host=127.0.0.1] [--share]
+  egsc-demo --workdir=model.egsc          (a file written by egsc-export)
+  python -m egsc_jax.demo ...             (the same from a checkout)
 
-Needs Gradio (`pip install -r requirements-demo.txt`). Everything on the page
+Needs Gradio (`pip install "egsc-jax[demo]"` or `-r requirements-demo.txt`). Everything on the page
 goes through `egsc_jax.Translator`, the same API as the notebook and the
 translate command, so the page shows exactly what `python -m egsc_jax.translate`
 writes:
@@ -15,7 +17,11 @@ writes:
   AdaIN statistics, at the slider's alpha.
 
 The server listens on 127.0.0.1 unless --host says otherwise; it has no
-authentication, so think twice before --host=0.0.0.0.
+authentication, so think twice before --host=0.0.0.0. On a machine without
+open ports (a TPU VM, a cluster node), either forward the port
+(`ssh -L 7860:127.0.0.1:7860 HOST`) or pass --share: Gradio then also serves
+the page through a public gradio.live address for 72 hours (anyone with the
+address can use it; it needs outbound network access to Gradio's servers).
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from egsc_jax import checkpointing, errors, grids, inference
+from egsc_jax import checkpointing, errors, grids, inference, paths
 from egsc_jax.data import images as images_lib
 
 DISPLAY_SIZE = 320   # the longer side images are blown up to (nearest neighbour)
@@ -159,9 +165,12 @@ def build_app(translator: inference.Translator, *, title: str = "EGSC-IT"):
 def define_flags(flag_values) -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
   fv = dict(flag_values=flag_values)
-  flags.DEFINE_string("workdir", None, "A training workdir (config.json, stage2/).", **fv)
+  flags.DEFINE_string("workdir", None, "A training workdir (config.json, stage2/), or "
+                      "a model file written by egsc-export.", **fv)
   flags.DEFINE_integer("port", 7860, "The port to serve on.", **fv)
   flags.DEFINE_string("host", "127.0.0.1", "The address to listen on.", **fv)
+  flags.DEFINE_bool("share", False, "Also serve the page through a temporary public "
+                    "gradio.live address (for a machine without open ports).", **fv)
   flags.DEFINE_bool("native_size", False, "Run at the sources' own sizes.", **fv)
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise.", **fv)
   flags.mark_flags_as_required(["workdir"], **fv)
@@ -192,20 +201,26 @@ def main(argv, flag_values=None) -> int:
     import gradio  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError:
     raise errors.UserError(
-        "the demo needs Gradio: pip install -r requirements-demo.txt") from None
+        "the demo needs Gradio: pip install -r requirements-demo.txt (or the "
+        "package's demo extra)") from None
   checkpointing.quiet_orbax_logs()
   # A WorkdirError (no config.json, no readable checkpoint) is a user error:
   # errors.run prints its one line and the documented status.
-  translator = inference.Translator.from_workdir(f.workdir, seed=f.seed,
-                                                 native_size=f.native_size)
+  load = (inference.Translator.from_export if paths.Path(f.workdir).is_file()
+          else inference.Translator.from_workdir)
+  translator = load(f.workdir, seed=f.seed, native_size=f.native_size)
   page = build_app(translator)
   print(f"Serving {f.workdir} on http://{f.host}:{f.port}", flush=True)
-  page.launch(server_name=f.host, server_port=f.port, show_error=True,
+  # footer_links=[]: no links to the API page and settings (Gradio >= 6).
+  page.launch(server_name=f.host, server_port=f.port, show_error=True, share=f.share,
               footer_links=[])
   return 0
 
 
+def run():
+  """The `egsc-demo` command."""
+  errors.run_command(define_flags, main)
+
+
 if __name__ == "__main__":
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  define_flags(flags.FLAGS)
-  errors.run(main)
+  run()

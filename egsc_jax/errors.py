@@ -189,6 +189,15 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
   return rest
 
 
+def run_command(define_flags: Callable[[Any], None],
+                main: Callable[[list[str]], int | None]) -> None:
+  """A command's entry point (egsc-evaluate, ...): `define_flags(absl's FLAGS)`,
+  then `run(main)`."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  define_flags(flags.FLAGS)
+  run(main)
+
+
 def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None
         ) -> None:
   """`absl.app.run(main)` with the one error path: flag errors and user errors
@@ -200,5 +209,11 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
       return parse_flags(args)
     except UserError as e:
       sys.exit(report(e))
+
+  # --help prints the __main__ module's docstring: under a console script
+  # (egsc-train, ...) that is the generated launcher, which has none.
+  launcher = sys.modules.get("__main__")
+  if launcher is not None and not launcher.__doc__:
+    launcher.__doc__ = sys.modules[main.__module__].__doc__
 
   app.run(lambda args: sys.exit(call(main, args)), argv=argv, flags_parser=parser)

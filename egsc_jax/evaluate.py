@@ -1,6 +1,6 @@
 """Evaluates a trained run with the paper's metrics and ours; one command.
 
-  python -m egsc_jax.evaluate --workdir=DIR [--split=test] [--num_examples=1000] \
+  egsc-evaluate --workdir=DIR [--split=test] [--num_examples=1000] \\
       [--inception_weights=FILE.h5] [--segmenter=MODULE:FUNCTION] [--official_stretch]
 
 Writes DIR/eval/results.json, DIR/eval/results.md (a markdown table) and, for
@@ -581,7 +581,10 @@ def main(argv, flag_values=None) -> int:
   return errors.EXIT_OK
 
 
+def run():
+  """The `egsc-evaluate` command."""
+  errors.run_command(define_flags, main)
+
+
 if __name__ == "__main__":
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  define_flags(flags.FLAGS)
-  errors.run(main)
+  run()

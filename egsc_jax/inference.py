@@ -66,10 +66,14 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
         f"{workdir}: no config.json, so not a training workdir (train first: "
         f"python -m egsc_jax.main --config=... --workdir={workdir}).")
   try:
-    raw = json.loads(path.read_text())
+    return config_from_json(path.read_text())
   except (OSError, json.JSONDecodeError) as e:
     raise WorkdirError(f"{path}: cannot read the run's config: {e}") from e
-  config = ml_collections.ConfigDict(raw)
+
+
+def config_from_json(text: str) -> ml_collections.ConfigDict:
+  """A run's config from the JSON training wrote (config.json, or an export)."""
+  config = ml_collections.ConfigDict(json.loads(text))
   # JSON turned the (H, W) tuple into a list.
   config.data.image_size = tuple(int(s) for s in config.data.image_size)
   return config
@@ -448,6 +452,23 @@ class Translator:
     """
     trained = load_trained(workdir, use_ema=use_ema, test_noise=test_noise,
                            devices=devices, checkpoint_fallback=checkpoint_fallback)
+    return cls.from_trained(trained, devices=devices, **kwargs)
+
+  @classmethod
+  def from_export(cls, path: str, *, test_noise: bool | None = None,
+                  devices: Sequence[jax.Device] | None = None, **kwargs) -> "Translator":
+    """Loads a model written by `egsc-export` (`egsc_jax.export`): one file with
+    the inference parameters and the config; no TensorFlow, no training state.
+
+    Args:
+      path: the export file (local or gs://).
+      test_noise, devices: as in `load_trained`.
+      **kwargs: batch_size, seed, native_size (see the class docstring).
+    Raises:
+      export.ExportError: not a readable export file (the message names it).
+    """
+    from egsc_jax import export  # pylint: disable=g-import-not-at-top
+    trained = export.load(path, test_noise=test_noise, devices=devices)
     return cls.from_trained(trained, devices=devices, **kwargs)
 
   # -- chunked execution --------------------------------------------------------

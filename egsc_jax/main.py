@@ -1,8 +1,8 @@
 """Trains EGSC-IT: stage 1 (F networks), then stage 2, resuming from the workdir.
 
-  python -m egsc_jax.main --config=configs/mnist_single.py:cpu --workdir=/tmp/egsc
-  python -m egsc_jax.main --config=configs/gta5_bdd.py --workdir=gs://... \
-      --config.batch_size=24 --config.model.compute_dtype=bfloat16
+  egsc-train --config=mnist_single:cpu --workdir=/tmp/egsc
+  egsc-train --config=configs/gta5_bdd.py --workdir=gs://... --config.batch_size=24
+  python -m egsc_jax.main ...     (the same command, without installing egsc-jax)
 
 Process set-up only; the loop is `egsc_jax.train.train_and_evaluate`. The
 config is validated (`config_lib.validate`) after the overrides; errors the
@@ -16,13 +16,10 @@ import logging
 import os
 
 from absl import app, flags
-from ml_collections import config_flags
 
-from egsc_jax import config_lib, errors
+from egsc_jax import config_files, config_lib, errors
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Experiment config file, e.g. configs/mnist_single.py:cpu.",
-    lock_config=True)
+_CONFIG = config_files.define_config_flag("config")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Checkpoints, TensorBoard logs, images.")
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False,
@@ -48,10 +45,17 @@ def main(argv):
   logging.info("finished: %s; workdir %s (TensorBoard: tensorboard --logdir %s)",
                result["status"], _WORKDIR.value, _WORKDIR.value)
   if result.get("metrics"):
-    logging.info("final metrics: %s", result["metrics"])
+    # The headline scores; stage2/final_metrics.json and TensorBoard have all.
+    logging.info("final metrics: %s", "  ".join(
+        f"{k}={v:.4g}" for k, v in sorted(result["metrics"].items()) if "/" not in k))
   # A scheduler's retry loop resubmits on EXIT_PREEMPTED only.
   return errors.EXIT_PREEMPTED if result["status"] == "preempted" else errors.EXIT_OK
 
 
-if __name__ == "__main__":
+def run():
+  """The `egsc-train` command."""
   errors.run(main)
+
+
+if __name__ == "__main__":
+  run()

@@ -194,13 +194,14 @@ def resolve_num_iterations(config):
 
 def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
                stop_at, sigterm) -> dict[str, Any]:
-  from clu import metric_writers, periodic_actions  # pylint: disable=g-import-not-at-top
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   # -- Setup -------------------------------------------------------------------
   stage_dir = os.path.join(workdir, f"stage{spec.stage}")
   is_main = jax.process_index() == 0
-  writer = metric_writers.create_default_writer(stage_dir, just_logging=not is_main)
+  writer = _metric_writer(stage_dir, is_main=is_main)
+  if is_main and start_of_run(stage_dir):
+    writer.write_hparams(hparams(config))
   ckpt = checkpointing.Checkpointer(os.path.join(stage_dir, "checkpoints"),
                                     keep=config.train.keep_checkpoints)
   rep = sharding.replicated(mesh)
@@ -252,11 +253,6 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   iteration = iteration.lower(state, first, loop_rng, *spec.extra_args, sc=spec.sc).compile()
   sharding.sync_processes(f"egsc_jax.stage{spec.stage}.compiled")
   fixed = eval_training.fixed_examples(config)
-  # Iterations per second and the ETA, every log_every iterations and at the end.
-  progress = periodic_actions.ReportProgress(
-      num_train_steps=spec.sc.num_iterations, writer=writer,
-      every_steps=config.train.log_every, every_secs=None)
-  progress(start)   # the first call only starts the clock
 
   # -- Loop --------------------------------------------------------------------
   pending: list[tuple[int, dict]] = []
@@ -268,7 +264,6 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
     state, metrics = iteration(state, batches, loop_rng, *spec.extra_args, sc=spec.sc)
     step += 1
     pending.append((step, metrics))
-    progress(step)
     final = step == spec.sc.num_iterations
     stop = stop_at is not None and stop_at == (spec.stage, step)
     preempted = sigterm.is_set() or ckpt.reached_preemption(step)
@@ -280,9 +275,11 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
       fetched = _check_finite(spec.stage, pending, state)
       pending = []
       scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+      elapsed = time.time() - t0
+      scalars["steps_per_sec"] = (step - start) / max(elapsed, 1e-9)
       writer.write_scalars(step, scalars)
-      logging.info("stage %d  iter %d/%d  %s", spec.stage, step, spec.sc.num_iterations,
-                   "  ".join(f"{k}={scalars[k]:.4g}" for k in _SHOWN if k in scalars))
+      logging.info("%s", progress_line(spec.stage, step, spec.sc.num_iterations, scalars,
+                                       done_since_start=step - start, elapsed=elapsed))
 
     if is_main and (final or step % config.train.image_every == 0):
       images = spec.images(state, fixed)
@@ -292,7 +289,10 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
     if spec.evaluate is not None and (final or step % config.train.eval_every == 0):
       scores = spec.evaluate(state)
       writer.write_scalars(step, scores)
-      logging.info("stage %d  iter %d  eval %s", spec.stage, step, scores)
+      # The headline scores; the per-scheme ones are in TensorBoard and
+      # final_metrics.json.
+      logging.info("stage %d  iter %d  eval  %s", spec.stage, step, "  ".join(
+          f"{k}={v:.4g}" for k, v in sorted(scores.items()) if "/" not in k))
       if final and is_main:
         (paths.Path(stage_dir) / "final_metrics.json").write_text(
             json.dumps({"iteration": step, **scores}, indent=2))
@@ -311,6 +311,42 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   ckpt.close()
   writer.close()
   return dict(status=status, state=state, metrics=_read_final_metrics(stage_dir))
+
+
+def _metric_writer(stage_dir: str, *, is_main: bool):
+  """TensorBoard event files in `stage_dir` (process 0; other processes write
+  nothing). Scalars go to TensorBoard only: the log has one progress line per
+  interval (`progress_line`) instead of every scalar."""
+  from clu import metric_writers  # pylint: disable=g-import-not-at-top
+  return metric_writers.AsyncMultiWriter(
+      [metric_writers.SummaryWriter(stage_dir)] if is_main else [])
+
+
+def start_of_run(stage_dir: str) -> bool:
+  """Whether the stage starts afresh (no checkpoint yet): then its hparams are
+  written, once per stage, not again on every resume."""
+  return not paths.Path(stage_dir, "checkpoints").exists() or not any(
+      paths.Path(stage_dir, "checkpoints").iterdir())
+
+
+def hparams(config) -> dict[str, Any]:
+  """The config as TensorBoard's hparams view takes it: dotted keys, and values
+  that are bool, int, float or str (tuples and None as their text)."""
+  return {k: v if isinstance(v, (bool, int, float, str)) else str(v)
+          for k, v in config_lib._flatten(config).items()}  # pylint: disable=protected-access
+
+
+def progress_line(stage: int, step: int, total: int, scalars: dict[str, float], *,
+                  done_since_start: int, elapsed: float) -> str:
+  """'stage 2  iter 60/120  50%  2.1 it/s  ETA 29 s  total=1.23  ...': the
+  numbers a person follows (_SHOWN); TensorBoard has every scalar."""
+  rate = done_since_start / elapsed if elapsed > 0 else 0.0
+  eta = (total - step) / rate if rate > 0 else float("nan")
+  eta_text = ("?" if eta != eta else f"{eta:.0f} s" if eta < 120
+              else f"{eta / 60:.0f} min" if eta < 7200 else f"{eta / 3600:.1f} h")
+  shown = "  ".join(f"{k}={scalars[k]:.4g}" for k in _SHOWN if k in scalars)
+  return (f"stage {stage}  iter {step}/{total}  {100 * step / total:.0f}%  "
+          f"{rate:.2f} it/s  ETA {eta_text}  {shown}")
 
 
 _SHOWN = ("total", "recon", "cycle", "gan", "style", "content", "d_total",

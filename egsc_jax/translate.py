@@ -1,6 +1,6 @@
 """Translates your own images with a trained run: every source with every exemplar.
 
-  python -m egsc_jax.translate --workdir=DIR --source=PATH --exemplar=PATH \
+  egsc-translate --workdir=DIR --source=PATH --exemplar=PATH \\
       --output=OUT [--direction=a2b|b2a] [--grid] [--native_size] [--seed=0]
 
 PATH is an image file or a folder (its image files, not sub-folders, sorted by
@@ -235,7 +235,10 @@ def main(argv, flag_values=None) -> int:
   return errors.EXIT_OK
 
 
+def run():
+  """The `egsc-translate` command."""
+  errors.run_command(define_flags, main)
+
+
 if __name__ == "__main__":
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  define_flags(flags.FLAGS)
-  errors.run(main)
+  run()

@@ -40,7 +40,7 @@ setup() {
   uv pip install --quiet --python "$venv/bin/python" -r "$lock"
   # The lock pins the CPU jaxlib; add the TPU runtime for the same jax version.
   jax_version="$(sed -n 's/^jax==\([^ ]*\).*/\1/p' "$lock")"
-  uv pip install --quiet --python "$venv/bin/python" "jax[tpu]==$jax_version"
+  uv pip install --quiet --python "$venv/bin/python" -c "$lock" "jax[tpu]==$jax_version"
   touch "$venv/.complete"
   echo "worker $(hostname): set up $venv (jax $jax_version)"
 }

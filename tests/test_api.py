@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from egsc_jax import Style, Translator, grids, inference, translate
+from egsc_jax import Style, Translator, export, grids, inference, translate
 from egsc_jax.data import images
 from egsc_jax.models import layers
 from egsc_jax.models.encoders import bottleneck_channels
@@ -175,3 +175,46 @@ def test_native_size_pil_input_and_bad_inputs(tiny_run, tmp_path):
     native.mask(sources, "c")
   with pytest.raises(inference.WorkdirError, match="config.json"):
     Translator.from_workdir(str(tmp_path))
+
+
+def _size(path) -> int:
+  """Bytes of a local file, or of every file under a local folder."""
+  if os.path.isfile(path):
+    return os.path.getsize(path)
+  return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
+
+
+def test_export_translates_bitwise_as_the_workdir(translator, tiny_run, tmp_path):
+  """An export holds the inference parameters only, and translates exactly as
+  the workdir it came from (EMA parameters, masks, every direction)."""
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+  workdir = tiny_run[0]
+  path = tmp_path / "shared" / "model.egsc"
+  written = export.export(workdir, str(path))
+  assert written["bytes"] == path.stat().st_size
+  assert written["used_ema"] and written["step"] == translator.trained.step
+  exported = Translator.from_export(str(path), batch_size=8)
+  assert exported.image_size == translator.image_size == (28, 28)
+  sources, exemplars = _inputs()
+  for direction in inference.DIRECTIONS:
+    for a, b in zip(exported.translate(sources, exemplars, direction),
+                    translator.translate(sources, exemplars, direction)):
+      np.testing.assert_array_equal(a, b)
+  for domain in "ab":
+    for a, b in zip(exported.mask(sources, domain), translator.mask(sources, domain)):
+      np.testing.assert_array_equal(a, b)
+  # Generator + frozen F_A, F_B, config and the image size; no optimizer
+  # states or discriminators, so far smaller than the checkpoint it came from.
+  record = serialization.msgpack_restore(path.read_bytes())
+  assert set(record) == {"format", "format_version", "egsc_jax_version", "config",
+                         "image_size", "step", "used_ema", "params", "frozen"}
+  assert set(record["frozen"]) == {"a", "b"} and record["image_size"] == [28, 28]
+  checkpoint = os.path.join(workdir, "stage2", "checkpoints", str(written["step"]))
+  print(f"export {_size(path)} bytes, checkpoint {_size(checkpoint)} bytes")
+  assert _size(path) < _size(checkpoint) / 3, (_size(path), _size(checkpoint))
+  # Not an export: one clear error naming the file.
+  (tmp_path / "other.egsc").write_bytes(b"not msgpack at all")
+  with pytest.raises(export.ExportError, match="other.egsc: not an egsc-jax export"):
+    Translator.from_export(str(tmp_path / "other.egsc"))
+  with pytest.raises(export.ExportError, match="no such export file"):
+    Translator.from_export(str(tmp_path / "missing.egsc"))

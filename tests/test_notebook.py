@@ -16,6 +16,8 @@ import base64
 import io
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -37,9 +39,7 @@ def test_notebook_is_stored_without_outputs():
   assert "widgets" not in nb["metadata"]
   tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
   assert len(tagged) == 1 and "TINY = False" in "".join(tagged[0]["source"])
-  text = "".join("".join(c["source"]) for c in nb["cells"])
-  assert "colab.research.google.com/github/egsc-jax/egsc-jax/blob/main/notebooks/" \
-         "egsc_jax_demo.ipynb" in text
+  # Its badge and REPO_URL: tests/test_packaging.py (the repository's address).
 
 
 def _figures(cell) -> list[np.ndarray]:
@@ -101,3 +101,60 @@ def test_notebook_runs_headless_with_the_tiny_parameter(mnist_data_dir, tmp_path
   if os.environ.get("EGSC_UPDATE_SCREENSHOTS"):
     Image.fromarray(_stack([f[0] for f in shown])).quantize(64).save(SCREENSHOT,
                                                                      optimize=True)
+
+
+def _install_commands(runtime, python):
+  """The Colab install cell's `install_commands(runtime)`, defined by executing
+  the cell up to its `if IN_COLAB:` (which runs them in Colab)."""
+  with open(NOTEBOOK) as f:
+    cells = json.load(f)["cells"]
+  (source,) = ["".join(c["source"]) for c in cells
+               if c["cell_type"] == "code" and "def install_commands" in "".join(c["source"])]
+  namespace = {}
+  exec(source[:source.index("\nif IN_COLAB:")], namespace)  # pylint: disable=exec-used
+  return namespace["install_commands"](runtime, python)
+
+
+def _lock_pins():
+  lock = os.path.join(REPO, "requirements", f"lock-py3{sys.version_info.minor}.txt")
+  with open(lock) as f:
+    return dict(line.split("#")[0].strip().split("==") for line in f if "==" in line)
+
+
+@pytest.mark.slow
+def test_colab_install_cell_installs_the_locked_set(tmp_path):
+  """The install cell's commands in a fresh venv: the CPU flavour installed (uv
+  in place of pip, offline from its cache, the same arguments), `pip check`
+  clean, jax and jaxlib at the lock's version; the CUDA flavour as pip's
+  resolver sees it (`pip install --dry-run --report`: this reads the package
+  index): jax, jaxlib and the CUDA plugin at the lock's version, every other
+  pin kept."""
+  pins = _lock_pins()
+  venv = tmp_path / "venv"
+  subprocess.run([sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python",
+                  sys.executable, str(venv)], check=True)
+  python = str(venv / "bin" / "python")
+  (cpu,) = _install_commands("cpu", python)
+  assert cpu[:4] == [python, "-m", "pip", "install"]
+  subprocess.run([sys.executable, "-m", "uv", "pip", "install", "--offline", "--python",
+                  python, *cpu[4:]], cwd=REPO, check=True, timeout=600)
+  check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
+  assert check.returncode == 0, check.stdout
+  versions = subprocess.run(
+      [python, "-c", "import jax, jaxlib, egsc_jax; print(jax.__version__, "
+       "jaxlib.__version__, egsc_jax.__file__)"],
+      cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+  assert versions[:2] == [pins["jax"], pins["jax"]] and str(venv) in versions[2]
+
+  (cuda,) = _install_commands("gpu", python)
+  assert cuda[-1] == ".[cuda]"
+  report = tmp_path / "report.json"
+  subprocess.run([*cuda, "--dry-run", "--ignore-installed", "--report", str(report)],
+                 cwd=REPO, check=True, timeout=600)
+  with open(report) as f:
+    resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"]
+                for item in json.load(f)["install"]}
+  for name in ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt"):
+    assert resolved[name] == pins["jax"], (name, resolved.get(name))
+  moved = {n: (v, resolved[n]) for n, v in pins.items() if n in resolved and resolved[n] != v}
+  assert not moved, moved

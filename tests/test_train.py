@@ -82,6 +82,37 @@ def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
                                                         jax.tree.leaves(live)))
 
 
+def test_tensorboard_has_every_scalar_and_the_hparams(full_run):
+  """The scalars (per-scheme scores included) and the run's config are in
+  TensorBoard; the log only gets progress_line's summary."""
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  workdir, config, _ = full_run
+  events = event_accumulator.EventAccumulator(
+      os.path.join(workdir, "stage2"), size_guidance={event_accumulator.TENSORS: 0})
+  events.Reload()
+  tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
+  assert {"total", "d_total", "steps_per_sec", "ssim_a2b", "ssim_b2a",
+          "a2b/blue_on_green/ssim", "b2a/white_on_black/colour_match"} <= tags
+  hparams = events.PluginTagToContent("hparams")
+  assert hparams, "no hparams in stage2's events"
+  text = b"".join(hparams.values())
+  for key in (b"optim.lr", b"model.adain_mode", b"data.image_size", b"dataset"):
+    assert key in text, key
+  assert train.hparams(config)["data.image_size"] == "(28, 28)"
+
+
+def test_progress_line_is_one_line_with_rate_and_eta():
+  line = train.progress_line(2, 60, 120, {"total": 1.23456, "d_total": 0.5, "lr": 2e-3,
+                                          "a2b/x/ssim": 0.9, "steps_per_sec": 2.0},
+                             done_since_start=50, elapsed=25.0)
+  assert line == ("stage 2  iter 60/120  50%  2.00 it/s  ETA 30 s  total=1.235  "
+                  "d_total=0.5  lr=0.002")
+  assert "ETA 3 min" in train.progress_line(1, 0, 200, {}, done_since_start=1,
+                                            elapsed=1.0)
+  assert "ETA 27.8 h" in train.progress_line(1, 0, 100_000, {}, done_since_start=1,
+                                             elapsed=1.0)
+
+
 def test_second_call_resumes_and_does_nothing_more(full_run):
   workdir, config, result = full_run
   again = train.train_and_evaluate(config, workdir)

@@ -1,6 +1,7 @@
 """Builds a dataset ahead of training.
 
-  python -m egsc_jax.data.build NAME [--data_dir DIR] [--manual_dir DIR] [--overwrite]
+  egsc-build NAME [--data_dir DIR] [--manual_dir DIR] [--overwrite]
+  python -m egsc_jax.data.build ...       (the same, without installing egsc-jax)
 
 NAME is one of mnist_single, mnist_multiple, celeba_gender, gta5_bdd, image_folder.
 `--data_dir` defaults to TFDS's (`$TFDS_DATA_DIR` or ~/tensorflow_datasets);
@@ -135,7 +136,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
   parser = _ArgumentParser(
-      prog="python -m egsc_jax.data.build",
+      prog="egsc-build",
       description="Build one of egsc-jax's TFDS datasets ahead of training.",
   )
   parser.add_argument("name", metavar="NAME", help="one of: " + ", ".join(BUILDER_MODULES))
@@ -184,5 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
   return errors.EXIT_OK
 
 
-if __name__ == "__main__":
+def run():
+  """The `egsc-build` command."""
   sys.exit(errors.call(main))
+
+
+if __name__ == "__main__":
+  run()
