@@ -25,8 +25,9 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.eval` for the definitio
   the same pairs (the exemplars), subsets of min(1000, n). With
   --inception_weights, FID and KID on InceptionV3 pool3 features as well.
 - MNIST-Single: digit accuracy of the translations (a small CNN, trained once on
-  the MNIST training digits and cached in DIR/eval/digit_classifier.msgpack; its
-  own test accuracy is reported next to it) and, A->B, the share of pixels whose
+  the MNIST training digits and cached beside the dataset, in
+  DATA_DIR/egsc_jax_cache/NAME/VERSION/, for every run; its own test accuracy
+  is reported next to it) and, A->B, the share of pixels whose
   colour follows the exemplar's scheme.
 - MNIST-Multiple: colour match per digit class, both directions: the share of a
   class's pixels whose colour is nearer that class's ground-truth colour than
@@ -186,8 +187,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
     lpips_sources, lpips_exemplars: the LPIPS diversity grid.
     use_ema: use the EMA parameters when the run kept them.
     test_noise: override the run's config.model.test_noise (None keeps it).
-    eval_name: the sub-directory of workdir the results go to; the digit
-      classifier is cached in workdir/eval whatever it is.
+    eval_name: the sub-directory of workdir the results go to (the digit
+      classifier is cached beside the dataset: `digit_classifier.dataset_cache_dir`).
     checkpoint_fallback: pass over an unreadable newest checkpoint (with a
       warning) for the next older one; False raises WorkdirError instead.
 
@@ -209,15 +210,15 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
   config, n = run.config, run.num_examples
   eval_dir = os.path.join(workdir, eval_name)
   paths.Path(eval_dir).mkdir(parents=True, exist_ok=True)
-  paths.Path(workdir, EVAL_DIR).mkdir(parents=True, exist_ok=True)
 
   translator = inference.Translator.from_trained(run.trained, batch_size=batch_size,
                                                  seed=seed)
   classifier, classifier_accuracy = None, None
   if run.is_single and run.has_digits:
     classifier, classifier_accuracy = digit_classifier.load_or_train(
-        os.path.join(workdir, EVAL_DIR), manual_dir=config.data.get("manual_dir"),
-        steps=classifier_steps)
+        digit_classifier.dataset_cache_dir(config.dataset,
+                                           data_dir=config.data.get("data_dir")),
+        manual_dir=config.data.get("manual_dir"), steps=classifier_steps)
   segment = (functools.partial(_segment, run.segment_fn, name=segmenter)
              if run.segment_fn is not None else None)
   stats = _score_directions(translator, config, split=split, num_examples=n,

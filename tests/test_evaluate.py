@@ -112,18 +112,18 @@ def test_paper_metrics_match_independent_references(workdir, results):
          for p, g in zip(s_pred, s_gt)]), abs=1e-4)
 
 
-def test_digit_classifier_is_cached(workdir, results):
-  eval_dir = os.path.join(workdir, "eval")
-  path = os.path.join(eval_dir, dc.CLASSIFIER_FILE)
-  stamp = os.stat(path).st_mtime_ns
-  params, acc = dc.load_or_train(eval_dir, manual_dir=None, steps=CLASSIFIER_STEPS)
-  assert os.stat(path).st_mtime_ns == stamp          # loaded, not retrained
+def test_digit_classifier_is_cached_beside_the_dataset(workdir, results):
+  """evaluate trained it once into DATA_DIR/egsc_jax_cache/..., not into the
+  workdir; the same settings load it from there."""
+  config = inference.load_trained(workdir).config
+  cache = dc.dataset_cache_dir("mnist_single", data_dir=config.data.data_dir)
+  files = [f for f in os.listdir(cache) if f.endswith(".msgpack")]
+  stamps = {f: os.stat(os.path.join(cache, f)).st_mtime_ns for f in files}
+  params, acc = dc.load_or_train(cache, manual_dir=None, steps=CLASSIFIER_STEPS)
+  assert {f: os.stat(os.path.join(cache, f)).st_mtime_ns for f in files} == stamps
   assert acc == results["metrics"]["digit_classifier_test_accuracy"]
   assert set(params) == {"conv1", "conv2", "conv3", "fc1", "logits"}
-  # Other settings: retrained, and the cache follows.
-  dc.load_or_train(eval_dir, manual_dir=None, steps=CLASSIFIER_STEPS + 1)
-  with open(os.path.join(eval_dir, dc.CLASSIFIER_META)) as f:
-    assert json.load(f)["steps"] == CLASSIFIER_STEPS + 1
+  assert not [f for f in os.listdir(os.path.join(workdir, "eval")) if "classifier" in f]
 
 
 def test_test_noise_off_is_deterministic_and_written_apart(workdir, results):

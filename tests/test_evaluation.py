@@ -696,6 +696,43 @@ def test_digit_classifier_learns_colour_invariant_digits(mnist, trained_classifi
     dc.classify(params, odd[..., 0])
 
 
+def test_digit_classifier_cache_is_shared_keyed_and_atomic(tmp_path, caplog):
+  """Concurrent first users train once each and leave one complete file; later
+  users load it (not retrain); other settings get a file of their own; a
+  damaged file is retrained over."""
+  import concurrent.futures  # pylint: disable=g-import-not-at-top
+  cache = str(tmp_path / "cache")
+  train = lambda steps: dc.load_or_train(cache, manual_dir=None, steps=steps,  # noqa: E731
+                                         batch_size=CLASSIFIER_BATCH)
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    (p1, a1), (p2, a2) = pool.map(train, [2, 2])
+  assert all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p2))) and a1 == a2
+  files = sorted(os.listdir(cache))
+  assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".msgpack")
+  path = os.path.join(cache, files[1])
+  stamp = os.stat(path).st_mtime_ns
+  p3, a3 = train(2)
+  assert os.stat(path).st_mtime_ns == stamp          # loaded, not retrained
+  assert all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p3))) and a3 == a1
+  assert set(p3) == {"conv1", "conv2", "conv3", "fc1", "logits"}
+  train(3)                                            # other settings: a file of their own
+  assert len([f for f in os.listdir(cache) if f.endswith(".msgpack")]) == 2
+  with open(path, "wb") as f:
+    f.write(b"not msgpack")
+  p4, _ = train(2)
+  assert "ignoring the unreadable cache" in caplog.text
+  assert all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p4)))
+  assert not [f for f in os.listdir(cache) if ".tmp-" in f]
+
+
+def test_digit_classifier_cache_lives_beside_the_dataset(tmp_path):
+  """DATA_DIR/egsc_jax_cache/NAME/VERSION, whatever the workdir."""
+  from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+  version = str(build.get_builder("mnist_single", data_dir=str(tmp_path)).version)
+  assert dc.dataset_cache_dir("mnist_single", data_dir=str(tmp_path)) == str(
+      tmp_path / "egsc_jax_cache" / "mnist_single" / version)
+
+
 def test_trivial_translations_background_is_the_majority_colour():
   """benchmarks/trivial_translations.py's `background` translation: each
   exemplar filled with its most frequent colour, whatever the source."""

@@ -8,7 +8,7 @@ Ours:
   features.py         InceptionV3 pool3 and VGG-16 relu5_1 features
   fid_kid.py          KID and FID on those features
   colour.py           colour match with the exemplar's scheme, per-scheme means (MNIST-Single)
-  digit_classifier.py the CNN behind digit accuracy (MNIST-Single), cached per workdir
+  digit_classifier.py the CNN behind digit accuracy (MNIST-Single), cached per dataset
   segmentation.py     per-class IoU and mIoU (GTA5 -> BDD)
 Around them:
   inputs.py           input checks and conversions every metric shares
@@ -20,4 +20,4 @@ The command is `python -m egsc_jax.evaluate`. The metrics are pure functions
 (no I/O but plots and the classifier cache).
 """
 
-EVAL_DIR = "eval"   # workdir/eval: the evaluate command's results, the digit classifier's cache
+EVAL_DIR = "eval"   # workdir/eval: the evaluate command's results

@@ -18,14 +18,17 @@ accuracy is measured on the test digits rendered binarised with the 8 schemes in
 turn (digit i with scheme i mod 8): the MNIST-Single look.
 
 Inputs are RGB [N, 28, 28, 3] floats in [-1, 1] (uint8 is converted).
-`load_or_train` trains it once per workdir and caches it in the workdir's eval/.
+`load_or_train` trains it once per dataset and caches it beside the dataset
+(`dataset_cache_dir`), where every run and evaluation finds it.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
+import uuid
 
 from flax import serialization
 import flax.linen as nn
@@ -38,8 +41,6 @@ from egsc_jax import paths
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
-CLASSIFIER_FILE = "digit_classifier.msgpack"
-CLASSIFIER_META = "digit_classifier.json"
 CLASSIFIER_STEPS = 1500
 CLASSIFIER_BATCH = 64
 CLASSIFIER_SEED = 0
@@ -238,49 +239,107 @@ def classify(params: dict, images: np.ndarray, *, batch_size: int = 500) -> np.n
 
 
 # ----------------------------------------------------------------------------
-# Trained once per workdir
+# Trained once per dataset, cached beside it
 # ----------------------------------------------------------------------------
 
+CACHE_DIRNAME = "egsc_jax_cache"
+# Bumped when the cached file's layout or the training function changes, so
+# that an old file is not read as a new one.
+CACHE_FORMAT = 1
 
-def load_or_train(eval_dir: str, *, manual_dir: str | None, steps: int,
+
+def dataset_cache_dir(dataset: str, *, data_dir: str | None) -> str:
+  """Where our per-dataset artefacts live: beside TFDS's copy of the dataset,
+  `<data_dir>/egsc_jax_cache/<name>/<version>` (local or gs://).
+
+  Every run and every evaluation of `dataset` in `data_dir` shares it; the
+  version keys it as TFDS keys the data.
+  """
+  from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+  builder = build.get_builder(dataset, data_dir=data_dir)
+  return os.path.join(os.fspath(builder.data_dir_root), CACHE_DIRNAME, builder.name,
+                      str(builder.version))
+
+
+def cache_key(meta: dict) -> str:
+  """A short hash of the classifier's settings and digits: its cache file name."""
+  text = json.dumps(meta, sort_keys=True)
+  return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+  """Writes to a unique temporary name, then renames: a reader sees the old
+  file, no file or the whole new one, never a partial write, and concurrent
+  writers of the same (deterministic) bytes simply replace each other. On
+  Cloud Storage an object appears whole on upload anyway."""
+  tmp = paths.Path(f"{path}.tmp-{uuid.uuid4().hex}")
+  tmp.write_bytes(data)
+  try:
+    tmp.replace(path)
+  except OSError:
+    tmp.unlink(missing_ok=True)
+    raise
+
+
+def _read_cache(path: str, meta: dict) -> tuple[dict, float] | None:
+  """(params, test accuracy) of a cache file made with `meta`, or None."""
+  p = paths.Path(path)
+  if not p.is_file():
+    return None
+  try:
+    raw = serialization.msgpack_restore(p.read_bytes())
+    cached_meta = json.loads(raw["meta"])
+    if {k: cached_meta.get(k) for k in meta} != meta:
+      raise ValueError(f"made with other settings: {cached_meta}")
+    target = jax.eval_shape(DigitCNN().init, jax.random.key(0),
+                            np.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3], np.float32))["params"]
+    params = serialization.from_state_dict(target, raw["params"])
+    return params, float(cached_meta["test_accuracy"])
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    logging.warning("digit classifier: ignoring the unreadable cache %s (%s)", path, e)
+    return None
+
+
+def load_or_train(cache_dir: str, *, manual_dir: str | None, steps: int,
                   batch_size: int = CLASSIFIER_BATCH, seed: int = CLASSIFIER_SEED
                   ) -> tuple[dict, float]:
   """The digit classifier's params and test accuracy, trained on first use.
 
-  The params are cached in eval_dir/digit_classifier.msgpack (flax
-  serialization) with its settings in digit_classifier.json; a cache made with
-  other settings or other digits is retrained. The test accuracy is measured
-  afresh: the MNIST test digits in the 8 MNIST-Single schemes.
+  Args:
+    cache_dir: where the classifier is cached, normally
+      `dataset_cache_dir(config.dataset, data_dir=config.data.data_dir)`, so
+      that every run and evaluation on the dataset shares one.
+    manual_dir: the MNIST source digits' directory (None: the offline digits).
+    steps, batch_size, seed: `train_digit_classifier`'s.
+
+  The file is cache_dir/digit_classifier-<key>.msgpack, the key a hash of the
+  settings and of the digits' description, so classifiers of other settings
+  live side by side; it holds the flax params and the settings with the test
+  accuracy measured after training (the MNIST test digits in the 8
+  MNIST-Single schemes), which is returned from then on. Training is
+  deterministic, so concurrent first users write identical files; each
+  writes under a temporary name and renames. A readable copy of the settings
+  goes to digit_classifier-<key>.json.
   """
   from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
 
   digits = mnist_source.load_mnist(manual_dir)
-  paths.Path(eval_dir).mkdir(parents=True, exist_ok=True)
-  meta = dict(steps=int(steps), batch_size=int(batch_size), seed=int(seed),
-              digits=digits.description)
-  path = os.path.join(eval_dir, CLASSIFIER_FILE)
-  meta_path = os.path.join(eval_dir, CLASSIFIER_META)
-  params = None
-  if paths.Path(path).is_file() and paths.Path(meta_path).is_file():
-    try:
-      cached_meta = json.loads(paths.Path(meta_path).read_text())
-      if {k: cached_meta.get(k) for k in meta} == meta:
-        target = jax.eval_shape(DigitCNN().init, jax.random.key(0),
-                                np.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3],
-                                         np.float32))["params"]
-        params = serialization.from_bytes(target, paths.Path(path).read_bytes())
-        logging.info("digit classifier: cached in %s", path)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-      logging.warning("digit classifier: ignoring the unreadable cache %s (%s)", path, e)
-      params = None
+  meta = dict(format=CACHE_FORMAT, steps=int(steps), batch_size=int(batch_size),
+              seed=int(seed), digits=digits.description)
+  stem = os.path.join(cache_dir, f"digit_classifier-{cache_key(meta)}")
+  cached = _read_cache(stem + ".msgpack", meta)
+  if cached is not None:
+    logging.info("digit classifier: cached in %s.msgpack", stem)
+    return cached
+  logging.info("digit classifier: training %d steps on %s", steps, digits.description)
+  train_images, train_labels = digits.split("train")
   test_images, test_labels = digits.split("test")
-  if params is None:
-    logging.info("digit classifier: training %d steps on %s", steps, digits.description)
-    train_images, train_labels = digits.split("train")
-    params, _ = train_digit_classifier(
-        train_images, train_labels, test_images=test_images, test_labels=test_labels,
-        steps=steps, batch_size=batch_size, seed=seed)
-    paths.Path(path).write_bytes(serialization.to_bytes(params))
-    paths.Path(meta_path).write_text(json.dumps(meta, indent=2))
-  predicted = classify(params, render_schemes(test_images))
-  return params, float(np.mean(predicted == test_labels))
+  params, accuracy = train_digit_classifier(
+      train_images, train_labels, test_images=test_images, test_labels=test_labels,
+      steps=steps, batch_size=batch_size, seed=seed)
+  full_meta = json.dumps(dict(meta, test_accuracy=accuracy), indent=2)
+  paths.Path(cache_dir).mkdir(parents=True, exist_ok=True)
+  _write_atomically(stem + ".json", full_meta.encode())
+  _write_atomically(stem + ".msgpack", serialization.msgpack_serialize(
+      {"meta": full_meta, "params": serialization.to_state_dict(params)}))
+  return params, accuracy

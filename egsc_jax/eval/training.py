@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from typing import Any
 
 import jax
 import numpy as np
 
 from egsc_jax import grids, steps
-from egsc_jax.eval import EVAL_DIR, digit_classifier, scores, ssim
+from egsc_jax.eval import digit_classifier, scores, ssim
 from egsc_jax.models import Models
 
 PyTree = Any
@@ -112,15 +111,17 @@ def stage2_scores(state, *, models: Models, config, workdir: str) -> dict[str, f
   (docs/method.md §5.1); on
   MNIST-Single also colour match and digit accuracy per exemplar scheme, on
   MNIST-Multiple colour match per digit class (`training_scores`). The digit
-  classifier is trained on first use and cached in workdir/eval, where the
-  evaluate command finds it."""
+  classifier is trained on first use and cached beside the dataset, where every
+  other run and the evaluate command find it."""
+  del workdir  # the scores depend on the state and the dataset only
   classifier = None
   clf_steps = int(config.train.get("digit_classifier_steps",
                                    digit_classifier.CLASSIFIER_STEPS))
   if config.dataset == "mnist_single" and clf_steps > 0:
     classifier, _ = digit_classifier.load_or_train(
-        os.path.join(workdir, EVAL_DIR), manual_dir=config.data.get("manual_dir"),
-        steps=clf_steps)
+        digit_classifier.dataset_cache_dir(config.dataset,
+                                           data_dir=config.data.get("data_dir")),
+        manual_dir=config.data.get("manual_dir"), steps=clf_steps)
   num = _eval_examples(config, config.train.eval_examples, key="train.eval_examples")
   return training_scores(_translator(state, models), config, num_examples=num,
                          classifier=classifier, split=eval_split(config))
