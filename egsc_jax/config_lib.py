@@ -119,8 +119,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.train.checkpoint_fallback = True
   c.train.num_image_examples = 8
   # Steps of the digit classifier behind training's per-scheme digit accuracy
-  # (MNIST-Single; trained once, cached in workdir/eval); 0: no digit accuracy.
+  # (MNIST-Single; trained once per dataset, cached beside it); 0: no digit accuracy.
   c.train.digit_classifier_steps = 1500
+  # > 0: a TensorBoard trace (the Profile tab) of this many iterations of each
+  # stage, from the second iteration of the run on, in workdir/stageN/plugins/.
+  c.train.profile_steps = 0
   return c
 
 
@@ -541,6 +544,7 @@ RULES: dict[str, Allowed] = {
     "train.keep_checkpoints": _int(1, none=True),
     "train.num_image_examples": _COUNT,
     "train.digit_classifier_steps": _int(0),
+    "train.profile_steps": _int(0),
     "train.checkpoint_fallback": Allowed("bool"),
 }
 

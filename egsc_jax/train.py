@@ -253,6 +253,7 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   iteration = iteration.lower(state, first, loop_rng, *spec.extra_args, sc=spec.sc).compile()
   sharding.sync_processes(f"egsc_jax.stage{spec.stage}.compiled")
   fixed = eval_training.fixed_examples(config)
+  profile = _profiler(config, stage_dir, start=start) if is_main else None
 
   # -- Loop --------------------------------------------------------------------
   pending: list[tuple[int, dict]] = []
@@ -264,6 +265,8 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
     state, metrics = iteration(state, batches, loop_rng, *spec.extra_args, sc=spec.sc)
     step += 1
     pending.append((step, metrics))
+    if profile is not None:
+      profile(step)
     final = step == spec.sc.num_iterations
     stop = stop_at is not None and stop_at == (spec.stage, step)
     preempted = sigterm.is_set() or ckpt.reached_preemption(step)
@@ -308,6 +311,8 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
                       spec.stage, status, step, ckpt.directory)
       break
 
+  if profile is not None:
+    profile.close()
   ckpt.close()
   writer.close()
   return dict(status=status, state=state, metrics=_read_final_metrics(stage_dir))
@@ -347,6 +352,31 @@ def progress_line(stage: int, step: int, total: int, scalars: dict[str, float], 
   shown = "  ".join(f"{k}={scalars[k]:.4g}" for k in _SHOWN if k in scalars)
   return (f"stage {stage}  iter {step}/{total}  {100 * step / total:.0f}%  "
           f"{rate:.2f} it/s  ETA {eta_text}  {shown}")
+
+
+def _profiler(config, stage_dir: str, *, start: int):
+  """clu's Profile action for config.train.profile_steps iterations (None at 0).
+
+  The trace starts after the first iteration of this run (which may still
+  include the compilation's tail) and is written where TensorBoard's Profile
+  tab finds it, stage_dir/plugins/profile/.
+  """
+  from clu import periodic_actions  # pylint: disable=g-import-not-at-top
+  steps_ = int(config.train.get("profile_steps", 0))
+  if steps_ <= 0:
+    return None
+
+  class Profile(periodic_actions.Profile):
+    """`close` ends a trace that the stage's end cut short."""
+
+    def close(self):
+      if self._session_running:
+        self._end_session(jax.profiler.stop_trace())
+
+  profile = Profile(logdir=stage_dir, num_profile_steps=steps_, profile_duration_ms=None,
+                    first_profile=start + 1, every_steps=None, every_secs=None)
+  profile(start)  # the first call only records the starting step
+  return profile
 
 
 _SHOWN = ("total", "recon", "cycle", "gan", "style", "content", "d_total",

@@ -488,3 +488,27 @@ def test_sigterm_saves_and_sigkill_resumes(data_dir, tmp_path):
   text = open(log).read()
   assert f"restored iteration {latest}" in text
   assert f"stage 2  iter {latest + 2}/{latest + 2}" in text
+
+
+def test_profile_steps_writes_a_tensorboard_trace(tmp_path):
+  """config.train.profile_steps: clu's Profile traces iterations start+2 ..
+  start+1+n into stage_dir/plugins/profile/<run>/*.xplane.pb (TensorBoard's
+  Profile tab); a stage that ends inside the window still closes its trace."""
+  config = config_lib.base_config()
+  assert train._profiler(config, str(tmp_path / "off"), start=0) is None
+  config.train.profile_steps = 2
+  step_fn = jax.jit(lambda x: x @ x)
+  x = np.ones((64, 64), np.float32)
+  for name, stop in (("full", 6), ("cut", 2)):
+    profile = train._profiler(config, str(tmp_path / name), start=3)
+    for step in range(4, 4 + stop):
+      x = step_fn(x) / 64
+      profile(step)
+    if name == "cut":
+      profile.close()
+    # (Had the full window's trace not stopped by itself, the next trace could
+    # not start: one trace at a time.)
+    traces = list((tmp_path / name / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 0, name
+  with pytest.raises(RuntimeError):   # none left running
+    jax.profiler.stop_trace()
