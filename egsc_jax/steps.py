@@ -198,21 +198,40 @@ def _translations_d_loss(models: Models, d_params: PyTree, batch: Batch, *,
                                      gan_weight=sc.weights["gan"])
 
 
+def real_vgg_maps(vgg: Any, vgg_params: PyTree, batch: Batch) -> tuple[jax.Array, ...]:
+  """VGG relu*_1 maps of a batch's real images [x_a; x_b]: the targets of L_P
+  (content of the sources, Gram of the exemplars). They need no gradient:
+  each map [2B, H_i, W_i, C_i], x_a's first."""
+  x = jnp.concatenate([batch["a"], batch["b"]], axis=0)
+  return jax.lax.stop_gradient(vgg.apply({"params": vgg_params}, x))
+
+
 def stage2_g_loss(g_params: PyTree, state: GANState, batch: Batch, rng: jax.Array,
-                  vgg_params: PyTree, *, models: Models, vgg: Any, sc: StepConfig
+                  vgg_params: PyTree, *, models: Models, vgg: Any, sc: StepConfig,
+                  real_maps: tuple[jax.Array, ...] | None = None
                   ) -> tuple[jax.Array, Metrics]:
-  """L_G of one batch; D, F and VGG are fixed, the GAN gradient flows through D."""
+  """L_G of one batch; D, F and VGG are fixed, the GAN gradient flows through D.
+
+  `real_maps`: `real_vgg_maps` of the batch when the caller has them (the G
+  step computes them outside the differentiated function); None computes them
+  here. Only the translations' VGG pass is differentiated: on one pass over
+  [x_a; x_b; x_ab; x_ba] the backward would run over all four quarters.
+  """
   x_a, x_b = batch["a"], batch["b"]
   out = _generate(models, g_params, state.frozen, batch, rng, cycle=True)
   d_fake_a = models.discriminator.apply({"params": state.d_params["a"]}, out["x_ba"])
   d_fake_b = models.discriminator.apply({"params": state.d_params["b"]}, out["x_ab"])
   feats = None
   if sc.use_perceptual:
-    # One VGG pass over [x_a; x_b; x_ab; x_ba] (docs/method.md §1.8).
-    maps = vgg.apply({"params": vgg_params},
-                     jnp.concatenate([x_a, x_b, out["x_ab"], out["x_ba"]], axis=0))
-    parts = [jnp.split(m, 4, axis=0) for m in maps]
-    feats = {k: [p[i] for p in parts] for i, k in enumerate(("a", "b", "ab", "ba"))}
+    # docs/method.md §1.8: VGG of [x_a; x_b] (no gradient) and of [x_ab; x_ba].
+    if real_maps is None:
+      real_maps = real_vgg_maps(vgg, vgg_params, batch)
+    fake_maps = vgg.apply({"params": vgg_params},
+                          jnp.concatenate([out["x_ab"], out["x_ba"]], axis=0))
+    real = [jnp.split(m, 2, axis=0) for m in real_maps]
+    fake = [jnp.split(m, 2, axis=0) for m in fake_maps]
+    feats = {"a": [r[0] for r in real], "b": [r[1] for r in real],
+             "ab": [f[0] for f in fake], "ba": [f[1] for f in fake]}
   return losses.stage2_generator(outputs=out, x_a=x_a, x_b=x_b, d_fake_a=d_fake_a,
                                  d_fake_b=d_fake_b, weights=sc.weights, vgg_feats=feats,
                                  content_layer_weights=sc.content_layer_weights,
@@ -274,8 +293,12 @@ def stage2_g_step(state: GANState, batch: Batch, rng: jax.Array, vgg_params: PyT
   """Updates E_A, E_B, the shared blocks, G_A, G_B (`stage2_g_loss`), or
   MUNIT's encoders and decoders (`munit_g_loss`)."""
   _, g_loss = _stage2_losses(models)
+  kw = {}
+  if g_loss is stage2_g_loss and sc.use_perceptual:
+    # The L_P targets, outside the differentiated function: a forward pass only.
+    kw["real_maps"] = real_vgg_maps(vgg, vgg_params, batch)
   grads, metrics = jax.grad(g_loss, has_aux=True)(
-      state.g_params, state, batch, rng, vgg_params, models=models, vgg=vgg, sc=sc)
+      state.g_params, state, batch, rng, vgg_params, models=models, vgg=vgg, sc=sc, **kw)
   g_params, g_opt = _update(state.g_params, state.g_opt_state, grads, tx=tx,
                             lr=_lr(state, sc))
   return state.replace(g_params=g_params, g_opt_state=g_opt), metrics
