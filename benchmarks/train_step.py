@@ -13,6 +13,11 @@
   # step and one G step separately and extrapolate to 1 D + 5 G
   python benchmarks/train_step.py --experiment gta5_bdd --mode split --iters 1
 
+  # an accelerator's table (docs/benchmarks.md, "The accelerator sweep"):
+  # 256x256 and 256x512, float32 and bfloat16, batch 1, 8, 32 and the largest
+  # that fits, then the card's bf16 matmul and 3x3 conv fwd+bwd ceilings
+  python benchmarks/train_step.py --sweep --experiment gta5_bdd --json_out sweep.json
+
 The iteration is `steps.stage2_iteration`, jitted with the state donated, on
 batches held on the device (no input pipeline). Printed: parameter counts,
 compile time, seconds per iteration, images/s (both domains' source images of
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import pathlib
 import sys
 import time
@@ -45,6 +51,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import ml_collections  # noqa: E402
 
+from benchmarks import ceilings  # noqa: E402
+from benchmarks.ceilings import flops_of  # noqa: E402
 from egsc_jax import config_lib  # noqa: E402
 from egsc_jax import state as state_lib  # noqa: E402
 from egsc_jax import steps  # noqa: E402
@@ -119,30 +127,18 @@ def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
 # ----------------------------------------------------------------------------
 
 
-def flops_of(compiled: Any) -> float | None:
-  """FLOPs from XLA's cost analysis (a dict, or a list of one dict per
-  computation in older jax versions); None where the backend has none."""
+def _memory_stats(device: jax.Device) -> dict:
+  """The allocator's statistics, {} where the backend has none (CPU)."""
   try:
-    analysis = compiled.cost_analysis()
+    return device.memory_stats() or {}
   except Exception:  # pylint: disable=broad-except
-    return None
-  if analysis is None:
-    return None
-  if isinstance(analysis, (list, tuple)):
-    values = [a.get("flops") for a in analysis if a]
-    values = [v for v in values if v is not None]
-    return float(sum(values)) if values else None
-  value = analysis.get("flops")
-  return None if value is None else float(value)
+    return {}
 
 
 def peak_memory(device: jax.Device) -> str:
   """Peak bytes in use on `device` so far, or 'n/a' (CPU has no statistics)."""
-  try:
-    stats = device.memory_stats()
-  except Exception:  # pylint: disable=broad-except
-    stats = None
-  if not stats or "peak_bytes_in_use" not in stats:
+  stats = _memory_stats(device)
+  if "peak_bytes_in_use" not in stats:
     return "n/a"
   peak = stats["peak_bytes_in_use"]
   limit = stats.get("bytes_limit")
@@ -150,16 +146,33 @@ def peak_memory(device: jax.Device) -> str:
   return text + (f" of {limit / 2**30:.1f} GiB" if limit else "")
 
 
-def compiled_memory(compiled: Any) -> str:
-  """XLA's static estimate: arguments + outputs + temporaries of one call."""
+def memory_limit(device: jax.Device) -> int | None:
+  """The device's memory in bytes as its allocator sees it; None on CPU."""
+  return _memory_stats(device).get("bytes_limit")
+
+
+def _memory_analysis(compiled: Any):
   try:
-    m = compiled.memory_analysis()
+    return compiled.memory_analysis()
   except Exception:  # pylint: disable=broad-except
-    return "n/a"
+    return None
+
+
+def compiled_bytes(compiled: Any) -> int | None:
+  """XLA's static estimate in bytes: arguments + outputs + temporaries of one
+  call (aliased donations counted once); None where the backend has none."""
+  m = _memory_analysis(compiled)
   if m is None:
+    return None
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes
+             - m.alias_size_in_bytes + m.temp_size_in_bytes)
+
+
+def compiled_memory(compiled: Any) -> str:
+  """`compiled_bytes` with its parts, as text."""
+  m, total = _memory_analysis(compiled), compiled_bytes(compiled)
+  if m is None or total is None:
     return "n/a"
-  total = (m.argument_size_in_bytes + m.output_size_in_bytes
-           - m.alias_size_in_bytes + m.temp_size_in_bytes)
   return (f"{total / 2**30:.2f} GiB (args {m.argument_size_in_bytes / 2**30:.2f}, "
           f"temps {m.temp_size_in_bytes / 2**30:.2f}, aliased "
           f"{m.alias_size_in_bytes / 2**30:.2f})")
@@ -291,7 +304,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     seconds, state = _time_calls(compiled, state, (batches, k_run, vgg_params),
                                  warmup=args.warmup, iters=args.iters)
     memory_estimate = compiled_memory(compiled)
-    result.update(compile_s=lower_s + compile_s)
+    result.update(compile_s=lower_s + compile_s, memory_bytes=compiled_bytes(compiled))
   else:
     # Whole iterations are too slow here: time each kind of step on its own.
     d_compiled, g_compiled, d_flops, g_flops, (d_lo, d_co, g_lo, g_co) = (
@@ -304,6 +317,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                    warmup=args.warmup, iters=args.iters)
     seconds = d_seconds + sc.g_steps * g_seconds
     memory_estimate = compiled_memory(g_compiled)
+    result.update(memory_bytes=compiled_bytes(g_compiled))
     print(f"compile: D step {d_lo:.1f} s lowering + {d_co:.1f} s compile, "
           f"G step {g_lo:.1f} s + {g_co:.1f} s")
     print(f"step time: D {d_seconds:.3f} s, G {g_seconds:.3f} s "
@@ -332,8 +346,155 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f" {memory_estimate}")
   result.update(seconds_per_iteration=seconds, images_per_s=images / seconds,
                 tflops=None if flops is None else flops / seconds / 1e12,
-                peak_memory=peak_memory(device))
+                peak_memory=peak_memory(device), memory_limit=memory_limit(device))
   return result
+
+
+# ----------------------------------------------------------------------------
+# The sweep: one table for an accelerator
+# ----------------------------------------------------------------------------
+
+# The targets' settings first (256x512 bf16; 256x256 is MUNIT's), so that a
+# sweep cut short by --time_budget has measured what matters most.
+SWEEP_SIZES = "256x512,256x256"
+SWEEP_DTYPES = "bfloat16,float32"
+SWEEP_BATCHES = "8,32,max,1"
+# Of the device's memory, what the largest batch may plan to use (XLA's
+# estimate is of the step's own buffers; the allocator needs some room).
+MAX_BATCH_MEMORY_SHARE = 0.85
+
+
+def largest_batch(bytes_at: dict[int, int], limit: int, *, multiple: int = 8) -> int:
+  """The largest batch whose memory fits `limit`, from XLA's estimates at two or
+  more batches (memory is close to affine in the batch: fixed parameters and
+  optimizer state, per-example activations), rounded down to a multiple of
+  `multiple` (1 when that leaves 0).
+
+  bytes_at: {batch: bytes}, at least two different batches.
+  """
+  (b0, m0), (b1, m1) = sorted(bytes_at.items())[0], sorted(bytes_at.items())[-1]
+  if b1 == b0:
+    raise ValueError(f"need estimates at two batches, got {bytes_at}")
+  per_example = max((m1 - m0) / (b1 - b0), 1.0)
+  fixed = m0 - per_example * b0
+  best = int((limit * MAX_BATCH_MEMORY_SHARE - fixed) // per_example)
+  return max(best // multiple * multiple, 1) if best >= multiple else max(best, 1)
+
+
+def _is_oom(e: Exception) -> bool:
+  text = str(e)
+  return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "OOM" in text
+
+
+def _sweep_row(label: dict, r: dict | None, conv_tflops: float | None,
+               note: str = "") -> str:
+  if r is None:
+    return (f"| {label['size']} | {label['dtype']} | {label['batch']} | - | - | - | - | "
+            f"- | - | - | - | {note} |")
+  tflops = r["tflops"]
+  share = ("n/a" if tflops is None or not conv_tflops
+           else f"{tflops / conv_tflops:.0%}")
+  flops = r["flops_per_iteration"]
+  mem = r.get("memory_bytes")
+  return (f"| {label['size']} | {label['dtype']} | {label['batch']} | "
+          f"{r['seconds_per_iteration']:.4f} | {r['images_per_s']:.4g} | "
+          f"{'n/a' if flops is None else f'{flops / 1e12:.4g}'} | "
+          f"{'n/a' if tflops is None else f'{tflops:.4g}'} | {share} | "
+          f"{'n/a' if mem is None else f'{mem / 2**30:.2f}'} | {r['peak_memory']} | "
+          f"{r['compile_s']:.1f} | {note} |")
+
+
+def sweep(args: argparse.Namespace) -> dict[str, Any]:
+  """Every (size, dtype, batch) of the sweep flags in split mode (one D and
+  one G step compiled and timed, the iteration = D + g_steps G), then the
+  device's bf16 matmul and 3x3 conv fwd+bwd ceilings; one markdown table.
+
+  'max' in --sweep_batches is the largest batch that fits: predicted from XLA's
+  memory estimates of the listed batches against the device's memory, tried,
+  and lowered by a quarter on an out-of-memory error (twice at most). Devices
+  without memory statistics (CPU) skip it. A configuration that would start
+  after --time_budget seconds is skipped, and says so.
+  """
+  t_start = time.perf_counter()
+  device = jax.devices()[0]
+  sizes = [tuple(int(v) for v in s.split("x")) for s in args.sweep_sizes.split(",")]
+  dtypes = args.sweep_dtypes.split(",")
+  batches = args.sweep_batches.split(",")
+  fixed = [int(b) for b in batches if b != "max"]
+
+  # The ceilings first: they are quick, and the table's last column needs them.
+  conv = ceilings.conv_fwd_bwd(batch=args.ceiling_batch, size=args.ceiling_size,
+                               channels=args.ceiling_channels, dtype=jnp.bfloat16)
+  mm = ceilings.matmul(n=args.ceiling_matmul_n, dtype=jnp.bfloat16)
+  conv_tflops = None if conv["gflops"] is None else conv["gflops"] / 1e3
+  mm_tflops = None if mm["gflops"] is None else mm["gflops"] / 1e3
+
+  rows, results = [], []
+
+  def one(size, dtype, batch, note=""):
+    label = dict(size=f"{size[0]}x{size[1]}", dtype=dtype, batch=batch)
+    if time.perf_counter() - t_start > args.time_budget:
+      rows.append(_sweep_row(label, None, conv_tflops, "skipped: time budget"))
+      return None
+    a = argparse.Namespace(**vars(args))
+    a.height, a.width, a.dtype, a.batch_size, a.mode = size[0], size[1], dtype, batch, "split"
+    try:
+      r = run(a)
+    except Exception as e:  # pylint: disable=broad-except
+      if not _is_oom(e):
+        raise
+      rows.append(_sweep_row(label, None, conv_tflops, "out of memory"))
+      return "oom"
+    rows.append(_sweep_row(label, r, conv_tflops, note))
+    results.append(dict(label, **{k: v for k, v in r.items() if k != "params"}))
+    return r
+
+  for size in sizes:
+    for dtype in dtypes:
+      measured = {}
+      for batch in fixed:
+        r = one(size, dtype, batch)
+        if isinstance(r, dict) and r.get("memory_bytes"):
+          measured[batch] = r["memory_bytes"]
+      if "max" not in batches:
+        continue
+      limit = memory_limit(device)
+      label = dict(size=f"{size[0]}x{size[1]}", dtype=dtype, batch="max")
+      if limit is None or len(measured) < 2:
+        rows.append(_sweep_row(label, None, conv_tflops,
+                               "largest batch: needs device memory statistics and "
+                               "two measured batches"))
+        continue
+      batch = largest_batch(measured, limit)
+      for _ in range(3):
+        if batch <= max(measured):
+          break
+        r = one(size, dtype, batch, note="largest that fits (predicted)")
+        if r != "oom":
+          break
+        batch = batch * 3 // 4
+
+  d = device
+  print("\n" + "=" * 78)
+  print(f"sweep on {d.device_kind} ({d.platform}), jax {jax.__version__}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; split mode "
+        f"(iteration = D + g_steps x G, extrapolated), {args.iters} timed "
+        f"call(s) of each step after {args.warmup} warm-up; images/s counts both "
+        "domains' images of every step")
+  fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
+  print(f"ceilings (bf16): 3x3 conv fwd+bwd [{args.ceiling_batch}, {args.ceiling_size}^2, "
+        f"{args.ceiling_channels}] {fmt(conv_tflops)} TFLOP/s; matmul "
+        f"{args.ceiling_matmul_n}^2 {fmt(mm_tflops)} TFLOP/s")
+  print("| size | dtype | batch | s / iteration | images/s | TFLOP / iteration | "
+        "TFLOP/s | of conv ceiling | G step GiB (XLA estimate) | peak memory so far | "
+        "compile s | note |")
+  print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+  for row in rows:
+    print(row)
+  total = time.perf_counter() - t_start
+  print(f"sweep wall time: {total:.0f} s")
+  return dict(device=d.device_kind, conv_ceiling_tflops=conv_tflops,
+              matmul_ceiling_tflops=mm_tflops, rows=results, wall_s=total)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -363,11 +524,31 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--mode", default="iteration", choices=("iteration", "split"),
                  help="iteration: time the jitted 1 D + 5 G iteration; split: "
                       "time one D and one G step, extrapolate")
+  s = p.add_argument_group("sweep (--sweep): one table for an accelerator")
+  s.add_argument("--sweep", action="store_true",
+                 help="every size x dtype x batch below in split mode, then the "
+                      "bf16 ceilings; --height/--width/--dtype/--batch_size/--mode "
+                      "are set per configuration")
+  s.add_argument("--sweep_sizes", default=SWEEP_SIZES, help="HxW,HxW,...")
+  s.add_argument("--sweep_dtypes", default=SWEEP_DTYPES)
+  s.add_argument("--sweep_batches", default=SWEEP_BATCHES,
+                 help="comma-separated; 'max': the largest that fits")
+  s.add_argument("--time_budget", type=float, default=420.0,
+                 help="seconds after which no new configuration starts (the "
+                      "default leaves a minute for the last one: 8 minutes in all)")
+  s.add_argument("--ceiling_batch", type=int, default=32)
+  s.add_argument("--ceiling_size", type=int, default=128)
+  s.add_argument("--ceiling_channels", type=int, default=256)
+  s.add_argument("--ceiling_matmul_n", type=int, default=8192)
+  s.add_argument("--json_out", default=None, help="also write the results here")
   return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
-  run(parse_args(argv))
+  args = parse_args(argv)
+  result = sweep(args) if args.sweep else run(args)
+  if args.json_out:
+    pathlib.Path(args.json_out).write_text(json.dumps(result, indent=2, default=str))
 
 
 if __name__ == "__main__":

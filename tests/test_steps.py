@@ -5,6 +5,7 @@ Everything runs the `tiny` config on 28x28 images. Steps are jitted once per
 module (fixtures) because compiling dominates the cost on a small CPU.
 """
 import functools
+import json
 import os
 import pathlib
 import subprocess
@@ -665,6 +666,64 @@ def test_benchmark_runs_end_to_end(tmp_path):
   out = result.stdout
   for needle in ("images/s", "FLOPs", "TFLOP/s", "compile", "peak"):
     assert needle in out, (needle, out)
+
+
+def _train_step_module():
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(
+      "train_step_bench", REPO / "benchmarks" / "train_step.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_sweep_largest_batch_from_two_estimates():
+  """Memory affine in the batch: 1 GiB fixed + 0.5 GiB an example, 80 GiB card:
+  (80 * 0.85 - 1) / 0.5 = 134 -> 128 (a multiple of 8); tiny cards give 1."""
+  bench = _train_step_module()
+  gib = 2**30
+  at = {8: 1 * gib + 8 * gib // 2, 32: 1 * gib + 32 * gib // 2}
+  assert bench.largest_batch(at, 80 * gib) == 128
+  assert bench.largest_batch(at, 6 * gib) == 8        # (5.1 - 1) / 0.5 = 8.2
+  assert bench.largest_batch(at, 2 * gib) == 1        # (1.7 - 1) / 0.5 = 1.4 -> 1
+  with pytest.raises(ValueError, match="two batches"):
+    bench.largest_batch({8: gib}, 80 * gib)
+
+
+@pytest.mark.slow
+def test_benchmark_sweep_runs_on_tiny_sizes(tmp_path):
+  """The accelerator sweep's own test: its CPU run at tiny sizes, TF blocked:
+  every (size, dtype, batch) row, the ceilings, the JSON, and the 'max' batch
+  reported as not measurable where the device has no memory statistics."""
+  script = REPO / "benchmarks" / "train_step.py"
+  out = tmp_path / "sweep.json"
+  code = (
+      "import sys, runpy\n"
+      "for m in ('tensorflow', 'tensorflow_datasets', 'clu'):\n"
+      "  sys.modules[m] = None\n"
+      f"sys.argv = [{str(script)!r}, '--sweep', '--variant', 'tiny', '--perceptual', "
+      "'off', '--sweep_sizes', '16x16,16x32', '--sweep_dtypes', 'float32,bfloat16', "
+      "'--sweep_batches', '1,2,max', '--iters', '1', '--warmup', '0', "
+      "'--time_budget', '3000', "
+      "'--ceiling_batch', '2', '--ceiling_size', '8', '--ceiling_channels', '8', "
+      f"'--ceiling_matmul_n', '64', '--json_out', {str(out)!r}]\n"
+      f"runpy.run_path({str(script)!r}, run_name='__main__')\n")
+  env = dict(os.environ, PYTHONPATH=str(REPO))
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=900, check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  table = result.stdout[result.stdout.index("sweep on "):]
+  assert "ceilings (bf16): 3x3 conv fwd+bwd [2, 8^2, 8]" in table and "matmul 64^2" in table
+  for size in ("16x16", "16x32"):
+    for dtype in ("float32", "bfloat16"):
+      for batch in ("1", "2"):
+        assert f"| {size} | {dtype} | {batch} | " in table, (size, dtype, batch)
+      assert f"| {size} | {dtype} | max | - |" in table and "needs device memory" in table
+  rows = json.loads(out.read_text())["rows"]
+  assert len(rows) == 8 and all(r["images_per_s"] > 0 for r in rows)
+  # images/s counts both domains of 1 D + 2 G steps: 2 * batch * 3 per iteration.
+  for r in rows:
+    assert r["images_per_s"] * r["seconds_per_iteration"] == pytest.approx(6 * r["batch"])
 
 
 # ---------------------------------------------------------------------------
