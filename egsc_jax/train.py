@@ -362,8 +362,8 @@ def _profiler(config, stage_dir: str, *, start: int):
   tab finds it, stage_dir/plugins/profile/.
   """
   from clu import periodic_actions  # pylint: disable=g-import-not-at-top
-  steps_ = int(config.train.get("profile_steps", 0))
-  if steps_ <= 0:
+  num_steps = int(config.train.get("profile_steps", 0))
+  if num_steps <= 0:
     return None
 
   class Profile(periodic_actions.Profile):
@@ -373,7 +373,7 @@ def _profiler(config, stage_dir: str, *, start: int):
       if self._session_running:
         self._end_session(jax.profiler.stop_trace())
 
-  profile = Profile(logdir=stage_dir, num_profile_steps=steps_, profile_duration_ms=None,
+  profile = Profile(logdir=stage_dir, num_profile_steps=num_steps, profile_duration_ms=None,
                     first_profile=start + 1, every_steps=None, every_secs=None)
   profile(start)  # the first call only records the starting step
   return profile
