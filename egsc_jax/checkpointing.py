@@ -187,7 +187,7 @@ class Checkpointer:
       UnreadableCheckpointError: `fallback` is off and the newest is unreadable.
       CheckpointError: none of the checkpoints can be read.
     """
-    steps = sorted(self._manager.all_steps(), reverse=True)
+    steps = sorted(self.all_steps(), reverse=True)
     failed: list[UnreadableCheckpointError] = []
     for step in steps:
       try:

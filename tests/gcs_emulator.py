@@ -204,6 +204,48 @@ def _fix_emulator() -> None:
                    "locationType": "multi-region",
                    "hierarchicalNamespace": {"enabled": False}})
 
+  # Generation preconditions (ifGenerationMatch; 0: "only if absent"), which
+  # the emulator ignores: GCS answers 412 when they do not hold. The workdir
+  # lease (egsc_jax/lease.py) relies on them. Checked when an upload starts (a
+  # resumable upload's precondition, too, is checked at its first request).
+  insert, delete = objects.insert, objects.delete
+
+  def generation_matches(request, storage, object_id) -> bool:
+    wanted = request.query.get("ifGenerationMatch")
+    if not wanted or not object_id:
+      return True
+    try:
+      current = str(storage.get_file_obj(request.params["bucket_name"],
+                                         object_id)["generation"])
+    except objects.NotFound:
+      current = "0"
+    return current == wanted[0]
+
+  def failed_precondition(response):
+    response.status = HTTPStatus.PRECONDITION_FAILED
+    response.json({"error": {"code": 412, "message": "conditionNotMet",
+                             "errors": [{"reason": "conditionNotMet"}]}})
+
+  def insert_with_precondition(request, response, storage, *args, **kwargs):
+    name = request.query.get("name", [None])[0]
+    if name is None and request.query.get("uploadType") == ["multipart"]:
+      name = request.data["meta"].get("name")
+    if not generation_matches(request, storage, name):
+      return failed_precondition(response)
+    return insert(request, response, storage, *args, **kwargs)
+
+  def delete_with_precondition(request, response, storage, *args, **kwargs):
+    if not generation_matches(request, storage, request.params.get("object_id")):
+      return failed_precondition(response)
+    return delete(request, response, storage, *args, **kwargs)
+
+  for _, methods in server.HANDLERS:
+    for method, handler in methods.items():
+      if handler is insert:
+        methods[method] = insert_with_precondition
+      elif handler is delete:
+        methods[method] = delete_with_precondition
+
   server.HANDLERS = ((r"^/storage/v1/b/(?P<bucket_name>[-.\w]+)/storageLayout$",
                       {server.GET: storage_layout}),) + tuple(server.HANDLERS)
   server._egsc_patched = True

@@ -119,3 +119,33 @@ def test_gs_workdir_and_data_end_to_end(gcs, tmp_path, monkeypatch):
   # Nothing went to a local folder named after the URL.
   assert not os.path.exists("gs:") and not os.path.exists(os.path.join(
       os.path.dirname(os.path.dirname(__file__)), "gs:"))
+
+
+def test_workdir_lease_on_gcs(gcs):
+  """The lease (egsc_jax/lease.py) on gs://: create-if-absent by the generation
+  precondition ifGenerationMatch=0 (the emulator enforces preconditions as GCS
+  does), a refused second holder, a stale lease taken over, release."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  from egsc_jax import lease  # pylint: disable=g-import-not-at-top
+  workdir = f"gs://{BUCKET}/leased"
+  with lease.hold(workdir) as first:
+    assert "leased/lease.json" in bucket_objects(gcs)
+    with pytest.raises(lease.WorkdirBusyError, match=f"pid {os.getpid()}"):
+      lease.acquire(workdir)
+    f = lease._file(workdir)  # pylint: disable=protected-access
+    text, generation = f.read()
+    assert json.loads(text) == first
+    assert not f.create("{}")                                   # 412: it exists
+    assert f.replace("{}", generation + 1) is None              # 412: other generation
+    assert not f.remove_if(generation + 1)
+    assert f.read() == (text, generation)
+  assert "leased/lease.json" not in bucket_objects(gcs)         # released
+
+  gone = subprocess.Popen(["true"])
+  gone.wait()
+  f = lease._file(workdir)  # pylint: disable=protected-access
+  assert f.create(json.dumps({**first, "id": "old", "pid": gone.pid}))
+  taken = lease.acquire(workdir)
+  assert json.loads(f.read()[0]) == taken and taken["id"] != "old"
+  lease.release(workdir, taken)
+  assert f.read() is None
