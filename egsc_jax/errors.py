@@ -77,7 +77,8 @@ _STORAGE_FAULTS = {
     errno.EROFS: ("read-only file system", "Read-only file system"),
 }
 _GCS_QUOTA = ("quotaExceeded", "storage quota", "exceeded its quota")
-_PATH_IN_TEXT = re.compile(r"""(gs://[^\s'"\]\[,;]+|/[^\s'"\]\[,;:]+)""")
+# A quoted path in such a message (tensorstore: `Failed writing: "/path/file"`).
+_PATH_IN_TEXT = re.compile(r"""["'](gs://[^"']+|/[^"']+)["']""")
 
 
 class StorageError(UserError, OSError):
@@ -111,8 +112,8 @@ def storage_fault(e: BaseException) -> StorageError | None:
       continue
     path = getattr(link, "filename", None)
     if path is None:
-      found = _PATH_IN_TEXT.search(text)
-      path = found.group(1) if found else "the workdir"
+      found = _PATH_IN_TEXT.findall(text)
+      path = found[-1] if found else "the workdir"   # the innermost: the file
     return StorageError(f"cannot write {path}: {cause}. Checkpoints are written whole "
                         "or not at all: free space (or make the workdir writable) and "
                         "run the same command again to resume from the last one")

@@ -24,6 +24,8 @@ So a run killed by SIGKILL or a preempted VM never blocks the resume (at most
 is refused. Taking over a stale lease is itself race-free: the stale file is
 removed only if it is still the one judged stale (a rename locally, a
 generation-conditional delete on gs://), then the create-if-absent write decides.
+Before each checkpoint training calls `check_held`: a workdir deleted during the
+run (its writers would recreate it, empty) or a lease taken over stops it.
 Readers (translate, evaluate, the demo) ignore the lease.
 """
 from __future__ import annotations
@@ -228,6 +230,7 @@ def acquire(workdir: str) -> dict:
   record written. Raises WorkdirBusyError when a live training holds it."""
   paths.Path(workdir).mkdir(parents=True, exist_ok=True)
   f = _file(workdir)
+  unreadable = None
   while True:
     holder = _new_holder()
     if f.create(json.dumps(holder)):
@@ -239,7 +242,16 @@ def acquire(workdir: str) -> dict:
     try:
       other = json.loads(text)
     except ValueError:
-      other = {}   # a lease cut short while written: nobody can be renewing it
+      if unreadable != text:
+        # Locally the file exists a moment before its text: look again.
+        unreadable = text
+        time.sleep(1)
+        continue
+      other = {}   # still cut short: a writer killed mid-write, nobody renews it
+    if other.get("id") == holder["id"]:
+      # Our own create, retried by the client after its answer was lost (GCS
+      # then answers 412 to the retry).
+      return holder
     reason = _stale_reason(f, other, version) if other else "it is unreadable"
     if reason is None:
       raise WorkdirBusyError(
@@ -250,6 +262,27 @@ def acquire(workdir: str) -> dict:
     if f.remove_if(version):
       logging.warning("took over the stale lease of %s in %s: %s", describe(other),
                       workdir, reason)
+
+
+def check_held(workdir: str, holder: dict) -> None:
+  """Raises unless `holder`'s lease is still in `workdir`: a workdir deleted or
+  unmounted during the run (its writers would recreate it, empty: a StorageError)
+  or a lease taken over by another training (WorkdirBusyError)."""
+  f = _file(workdir)
+  current = f.read()
+  if current is None:
+    raise errors.StorageError(
+        f"the workdir {workdir} vanished during training (its {LEASE_FILE} is gone); "
+        "restore it (or point --workdir at a copy) and run the same command again "
+        "to resume")
+  try:
+    other = json.loads(current[0])
+  except ValueError:
+    other = {}
+  if other.get("id") != holder["id"]:
+    raise WorkdirBusyError(
+        f"{workdir}: another training ({describe(other)}) took over the lease of this "
+        "run; this run stops so that only one writes there")
 
 
 def release(workdir: str, holder: dict) -> None:

@@ -90,24 +90,37 @@ def train_and_evaluate(config, workdir: str, *,
     # A missing VGG file stops the run now, not after hours of stage 1.
     from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
     vgg_weights.check_weights(config.vgg.arch, config.vgg.weights)
-  with _job_lease(workdir):
+  with _job_lease(workdir) as holder:
+
+    def check_workdir() -> None:
+      """Before each checkpoint: Orbax and TensorBoard recreate a deleted
+      workdir, and would go on filling an empty one; and a run whose lease was
+      taken over stops. One process only: the processes of a job could see a
+      deletion at different steps."""
+      if holder is not None and jax.process_count() == 1:
+        lease.check_held(workdir, holder)
+
     try:
-      return _train(config, workdir, stop_at=stop_at, mesh=mesh)
+      return _train(config, workdir, stop_at=stop_at, mesh=mesh,
+                    check_workdir=check_workdir)
     except Exception as e:
-      if not isinstance(e, errors.UserError) and not paths.Path(workdir).exists():
+      if not isinstance(e, errors.UserError) and holder is not None:
         # Orbax's and TensorBoard's writers fail in many ways on a deleted or
-        # unmounted directory; the cause is this one.
-        raise errors.StorageError(f"the workdir {workdir} vanished during training "
-                                  f"({type(e).__name__}); restore it (or point "
-                                  "--workdir at a copy) and run the same command "
-                                  "again to resume") from e
+        # unmounted directory; the cause is then this one.
+        try:
+          lease.check_held(workdir, holder)
+        except errors.UserError as cause:
+          raise cause from e
+        except Exception:  # pylint: disable=broad-except
+          pass   # the lease cannot be read either: the original error says more
       fault = errors.storage_fault(e)
       if fault is not None and fault is not e:
         raise fault from e
       raise
 
 
-def _train(config, workdir: str, *, stop_at, mesh) -> dict[str, Any]:
+def _train(config, workdir: str, *, stop_at, mesh,
+           check_workdir: Callable[[], None]) -> dict[str, Any]:
   """train_and_evaluate, with the workdir's lease held."""
   prepare_dataset(config)
   config = resolve_num_iterations(config)
@@ -147,7 +160,8 @@ def _train(config, workdir: str, *, stop_at, mesh) -> dict[str, Any]:
           images=functools.partial(eval_training.stage1_images, models=models),
           evaluate=None)
       result = _run_stage(spec1, config, workdir, mesh, jax.random.fold_in(root, 1),
-                          stop_at=stop_at, sigterm=sigterm, on_start=write_config)
+                          stop_at=stop_at, sigterm=sigterm, on_start=write_config,
+                          before_save=check_workdir)
       if result["status"] != "done":
         return _all_processes_done(result)
       frozen = state_lib.exemplar_params_from_stage1(result["state"].g_params)
@@ -176,22 +190,24 @@ def _train(config, workdir: str, *, stop_at, mesh) -> dict[str, Any]:
     return _all_processes_done(_run_stage(spec2, config, workdir, mesh,
                                           jax.random.fold_in(root, 2),
                                           stop_at=stop_at, sigterm=sigterm,
-                                          on_start=write_config))
+                                          on_start=write_config,
+                                          before_save=check_workdir))
 
 
 @contextlib.contextmanager
 def _job_lease(workdir: str):
   """The workdir's lease (egsc_jax/lease.py), one for the whole job: process 0
-  takes it, and every process learns whether it could."""
+  takes it, and every process learns whether it could. Yields the holder record
+  on process 0, None on the others."""
   if jax.process_count() == 1:
-    with lease.hold(workdir):
-      yield
+    with lease.hold(workdir) as holder:
+      yield holder
     return
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  held, refused = contextlib.ExitStack(), None
+  held, refused, holder = contextlib.ExitStack(), None, None
   if jax.process_index() == 0:
     try:
-      held.enter_context(lease.hold(workdir))
+      holder = held.enter_context(lease.hold(workdir))
     except lease.WorkdirBusyError as e:
       refused = e
   sharding.sync_processes("egsc_jax.train.lease")
@@ -202,7 +218,7 @@ def _job_lease(workdir: str):
     if not ok:
       raise lease.WorkdirBusyError(f"{workdir} is in use by another training (see the "
                                    "error of process 0)")
-    yield
+    yield holder
 
 
 def _check_checkpoints_fit(config, workdir: str, models, *, image_shape, tx, ema) -> None:
@@ -292,7 +308,8 @@ def resolve_num_iterations(config):
 # ----------------------------------------------------------------------------
 
 def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
-               stop_at, sigterm, on_start: Callable[[], None]) -> dict[str, Any]:
+               stop_at, sigterm, on_start: Callable[[], None],
+               before_save: Callable[[], None]) -> dict[str, Any]:
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   # -- Setup -------------------------------------------------------------------
@@ -332,86 +349,98 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   if fresh:
     writer.write_hparams(hparams(config))
 
-  # -- Input stream from the restored position ---------------------------------
-  n = spec.batches_per_iteration
-  data_config = config.copy_and_resolve_references()
-  data_config.seed = config.seed + 1000 * spec.stage   # a different stream per stage
-  local_batches = input_pipeline.train_batches(
-      data_config, process_index=jax.process_index(),
-      process_count=jax.process_count(), start_step=start * n)
-  stacked = sharding.stacked_batch_sharding(mesh)
+  try:
+    # -- Input stream from the restored position ---------------------------------
+    n = spec.batches_per_iteration
+    data_config = config.copy_and_resolve_references()
+    data_config.seed = config.seed + 1000 * spec.stage   # a different stream per stage
+    local_batches = input_pipeline.train_batches(
+        data_config, process_index=jax.process_index(),
+        process_count=jax.process_count(), start_step=start * n)
+    stacked = sharding.stacked_batch_sharding(mesh)
 
-  def next_batches() -> dict:
-    draws = [next(local_batches) for _ in range(n)]
-    local = {k: np.stack([d[k] for d in draws]) for k in ("a", "b")}
-    return sharding.to_global(local, stacked, batch_axis=1)
+    def next_batches() -> dict:
+      draws = [next(local_batches) for _ in range(n)]
+      local = {k: np.stack([d[k] for d in draws]) for k in ("a", "b")}
+      return sharding.to_global(local, stacked, batch_axis=1)
 
-  iteration = jax.jit(spec.iteration, donate_argnums=(0,),
-                      out_shardings=(rep, rep))
-  first = next_batches()
-  # Compile now, then let all processes start the loop together: on CPU (gloo)
-  # the first collective of a program connects the processes with a 30 s limit,
-  # and processes compile (or read the compilation cache) at different speeds.
-  iteration = iteration.lower(state, first, loop_rng, *spec.extra_args, sc=spec.sc).compile()
-  sharding.sync_processes(f"egsc_jax.stage{spec.stage}.compiled")
-  fixed = eval_training.fixed_examples(config)
+    iteration = jax.jit(spec.iteration, donate_argnums=(0,),
+                        out_shardings=(rep, rep))
+    first = next_batches()
+    # Compile now, then let all processes start the loop together: on CPU (gloo)
+    # the first collective of a program connects the processes with a 30 s limit,
+    # and processes compile (or read the compilation cache) at different speeds.
+    iteration = iteration.lower(state, first, loop_rng, *spec.extra_args, sc=spec.sc).compile()
+    sharding.sync_processes(f"egsc_jax.stage{spec.stage}.compiled")
+    fixed = eval_training.fixed_examples(config)
 
-  # -- Loop --------------------------------------------------------------------
-  pending: list[tuple[int, dict]] = []
-  t0 = time.time()
-  status = "done"
-  step = start
-  while step < spec.sc.num_iterations:
-    batches, first = (first if first is not None else next_batches()), None
-    state, metrics = iteration(state, batches, loop_rng, *spec.extra_args, sc=spec.sc)
-    step += 1
-    pending.append((step, metrics))
-    final = step == spec.sc.num_iterations
-    stop = stop_at is not None and stop_at == (spec.stage, step)
-    preempted = sigterm.is_set() or ckpt.reached_preemption(step)
-    save = final or stop or preempted or step % config.train.checkpoint_every == 0
+    # -- Loop --------------------------------------------------------------------
+    pending: list[tuple[int, dict]] = []
+    t0 = time.time()
+    status = "done"
+    step = start
+    while step < spec.sc.num_iterations:
+      batches, first = (first if first is not None else next_batches()), None
+      state, metrics = iteration(state, batches, loop_rng, *spec.extra_args, sc=spec.sc)
+      step += 1
+      pending.append((step, metrics))
+      final = step == spec.sc.num_iterations
+      stop = stop_at is not None and stop_at == (spec.stage, step)
+      preempted = sigterm.is_set() or ckpt.reached_preemption(step)
+      save = final or stop or preempted or step % config.train.checkpoint_every == 0
 
-    if save or step % config.train.log_every == 0:
-      # NaN guard: every pending iteration's terms are checked before anything
-      # is written, so a checkpoint never holds a diverged state.
-      fetched = _check_finite(spec.stage, pending, state)
-      pending = []
-      scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-      elapsed = time.time() - t0
-      scalars["steps_per_sec"] = (step - start) / max(elapsed, 1e-9)
-      writer.write_scalars(step, scalars)
-      logging.info("%s", progress_line(spec.stage, step, spec.sc.num_iterations, scalars,
-                                       done_since_start=step - start, elapsed=elapsed))
+      if save or step % config.train.log_every == 0:
+        # NaN guard: every pending iteration's terms are checked before anything
+        # is written, so a checkpoint never holds a diverged state.
+        fetched = _check_finite(spec.stage, pending, state)
+        pending = []
+        scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+        elapsed = time.time() - t0
+        scalars["steps_per_sec"] = (step - start) / max(elapsed, 1e-9)
+        writer.write_scalars(step, scalars)
+        logging.info("%s", progress_line(spec.stage, step, spec.sc.num_iterations, scalars,
+                                         done_since_start=step - start, elapsed=elapsed))
 
-    if is_main and (final or step % config.train.image_every == 0):
-      images = spec.images(state, fixed)
-      writer.write_images(step, {k: v[None] for k, v in images.items()})
-      _save_pngs(stage_dir, step, images)
+      if is_main and (final or step % config.train.image_every == 0):
+        images = spec.images(state, fixed)
+        writer.write_images(step, {k: v[None] for k, v in images.items()})
+        _save_pngs(stage_dir, step, images)
 
-    if spec.evaluate is not None and (final or step % config.train.eval_every == 0):
-      scores = spec.evaluate(state)
-      writer.write_scalars(step, scores)
-      # The headline scores; the per-scheme ones are in TensorBoard and
-      # final_metrics.json.
-      logging.info("stage %d  iter %d  eval  %s", spec.stage, step, "  ".join(
-          f"{k}={v:.4g}" for k, v in sorted(scores.items()) if "/" not in k))
-      if final and is_main:
-        (paths.Path(stage_dir) / "final_metrics.json").write_text(
-            json.dumps({"iteration": step, **scores}, indent=2))
+      if spec.evaluate is not None and (final or step % config.train.eval_every == 0):
+        scores = spec.evaluate(state)
+        writer.write_scalars(step, scores)
+        # The headline scores; the per-scheme ones are in TensorBoard and
+        # final_metrics.json.
+        logging.info("stage %d  iter %d  eval  %s", spec.stage, step, "  ".join(
+            f"{k}={v:.4g}" for k, v in sorted(scores.items()) if "/" not in k))
+        if final and is_main:
+          (paths.Path(stage_dir) / "final_metrics.json").write_text(
+              json.dumps({"iteration": step, **scores}, indent=2))
 
-    if save:
-      ckpt.save(step, state, {"stage": spec.stage, "iteration": step,
-                              "data_step": step * n,
-                              "wall_seconds_this_run": time.time() - t0})
-    writer.flush()
-    if stop or preempted:
-      status = "stopped" if stop else "preempted"
-      logging.warning("stage %d: %s at iteration %d; checkpoint saved in %s",
-                      spec.stage, status, step, ckpt.directory)
-      break
+      if save:
+        before_save()
+        ckpt.save(step, state, {"stage": spec.stage, "iteration": step,
+                                "data_step": step * n,
+                                "wall_seconds_this_run": time.time() - t0})
+      writer.flush()
+      if stop or preempted:
+        status = "stopped" if stop else "preempted"
+        logging.warning("stage %d: %s at iteration %d; checkpoint saved in %s",
+                        spec.stage, status, step, ckpt.directory)
+        break
 
-  ckpt.close()
-  writer.close()
+  except BaseException:
+    # Close both (releasing their files) without hiding the error: a failed
+    # save is raised again by the close of its manager.
+    with contextlib.suppress(Exception):
+      writer.close()
+    with contextlib.suppress(Exception):
+      ckpt.close()
+    raise
+  try:
+    ckpt.close()   # waits for the last save, raising its error
+  finally:
+    writer.close()
   return dict(status=status, state=state, metrics=_read_final_metrics(stage_dir))
 
 
