@@ -251,6 +251,108 @@ def _fix_emulator() -> None:
   server._egsc_patched = True
 
 
+class Faults:
+  """Transient faults injected into a fraction of the requests, as real GCS
+  gives now and then: 429 (rate limit), 503 (unavailable), or the connection
+  closed without an answer. All before the request is carried out, so a
+  client's retry is always safe (what the clients retry is what is tested).
+
+  Deterministic: whether a request fails depends only on the seed and on the
+  request itself (method, path with query, and how many identical requests
+  came before), not on the order in which concurrent clients arrive.
+  """
+  KINDS = ("429", "503", "drop")
+
+  def __init__(self):
+    self.rate, self.seed = 0.0, 0
+    self.seen: dict[str, int] = {}
+    self.injected = {k: 0 for k in self.KINDS}
+    self.requests = 0
+
+  def set(self, rate: float, seed: int) -> None:
+    self.rate, self.seed = rate, seed
+    self.seen = {}
+    self.injected = {k: 0 for k in self.KINDS}
+    self.requests = 0
+
+  def draw(self, method: str, path: str) -> str | None:
+    """The fault for this request, or None."""
+    import hashlib  # pylint: disable=g-import-not-at-top
+    self.requests += 1
+    if self.rate <= 0:
+      return None
+    request = f"{method} {path}"
+    n = self.seen[request] = self.seen.get(request, 0) + 1
+    digest = hashlib.sha256(f"{self.seed}|{request}|{n}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u >= self.rate:
+      return None
+    kind = self.KINDS[digest[8] % len(self.KINDS)]
+    self.injected[kind] += 1
+    return kind
+
+
+FAULTS_ROUTE = "/_egsc/faults"
+
+
+def _inject_faults(server_module) -> None:
+  """Routes every request through `Faults` first; GET FAULTS_ROUTE?rate=&seed=
+  sets them (and answers the counts so far, as JSON)."""
+  faults = Faults()
+  handler = server_module.RequestHandler
+
+  def wrap(do):
+    def faulty(self):
+      parts = urllib.parse.urlsplit(self.path)
+      if parts.path == FAULTS_ROUTE:
+        query = urllib.parse.parse_qs(parts.query)
+        counts = dict(requests=faults.requests, injected=dict(faults.injected))
+        if "rate" in query:
+          faults.set(float(query["rate"][0]), int(query.get("seed", ["0"])[0]))
+        body = json.dumps(counts).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return
+      kind = faults.draw(self.command, self.path)
+      if kind == "drop":
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+          self.connection.shutdown(socket.SHUT_RDWR)
+        return
+      if kind is not None:
+        status = int(kind)
+        body = json.dumps({"error": {"code": status, "message": "injected fault",
+                                     "errors": [{"reason": "backendError"}]}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 429:
+          self.send_header("Retry-After", "0")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+        return
+      do(self)
+    return faulty
+
+  for name in ("do_GET", "do_POST", "do_DELETE", "do_PUT", "do_PATCH"):
+    setattr(handler, name, wrap(getattr(handler, name)))
+
+
+def set_faults(env: dict, rate: float | None = None, seed: int = 0) -> dict:
+  """Sets the emulator's fault rate (None: leaves it); returns its counts until
+  now: {'requests': n, 'injected': {'429': n, '503': n, 'drop': n}}."""
+  import urllib.request  # pylint: disable=g-import-not-at-top
+  url = f"{env['TENSORSTORE_GCS_HTTP_URL']}{FAULTS_ROUTE}"
+  if rate is not None:
+    url += f"?rate={rate}&seed={seed}"
+  with urllib.request.urlopen(url) as r:  # NO_PROXY covers 127.0.0.1
+    return json.load(r)
+
+
 def serve(port_file: str, bucket: str, cert: str, key: str) -> None:
   """The emulator (in memory, with `bucket`) and the proxy, until SIGTERM; their
   ports go to `port_file` as JSON once both listen."""
@@ -259,6 +361,8 @@ def serve(port_file: str, bucket: str, cert: str, key: str) -> None:
   # One line per request in the log: what a failing test asked for.
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
   _fix_emulator()
+  from gcp_storage_emulator import server as server_module  # pylint: disable=g-import-not-at-top
+  _inject_faults(server_module)
   port = _free_port()
   server = create_server("127.0.0.1", port, in_memory=True, default_bucket=bucket)
   server.start()

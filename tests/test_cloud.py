@@ -149,3 +149,37 @@ def test_workdir_lease_on_gcs(gcs):
   assert json.loads(f.read()[0]) == taken and taken["id"] != "old"
   lease.release(workdir, taken)
   assert f.read() is None
+
+
+@pytest.mark.slow
+def test_gs_training_survives_transient_faults(gcs):
+  """The emulator answers 429 or 503, or drops the connection, on a seeded 5% of
+  requests (tests/gcs_emulator.py Faults): every client retries, and the run
+  ends bitwise equal to the same run without faults."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from egsc_jax import checkpointing, train  # pylint: disable=g-import-not-at-top
+  config = tiny_config(f"gs://{BUCKET}/tfds", **{
+      "stage1.num_iterations": 1, "stage2.num_iterations": 2, "train.image_every": 2,
+      "train.eval_every": 2, "train.eval_examples": 4, "train.num_image_examples": 2})
+  assert train.train_and_evaluate(config, f"gs://{BUCKET}/clean")["status"] == "done"
+  gcs_emulator.set_faults(gcs, rate=0.05, seed=29)
+  try:
+    faulty = train.train_and_evaluate(config, f"gs://{BUCKET}/faulty")
+  finally:
+    counts = gcs_emulator.set_faults(gcs, rate=0.0)
+  assert faulty["status"] == "done"
+  assert counts["requests"] > 100 and min(counts["injected"].values()) >= 1, counts
+
+  def stage2(run):
+    ckpt = checkpointing.Checkpointer(f"gs://{BUCKET}/{run}/stage2/checkpoints",
+                                      keep=None, read_only=True)
+    try:
+      return ckpt.latest_step(), ckpt.restore(ckpt.latest_step())
+    finally:
+      ckpt.close()
+  (step_a, (state_a, meta_a)), (step_b, (state_b, meta_b)) = stage2("clean"), stage2("faulty")
+  assert step_a == step_b == 2 and meta_a["data_step"] == meta_b["data_step"]
+  leaves_a, leaves_b = jax.tree.leaves(state_a), jax.tree.leaves(state_b)
+  assert len(leaves_a) == len(leaves_b) > 10
+  for a, b in zip(leaves_a, leaves_b):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
