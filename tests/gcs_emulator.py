@@ -135,7 +135,7 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
 
 def _fix_emulator() -> None:
   """Deviations of the emulator from GCS that TensorFlow's client runs into
-  (and a missing route, below):
+  (and a missing route, and more, below):
   an empty media upload (TensorFlow's "directory/" marker objects) fails because
   the empty body reads as None, and a chunked upload that also carries a
   Content-Length header (curl sends both for TensorFlow's resumable uploads) is
@@ -181,6 +181,17 @@ def _fix_emulator() -> None:
       if handler is download:
         methods[method] = download_with_generation
 
+  # A resumable upload that has received nothing yet answers a status query
+  # with "Range: bytes=0-0" (one byte received) where GCS sends no Range; a
+  # client resuming after a lost chunk then starts at byte 1 and is refused.
+  def resumable_incomplete(response, storage, upload_id, fallback_end=0):
+    del fallback_end
+    response.status = objects.GoogleHTTPStatus.RESUME_INCOMPLETE
+    received = storage.get_resumable_byte_count(upload_id)
+    if received > 0:
+      response["Range"] = f"bytes=0-{received - 1}"
+
+  objects._resumable_incomplete = resumable_incomplete  # pylint: disable=protected-access
   objects._media_upload = media_upload_empty  # pylint: disable=protected-access
   server._read_raw_data = read_chunked_first  # pylint: disable=protected-access
 
@@ -257,9 +268,11 @@ class Faults:
   closed without an answer. All before the request is carried out, so a
   client's retry is always safe (what the clients retry is what is tested).
 
-  Deterministic: whether a request fails depends only on the seed and on the
-  request itself (method, path with query, and how many identical requests
-  came before), not on the order in which concurrent clients arrive.
+  Seeded: whether a request fails depends only on the seed and on the request
+  itself (method, path with query, and how many identical requests came
+  before), not on the order in which concurrent clients arrive. Requests whose
+  names carry a time or a random id (TensorBoard event files, upload ids)
+  differ between runs, and so may their faults.
   """
   KINDS = ("429", "503", "drop")
 
