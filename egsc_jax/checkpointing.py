@@ -187,7 +187,7 @@ class Checkpointer:
       UnreadableCheckpointError: `fallback` is off and the newest is unreadable.
       CheckpointError: none of the checkpoints can be read.
     """
-    steps = sorted(self._manager.all_steps(), reverse=True)
+    steps = sorted(self.all_steps(), reverse=True)
     failed: list[UnreadableCheckpointError] = []
     for step in steps:
       try:
@@ -271,10 +271,35 @@ class SigtermFlag:
 
 class _QuietOrbax(logging.Filter):
   """Orbax logs every file it reads and writes at INFO; keep its warnings and
-  errors only, so progress lines stay readable."""
+  errors only, so progress lines stay readable.
+
+  A full or read-only disk fails each of a save's writer tasks, and each logs
+  its traceback (Orbax's threads, asyncio's unretrieved tasks): about a hundred
+  for one checkpoint. The first such record is kept, as one line naming the
+  path and the cause; the rest are dropped. The command's own error line says
+  the same at the end.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self._storage_fault_logged = False
 
   def filter(self, record: logging.LogRecord) -> bool:
-    return record.levelno >= logging.WARNING or "/orbax/" not in record.pathname
+    if record.levelno < logging.WARNING:
+      return "/orbax/" not in record.pathname
+    if record.levelno < logging.ERROR:
+      return True
+    exc = record.exc_info[1] if record.exc_info else None
+    fault = errors.storage_fault(exc if exc is not None else
+                                 Exception(record.getMessage()))
+    if fault is None:
+      return True
+    if self._storage_fault_logged:
+      return False
+    self._storage_fault_logged = True
+    record.msg, record.args = "a checkpoint writer failed: %s", (errors.one_line(str(fault)),)
+    record.exc_info = record.exc_text = None
+    return True
 
 
 def quiet_orbax_logs() -> None:

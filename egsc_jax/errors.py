@@ -8,6 +8,9 @@
 | 3      | training stopped because a loss became NaN/Inf (the last checkpoint is  |
 |        | intact; lower the learning rate or look at the data)                    |
 | 70     | an internal error (a bug in egsc-jax): the traceback is printed         |
+| 74     | the storage failed: no space left, over quota, read-only, or the        |
+|        | workdir vanished; one line names the path and the cause. Checkpoints    |
+|        | are written whole or not at all: fix it, rerun to resume (EX_IOERR)     |
 | 75     | preempted (SIGTERM, or a multi-host preemption notice): a checkpoint    |
 |        | was saved; run the same command again to resume (EX_TEMPFAIL)           |
 | 130    | interrupted by Ctrl-C                                                   |
@@ -27,7 +30,9 @@ This module imports nothing heavy, so every module may use it.
 """
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
 import traceback
 from typing import Any, Callable, Sequence
@@ -36,6 +41,7 @@ EXIT_OK = 0
 EXIT_USER_ERROR = 1
 EXIT_DIVERGED = 3
 EXIT_INTERNAL = 70      # sysexits.h EX_SOFTWARE
+EXIT_STORAGE = 74       # sysexits.h EX_IOERR
 EXIT_PREEMPTED = 75     # sysexits.h EX_TEMPFAIL: try again later
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
@@ -62,8 +68,62 @@ _USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError,
                    PermissionError)
 
 
+# Faults of the storage rather than of the program, by errno and by the text
+# that libraries which do not raise OSError (tensorstore, Orbax's writer threads,
+# TensorFlow's file systems) put in their messages.
+_STORAGE_FAULTS = {
+    errno.ENOSPC: ("no space left on device", "No space left on device"),
+    errno.EDQUOT: ("disk quota exceeded", "Disk quota exceeded"),
+    errno.EROFS: ("read-only file system", "Read-only file system"),
+}
+_GCS_QUOTA = ("quotaExceeded", "storage quota", "exceeded its quota")
+# A quoted path in such a message (tensorstore: `Failed writing: "/path/file"`).
+_PATH_IN_TEXT = re.compile(r"""["'](gs://[^"']+|/[^"']+)["']""")
+
+
+class StorageError(UserError, OSError):
+  """The workdir's storage failed (full, over quota, read-only, vanished)."""
+  exit_status = EXIT_STORAGE
+
+
+def _chain(e: BaseException):
+  seen = set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    yield e
+    e = e.__cause__ or e.__context__
+
+
+def storage_fault(e: BaseException) -> StorageError | None:
+  """A StorageError naming the path and the cause when `e` (or an exception it
+  was raised from) is a storage fault; None otherwise."""
+  for link in _chain(e):
+    if isinstance(link, StorageError):
+      return link
+    text = str(link)
+    cause = None
+    if isinstance(link, OSError) and link.errno in _STORAGE_FAULTS:
+      cause = _STORAGE_FAULTS[link.errno][0]
+    else:
+      cause = next((c for c, t in _STORAGE_FAULTS.values() if t in text), None)
+      if cause is None and any(t in text for t in _GCS_QUOTA):
+        cause = "Cloud Storage quota exceeded"
+    if cause is None:
+      continue
+    path = getattr(link, "filename", None)
+    if path is None:
+      found = _PATH_IN_TEXT.findall(text)
+      path = found[-1] if found else "the workdir"   # the innermost: the file
+    return StorageError(f"cannot write {path}: {cause}. Checkpoints are written whole "
+                        "or not at all: free space (or make the workdir writable) and "
+                        "run the same command again to resume from the last one")
+  return None
+
+
 def is_user_error(e: BaseException) -> bool:
   if isinstance(e, (UserError,) + _USER_OS_ERRORS):
+    return True
+  if storage_fault(e) is not None:
     return True
   try:
     from absl import app, flags  # pylint: disable=g-import-not-at-top
@@ -86,14 +146,21 @@ def describe(e: BaseException) -> str | None:
   """The one-line message of a user error, or None for anything else (a bug)."""
   if not is_user_error(e):
     return None
+  fault = storage_fault(e)
+  if fault is not None and fault is not e and not isinstance(e, UserError):
+    e = fault
   return one_line(str(e) or type(e).__name__)
 
 
 def exit_status(e: BaseException) -> int:
   if isinstance(e, KeyboardInterrupt):
     return EXIT_INTERRUPTED
+  if isinstance(e, UserError):
+    return int(e.exit_status)
+  if storage_fault(e) is not None:
+    return EXIT_STORAGE
   if is_user_error(e):
-    return int(getattr(e, "exit_status", EXIT_USER_ERROR))
+    return EXIT_USER_ERROR
   return EXIT_INTERNAL
 
 

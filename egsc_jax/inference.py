@@ -338,6 +338,21 @@ def _jitted(models: Models, direction: str, kind: str = "translate"):
   return jax.jit(functools.partial(fn, models=models, domain=direction))
 
 
+def _padded_size(n: int, batch_size: int, num_devices: int) -> int:
+  """The batch a chunk of n <= batch_size examples is padded to: the smallest
+  num_devices * 2**j that holds it, at most batch_size.
+
+  Not batch_size itself: one native-size photo padded to a batch of 32 took 32
+  times the memory and time of the photo (14.8 GB for 1411x1411 at ngf 8,
+  docs/benchmarks.md). Powers of two keep the compiles per image shape few
+  (log2(batch_size / num_devices) + 1 at most).
+  """
+  size = num_devices
+  while size < n:
+    size *= 2
+  return min(size, batch_size)
+
+
 def _other(domain: str) -> str:
   return "b" if domain == "a" else "a"
 
@@ -408,7 +423,8 @@ class Translator:
   The low-level `__call__` works on network-ready float batches paired one to
   one (evaluation and training use it). Examples are processed in chunks of
   `batch_size` (rounded up to a multiple of the device count), the last one
-  padded, so each image shape compiles once.
+  padded to the device count times a power of two (`_padded_size`), so each
+  image shape compiles a few times at most.
   """
 
   def __init__(self, models: Models, params: PyTree, frozen: PyTree, *,
@@ -485,7 +501,8 @@ class Translator:
       chunk = [b[i:i + k] for b in batched]
       real = len(chunk[0])
       # Pad by repeating the last example; the copies are dropped below.
-      chunk = [np.concatenate([c, np.repeat(c[-1:], k - real, axis=0)]) for c in chunk]
+      pad = _padded_size(real, self.batch_size, self.mesh.devices.size) - real
+      chunk = [np.concatenate([c, np.repeat(c[-1:], pad, axis=0)]) for c in chunk]
       extra = (self.key,) if key else ()
       y = fn(self.params, self.frozen, *jax.device_put(chunk, self._batch), *extra)
       out.append(jax.tree.map(lambda v, real=real: np.asarray(v)[:real], y))

@@ -14,6 +14,7 @@ What it shows and scores of the state (image grids, test SSIM) is in
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from egsc_jax import checkpointing, config_lib, errors, grids, paths, sharding, steps
+from egsc_jax import checkpointing, config_lib, errors, grids, lease, paths, sharding, steps
 from egsc_jax import state as state_lib
 from egsc_jax.eval import training as eval_training
 from egsc_jax.models import build_models
@@ -78,6 +79,10 @@ def train_and_evaluate(config, workdir: str, *,
       off, or they fit other networks).
     errors.ConfigError: a value the run cannot use (the commands validate the
       whole config first: config_lib.validate).
+    lease.WorkdirBusyError: another training holds the workdir (egsc_jax/lease.py).
+  A refused start (any of these before the first iteration) leaves the files of
+  the workdir as they were: config.json is written once the checkpoints are
+  known to fit and a stage has restored its state.
   """
   mesh = mesh or sharding.make_mesh()
   sharding.check_batch_size(config.batch_size, mesh)
@@ -85,6 +90,38 @@ def train_and_evaluate(config, workdir: str, *,
     # A missing VGG file stops the run now, not after hours of stage 1.
     from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
     vgg_weights.check_weights(config.vgg.arch, config.vgg.weights)
+  with _job_lease(workdir) as holder:
+
+    def check_workdir() -> None:
+      """Before each checkpoint: Orbax and TensorBoard recreate a deleted
+      workdir, and would go on filling an empty one; and a run whose lease was
+      taken over stops. One process only: the processes of a job could see a
+      deletion at different steps."""
+      if holder is not None and jax.process_count() == 1:
+        lease.check_held(workdir, holder)
+
+    try:
+      return _train(config, workdir, stop_at=stop_at, mesh=mesh,
+                    check_workdir=check_workdir)
+    except Exception as e:
+      if not isinstance(e, errors.UserError) and holder is not None:
+        # Orbax's and TensorBoard's writers fail in many ways on a deleted or
+        # unmounted directory; the cause is then this one.
+        try:
+          lease.check_held(workdir, holder)
+        except errors.UserError as cause:
+          raise cause from e
+        except Exception:  # pylint: disable=broad-except
+          pass   # the lease cannot be read either: the original error says more
+      fault = errors.storage_fault(e)
+      if fault is not None and fault is not e:
+        raise fault from e
+      raise
+
+
+def _train(config, workdir: str, *, stop_at, mesh,
+           check_workdir: Callable[[], None]) -> dict[str, Any]:
+  """train_and_evaluate, with the workdir's lease held."""
   prepare_dataset(config)
   config = resolve_num_iterations(config)
   models = build_models(config.model)
@@ -92,9 +129,22 @@ def train_and_evaluate(config, workdir: str, *,
   tx = state_lib.adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
   ema = config.optim.ema_decay > 0
   root = jax.random.key(config.seed)
-  if jax.process_index() == 0:
-    paths.Path(workdir).mkdir(parents=True, exist_ok=True)
-    (paths.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2))
+  _check_checkpoints_fit(config, workdir, models, image_shape=image_shape, tx=tx, ema=ema)
+  written = []
+
+  def write_config() -> None:
+    """config.json, once the first stage that trains has restored its state:
+    a start refused before that leaves the workdir as it was."""
+    if not written and jax.process_index() == 0:
+      # Through a temporary file: a full disk fails the write, not config.json.
+      tmp = paths.Path(workdir) / "config.json.tmp"
+      try:
+        tmp.write_text(config.to_json_best_effort(indent=2))
+      except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+      tmp.replace(paths.Path(workdir) / "config.json")
+    written.append(True)
 
   with checkpointing.SigtermFlag() as sigterm:
     # == Stage 1: the exemplar networks F_A, F_B ==============================
@@ -110,7 +160,8 @@ def train_and_evaluate(config, workdir: str, *,
           images=functools.partial(eval_training.stage1_images, models=models),
           evaluate=None)
       result = _run_stage(spec1, config, workdir, mesh, jax.random.fold_in(root, 1),
-                          stop_at=stop_at, sigterm=sigterm)
+                          stop_at=stop_at, sigterm=sigterm, on_start=write_config,
+                          before_save=check_workdir)
       if result["status"] != "done":
         return _all_processes_done(result)
       frozen = state_lib.exemplar_params_from_stage1(result["state"].g_params)
@@ -138,7 +189,71 @@ def train_and_evaluate(config, workdir: str, *,
                   if config.dataset in MNIST_DATASETS else None))
     return _all_processes_done(_run_stage(spec2, config, workdir, mesh,
                                           jax.random.fold_in(root, 2),
-                                          stop_at=stop_at, sigterm=sigterm))
+                                          stop_at=stop_at, sigterm=sigterm,
+                                          on_start=write_config,
+                                          before_save=check_workdir))
+
+
+@contextlib.contextmanager
+def _job_lease(workdir: str):
+  """The workdir's lease (egsc_jax/lease.py), one for the whole job: process 0
+  takes it, and every process learns whether it could. Yields the holder record
+  on process 0, None on the others."""
+  if jax.process_count() == 1:
+    with lease.hold(workdir) as holder:
+      yield holder
+    return
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  held, refused, holder = contextlib.ExitStack(), None, None
+  if jax.process_index() == 0:
+    try:
+      holder = held.enter_context(lease.hold(workdir))
+    except lease.WorkdirBusyError as e:
+      refused = e
+  sharding.sync_processes("egsc_jax.train.lease")
+  ok = int(multihost_utils.broadcast_one_to_all(np.int32(refused is None)))
+  with held:
+    if refused is not None:
+      raise refused
+    if not ok:
+      raise lease.WorkdirBusyError(f"{workdir} is in use by another training (see the "
+                                   "error of process 0)")
+    yield holder
+
+
+def _check_checkpoints_fit(config, workdir: str, models, *, image_shape, tx, ema) -> None:
+  """Raises CheckpointMismatchError when a stage's checkpoints hold other arrays
+  than this config's networks, before anything is written (config.json included).
+
+  Reads only the newest checkpoint's array metadata that can be read; damaged
+  checkpoints are left to the stage's restore (which falls back or stops).
+  """
+  key = jax.random.key(0)   # shapes only
+  abstract = {}
+  frozen: PyTree = {}
+  if config_lib.needs_stage1(config):
+    abstract[1] = jax.eval_shape(functools.partial(
+        state_lib.init_stage1, models, image_shape=image_shape, tx=tx, ema=False), key)
+    frozen = state_lib.exemplar_params_from_stage1(abstract[1].g_params)
+  abstract[2] = jax.eval_shape(
+      lambda k, f: state_lib.init_stage2(models, k, image_shape=image_shape, tx=tx,
+                                         frozen=f, ema=ema), key, frozen)
+  for stage, wanted in abstract.items():
+    directory = os.path.join(workdir, f"stage{stage}", "checkpoints")
+    if not paths.Path(directory).exists():
+      continue
+    ckpt = checkpointing.Checkpointer(directory, keep=None, read_only=True)
+    try:
+      for step in sorted(ckpt.all_steps(), reverse=True):
+        try:
+          ckpt.check_fits(step, wanted)
+        except checkpointing.CheckpointMismatchError:
+          raise
+        except Exception:  # pylint: disable=broad-except
+          continue   # unreadable metadata: the restore reports or falls back
+        break
+    finally:
+      ckpt.close()
 
 
 def _all_processes_done(result: dict[str, Any]) -> dict[str, Any]:
@@ -193,15 +308,15 @@ def resolve_num_iterations(config):
 # ----------------------------------------------------------------------------
 
 def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
-               stop_at, sigterm) -> dict[str, Any]:
+               stop_at, sigterm, on_start: Callable[[], None],
+               before_save: Callable[[], None]) -> dict[str, Any]:
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   # -- Setup -------------------------------------------------------------------
   stage_dir = os.path.join(workdir, f"stage{spec.stage}")
   is_main = jax.process_index() == 0
-  writer = _metric_writer(stage_dir, is_main=is_main)
-  if is_main and start_of_run(stage_dir):
-    writer.write_hparams(hparams(config))
+  # Read before the checkpoint manager creates checkpoints/.
+  fresh = is_main and start_of_run(stage_dir)
   ckpt = checkpointing.Checkpointer(os.path.join(stage_dir, "checkpoints"),
                                     keep=config.train.keep_checkpoints)
   rep = sharding.replicated(mesh)
@@ -215,7 +330,6 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
                                    set_aside=True)
   except checkpointing.CheckpointError:
     ckpt.close()
-    writer.close()
     raise
   if restored is not None:
     latest, state, meta = restored
@@ -229,92 +343,113 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
     logging.info("stage %d: already complete (%d iterations)", spec.stage, start)
     ckpt.close()
     return dict(status="done", state=state, metrics=_read_final_metrics(stage_dir))
+  on_start()
+  # After the restore: a refused start leaves no new events file behind.
+  writer = _metric_writer(stage_dir, is_main=is_main)
+  if fresh:
+    writer.write_hparams(hparams(config))
 
-  # -- Input stream from the restored position ---------------------------------
-  n = spec.batches_per_iteration
-  data_config = config.copy_and_resolve_references()
-  data_config.seed = config.seed + 1000 * spec.stage   # a different stream per stage
-  local_batches = input_pipeline.train_batches(
-      data_config, process_index=jax.process_index(),
-      process_count=jax.process_count(), start_step=start * n)
-  stacked = sharding.stacked_batch_sharding(mesh)
+  profile = None
+  try:
+    # -- Input stream from the restored position ---------------------------------
+    n = spec.batches_per_iteration
+    data_config = config.copy_and_resolve_references()
+    data_config.seed = config.seed + 1000 * spec.stage   # a different stream per stage
+    local_batches = input_pipeline.train_batches(
+        data_config, process_index=jax.process_index(),
+        process_count=jax.process_count(), start_step=start * n)
+    stacked = sharding.stacked_batch_sharding(mesh)
 
-  def next_batches() -> dict:
-    draws = [next(local_batches) for _ in range(n)]
-    local = {k: np.stack([d[k] for d in draws]) for k in ("a", "b")}
-    return sharding.to_global(local, stacked, batch_axis=1)
+    def next_batches() -> dict:
+      draws = [next(local_batches) for _ in range(n)]
+      local = {k: np.stack([d[k] for d in draws]) for k in ("a", "b")}
+      return sharding.to_global(local, stacked, batch_axis=1)
 
-  iteration = jax.jit(spec.iteration, donate_argnums=(0,),
-                      out_shardings=(rep, rep))
-  first = next_batches()
-  # Compile now, then let all processes start the loop together: on CPU (gloo)
-  # the first collective of a program connects the processes with a 30 s limit,
-  # and processes compile (or read the compilation cache) at different speeds.
-  iteration = iteration.lower(state, first, loop_rng, *spec.extra_args, sc=spec.sc).compile()
-  sharding.sync_processes(f"egsc_jax.stage{spec.stage}.compiled")
-  fixed = eval_training.fixed_examples(config)
-  profile = _profiler(config, stage_dir, start=start) if is_main else None
+    iteration = jax.jit(spec.iteration, donate_argnums=(0,),
+                        out_shardings=(rep, rep))
+    first = next_batches()
+    # Compile now, then let all processes start the loop together: on CPU (gloo)
+    # the first collective of a program connects the processes with a 30 s limit,
+    # and processes compile (or read the compilation cache) at different speeds.
+    iteration = iteration.lower(state, first, loop_rng, *spec.extra_args, sc=spec.sc).compile()
+    sharding.sync_processes(f"egsc_jax.stage{spec.stage}.compiled")
+    fixed = eval_training.fixed_examples(config)
+    profile = _profiler(config, stage_dir, start=start) if is_main else None
 
-  # -- Loop --------------------------------------------------------------------
-  pending: list[tuple[int, dict]] = []
-  t0 = time.time()
-  status = "done"
-  step = start
-  while step < spec.sc.num_iterations:
-    batches, first = (first if first is not None else next_batches()), None
-    state, metrics = iteration(state, batches, loop_rng, *spec.extra_args, sc=spec.sc)
-    step += 1
-    pending.append((step, metrics))
+    # -- Loop --------------------------------------------------------------------
+    pending: list[tuple[int, dict]] = []
+    t0 = time.time()
+    status = "done"
+    step = start
+    while step < spec.sc.num_iterations:
+      batches, first = (first if first is not None else next_batches()), None
+      state, metrics = iteration(state, batches, loop_rng, *spec.extra_args, sc=spec.sc)
+      step += 1
+      pending.append((step, metrics))
+      if profile is not None:
+        profile(step)
+      final = step == spec.sc.num_iterations
+      stop = stop_at is not None and stop_at == (spec.stage, step)
+      preempted = sigterm.is_set() or ckpt.reached_preemption(step)
+      save = final or stop or preempted or step % config.train.checkpoint_every == 0
+
+      if save or step % config.train.log_every == 0:
+        # NaN guard: every pending iteration's terms are checked before anything
+        # is written, so a checkpoint never holds a diverged state.
+        fetched = _check_finite(spec.stage, pending, state)
+        pending = []
+        scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
+        elapsed = time.time() - t0
+        scalars["steps_per_sec"] = (step - start) / max(elapsed, 1e-9)
+        writer.write_scalars(step, scalars)
+        logging.info("%s", progress_line(spec.stage, step, spec.sc.num_iterations, scalars,
+                                         done_since_start=step - start, elapsed=elapsed))
+
+      if is_main and (final or step % config.train.image_every == 0):
+        images = spec.images(state, fixed)
+        writer.write_images(step, {k: v[None] for k, v in images.items()})
+        _save_pngs(stage_dir, step, images)
+
+      if spec.evaluate is not None and (final or step % config.train.eval_every == 0):
+        scores = spec.evaluate(state)
+        writer.write_scalars(step, scores)
+        # The headline scores; the per-scheme ones are in TensorBoard and
+        # final_metrics.json.
+        logging.info("stage %d  iter %d  eval  %s", spec.stage, step, "  ".join(
+            f"{k}={v:.4g}" for k, v in sorted(scores.items()) if "/" not in k))
+        if final and is_main:
+          (paths.Path(stage_dir) / "final_metrics.json").write_text(
+              json.dumps({"iteration": step, **scores}, indent=2))
+
+      if save:
+        before_save()
+        ckpt.save(step, state, {"stage": spec.stage, "iteration": step,
+                                "data_step": step * n,
+                                "wall_seconds_this_run": time.time() - t0})
+      writer.flush()
+      if stop or preempted:
+        status = "stopped" if stop else "preempted"
+        logging.warning("stage %d: %s at iteration %d; checkpoint saved in %s",
+                        spec.stage, status, step, ckpt.directory)
+        break
+
+  except BaseException:
+    # Close everything (releasing their files) without hiding the error: a
+    # failed save is raised again by the close of its manager.
     if profile is not None:
-      profile(step)
-    final = step == spec.sc.num_iterations
-    stop = stop_at is not None and stop_at == (spec.stage, step)
-    preempted = sigterm.is_set() or ckpt.reached_preemption(step)
-    save = final or stop or preempted or step % config.train.checkpoint_every == 0
-
-    if save or step % config.train.log_every == 0:
-      # NaN guard: every pending iteration's terms are checked before anything
-      # is written, so a checkpoint never holds a diverged state.
-      fetched = _check_finite(spec.stage, pending, state)
-      pending = []
-      scalars = {k: float(np.mean([m[k] for m in fetched])) for k in fetched[0]}
-      elapsed = time.time() - t0
-      scalars["steps_per_sec"] = (step - start) / max(elapsed, 1e-9)
-      writer.write_scalars(step, scalars)
-      logging.info("%s", progress_line(spec.stage, step, spec.sc.num_iterations, scalars,
-                                       done_since_start=step - start, elapsed=elapsed))
-
-    if is_main and (final or step % config.train.image_every == 0):
-      images = spec.images(state, fixed)
-      writer.write_images(step, {k: v[None] for k, v in images.items()})
-      _save_pngs(stage_dir, step, images)
-
-    if spec.evaluate is not None and (final or step % config.train.eval_every == 0):
-      scores = spec.evaluate(state)
-      writer.write_scalars(step, scores)
-      # The headline scores; the per-scheme ones are in TensorBoard and
-      # final_metrics.json.
-      logging.info("stage %d  iter %d  eval  %s", spec.stage, step, "  ".join(
-          f"{k}={v:.4g}" for k, v in sorted(scores.items()) if "/" not in k))
-      if final and is_main:
-        (paths.Path(stage_dir) / "final_metrics.json").write_text(
-            json.dumps({"iteration": step, **scores}, indent=2))
-
-    if save:
-      ckpt.save(step, state, {"stage": spec.stage, "iteration": step,
-                              "data_step": step * n,
-                              "wall_seconds_this_run": time.time() - t0})
-    writer.flush()
-    if stop or preempted:
-      status = "stopped" if stop else "preempted"
-      logging.warning("stage %d: %s at iteration %d; checkpoint saved in %s",
-                      spec.stage, status, step, ckpt.directory)
-      break
-
+      with contextlib.suppress(Exception):
+        profile.close()
+    with contextlib.suppress(Exception):
+      writer.close()
+    with contextlib.suppress(Exception):
+      ckpt.close()
+    raise
   if profile is not None:
     profile.close()
-  ckpt.close()
-  writer.close()
+  try:
+    ckpt.close()   # waits for the last save, raising its error
+  finally:
+    writer.close()
   return dict(status=status, state=state, metrics=_read_final_metrics(stage_dir))
 
 

@@ -15,7 +15,9 @@ Inputs of any size and mode (grey, RGBA on white, palette, 16-bit) are read as
 scaled to [-1, 1], as the training pipeline does. The network runs at the trained
 resolution, or with --native_size at the source's size rounded down to a
 multiple of 2**n_downsample (exemplars are resized to the same size); the result
-is resized back to the source's size. An unreadable file gets one error line
+is resized back to the source's size. Memory grows with the pixels: about 0.26
+GB per megapixel at ngf 8 and 1.6-1.9 GB at ngf 64 on CPU (docs/benchmarks.md);
+a 12-megapixel photo takes 3.6 GB at ngf 8. An unreadable file gets one error line
 naming it and is skipped. The latent noise follows config.model.test_noise
 (seeded by --seed). An unreadable newest checkpoint is passed over with a
 warning for the next older one (--nocheckpoint_fallback: stop instead). Exit

@@ -115,9 +115,11 @@ train() {
   local args
   args="$(train_args "$@")"
   # nohup + setsid: the run survives the ssh session; this command returns at once.
+  # Only setsid goes to the background ({ ... & }): a backgrounded `a && b && c`
+  # would be a subshell that keeps the ssh session's output open until the run ends.
   tpu_ssh all "cd $REMOTE_HOME && mkdir -p logs && \
-setsid nohup bash current/launch/tpu_worker.sh train $args \
->>logs/train.log 2>&1 </dev/null & echo started on \$(hostname)"
+{ setsid nohup bash current/launch/tpu_worker.sh train $args \
+>>logs/train.log 2>&1 </dev/null & } && echo started on \$(hostname)"
 }
 
 logs() {

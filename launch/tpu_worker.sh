@@ -66,8 +66,44 @@ copy_log() {
   fi
 }
 
+# sync_log LOG DEST: every minute until this script ends (also by SIGKILL: it
+# watches its parent rather than rely on a trap), copies LOG to DEST.
+sync_log() {
+  local parent=$$ tick=0
+  while kill -0 "$parent" 2>/dev/null; do
+    sleep 1
+    (( ++tick % 60 )) || copy_log "$1" "$2"
+  done
+}
+
+# Globals, not locals: the EXIT and signal traps run after train() has returned.
+syncer=""
+child=""
+stopping=0
+
+# A SIGTERM/SIGINT/SIGHUP of this script is passed to the training process (which
+# saves a checkpoint and exits); the loop then ends instead of restarting it.
+stop_run() {
+  stopping=1
+  [[ -z "$child" ]] || kill -TERM "$child" 2>/dev/null || true
+}
+
+# Sets status to the training's exit status. A trapped signal interrupts `wait`
+# (status 128+n); bash keeps the status of an ended child, so waiting again once
+# it has ended returns the training's own.
+wait_child() {
+  status=0
+  wait "$child" || status=$?
+  (( stopping )) || return 0
+  while kill -0 "$child" 2>/dev/null; do
+    wait "$child" || true
+  done
+  status=0
+  wait "$child" || status=$?
+}
+
 train() {
-  local venv log workdir worker status attempt=0 syncer
+  local venv log workdir worker status attempt=0
   venv="$(venv_dir)"
   [[ -f "$venv/.complete" ]] || die "run 'launch/tpu.sh setup' first ($venv is not set up)"
   log="$EGSC_HOME/logs/train.log"
@@ -75,16 +111,23 @@ train() {
   worker="${TPU_WORKER_ID:-$(hostname)}"
   mkdir -p "$(dirname "$log")"
   # The log also goes to the workdir every minute, for watching without ssh.
-  ( while sleep 60; do copy_log "$log" "$workdir/logs/worker-$worker.log"; done ) &
+  sync_log "$log" "$workdir/logs/worker-$worker.log" &
   syncer=$!
-  trap 'kill "$syncer" 2>/dev/null || true' EXIT
+  trap '[[ -z "$syncer" ]] || kill "$syncer" 2>/dev/null || true' EXIT
+  trap stop_run TERM INT HUP
   cd "$repo"
   while true; do
     echo "=== $(date -u +%FT%TZ) worker $worker attempt $attempt: python -m egsc_jax.main $(quote_args "$@")" >>"$log"
-    status=0
-    "$venv/bin/python" -m egsc_jax.main --distributed "$@" >>"$log" 2>&1 || status=$?
+    # In the background, so that a signal to this script runs stop_run at once;
+    # --pdeathsig: if this script is SIGKILLed, the training still gets SIGTERM.
+    setpriv --pdeathsig TERM "$venv/bin/python" -m egsc_jax.main --distributed "$@" \
+      >>"$log" 2>&1 &
+    child=$!
+    wait_child
+    child=""
     echo "=== $(date -u +%FT%TZ) exit status $status" >>"$log"
-    if [[ "$status" != "$EGSC_PREEMPTED_STATUS" ]] || (( ++attempt > MAX_RESTARTS )); then
+    if (( stopping )) || [[ "$status" != "$EGSC_PREEMPTED_STATUS" ]] \
+        || (( ++attempt > MAX_RESTARTS )); then
       break
     fi
     sleep "${RESTART_DELAY:-30}"   # a maintenance event: give the host time first

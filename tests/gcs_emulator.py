@@ -135,7 +135,7 @@ class _ProxyHandler(socketserver.BaseRequestHandler):
 
 def _fix_emulator() -> None:
   """Deviations of the emulator from GCS that TensorFlow's client runs into
-  (and a missing route, below):
+  (and a missing route, and more, below):
   an empty media upload (TensorFlow's "directory/" marker objects) fails because
   the empty body reads as None, and a chunked upload that also carries a
   Content-Length header (curl sends both for TensorFlow's resumable uploads) is
@@ -181,6 +181,17 @@ def _fix_emulator() -> None:
       if handler is download:
         methods[method] = download_with_generation
 
+  # A resumable upload that has received nothing yet answers a status query
+  # with "Range: bytes=0-0" (one byte received) where GCS sends no Range; a
+  # client resuming after a lost chunk then starts at byte 1 and is refused.
+  def resumable_incomplete(response, storage, upload_id, fallback_end=0):
+    del fallback_end
+    response.status = objects.GoogleHTTPStatus.RESUME_INCOMPLETE
+    received = storage.get_resumable_byte_count(upload_id)
+    if received > 0:
+      response["Range"] = f"bytes=0-{received - 1}"
+
+  objects._resumable_incomplete = resumable_incomplete  # pylint: disable=protected-access
   objects._media_upload = media_upload_empty  # pylint: disable=protected-access
   server._read_raw_data = read_chunked_first  # pylint: disable=protected-access
 
@@ -204,9 +215,155 @@ def _fix_emulator() -> None:
                    "locationType": "multi-region",
                    "hierarchicalNamespace": {"enabled": False}})
 
+  # Generation preconditions (ifGenerationMatch; 0: "only if absent"), which
+  # the emulator ignores: GCS answers 412 when they do not hold. The workdir
+  # lease (egsc_jax/lease.py) relies on them. Checked when an upload starts (a
+  # resumable upload's precondition, too, is checked at its first request).
+  insert, delete = objects.insert, objects.delete
+
+  def generation_matches(request, storage, object_id) -> bool:
+    wanted = request.query.get("ifGenerationMatch")
+    if not wanted or not object_id:
+      return True
+    try:
+      current = str(storage.get_file_obj(request.params["bucket_name"],
+                                         object_id)["generation"])
+    except objects.NotFound:
+      current = "0"
+    return current == wanted[0]
+
+  def failed_precondition(response):
+    response.status = HTTPStatus.PRECONDITION_FAILED
+    response.json({"error": {"code": 412, "message": "conditionNotMet",
+                             "errors": [{"reason": "conditionNotMet"}]}})
+
+  def insert_with_precondition(request, response, storage, *args, **kwargs):
+    name = request.query.get("name", [None])[0]
+    if name is None and request.query.get("uploadType") == ["multipart"]:
+      name = request.data["meta"].get("name")
+    if not generation_matches(request, storage, name):
+      return failed_precondition(response)
+    return insert(request, response, storage, *args, **kwargs)
+
+  def delete_with_precondition(request, response, storage, *args, **kwargs):
+    if not generation_matches(request, storage, request.params.get("object_id")):
+      return failed_precondition(response)
+    return delete(request, response, storage, *args, **kwargs)
+
+  for _, methods in server.HANDLERS:
+    for method, handler in methods.items():
+      if handler is insert:
+        methods[method] = insert_with_precondition
+      elif handler is delete:
+        methods[method] = delete_with_precondition
+
   server.HANDLERS = ((r"^/storage/v1/b/(?P<bucket_name>[-.\w]+)/storageLayout$",
                       {server.GET: storage_layout}),) + tuple(server.HANDLERS)
   server._egsc_patched = True
+
+
+class Faults:
+  """Transient faults injected into a fraction of the requests, as real GCS
+  gives now and then: 429 (rate limit), 503 (unavailable), or the connection
+  closed without an answer. All before the request is carried out, so a
+  client's retry is always safe (what the clients retry is what is tested).
+
+  Seeded: whether a request fails depends only on the seed and on the request
+  itself (method, path with query, and how many identical requests came
+  before), not on the order in which concurrent clients arrive. Requests whose
+  names carry a time or a random id (TensorBoard event files, upload ids)
+  differ between runs, and so may their faults.
+  """
+  KINDS = ("429", "503", "drop")
+
+  def __init__(self):
+    self.rate, self.seed = 0.0, 0
+    self.seen: dict[str, int] = {}
+    self.injected = {k: 0 for k in self.KINDS}
+    self.requests = 0
+
+  def set(self, rate: float, seed: int) -> None:
+    self.rate, self.seed = rate, seed
+    self.seen = {}
+    self.injected = {k: 0 for k in self.KINDS}
+    self.requests = 0
+
+  def draw(self, method: str, path: str) -> str | None:
+    """The fault for this request, or None."""
+    import hashlib  # pylint: disable=g-import-not-at-top
+    self.requests += 1
+    if self.rate <= 0:
+      return None
+    request = f"{method} {path}"
+    n = self.seen[request] = self.seen.get(request, 0) + 1
+    digest = hashlib.sha256(f"{self.seed}|{request}|{n}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    if u >= self.rate:
+      return None
+    kind = self.KINDS[digest[8] % len(self.KINDS)]
+    self.injected[kind] += 1
+    return kind
+
+
+FAULTS_ROUTE = "/_egsc/faults"
+
+
+def _inject_faults(server_module) -> None:
+  """Routes every request through `Faults` first; GET FAULTS_ROUTE?rate=&seed=
+  sets them (and answers the counts so far, as JSON)."""
+  faults = Faults()
+  handler = server_module.RequestHandler
+
+  def wrap(do):
+    def faulty(self):
+      parts = urllib.parse.urlsplit(self.path)
+      if parts.path == FAULTS_ROUTE:
+        query = urllib.parse.parse_qs(parts.query)
+        counts = dict(requests=faults.requests, injected=dict(faults.injected))
+        if "rate" in query:
+          faults.set(float(query["rate"][0]), int(query.get("seed", ["0"])[0]))
+        body = json.dumps(counts).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        return
+      kind = faults.draw(self.command, self.path)
+      if kind == "drop":
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+          self.connection.shutdown(socket.SHUT_RDWR)
+        return
+      if kind is not None:
+        status = int(kind)
+        body = json.dumps({"error": {"code": status, "message": "injected fault",
+                                     "errors": [{"reason": "backendError"}]}}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 429:
+          self.send_header("Retry-After", "0")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
+        return
+      do(self)
+    return faulty
+
+  for name in ("do_GET", "do_POST", "do_DELETE", "do_PUT", "do_PATCH"):
+    setattr(handler, name, wrap(getattr(handler, name)))
+
+
+def set_faults(env: dict, rate: float | None = None, seed: int = 0) -> dict:
+  """Sets the emulator's fault rate (None: leaves it); returns its counts until
+  now: {'requests': n, 'injected': {'429': n, '503': n, 'drop': n}}."""
+  import urllib.request  # pylint: disable=g-import-not-at-top
+  url = f"{env['TENSORSTORE_GCS_HTTP_URL']}{FAULTS_ROUTE}"
+  if rate is not None:
+    url += f"?rate={rate}&seed={seed}"
+  with urllib.request.urlopen(url) as r:  # NO_PROXY covers 127.0.0.1
+    return json.load(r)
 
 
 def serve(port_file: str, bucket: str, cert: str, key: str) -> None:
@@ -217,6 +374,8 @@ def serve(port_file: str, bucket: str, cert: str, key: str) -> None:
   # One line per request in the log: what a failing test asked for.
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
   _fix_emulator()
+  from gcp_storage_emulator import server as server_module  # pylint: disable=g-import-not-at-top
+  _inject_faults(server_module)
   port = _free_port()
   server = create_server("127.0.0.1", port, in_memory=True, default_bucket=bucket)
   server.start()

@@ -218,3 +218,10 @@ def test_export_translates_bitwise_as_the_workdir(translator, tiny_run, tmp_path
     Translator.from_export(str(tmp_path / "other.egsc"))
   with pytest.raises(export.ExportError, match="no such export file"):
     Translator.from_export(str(tmp_path / "missing.egsc"))
+
+
+def test_a_short_chunk_is_padded_to_a_power_of_two_of_the_devices_only():
+  # One native-size photo used to run as a batch of 32 copies (32x the memory).
+  padded = inference._padded_size  # pylint: disable=protected-access
+  assert [padded(n, 32, 1) for n in (1, 2, 3, 5, 17, 32)] == [1, 2, 4, 8, 32, 32]
+  assert [padded(n, 24, 8) for n in (1, 8, 9, 17, 24)] == [8, 8, 16, 24, 24]

@@ -5,6 +5,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -101,14 +102,16 @@ def test_dry_run_setup_logs_and_train():
   [train] = dry_run("train", *OVERRIDES)
   assert train[:8] == ssh[:8]
   remote = train[8].removeprefix("--command=")
-  assert remote.startswith("cd egsc-jax && mkdir -p logs && setsid nohup bash "
+  assert remote.startswith("cd egsc-jax && mkdir -p logs && { setsid nohup bash "
                            "current/launch/tpu_worker.sh train ")
-  assert remote.endswith(" >>logs/train.log 2>&1 </dev/null & echo started on $(hostname)")
+  assert remote.endswith(" >>logs/train.log 2>&1 </dev/null & } && echo started on "
+                         "$(hostname)")
 
 
 def fake_worker(tmp_path, exit_statuses):
   """A worker home whose `current` is this repo and whose venv's python is a
-  stand-in that appends its argv to calls.jsonl and exits with the next status."""
+  stand-in that appends its argv to calls.jsonl and exits with the next status;
+  a status None means: run until SIGTERM, then exit 75 as a preempted training does."""
   home = tmp_path / "home"
   egsc = home / "egsc-jax"
   egsc.mkdir(parents=True)
@@ -123,33 +126,68 @@ def fake_worker(tmp_path, exit_statuses):
   python = venv / "bin" / "python"
   python.write_text(
       "#!/usr/bin/env python3\n"
-      "import json, os, sys\n"
+      "import json, os, signal, sys, time\n"
       f"calls = {str(tmp_path / 'calls.jsonl')!r}\n"
       "n = sum(1 for _ in open(calls)) if os.path.exists(calls) else 0\n"
       "open(calls, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
-      "print('training attempt', n)\n"
-      f"sys.exit({list(exit_statuses)!r}[n])\n")
+      "print('training attempt', n, flush=True)\n"
+      f"status = {list(exit_statuses)!r}[n]\n"
+      "if status is None:\n"
+      "  signal.signal(signal.SIGTERM, lambda *_: sys.exit(75))\n"
+      "  open(calls + '.running', 'w').close()\n"
+      "  while True: time.sleep(0.1)\n"
+      "sys.exit(status)\n")
   python.chmod(0o755)
   return home, lock
+
+
+def processes_with(marker: str) -> dict[int, str]:
+  """pid -> command line of every process whose environment holds marker."""
+  found = {}
+  for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+      with open(f"/proc/{pid}/environ", "rb") as f:
+        if marker.encode() not in f.read().split(b"\0"):
+          continue
+      with open(f"/proc/{pid}/cmdline", "rb") as f:
+        found[int(pid)] = f.read().replace(b"\0", b" ").decode()
+    except OSError:  # ended meanwhile
+      pass
+  return found
+
+
+def wait_until(predicate, timeout=30.0):
+  deadline = time.time() + timeout
+  while not predicate() and time.time() < deadline:
+    time.sleep(0.2)
+  return predicate()
+
+
+def start_detached(tmp_path, exit_statuses, **env):
+  """Runs the dry-run's remote train command as a worker's shell would, with an
+  environment marker; returns (workdir, marker)."""
+  home, lock = fake_worker(tmp_path, exit_statuses)
+  workdir = tmp_path / "workdir"
+  [train] = dry_run("train", *OVERRIDES, WORKDIR=str(workdir))
+  remote = train[8].removeprefix("--command=")
+  marker = f"EGSC_TEST_MARKER={tmp_path}"
+  env = {**os.environ, "HOME": str(home), "LOCK_FILE": str(lock),
+         "TPU_WORKER_ID": "w-0", "EGSC_TEST_MARKER": str(tmp_path), **env}
+  # Returns at once (the ssh session of `launch/tpu.sh train` must not wait for the run).
+  out = subprocess.run(["bash", "-c", remote], cwd=home, env=env, check=True,
+                       capture_output=True, text=True, timeout=10)
+  assert out.stdout.startswith("started on ")
+  return workdir, marker
 
 
 @pytest.mark.slow
 def test_train_command_runs_detached_and_restarts_after_preemption(tmp_path):
   """The dry-run's remote command, run by bash as a worker would: the overrides
   arrive intact, a preemption exit (75) restarts, any other status ends the loop,
-  and the log lands in the workdir."""
-  home, lock = fake_worker(tmp_path, exit_statuses=[75, 0])
-  workdir = tmp_path / "workdir"
-  [train] = dry_run("train", *OVERRIDES, WORKDIR=str(workdir))
-  remote = train[8].removeprefix("--command=")
-  env = {**os.environ, "HOME": str(home), "LOCK_FILE": str(lock),
-         "TPU_WORKER_ID": "w-0"}
-  subprocess.run(["bash", "-c", remote], cwd=home, env={**env, "RESTART_DELAY": "1"},
-                 check=True, capture_output=True, timeout=30)
+  the log lands in the workdir, and no process of it is left once it ends."""
+  workdir, marker = start_detached(tmp_path, [75, 0], RESTART_DELAY="1")
   status_file = workdir / "logs" / "exit_status-w-0"
-  deadline = time.time() + 60
-  while not status_file.exists() and time.time() < deadline:
-    time.sleep(0.5)
+  assert wait_until(status_file.exists, 60)
   assert status_file.read_text().strip() == "0"
   calls = [json.loads(l) for l in (tmp_path / "calls.jsonl").read_text().splitlines()]
   expected = ["-m", "egsc_jax.main", "--distributed", "--config=configs/gta5_bdd.py",
@@ -159,3 +197,25 @@ def test_train_command_runs_detached_and_restarts_after_preemption(tmp_path):
   log = (workdir / "logs" / "worker-w-0.log").read_text()
   assert "training attempt 0" in log and "training attempt 1" in log
   assert "exit status 75" in log and "exit status 0" in log
+  assert wait_until(lambda: not processes_with(marker), 10), processes_with(marker)
+
+
+@pytest.mark.parametrize("signal_name", ["TERM", "KILL"])
+def test_stopping_the_detached_train_command_leaves_no_process(tmp_path, signal_name):
+  """SIGTERM of the worker script stops the training (which exits 75, as after a
+  preemption) without a restart; SIGKILL of it still reaches the training (parent
+  death signal) and the log copier (which watches its parent). Either way nothing
+  of the launch remains."""
+  workdir, marker = start_detached(tmp_path, [None, 0], RESTART_DELAY="0")
+  assert wait_until((tmp_path / "calls.jsonl.running").exists)
+  # The worker script is the session leader (setsid); its log copier is a subshell.
+  scripts = [pid for pid, cmd in processes_with(marker).items()
+             if "tpu_worker.sh train" in cmd and os.getsid(pid) == pid]
+  assert len(scripts) == 1, processes_with(marker)
+  assert len(processes_with(marker)) >= 3  # the script, its log copier, the training
+  os.kill(scripts[0], getattr(signal, f"SIG{signal_name}"))
+  assert wait_until(lambda: not processes_with(marker), 10), processes_with(marker)
+  # One attempt only: a stopped worker does not start the training again.
+  assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == 1
+  if signal_name == "TERM":  # the script ended normally, reporting the status
+    assert (workdir / "logs" / "exit_status-w-0").read_text().strip() == "75"

@@ -107,15 +107,18 @@ def test_two_processes_train_like_one(mnist_data_dir, tmp_path):
   # them to 1e-5), but Adam turns a rounding-size change of a near-zero gradient
   # into a change of its step, about lr per step: after the run's G steps an
   # element may differ by up to ~2 lr per step (seen: 1.7e-4 on one element of
-  # a conv kernel after 15 steps, all others within 1e-5). The comparison covers
-  # the optimizer moments too, so a wrong batch or key after the restart
-  # (moments off by the size of a gradient) fails it.
+  # a conv kernel after 15 steps, all others within 1e-5; on an Intel Xeon host,
+  # 4.7e-4 on one element of magnitude 1.1, 4e-4 relative, the next ones
+  # within 1e-5: the changed step feeds the following gradients). The
+  # comparison covers the optimizer moments too, so a wrong batch or key after
+  # the restart (moments off by the size of a gradient, order 1 relative)
+  # still fails it.
   config = tiny_config(mnist_data_dir)
   num_g_steps = 2 * config.stage2.g_steps    # the worker's 2 stage-2 iterations
   for a, b in zip(p0["leaves"], p1["leaves"]):
     np.testing.assert_array_equal(a, b)
   for a, b in zip(p0["leaves"], one[0]["leaves"]):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=2 * config.optim.lr * num_g_steps)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=2 * config.optim.lr * num_g_steps)
 
   # Only process 0 (umask 022) wrote the workdir's files outside the checkpoints.
   written = [p for p in workdir.rglob("*") if p.is_file() and "checkpoints" not in p.parts]

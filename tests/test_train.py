@@ -488,6 +488,9 @@ def test_sigterm_saves_and_sigkill_resumes(data_dir, tmp_path):
   text = open(log).read()
   assert f"restored iteration {latest}" in text
   assert f"stage 2  iter {latest + 2}/{latest + 2}" in text
+  # The killed run's workdir lease did not block the resume (egsc_jax/lease.py).
+  assert "took over the stale lease" in text and "on this host is gone" in text
+  assert not os.path.exists(os.path.join(workdir, "lease.json"))
 
 
 def test_profile_steps_writes_a_tensorboard_trace(tmp_path):
