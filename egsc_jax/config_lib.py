@@ -130,8 +130,8 @@ def base_config() -> ml_collections.ConfigDict:
 def mnist_cpu_budget() -> ml_collections.ConfigDict:
   """Capacity, optimisation and budget of the MNIST CPU settings, nothing else.
 
-  What `cpu` and `faithful` share: the paper's networks at a quarter of their
-  width (ngf 64 -> 32 is half the channels) with 2 + 2 residual blocks instead
+  What `cpu` and `faithful` share: the paper's networks at half their width
+  (ngf and ndf 64 -> 32: a quarter of the convolutions' FLOPs) with 2 + 2 residual blocks instead
   of 3 + 3, a faster stage-1 learning rate, and the intervals of a short run.
   """
   c = ml_collections.ConfigDict()
