@@ -139,11 +139,17 @@ class Runner:
     return max(1, int(seconds / per)), per
 
 
+@functools.lru_cache(maxsize=None)
+def _translate_fn(models, direction: str):
+  # One compile per (models, direction), not one per evaluation.
+  return jax.jit(functools.partial(steps.translate, models=models, direction=direction))
+
+
 def evaluate(models, g_params, frozen, val: dict) -> dict[str, float]:
   """SSIM and digit colour match of both directions on the validation pairs."""
   out = {}
   for direction, (src, ex) in (("a2b", ("a", "b")), ("b2a", ("b", "a"))):
-    fn = jax.jit(functools.partial(steps.translate, models=models, direction=direction))
+    fn = _translate_fn(models, direction)
     preds = [np.asarray(fn(g_params, frozen, val[src][i:i + 50], val[ex][i:i + 50],
                            jax.random.key(i)))
              for i in range(0, len(val[src]), 50)]

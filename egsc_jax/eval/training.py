@@ -36,32 +36,33 @@ def _splits(config):
 def eval_split(config) -> str:
   """config.train.eval_split, or 'test' for a dataset without that split
   (GTA5/BDD, CelebA and image folders have train and test only)."""
-  wanted = config.train.get("eval_split", "test")
-  if wanted in _splits(config):
-    return wanted
-  logging.warning("%s has no %r split; training evaluates on 'test'",
-                  config.dataset, wanted)
-  return "test"
+  return _eval_examples(config, 0, key="")[0]
 
 
-def _eval_examples(config, wanted: int, *, key: str) -> int:
-  """min(wanted, size of the evaluation split), saying so when it is smaller."""
-  split = eval_split(config)
-  total = _splits(config)[split].num_examples
+def _eval_examples(config, wanted: int, *, key: str) -> tuple[str, int]:
+  """(the evaluation split, min(wanted, its size)), saying so when it is smaller.
+  One read of the dataset's info for both."""
+  splits = _splits(config)
+  split = config.train.get("eval_split", "test")
+  if split not in splits:
+    logging.warning("%s has no %r split; training evaluates on 'test'",
+                    config.dataset, split)
+    split = "test"
+  total = splits[split].num_examples
   if total < wanted:
     logging.warning("%s's %s split has %d pairs, fewer than config.%s = %d; "
                     "using all %d", config.dataset, split, total, key, wanted, total)
-  return min(wanted, total)
+  return split, min(wanted, total)
 
 
 def fixed_examples(config) -> dict:
   """The first num_image_examples pairs of the evaluation split (with ground
   truth when present), or the whole split when it is smaller."""
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  k = _eval_examples(config, config.train.num_image_examples,
-                     key="train.num_image_examples")
+  split, k = _eval_examples(config, config.train.num_image_examples,
+                            key="train.num_image_examples")
   batch = next(iter(input_pipeline.eval_batches(
-      config, split=eval_split(config), batch_size=k, num_examples=k,
+      config, split=split, batch_size=k, num_examples=k,
       process_index=0, process_count=1)))
   return batch
 
@@ -122,9 +123,10 @@ def stage2_scores(state, *, models: Models, config, workdir: str) -> dict[str, f
         digit_classifier.dataset_cache_dir(config.dataset,
                                            data_dir=config.data.get("data_dir")),
         manual_dir=config.data.get("manual_dir"), steps=clf_steps)
-  num = _eval_examples(config, config.train.eval_examples, key="train.eval_examples")
+  split, num = _eval_examples(config, config.train.eval_examples,
+                              key="train.eval_examples")
   return training_scores(_translator(state, models), config, num_examples=num,
-                         classifier=classifier, split=eval_split(config))
+                         classifier=classifier, split=split)
 
 
 def training_scores(translator, config, *, num_examples: int,
