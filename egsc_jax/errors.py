@@ -94,9 +94,14 @@ def _chain(e: BaseException):
     e = e.__cause__ or e.__context__
 
 
-def storage_fault(e: BaseException) -> StorageError | None:
+def storage_fault(e: BaseException, where: str = "the workdir") -> StorageError | None:
   """A StorageError naming the path and the cause when `e` (or an exception it
-  was raised from) is a storage fault; None otherwise."""
+  was raised from) is a storage fault; None otherwise.
+
+  `where` is named when no exception in the chain carries a path (a bare
+  `write()` failing with ENOSPC, some of Orbax's writer threads): the caller
+  passes the directory it was writing to.
+  """
   for link in _chain(e):
     if isinstance(link, StorageError):
       return link
@@ -113,7 +118,7 @@ def storage_fault(e: BaseException) -> StorageError | None:
     path = getattr(link, "filename", None)
     if path is None:
       found = _PATH_IN_TEXT.findall(text)
-      path = found[-1] if found else "the workdir"   # the innermost: the file
+      path = found[-1] if found else where   # the innermost: the file
     return StorageError(f"cannot write {path}: {cause}. Checkpoints are written whole "
                         "or not at all: free space (or make the workdir writable) and "
                         "run the same command again to resume from the last one")

@@ -113,7 +113,7 @@ def train_and_evaluate(config, workdir: str, *,
           raise cause from e
         except Exception:  # pylint: disable=broad-except
           pass   # the lease cannot be read either: the original error says more
-      fault = errors.storage_fault(e)
+      fault = errors.storage_fault(e, where=workdir)
       if fault is not None and fault is not e:
         raise fault from e
       raise

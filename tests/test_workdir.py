@@ -268,6 +268,12 @@ def test_storage_faults_are_one_line_with_their_status(capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"error: {message}. "), err
     assert "run the same command again to resume" in err
+  # No path anywhere in the chain (a bare write() failing): the caller's
+  # directory is named, as training names its workdir.
+  bare = errors.storage_fault(OSError(errno.ENOSPC, "No space left on device"), where="/w")
+  assert str(bare).startswith("cannot write /w: no space left on device. ")
+  assert str(errors.storage_fault(OSError(errno.ENOSPC, "No space left on device"))
+             ).startswith("cannot write the workdir: ")
   assert errors.exit_status(ConnectionResetError(errno.ECONNRESET, "reset")) == \
       errors.EXIT_INTERNAL
   assert errors.exit_status(FileNotFoundError(errno.ENOENT, "gone", "/x")) == \
