@@ -125,10 +125,24 @@ def storage_fault(e: BaseException, where: str = "the workdir") -> StorageError 
   return None
 
 
+def missing_tensorflow(e: BaseException) -> UserError | None:
+  """A UserError saying how to install TensorFlow when `e` (or an exception it
+  was raised from) is TensorFlow failing to import: it is the `tf` extra, which
+  a `pip install egsc-jax` without it leaves out. None otherwise."""
+  for link in _chain(e):
+    if isinstance(link, ImportError) and (link.name or "").split(".")[0] == "tensorflow":
+      return UserError(
+          "TensorFlow is not installed; training, evaluation and dataset builds need it "
+          "for their input pipeline: pip install 'egsc-jax[tf]' (tensorflow-cpu; a "
+          "tensorflow you have already serves if it is within the bound of "
+          "requirements-tf.txt). Translating with a trained model does not need it")
+  return None
+
+
 def is_user_error(e: BaseException) -> bool:
   if isinstance(e, (UserError,) + _USER_OS_ERRORS):
     return True
-  if storage_fault(e) is not None:
+  if storage_fault(e) is not None or missing_tensorflow(e) is not None:
     return True
   try:
     from absl import app, flags  # pylint: disable=g-import-not-at-top
@@ -151,7 +165,7 @@ def describe(e: BaseException) -> str | None:
   """The one-line message of a user error, or None for anything else (a bug)."""
   if not is_user_error(e):
     return None
-  fault = storage_fault(e)
+  fault = storage_fault(e) or missing_tensorflow(e)
   if fault is not None and fault is not e and not isinstance(e, UserError):
     e = fault
   return one_line(str(e) or type(e).__name__)

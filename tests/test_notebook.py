@@ -103,16 +103,16 @@ def test_notebook_runs_headless_with_the_tiny_parameter(mnist_data_dir, tmp_path
                                                                      optimize=True)
 
 
-def _install_commands(runtime, python):
-  """The Colab install cell's `install_commands(runtime)`, defined by executing
-  the cell up to its `if IN_COLAB:` (which runs them in Colab)."""
+def _install_commands(runtime, python, **kwargs):
+  """The Colab install cell's `install_commands(runtime, ...)`, defined by
+  executing the cell up to its `if IN_COLAB:` (which runs them in Colab)."""
   with open(NOTEBOOK) as f:
     cells = json.load(f)["cells"]
   (source,) = ["".join(c["source"]) for c in cells
                if c["cell_type"] == "code" and "def install_commands" in "".join(c["source"])]
   namespace = {}
   exec(source[:source.index("\nif IN_COLAB:")], namespace)  # pylint: disable=exec-used
-  return namespace["install_commands"](runtime, python)
+  return namespace["install_commands"](runtime, python, **kwargs)
 
 
 def _lock_pins():
@@ -147,7 +147,7 @@ def test_colab_install_cell_installs_the_locked_set(tmp_path):
   assert versions[:2] == [pins["jax"], pins["jax"]] and str(venv) in versions[2]
 
   (cuda,) = _install_commands("gpu", python)
-  assert cuda[-1] == ".[cuda]"
+  assert cuda[-1] == ".[tf,cuda]"
   report = tmp_path / "report.json"
   subprocess.run([*cuda, "--dry-run", "--ignore-installed", "--report", str(report)],
                  cwd=REPO, check=True, timeout=600)
@@ -158,3 +158,52 @@ def test_colab_install_cell_installs_the_locked_set(tmp_path):
     assert resolved[name] == pins["jax"], (name, resolved.get(name))
   moved = {n: (v, resolved[n]) for n, v in pins.items() if n in resolved and resolved[n] != v}
   assert not moved, moved
+
+
+def test_colab_install_never_puts_tensorflow_cpu_beside_colabs_tensorflow():
+  """Without a TensorFlow, the `tf` extra (tensorflow-cpu) comes with the
+  runtime's; with Colab's `tensorflow` installed, `tensorflow` at our bound is
+  asked for instead, and nothing asks for `tensorflow-cpu`."""
+  with open(os.path.join(REPO, "requirements-tf.txt")) as f:
+    (tf_cpu,) = [l.strip() for l in f if l.startswith("tensorflow-cpu")]
+  cwd = os.getcwd()
+  os.chdir(REPO)   # the cell runs in the repository's folder
+  try:
+    (fresh,) = _install_commands("gpu", "py")
+    (colab,) = _install_commands("gpu", "py", tensorflow="2.19.0")
+    (colab_cpu,) = _install_commands("cpu", "py", tensorflow="2.21.0")
+  finally:
+    os.chdir(cwd)
+  lock = f"requirements/lock-py3{sys.version_info.minor}.txt"
+  pip = ["py", "-m", "pip", "install", "-q", "-c", lock]
+  assert fresh == pip + [".[tf,cuda]"]
+  assert colab == pip + [".[cuda]", "tensorflow" + tf_cpu[len("tensorflow-cpu"):]]
+  assert colab_cpu == pip + [".", "tensorflow>=2.21,<2.22"]
+
+
+@pytest.mark.slow
+def test_colab_install_keeps_colabs_tensorflow(tmp_path):
+  """A venv that has `tensorflow` at the lock's version, as Colab ships it: the
+  install cell's CPU commands leave it in place (no tensorflow-cpu over it),
+  `pip check` is clean and the input pipeline imports."""
+  pins = _lock_pins()
+  venv = tmp_path / "venv"
+  subprocess.run([sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python",
+                  sys.executable, str(venv)], check=True)
+  python = str(venv / "bin" / "python")
+  colab_tf = pins["tensorflow-cpu"]
+  subprocess.run([sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python,
+                  f"tensorflow=={colab_tf}"], check=True, timeout=900)
+  (command,) = _install_commands("cpu", python, tensorflow=colab_tf)
+  assert command[:4] == [python, "-m", "pip", "install"]
+  subprocess.run([sys.executable, "-m", "uv", "pip", "install", "--python", python,
+                  *command[4:]], cwd=REPO, check=True, timeout=900)
+  check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
+  assert check.returncode == 0, check.stdout
+  listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"],
+                          capture_output=True, text=True, check=True).stdout
+  versions = dict(l.split("==") for l in listed.splitlines() if "==" in l)
+  assert "tensorflow-cpu" not in versions and versions["tensorflow"] == colab_tf
+  assert versions["jax"] == pins["jax"] and versions["egsc-jax"]
+  subprocess.run([python, "-c", "import tensorflow, egsc_jax.data.input_pipeline"],
+                 cwd=tmp_path, check=True, timeout=300)

@@ -87,7 +87,7 @@ def test_command_docstrings_render_as_written():
 
 def test_extras_and_python_versions_match_the_locks():
   extras = PYPROJECT["tool"]["setuptools"]["dynamic"]["optional-dependencies"]
-  assert set(extras) == {"test", "demo", "gcs", "cuda", "tpu"}
+  assert set(extras) == {"test", "demo", "gcs", "cuda", "tpu", "tf"}
   for extra in extras.values():
     for path in extra["file"]:
       assert (REPO / path).is_file(), path
@@ -100,6 +100,28 @@ def test_extras_and_python_versions_match_the_locks():
   low, high = claimed[0], claimed[-1]
   assert PYPROJECT["project"]["requires-python"] == \
       f">={low},<3.{int(high.split('.')[1]) + 1}"
+
+
+def test_tensorflow_is_the_tf_extra_and_its_absence_is_one_line(tmp_path):
+  """TensorFlow is not a core dependency (the `tf` extra; Colab keeps its own):
+  a command that needs it, where it cannot be imported, exits 1 with one line
+  saying how to install it, before any work."""
+  core = (REPO / "requirements.txt").read_text()
+  assert not re.search(r"^tensorflow(-cpu)?\s*([<>=~!;\[]|$)", core, re.M)
+  assert re.search(r"^tensorflow-cpu>=", (REPO / "requirements-tf.txt").read_text(), re.M)
+  extras = PYPROJECT["tool"]["setuptools"]["dynamic"]["optional-dependencies"]
+  assert "requirements-tf.txt" in extras["tf"]["file"] + extras["test"]["file"]
+  proc = subprocess.run(
+      [sys.executable, "-c",
+       "import sys; sys.modules['tensorflow'] = None\n"
+       "from egsc_jax import main; main.run()",
+       "--config=mnist_single:tiny", f"--workdir={tmp_path / 'run'}"],
+      cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == errors.EXIT_USER_ERROR, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: TensorFlow is not installed") and \
+      "pip install 'egsc-jax[tf]'" in last
+  assert "Traceback" not in proc.stderr and not (tmp_path / "run" / "stage1").exists()
 
 
 def test_repository_address_is_written_once():
