@@ -20,10 +20,10 @@ a missing file / permission error) and print one line; anything else is a bug
 and prints its traceback. `EGSC_TRACEBACK=1` in the environment, or absl's
 `--verbosity=1`, prints the traceback of user errors too.
 
-Commands use it as
+Commands (`egsc_jax.cli`) use it as
 
-  errors.run(main)                  # an absl app: flags, then main(argv) -> status
-  sys.exit(errors.call(main, argv)) # anything else (argparse, a web demo's CLI)
+  errors.run_command(define_flags, main)  # an absl app: flags, then main(argv) -> status
+  sys.exit(errors.call(main, argv))       # anything else
 
 and a UI that must not die on a user's mistake can show `describe(e)`.
 This module imports nothing heavy, so every module may use it.
@@ -283,9 +283,10 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
       sys.exit(report(e))
 
   # --help prints the __main__ module's docstring: under a console script
-  # (egsc-train, ...) that is the generated launcher, which has none.
+  # (egsc-train, ...) that is the generated launcher, which has none; under
+  # `python -m egsc_jax.main` (...) a shim or a library module: the command's.
   launcher = sys.modules.get("__main__")
-  if launcher is not None and not launcher.__doc__:
+  if launcher is not None:
     launcher.__doc__ = sys.modules[main.__module__].__doc__
 
   app.run(lambda args: sys.exit(call(main, args)), argv=argv, flags_parser=parser)

@@ -1,8 +1,6 @@
 """A trained model as one file to share: the inference parameters and the config.
 
-  egsc-export --workdir=workdirs/mnist_single_cpu --output=mnist_single.egsc
-  python -m egsc_jax.export ...            (the same command from a checkout)
-
+`export(workdir, output)` writes it (the egsc-export command, `egsc_jax.cli.export`);
 then, anywhere with egsc-jax installed (no TensorFlow, no workdir needed):
 
   t = Translator.from_export("mnist_single.egsc")
@@ -21,8 +19,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Sequence
-
-from absl import flags
 
 from egsc_jax import errors, paths
 
@@ -113,35 +109,7 @@ def load(path: str, *, test_noise: bool | None = None,
                            used_ema=bool(record["used_ema"]))
 
 
-def define_flags(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string("workdir", None, "The training workdir to export (local or gs://).",
-                      flag_values=fv)
-  flags.DEFINE_string("output", None, "The file to write, e.g. model.egsc (local or gs://).",
-                      flag_values=fv)
-  flags.DEFINE_bool("use_ema", True, "Export the EMA parameters when the run kept them.",
-                    flag_values=fv)
-  flags.DEFINE_bool("checkpoint_fallback", True,
-                    "When the latest checkpoint cannot be read, export the next "
-                    "older one (with a warning).", flag_values=fv)
-  flags.mark_flags_as_required(["workdir", "output"], flag_values=fv)
-
-
-def main(argv: Sequence[str]) -> int:
-  if len(argv) > 1:
-    raise errors.UserError(f"unexpected arguments: {list(argv[1:])}")
-  fv = flags.FLAGS
-  written = export(fv.workdir, fv.output, use_ema=fv.use_ema,
-                   checkpoint_fallback=fv.checkpoint_fallback)
-  print(f"wrote {written['output']}: {written['bytes'] / 2**20:.1f} MiB, stage-2 "
-        f"iteration {written['step']} ({'EMA' if written['used_ema'] else 'live'} "
-        f"parameters); load it with Translator.from_export", flush=True)
-  return errors.EXIT_OK
-
-
-def run():
-  """The `egsc-export` command."""
-  errors.run_command(define_flags, main)
-
-
 if __name__ == "__main__":
-  run()
+  # `python -m egsc_jax.export` is the egsc-export command.
+  from egsc_jax.cli import export as _command  # pylint: disable=g-import-not-at-top
+  _command.run()

@@ -11,7 +11,8 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from egsc_jax import errors
+from egsc_jax import cli, errors
+from egsc_jax.cli import build as cli_build
 from egsc_jax.data import build as build_lib
 from egsc_jax.data import celeba_gender, gta5_bdd, image_folder, images, pairing
 
@@ -529,23 +530,23 @@ def test_build_command_on_image_folder(tmp_path, capsys):
   make_image_folder(manual)
   data_dir = tmp_path / "cmd"
   argv = ["image_folder", "--data_dir", str(data_dir), "--manual_dir", str(manual)]
-  assert build_lib.main(argv) == 0
+  assert cli.call(cli_build, argv) == 0
   out, err = capsys.readouterr()
   assert str(data_dir / "image_folder" / "1.0.0") in out
   assert "train: 5 examples" in out and "test: 2 examples" in out
   assert '"num_skipped_files": 1' in out
   assert "Generating train examples" in err  # TFDS's progress bar is on.
 
-  assert build_lib.main(argv) == 0  # Second time: reused, said so.
+  assert cli.call(cli_build, argv) == 0  # Second time: reused, said so.
   assert "already built" in capsys.readouterr().out
-  assert build_lib.main(argv + ["--overwrite"]) == 0
+  assert cli.call(cli_build, argv + ["--overwrite"]) == 0
   out, err = capsys.readouterr()
   assert "already built" not in out and "Generating train examples" in err
   assert "train: 5 examples" in out
 
 
 def test_build_command_errors(tmp_path, capsys):
-  assert build_lib.main(["no_such_set"]) == errors.EXIT_USER_ERROR
+  assert cli.call(cli_build, ["no_such_set"]) == errors.EXIT_USER_ERROR
   err = capsys.readouterr().err
   assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
   for name in ("mnist_single", "mnist_multiple", "celeba_gender", "gta5_bdd", "image_folder"):
@@ -555,8 +556,8 @@ def test_build_command_errors(tmp_path, capsys):
 
   empty = tmp_path / "manual"
   (empty / "trainA").mkdir(parents=True)
-  status = build_lib.main(
-      ["image_folder", "--data_dir", str(tmp_path / "d"), "--manual_dir", str(empty)]
+  status = cli.call(
+      cli_build, ["image_folder", "--data_dir", str(tmp_path / "d"), "--manual_dir", str(empty)]
   )
   assert status == 1
   assert "trainB" in capsys.readouterr().err

@@ -17,7 +17,9 @@ from absl import flags
 from ml_collections import config_flags
 from PIL import Image
 
-from egsc_jax import checkpointing, config_lib, errors, evaluate, inference, train, translate
+from egsc_jax import checkpointing, cli, config_lib, errors, inference, train, translate
+from egsc_jax.cli import evaluate as cli_evaluate
+from egsc_jax.cli import translate as cli_translate
 from egsc_jax.data import build as build_lib
 from egsc_jax.data import images
 from egsc_jax.eval import training as eval_training
@@ -331,18 +333,14 @@ def test_refused_fallback_and_all_damaged_are_one_clear_error(damaged_copy, caps
   # The commands: --nocheckpoint_fallback stops with status 1 and one line.
   img = tmp_path / "x.png"
   Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(img)
-  fv = flags.FlagValues()
-  translate.define_flags(fv)
-  fv(["translate", f"--workdir={copy}", f"--source={img}", f"--exemplar={img}",
-      f"--output={tmp_path / 'out'}", "--nocheckpoint_fallback"])
   capsys.readouterr()
-  assert translate.main(["translate"], fv) == errors.EXIT_USER_ERROR
+  assert cli.call(cli_translate, [
+      f"--workdir={copy}", f"--source={img}", f"--exemplar={img}",
+      f"--output={tmp_path / 'out'}", "--nocheckpoint_fallback"]) == errors.EXIT_USER_ERROR
   err = capsys.readouterr().err
   assert err.startswith("error: ") and err.count("\n") == 1 and "turned off" in err
-  fv = flags.FlagValues()
-  evaluate.define_flags(fv)
-  fv(["evaluate", f"--workdir={copy}", "--nocheckpoint_fallback"])
-  assert evaluate.main(["evaluate"], fv) == errors.EXIT_USER_ERROR
+  assert cli.call(cli_evaluate, [f"--workdir={copy}", "--nocheckpoint_fallback"]
+                  ) == errors.EXIT_USER_ERROR
   assert "cannot be read" in capsys.readouterr().err
 
   everything = damaged_copy("meta_json", steps=(1, 2, 3))

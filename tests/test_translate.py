@@ -12,10 +12,10 @@ import sys
 import jax
 import numpy as np
 import pytest
-from absl import flags
 from PIL import Image
 
-from egsc_jax import grids, inference, train, translate
+from egsc_jax import cli, grids, inference, train, translate
+from egsc_jax.cli import translate as cli_translate
 from egsc_jax.data import build, images, input_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -231,18 +231,13 @@ def test_bad_paths_and_nothing_written(workdir, tmp_path):
   with pytest.raises(translate.InputError, match="same name stem"):
     translate.translate_paths(workdir=workdir, source=str(tmp_path / "dup"), exemplar=ex,
                               output=str(tmp_path / "o"))
-  # Only a corrupt source: the command's exit status is 1 (main, in-process flags).
-  fv = flags.FlagValues()
-  translate.define_flags(fv)
-  fv(["translate", f"--workdir={workdir}", f"--source={src}/broken.png",
-      f"--exemplar={ex}", f"--output={tmp_path / 'o'}"])
-  assert translate.main(["translate"], fv) == 1
+  # Only a corrupt source: the command's exit status is 1 (in process, cli.call).
+  assert cli.call(cli_translate, [f"--workdir={workdir}", f"--source={src}/broken.png",
+                                  f"--exemplar={ex}", f"--output={tmp_path / 'o'}"]) == 1
   assert not os.listdir(tmp_path / "o")
-  fv = flags.FlagValues()
-  translate.define_flags(fv)
-  fv(["translate", f"--workdir={tmp_path}", f"--source={src}", f"--exemplar={ex}",
-      f"--output={tmp_path / 'o'}"])
-  assert translate.main(["translate"], fv) == 1        # not a workdir
+  assert cli.call(cli_translate, [f"--workdir={tmp_path}", f"--source={src}",
+                                  f"--exemplar={ex}", f"--output={tmp_path / 'o'}"]
+                  ) == 1        # not a workdir
 
 
 @pytest.mark.slow
