@@ -9,9 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
-import json
 import logging
-import math
 import os
 import time
 from typing import Any, Callable
@@ -19,16 +17,12 @@ from typing import Any, Callable
 import numpy as np
 
 from egsc_jax import errors, grids, inference, paths
-from egsc_jax.eval import EVAL_DIR, digit_classifier, fid_kid, lpips, mask_probe, plots
-from egsc_jax.eval import scores, segmentation
+from egsc_jax.eval import EVAL_DIR, digit_classifier, fid_kid, lpips, mask_probe, report
+from egsc_jax.eval import scores
 
-RESULTS_JSON = "results.json"
-RESULTS_MD = "results.md"
-PIXEL_ACCURACY_PNG = "pixel_accuracy.png"
 LPIPS_SOURCES = 8
 MASK_PAIRS = 200
 LPIPS_EXEMPLARS = 4
-DIRECTION_NAMES = {"a2b": "A→B", "b2a": "B→A"}
 
 Segmenter = Callable[[np.ndarray], np.ndarray]
 
@@ -165,6 +159,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
   """
   import jax  # pylint: disable=g-import-not-at-top
 
+  # Phase 1: open the run. Every option is checked before any work.
   t0 = time.time()
   run = _open_run(workdir, split=split, num_examples=num_examples,
                   inception_weights=inception_weights, segmenter=segmenter,
@@ -174,6 +169,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
   eval_dir = os.path.join(workdir, eval_name)
   paths.Path(eval_dir).mkdir(parents=True, exist_ok=True)
 
+  # Phase 2: the networks: the translator, the digit classifier, the segmenter.
   translator = inference.Translator.from_trained(run.trained, batch_size=batch_size,
                                                  seed=seed)
   classifier, classifier_accuracy = None, None
@@ -184,6 +180,9 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
         manual_dir=config.data.get("manual_dir"), steps=classifier_steps)
   segment = (functools.partial(_segment, run.segment_fn, name=segmenter)
              if run.segment_fn is not None else None)
+
+  # Phase 3: score both directions over the first n pairs, then the diversity
+  # grid and (MNIST-Multiple with a mask) what the mask knows.
   stats = _score_directions(translator, config, split=split, num_examples=n,
                             official_stretch=official_stretch,
                             inception_weights=inception_weights, classifier=classifier,
@@ -192,14 +191,15 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
   num_s, num_e = min(lpips_sources, run.total), min(lpips_exemplars, run.total)
   diversity = _diversity(translator, config, split=split, num_sources=num_s,
                          num_exemplars=num_e)
-  metrics, curves, details = _metrics(stats, diversity, seed=seed,
-                                      classifier=classifier is not None,
-                                      classifier_accuracy=classifier_accuracy)
+  metrics, curves, details = scores.summarize(stats, diversity, seed=seed,
+                                              classifier=classifier is not None,
+                                              classifier_accuracy=classifier_accuracy)
   if (config.dataset == "mnist_multiple" and run.has_gt
       and run.trained.models.use_mask):
     details["mask"] = _mask_knowledge(translator, config, split=split,
                                       num_examples=min(MASK_PAIRS, n))
 
+  # Phase 4: the results: results.json, results.md, pixel_accuracy.png.
   results = dict(
       workdir=paths.absolute(workdir), dataset=config.dataset,
       config_variant=config.get("variant", ""), checkpoint_step=run.trained.step,
@@ -213,13 +213,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
                          else None,
                          inception_weights=inception_weights, segmenter=segmenter))
   results["wall_seconds"] = time.time() - t0
-
-  if run.has_gt and curves:
-    _plot_pixel_accuracy(curves, path=os.path.join(eval_dir, PIXEL_ACCURACY_PNG),
-                         title=f"Pixel accuracy, {config.dataset} {split} ({n} pairs)")
-  paths.Path(eval_dir, RESULTS_JSON).write_text(json.dumps(results, indent=2))
-  paths.Path(eval_dir, RESULTS_MD).write_text(markdown(results))
-  logging.info("wrote %s", os.path.join(eval_dir, RESULTS_JSON))
+  report.write(results, eval_dir)
   return results
 
 
@@ -272,68 +266,6 @@ def _diversity(translator, config, *, split: str, num_sources: int,
   return diversity
 
 
-def _metrics(stats: dict[str, scores.Stats], diversity: dict[str, float], *, seed: int,
-             classifier: bool, classifier_accuracy: float | None
-             ) -> tuple[dict[str, float | None], dict[str, list], dict[str, Any]]:
-  """The accumulated statistics as (metrics, curves, details) of results.json."""
-  metrics: dict[str, float] = {}
-  curves: dict[str, list] = {}
-  details: dict[str, Any] = {}
-  for direction, s in stats.items():
-    if s.ssim:
-      metrics[f"ssim_{direction}"] = float(np.mean(np.concatenate(s.ssim)))
-      curve = s.pix / s.pixels
-      curves[f"pixel_accuracy_{direction}"] = curve.tolist()
-      metrics[f"pixel_accuracy_mean_{direction}"] = float(curve.mean())
-    if s.ssim_stretch:
-      metrics[f"ssim_official_stretch_{direction}"] = float(
-          np.mean(np.concatenate(s.ssim_stretch)))
-      curve = s.pix_stretch / s.pixels
-      curves[f"pixel_accuracy_official_stretch_{direction}"] = curve.tolist()
-      metrics[f"pixel_accuracy_official_stretch_mean_{direction}"] = float(curve.mean())
-    if direction in diversity:
-      metrics[f"lpips_diversity_{direction}"] = diversity[direction]
-    k = scores.kid_estimate(s.vgg_real, s.vgg_fake, seed=seed)
-    if k is not None:
-      metrics[f"kid_vgg16_{direction}"], metrics[f"kid_vgg16_{direction}_std"] = k[:2]
-      details["kid_subset_size"] = k[2]
-    if s.inc_fake:
-      real, fake = np.concatenate(s.inc_real), np.concatenate(s.inc_fake)
-      if min(len(real), len(fake)) >= 2:
-        metrics[f"fid_inception_{direction}"] = fid_kid.fid(real, fake)
-      k = scores.kid_estimate(s.inc_real, s.inc_fake, seed=seed)
-      if k is not None:
-        metrics[f"kid_inception_{direction}"], metrics[f"kid_inception_{direction}_std"] = k[:2]
-    if classifier:
-      metrics[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(
-          s.digits_correct)))
-    if s.colour:
-      metrics[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
-      details.setdefault("per_scheme", {})[direction] = scores.per_scheme(s)
-      details.setdefault("per_source_and_exemplar_scheme", {})[direction] = (
-          scores.per_source_and_exemplar_scheme(s))
-    if s.class_total is not None:
-      per_class = scores.per_class(s)
-      metrics[f"colour_match_{direction}"] = per_class["digits"]["colour_match"]
-      details.setdefault("per_class", {})[direction] = per_class
-    if s.confusion is not None:
-      seg = segmentation.scores_from_confusion(s.confusion)
-      metrics[f"segmentation_miou_{direction}"] = seg["miou"]
-      metrics[f"segmentation_pixel_accuracy_{direction}"] = seg["pixel_accuracy"]
-      details[f"segmentation_{direction}"] = dict(
-          categories=list(scores.category_names()),
-          iou=[None if math.isnan(v) else float(v) for v in seg["iou"]],
-          confusion=s.confusion.tolist())
-  if classifier_accuracy is not None:
-    metrics["digit_classifier_test_accuracy"] = classifier_accuracy
-  # Strict JSON has no NaN (e.g. an mIoU without labelled pixels): null instead.
-  metrics = {k: None if isinstance(v, float) and math.isnan(v) else float(v)
-             for k, v in metrics.items()}
-  if curves:
-    curves["taus"] = list(scores.TAUS)
-  return metrics, curves, details
-
-
 def _protocol(*, num_sources: int, num_exemplars: int, classifier_steps: int | None,
               inception_weights: str | None, segmenter: str | None) -> dict:
   """How each metric was measured, for results.json and results.md."""
@@ -354,133 +286,6 @@ def _protocol(*, num_sources: int, num_exemplars: int, classifier_steps: int | N
       inception_weights=(paths.absolute(inception_weights)
                          if inception_weights else None),
       segmenter=segmenter)
-
-
-def _plot_pixel_accuracy(curves: dict[str, list], *, path: str, title: str) -> None:
-  plot = {DIRECTION_NAMES[d]: np.asarray(curves[f"pixel_accuracy_{d}"])
-          for d in inference.DIRECTIONS if f"pixel_accuracy_{d}" in curves}
-  plot.update({f"{DIRECTION_NAMES[d]} (stretched)":
-               np.asarray(curves[f"pixel_accuracy_official_stretch_{d}"])
-               for d in inference.DIRECTIONS
-               if f"pixel_accuracy_official_stretch_{d}" in curves})
-  plots.plot_pixel_accuracy_curves(plot, path=path, taus=scores.TAUS, title=title)
-
-
-# ----------------------------------------------------------------------------
-# Markdown
-# ----------------------------------------------------------------------------
-
-# (metric key without the direction, row title)
-_ROWS = (
-    ("ssim", "SSIM vs ground truth (paper's metric)"),
-    ("ssim_official_stretch", "SSIM vs ground truth, min-max stretched (authors' PNGs)"),
-    ("pixel_accuracy_mean", "Pixel accuracy vs ground truth, mean over τ = 0..99"),
-    ("pixel_accuracy_official_stretch_mean",
-     "Pixel accuracy, min-max stretched, mean over τ = 0..99"),
-    ("lpips_diversity", "LPIPS diversity across exemplars (VGG-16; higher = more varied)"),
-    ("kid_vgg16", f"{fid_kid.KID_VGG16_NAME} vs real target images"),
-    ("fid_inception", fid_kid.FID_INCEPTION_NAME),
-    ("kid_inception", fid_kid.KID_INCEPTION_NAME),
-    ("digit_accuracy", "Digit accuracy of the translations"),
-    ("colour_match", "Colour-match share with the exemplar's colours (its scheme on "
-     "MNIST-Single; each digit class's colour on MNIST-Multiple, digit pixels)"),
-    ("segmentation_miou", "Segmentation mIoU of the translations (8 categories)"),
-    ("segmentation_pixel_accuracy", "Segmentation pixel accuracy"),
-)
-
-
-def _cross_table(table: dict, direction_name: str) -> list[str]:
-  """Markdown lines: SSIM / colour match for each source scheme (rows) and
-  exemplar scheme (columns)."""
-  exemplars = sorted({e for row in table.values() for e in row})
-  lines = ["", f"By source scheme (rows) and exemplar scheme (columns), {direction_name}, "
-           "SSIM / colour match:", "",
-           "| source \\ exemplar | " + " | ".join(exemplars) + " |",
-           "|---|" + "---|" * len(exemplars)]
-  for source, row in table.items():
-    cells = [f"{_fmt(row[e], 'ssim')} / {_fmt(row[e], 'colour_match')}" if e in row else "–"
-             for e in exemplars]
-    lines.append(f"| {source} | " + " | ".join(cells) + " |")
-  return lines
-
-
-def _fmt(metrics: dict, key: str) -> str:
-  if key not in metrics:
-    return "–"
-  value = metrics[key]
-  if value is None or (isinstance(value, float) and math.isnan(value)):
-    return "n/a"
-  text = f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
-  if f"{key}_std" in metrics:
-    text += f" ± {metrics[key + '_std']:.2g}"
-  return text
-
-
-def markdown(results: dict) -> str:
-  """The results as a markdown page: run facts, then metric | A→B | B→A."""
-  m = results["metrics"]
-  lines = [
-      f"# Evaluation of `{results['workdir']}`",
-      "",
-      f"- dataset: {results['dataset']} (variant `{results['config_variant'] or '-'}`), "
-      f"split {results['split']}, {results['num_examples']} pairs",
-      f"- checkpoint: stage-2 iteration {results['checkpoint_step']}, "
-      f"{'EMA' if results['used_ema'] else 'live'} parameters; test noise "
-      f"{'on' if results['test_noise'] else 'off'} (seed {results['seed']})",
-      f"- wall time: {results['wall_seconds']:.1f} s on {results['devices']}",
-      "",
-      "| metric | A→B | B→A |",
-      "|---|---|---|",
-  ]
-  for key, title in _ROWS:
-    cells = [_fmt(m, f"{key}_{d}") for d in inference.DIRECTIONS]
-    if any(c != "–" for c in cells):
-      if key == "digit_accuracy" and "digit_classifier_test_accuracy" in m:
-        title += (f" (classifier's own test accuracy "
-                  f"{m['digit_classifier_test_accuracy']:.4f})")
-      lines.append(f"| {title} | {cells[0]} | {cells[1]} |")
-  for direction, rows in results["details"].get("per_scheme", {}).items():
-    lines += ["", f"By the exemplar's colour scheme, {DIRECTION_NAMES[direction]}:", "",
-              "| exemplar scheme | pairs | SSIM | colour match | digit accuracy |",
-              "|---|---|---|---|---|"]
-    for scheme, r in rows.items():
-      lines.append(f"| {scheme} | {r['count']} | {_fmt(r, 'ssim')} | "
-                   f"{_fmt(r, 'colour_match')} | {_fmt(r, 'digit_accuracy')} |")
-  per_class = results["details"].get("per_class", {})
-  if per_class:
-    names = list(next(iter(per_class.values())))
-    lines += ["", "Colour match by digit class (share of the class's pixels nearest its "
-              "ground-truth colour):", "",
-              "| direction | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
-    for direction, rows in per_class.items():
-      lines.append(f"| {DIRECTION_NAMES[direction]} | "
-                   + " | ".join(_fmt(rows[n], "colour_match") for n in names) + " |")
-  for direction, table in results["details"].get("per_source_and_exemplar_scheme",
-                                                  {}).items():
-    lines += _cross_table(table, DIRECTION_NAMES[direction])
-  mask = results["details"].get("mask")
-  if mask:
-    lines += ["", "What the feature mask knows of the classes (its best channel's IoU; "
-              "a linear probe's pixel accuracy on held-out canvases, beside the "
-              "majority class's):", "",
-              "| sources | digit IoU (digit share) | class IoU, mean | probe accuracy "
-              "(majority) | probe balanced accuracy (majority) |", "|---|---|---|---|---|"]
-    for domain, r in mask.items():
-      lines.append(
-          f"| {domain.upper()} | {r['digit_iou']:.3f} ({r['digit_share']:.3f}) | "
-          f"{r['class_iou_mean']:.3f} | {r['probe_accuracy']:.3f} "
-          f"({r['majority_accuracy']:.3f}) | {r['probe_balanced_accuracy']:.3f} "
-          f"({r['majority_balanced_accuracy']:.3f}) |")
-  seg = results["details"].get("segmentation_a2b")
-  if seg:
-    lines += ["", "Per-class IoU, A→B:", "",
-              "| " + " | ".join(seg["categories"]) + " |",
-              "|" + "---|" * len(seg["categories"]),
-              "| " + " | ".join("n/a" if v is None else f"{v:.4f}" for v in seg["iou"])
-              + " |"]
-  p = results["protocol"]
-  lines += ["", "Protocol:", ""] + [f"- {k}: {v}" for k, v in p.items() if v]
-  return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

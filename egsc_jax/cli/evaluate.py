@@ -45,7 +45,7 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.eval` for the definitio
 from __future__ import annotations
 
 from egsc_jax import checkpointing, errors, evaluate, inference
-from egsc_jax.eval import EVAL_DIR, digit_classifier
+from egsc_jax.eval import EVAL_DIR, digit_classifier, report
 
 
 def define_flags(flag_values) -> None:
@@ -99,7 +99,7 @@ def main(argv, flag_values=None) -> int:
       use_ema=f.use_ema,
       test_noise={"as_trained": None, "on": True, "off": False}[f.test_noise],
       eval_name=f.eval_name, checkpoint_fallback=f.checkpoint_fallback)
-  print(evaluate.markdown(results))
+  print(report.markdown(results))
   return errors.EXIT_OK
 
 
