@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from egsc_jax import grids, inference
+from egsc_jax import api, grids
 from egsc_jax.data import images as images_lib
 
 DISPLAY_SIZE = 320   # the longer side images are blown up to (nearest neighbour)
@@ -24,7 +24,7 @@ def enlarge(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
   return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
 
 
-def mask_panel(translator: inference.Translator, sources: list[np.ndarray],
+def mask_panel(translator: api.Translator, sources: list[np.ndarray],
                domain: str) -> np.ndarray:
   """Sources as rows: source | heat map of its feature mask, at the trained size.
 
@@ -33,12 +33,12 @@ def mask_panel(translator: inference.Translator, sources: list[np.ndarray],
   size = translator.image_size
   masks = translator.mask(sources, domain)
   rows = [[_at(s, size),
-           grids.heatmap(inference.resize_bilinear_align_corners(m[..., None], size)[..., 0])]
+           grids.heatmap(images_lib.resize_bilinear_align_corners(m[..., None], size)[..., 0])]
           for s, m in zip(sources, masks)]
   return grids.image_grid(np.asarray(rows))
 
 
-def interpolation_panel(translator: inference.Translator, source: np.ndarray,
+def interpolation_panel(translator: api.Translator, source: np.ndarray,
                         exemplar_1: np.ndarray, exemplar_2: np.ndarray, alpha: float,
                         direction: str) -> np.ndarray:
   """exemplar_1 | source | translation at alpha | exemplar_2, at the trained size.
@@ -54,7 +54,7 @@ def interpolation_panel(translator: inference.Translator, source: np.ndarray,
 
 def _at(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   """uint8 RGB [h, w, 3] -> uint8 [H, W, 3] as the network sees it (bilinear)."""
-  return grids.to_uint8(inference.to_network_input(image, size))
+  return grids.to_uint8(api.to_network_input(image, size))
 
 
 def _read_all(files: Sequence[Any] | None, what: str) -> tuple[list[np.ndarray], list[str]]:
@@ -69,7 +69,7 @@ def _read_all(files: Sequence[Any] | None, what: str) -> tuple[list[np.ndarray],
   return out, notes
 
 
-def build_app(translator: inference.Translator, *, title: str = "EGSC-IT"):
+def build_app(translator: api.Translator, *, title: str = "EGSC-IT"):
   """The Gradio Blocks page over `translator` (not launched)."""
   import gradio as gr  # pylint: disable=g-import-not-at-top
 
@@ -118,7 +118,7 @@ def build_app(translator: inference.Translator, *, title: str = "EGSC-IT"):
       exemplars = gr.File(label="Exemplars", file_count="multiple", file_types=["image"],
                           elem_id="exemplars")
     with gr.Row():
-      direction = gr.Radio(list(inference.DIRECTIONS), value="a2b", label="Direction",
+      direction = gr.Radio(list(api.DIRECTIONS), value="a2b", label="Direction",
                            info="a2b: sources from domain A, exemplars from B")
       button = gr.Button("Translate", variant="primary", elem_id="translate")
     status = gr.Markdown(elem_id="status")

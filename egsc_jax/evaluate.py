@@ -16,9 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from egsc_jax import errors, grids, inference, paths
+from egsc_jax import api, errors, grids, paths, trained_run
 from egsc_jax.eval import EVAL_DIR, digit_classifier, fid_kid, lpips, mask_probe, report
-from egsc_jax.eval import scores
+from egsc_jax.eval import scores, translations
 
 LPIPS_SOURCES = 8
 MASK_PAIRS = 200
@@ -64,7 +64,7 @@ def _segment(segmenter: Segmenter, images: np.ndarray, *, name: str) -> np.ndarr
 @dataclasses.dataclass
 class _Run:
   """What the evaluation learns of the run before any work."""
-  trained: Any                # inference.Trained
+  trained: Any                # trained_run.Trained
   segment_fn: Segmenter | None
   config: Any
   total: int                  # pairs in the split
@@ -85,8 +85,8 @@ def _open_run(workdir: str, *, split: str, num_examples: int,
         f"--inception_weights={inception_weights}: no such file (the Keras InceptionV3 "
         "no-top weights, inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5).")
   segment_fn = load_segmenter(segmenter) if segmenter else None
-  trained = inference.load_trained(workdir, use_ema=use_ema, test_noise=test_noise,
-                                   checkpoint_fallback=checkpoint_fallback)
+  trained = trained_run.load_trained(workdir, use_ema=use_ema, test_noise=test_noise,
+                                     checkpoint_fallback=checkpoint_fallback)
   config = trained.config
   if data_dir is not None:
     config.data.data_dir = data_dir
@@ -120,7 +120,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
                      inception_weights: str | None = None, segmenter: str | None = None,
                      official_stretch: bool = False, seed: int = 0,
                      data_dir: str | None = None,
-                     batch_size: int = inference.DEFAULT_BATCH_SIZE,
+                     batch_size: int = api.DEFAULT_BATCH_SIZE,
                      classifier_steps: int = digit_classifier.CLASSIFIER_STEPS,
                      lpips_sources: int = LPIPS_SOURCES,
                      lpips_exemplars: int = LPIPS_EXEMPLARS,
@@ -153,7 +153,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
     The results dict also written to workdir/<eval_name>/results.json.
 
   Raises:
-    inference.WorkdirError: no config.json or no stage-2 checkpoint.
+    trained_run.WorkdirError: no config.json or no stage-2 checkpoint.
     EvaluationError: an option that does not fit this run.
     FileNotFoundError: a missing --inception_weights file.
   """
@@ -170,7 +170,7 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
   paths.Path(eval_dir).mkdir(parents=True, exist_ok=True)
 
   # Phase 2: the networks: the translator, the digit classifier, the segmenter.
-  translator = inference.Translator.from_trained(run.trained, batch_size=batch_size,
+  translator = api.Translator.from_trained(run.trained, batch_size=batch_size,
                                                  seed=seed)
   classifier, classifier_accuracy = None, None
   if run.is_single and run.has_digits:
@@ -221,10 +221,10 @@ def _score_directions(translator, config, *, split: str, num_examples: int,
                       **accumulate_args) -> dict[str, scores.Stats]:
   """Both directions over the first `num_examples` pairs of the split."""
   stats = {}
-  for direction in inference.DIRECTIONS:
+  for direction in api.DIRECTIONS:
     s = stats[direction] = scores.Stats()
-    for batch in inference.translate_split(translator, config, direction=direction,
-                                           num_examples=num_examples, split=split):
+    for batch in translations.translate_split(translator, config, direction=direction,
+                                              num_examples=num_examples, split=split):
       scores.accumulate(s, batch, direction=direction, **accumulate_args)
     logging.info("%s: %d pairs translated and scored", direction, s.count)
   return stats
@@ -258,10 +258,10 @@ def _diversity(translator, config, *, split: str, num_sources: int,
   num = max(num_sources, num_exemplars)
   first = next(iter(input_pipeline.eval_batches(
       config, split=split, batch_size=num, num_examples=num)))
-  for direction in inference.DIRECTIONS:
+  for direction in api.DIRECTIONS:
     src, ex = ("a", "b") if direction == "a2b" else ("b", "a")
-    y = inference.translate_pairs_grid(translator, first[src][:num_sources],
-                                       first[ex][:num_exemplars], direction=direction)
+    y = translations.translate_pairs_grid(translator, first[src][:num_sources],
+                                          first[ex][:num_exemplars], direction=direction)
     diversity[direction] = lpips.lpips_diversity(y)
   return diversity
 

@@ -31,17 +31,17 @@ class ExportError(errors.UserError, FileNotFoundError):
 
 
 def to_bytes(trained) -> bytes:
-  """The export of a loaded run (`inference.Trained`) as bytes."""
+  """The export of a loaded run (`trained_run.Trained`) as bytes."""
   import jax  # pylint: disable=g-import-not-at-top
   from flax import serialization  # pylint: disable=g-import-not-at-top
   import egsc_jax  # pylint: disable=g-import-not-at-top
-  from egsc_jax import inference  # pylint: disable=g-import-not-at-top
+  from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
   record = {
       "format": FORMAT,
       "format_version": FORMAT_VERSION,
       "egsc_jax_version": egsc_jax.__version__,
       "config": trained.config.to_json_best_effort(indent=2),
-      "image_size": list(inference.image_shape(trained.config)),
+      "image_size": list(trained_run.image_shape(trained.config)),
       "step": int(trained.step),
       "used_ema": bool(trained.used_ema),
       "params": jax.device_get(trained.params),
@@ -55,11 +55,11 @@ def export(workdir: str, output: str, *, use_ema: bool = True,
   """Writes the latest readable stage-2 checkpoint of `workdir` to `output`.
 
   Returns what was written: {'output', 'bytes', 'step', 'used_ema'}.
-  Raises inference.WorkdirError for a workdir without a usable checkpoint.
+  Raises trained_run.WorkdirError for a workdir without a usable checkpoint.
   """
-  from egsc_jax import inference  # pylint: disable=g-import-not-at-top
-  trained = inference.load_trained(workdir, use_ema=use_ema,
-                                   checkpoint_fallback=checkpoint_fallback)
+  from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
+  trained = trained_run.load_trained(workdir, use_ema=use_ema,
+                                     checkpoint_fallback=checkpoint_fallback)
   data = to_bytes(trained)
   out = paths.Path(output)
   if str(out.parent) not in ("", "."):
@@ -71,15 +71,15 @@ def export(workdir: str, output: str, *, use_ema: bool = True,
 
 def load(path: str, *, test_noise: bool | None = None,
          devices: Sequence[Any] | None = None):
-  """An export file -> `inference.Trained` (parameters on `devices`, default all
-  local ones), as `inference.load_trained` gives for the workdir it came from.
+  """An export file -> `trained_run.Trained` (parameters on `devices`, default all
+  local ones), as `trained_run.load_trained` gives for the workdir it came from.
 
   Raises ExportError naming the file when it is missing or not an export.
   """
   import jax  # pylint: disable=g-import-not-at-top
   from flax import serialization  # pylint: disable=g-import-not-at-top
   from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
-  from egsc_jax import config_lib, inference  # pylint: disable=g-import-not-at-top
+  from egsc_jax import config_lib, trained_run  # pylint: disable=g-import-not-at-top
   from egsc_jax.models import build_models  # pylint: disable=g-import-not-at-top
   p = paths.Path(path)
   if not p.is_file():
@@ -94,19 +94,19 @@ def load(path: str, *, test_noise: bool | None = None,
   if record.get("format_version") != FORMAT_VERSION:
     raise ExportError(f"{path}: export format version {record.get('format_version')!r}; "
                       f"this egsc-jax reads version {FORMAT_VERSION}")
-  config = inference.config_from_json(record["config"])
+  config = trained_run.config_from_json(record["config"])
   if test_noise is not None:
     config.model.test_noise = bool(test_noise)
   config_lib.validate(config)
-  rep = NamedSharding(inference.local_mesh(devices), P())
+  rep = NamedSharding(trained_run.local_mesh(devices), P())
   params = jax.device_put(record["params"], rep)
   frozen = jax.device_put(record.get("frozen") or {}, rep)
   logging.info("loaded export %s (stage-2 iteration %d, %s parameters)", path,
                record["step"], "EMA" if record["used_ema"] else "live")
-  return inference.Trained(workdir=str(path), config=config,
-                           models=build_models(config.model), params=params,
-                           frozen=frozen, step=int(record["step"]),
-                           used_ema=bool(record["used_ema"]))
+  return trained_run.Trained(workdir=str(path), config=config,
+                             models=build_models(config.model), params=params,
+                             frozen=frozen, step=int(record["step"]),
+                             used_ema=bool(record["used_ema"]))
 
 
 if __name__ == "__main__":

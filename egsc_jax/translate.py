@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from egsc_jax import errors, grids, inference, paths
+from egsc_jax import api, errors, grids, paths, trained_run
 from egsc_jax.data import images as images_lib
 
 GRID_NAME = "grid.png"
@@ -78,23 +78,23 @@ def _read(path: str, skipped: list[str]) -> np.ndarray | None:
 
 def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
                     direction: str = "a2b", grid: bool = False, native_size: bool = False,
-                    seed: int = 0, batch_size: int = inference.DEFAULT_BATCH_SIZE,
+                    seed: int = 0, batch_size: int = api.DEFAULT_BATCH_SIZE,
                     use_ema: bool = True, checkpoint_fallback: bool = True
                     ) -> TranslateResult:
   """The translate command, with explicit arguments (see `cli.translate`).
 
   Raises:
     InputError: a missing path, an empty folder, or clashing output names.
-    inference.WorkdirError: the workdir holds no usable checkpoint.
+    trained_run.WorkdirError: the workdir holds no usable checkpoint.
   """
-  if direction not in inference.DIRECTIONS:
-    raise InputError(f"--direction must be one of {inference.DIRECTIONS}, "
+  if direction not in api.DIRECTIONS:
+    raise InputError(f"--direction must be one of {api.DIRECTIONS}, "
                      f"got {direction!r}.")
   source_paths = input_files(source, what="source")
   exemplar_paths = input_files(exemplar, what="exemplar")
   _check_unique_stems(source_paths, what="source")
   _check_unique_stems(exemplar_paths, what="exemplar")
-  translator = inference.Translator.from_workdir(
+  translator = api.Translator.from_workdir(
       workdir, use_ema=use_ema, checkpoint_fallback=checkpoint_fallback,
       batch_size=batch_size, seed=seed, native_size=native_size)
   trained, trained_size = translator.trained, translator.image_size
@@ -131,11 +131,11 @@ def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
     for (src_path, img), y in zip(pending, ys):
       for (ex_path, _), yk in zip(exemplars, y):
         path = os.path.join(output, f"{_stem(src_path)}__{_stem(ex_path)}.png")
-        grids.save_png(inference.from_network_output(yk, img.shape[:2]), path)
+        grids.save_png(api.from_network_output(yk, img.shape[:2]), path)
         written.append(path)
       if grid:
-        rows.append(grids.to_uint8(inference.to_network_input(img, trained_size)))
-        cells.append([inference.from_network_output(yk, trained_size) for yk in y])
+        rows.append(grids.to_uint8(api.to_network_input(img, trained_size)))
+        cells.append([api.from_network_output(yk, trained_size) for yk in y])
     pending.clear()
 
   for src_path in source_paths:
@@ -152,7 +152,7 @@ def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
     grid_path = os.path.join(output, GRID_NAME)
     grids.save_png(grids.exemplar_grid(
         sources=rows,
-        exemplars=[grids.to_uint8(inference.to_network_input(e, trained_size))
+        exemplars=[grids.to_uint8(api.to_network_input(e, trained_size))
                    for e in ex_images],
         translations=cells), grid_path)
   logging.info("wrote %d translations to %s (%d unreadable inputs skipped)",

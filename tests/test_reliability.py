@@ -17,7 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 from PIL import Image
 
-from egsc_jax import checkpointing, cli, config_lib, errors, inference, train, translate
+from egsc_jax import checkpointing, cli, config_lib, errors, train, trained_run, translate
 from egsc_jax.cli import evaluate as cli_evaluate
 from egsc_jax.cli import translate as cli_translate
 from egsc_jax.data import build as build_lib
@@ -308,7 +308,7 @@ def test_inference_falls_back_past_a_damaged_newest_checkpoint(kind, damaged_cop
                                                                caplog):
   copy = damaged_copy(kind)
   with caplog.at_level(logging.WARNING):
-    trained = inference.load_trained(copy)
+    trained = trained_run.load_trained(copy)
   assert trained.step == 2 and trained.used_ema
   warned = "\n".join(_warnings(caplog))
   assert f"checkpoint 3 in {copy}/stage2/checkpoints cannot be read: {REASONS[kind]}" in warned
@@ -323,8 +323,8 @@ def test_inference_falls_back_past_a_damaged_newest_checkpoint(kind, damaged_cop
 
 def test_refused_fallback_and_all_damaged_are_one_clear_error(damaged_copy, capsys, tmp_path):
   copy = damaged_copy("arrays_garbled")
-  with pytest.raises(inference.WorkdirError) as e:
-    inference.load_trained(copy, checkpoint_fallback=False)
+  with pytest.raises(trained_run.WorkdirError) as e:
+    trained_run.load_trained(copy, checkpoint_fallback=False)
   message = str(e.value)
   assert "checkpoint 3" in message and "cannot be read: its arrays" in message
   assert "falling back to an older checkpoint is turned off" in message
@@ -344,9 +344,9 @@ def test_refused_fallback_and_all_damaged_are_one_clear_error(damaged_copy, caps
   assert "cannot be read" in capsys.readouterr().err
 
   everything = damaged_copy("meta_json", steps=(1, 2, 3))
-  with pytest.raises(inference.WorkdirError,
+  with pytest.raises(trained_run.WorkdirError,
                      match=r"none of the 3 checkpoints in .* can be read: 3: its meta JSON"):
-    inference.load_trained(everything)
+    trained_run.load_trained(everything)
 
 
 def test_a_real_mismatch_is_still_named_as_one(tiny_run, tmp_path):
@@ -357,9 +357,9 @@ def test_a_real_mismatch_is_still_named_as_one(tiny_run, tmp_path):
   raw["model"]["ngf"] = 16
   with open(os.path.join(copy, "config.json"), "w") as f:
     json.dump(raw, f)
-  with pytest.raises(inference.WorkdirError,
+  with pytest.raises(trained_run.WorkdirError,
                      match="do not match the networks of config.json: .*shapes"):
-    inference.load_trained(copy)
+    trained_run.load_trained(copy)
 
 
 def test_translate_uses_the_older_checkpoint(damaged_copy, tmp_path, caplog):

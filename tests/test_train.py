@@ -20,7 +20,8 @@ from absl import flags
 from ml_collections import config_flags
 from skimage.metrics import structural_similarity
 
-from egsc_jax import checkpointing, config_lib, errors, inference, sharding, steps, train
+from egsc_jax import api, checkpointing, config_lib, errors, sharding, steps, train, trained_run
+from egsc_jax.eval import translations
 from conftest import tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,9 +63,9 @@ def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
   # evaluation split).
   metrics = result["metrics"]
   assert metrics["iteration"] == 3 and {"ssim_a2b", "ssim_b2a"} <= set(metrics)
-  translator = inference.Translator.from_trained(inference.load_trained(workdir))
+  translator = api.Translator.from_trained(trained_run.load_trained(workdir))
   for d in ("a2b", "b2a"):
-    pairs = [(p, g) for b in inference.translate_split(
+    pairs = [(p, g) for b in translations.translate_split(
         translator, config, direction=d, num_examples=config.train.eval_examples,
         split=config.train.eval_split)
              for p, g in zip(b["pred"], b["gt"])]
@@ -153,7 +154,7 @@ def test_munit_run_trains_resumes_and_translates(data_dir, tmp_path):
   for a, b in zip(leaves(whole["state"]), leaves(again["state"])):
     np.testing.assert_array_equal(a, b)
   assert {"ssim_a2b", "ssim_b2a"} <= set(again["metrics"])
-  t = inference.Translator.from_workdir(workdir, batch_size=8)
+  t = api.Translator.from_workdir(workdir, batch_size=8)
   assert t.trained.step == 3 and t.trained.used_ema
   rng = np.random.default_rng(0)
   sources = [rng.integers(0, 256, (28, 28, 3), np.uint8) for _ in range(2)]

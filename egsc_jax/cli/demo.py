@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 
-from egsc_jax import checkpointing, demo, errors, inference, paths
+from egsc_jax import api, checkpointing, demo, errors, paths
 
 
 def define_flags(flag_values) -> None:
@@ -77,8 +77,8 @@ def main(argv, flag_values=None) -> int:
   checkpointing.quiet_orbax_logs()
   # A WorkdirError (no config.json, no readable checkpoint) is a user error:
   # errors.run prints its one line and the documented status.
-  load = (inference.Translator.from_export if paths.Path(f.workdir).is_file()
-          else inference.Translator.from_workdir)
+  load = (api.Translator.from_export if paths.Path(f.workdir).is_file()
+          else api.Translator.from_workdir)
   translator = load(f.workdir, seed=f.seed, native_size=f.native_size)
   page = demo.build_app(translator)
   print(f"Serving {f.workdir} on http://{f.host}:{f.port}", flush=True)

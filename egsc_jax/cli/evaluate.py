@@ -44,7 +44,7 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.eval` for the definitio
 """
 from __future__ import annotations
 
-from egsc_jax import checkpointing, errors, evaluate, inference
+from egsc_jax import api, checkpointing, errors, evaluate
 from egsc_jax.eval import EVAL_DIR, digit_classifier, report
 
 
@@ -67,7 +67,7 @@ def define_flags(flag_values) -> None:
                     **fv)
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise.", **fv)
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the run's).", **fv)
-  flags.DEFINE_integer("batch_size", inference.DEFAULT_BATCH_SIZE,
+  flags.DEFINE_integer("batch_size", api.DEFAULT_BATCH_SIZE,
                        "Pairs per network call.", **fv)
   flags.DEFINE_integer("classifier_steps", digit_classifier.CLASSIFIER_STEPS,
                        "Training steps of the MNIST-Single digit classifier.", **fv)

@@ -27,7 +27,7 @@ explains (`egsc_jax.errors`).
 """
 from __future__ import annotations
 
-from egsc_jax import checkpointing, errors, inference, translate
+from egsc_jax import api, checkpointing, errors, translate
 
 
 def define_flags(flag_values) -> None:
@@ -40,7 +40,7 @@ def define_flags(flag_values) -> None:
                       **fv)
   flags.DEFINE_string("exemplar", None, "An image file or a folder of exemplars.", **fv)
   flags.DEFINE_string("output", None, "The folder the translations are written to.", **fv)
-  flags.DEFINE_enum("direction", "a2b", list(inference.DIRECTIONS),
+  flags.DEFINE_enum("direction", "a2b", list(api.DIRECTIONS),
                     "a2b: sources from domain A, exemplars from B; b2a the reverse.", **fv)
   flags.DEFINE_bool("grid", False, "Also write grid.png (sources x exemplars).", **fv)
   flags.DEFINE_bool("native_size", False,
@@ -48,7 +48,7 @@ def define_flags(flag_values) -> None:
                     "2**n_downsample) instead of the trained resolution.", **fv)
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise (config.model.test_noise).",
                        **fv)
-  flags.DEFINE_integer("batch_size", inference.DEFAULT_BATCH_SIZE,
+  flags.DEFINE_integer("batch_size", api.DEFAULT_BATCH_SIZE,
                        "Pairs per network call (rounded up to a multiple of the "
                        "device count).", **fv)
   flags.DEFINE_bool("use_ema", True, "Use the EMA parameters when the run kept them.", **fv)

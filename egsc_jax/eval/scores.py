@@ -2,7 +2,7 @@
 
 `Stats` holds what a direction has seen so far in bounded memory (per-image
 scores, pooled pixel-accuracy histograms, features for KID / FID, a segmentation
-confusion matrix); `accumulate` adds one batch of `inference.translate_split`;
+confusion matrix); `accumulate` adds one batch of `translations.translate_split`;
 `summarize` turns a run's Stats into the metrics of results.json.
 The evaluate command and training's periodic scores both go through here.
 """
