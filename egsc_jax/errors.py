@@ -254,8 +254,14 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
     # ml_collections: an override of a key the (locked) config does not have.
     raise UserError(_unknown_key_message(e, argv)) from e
   for name in list(fv):
-    error = getattr(fv[name].value, "_error", None)   # ml_collections' _ErrorConfig
-    if isinstance(error, BaseException):
+    flag = fv[name]
+    if flag.flag_type() != "config object" or flag.value is None:
+      continue
+    try:
+      # A config file that failed to load raises its IOError on first use.
+      flag.value.keys()
+    except IOError as e:
+      error = e.__cause__ or e
       raise UserError(f"--{name}: cannot load the config file: "
                       f"{str(error).strip().splitlines()[-1].strip()}") from error
   return rest

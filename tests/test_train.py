@@ -404,7 +404,7 @@ def test_sign_normalised_encoder_stays_off_where_polarity_is_content(name):
 
 
 def test_mnist_multiple_cpu_is_mnist_single_cpu_with_the_stated_changes():
-  """Both :cpu settings come from config_lib.mnist_cpu_setting; MNIST-Multiple
+  """Both :cpu settings come from cpu_setting in configs/_mnist_common.py; MNIST-Multiple
   changes only what configs/mnist_multiple.py says it does."""
   single = config_lib._flatten(_parse([f"--config={CONFIG}:cpu"]))
   multiple = config_lib._flatten(
