@@ -165,10 +165,17 @@ def test_plot_pixel_accuracy_writes_png(tmp_path):
   plots.plot_pixel_accuracy_curves({"A->B": np.linspace(0.2, 0.9, 100),
                                  "B->A": np.linspace(0.1, 1.0, 100)},
                                 path=path, taus=taus)
-  with open(path, "rb") as f:
-    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   img = matplotlib.image.imread(path)
   assert img.shape[:2] == (400, 500)
+  # Each curve is drawn, in its own colour of matplotlib's cycle (C0 blue, C1
+  # orange), and rises: in the middle third of the width it is higher up
+  # (smaller row index) than in the left third (the legend is lower right).
+  width = img.shape[1]
+  for colour in ((0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e)):
+    rows, cols = np.nonzero(np.abs(img[..., :3] - np.asarray(colour) / 255).max(-1) < 0.05)
+    assert len(rows) > 200, colour
+    left, middle = rows[cols < width / 3], rows[(cols >= width / 3) & (cols < 2 * width / 3)]
+    assert np.median(middle) < np.median(left) - 20, colour
   with pytest.raises(ValueError, match="shape"):
     plots.plot_pixel_accuracy_curves({"A->B": np.zeros(5)}, path=tmp_path / "x.png")
 
