@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from egsc_jax import grids, inference, steps
+from egsc_jax import grids, steps, trained_run
 from egsc_jax.eval import ssim
 
 FLAGS = flags.FLAGS
@@ -53,7 +53,7 @@ def _translate(params, frozen, source, exemplar, key, *, models, direction, use_
 def main(argv):
   del argv
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  trained = inference.load_trained(FLAGS.workdir, test_noise=False)
+  trained = trained_run.load_trained(FLAGS.workdir, test_noise=False)
   if not trained.models.use_mask:
     sys.exit(f"{FLAGS.workdir}: this run has no feature mask")
   fn = jax.jit(functools.partial(_translate, models=trained.models),

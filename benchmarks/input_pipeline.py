@@ -33,6 +33,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import ml_collections  # noqa: E402
 import numpy as np  # noqa: E402
 
+from egsc_jax import config_lib  # noqa: E402
 from egsc_jax.data import build as build_lib  # noqa: E402
 from egsc_jax.data import input_pipeline  # noqa: E402
 
@@ -89,7 +90,7 @@ def main(argv=None) -> None:
       "dataset": args.dataset,
       "batch_size": args.batch_size,
       "seed": 0,
-      "data": input_pipeline.default_data_config(),
+      "data": config_lib.data_config(),
   })
   config.data.data_dir = data_dir
   config.data.image_size = tuple(args.image_size) if args.image_size else None

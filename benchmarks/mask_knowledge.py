@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 # pylint: disable=wrong-import-position
-from egsc_jax import checkpointing, grids, inference
+from egsc_jax import api, checkpointing, grids, trained_run
 from egsc_jax import state as state_lib
 from egsc_jax.data import input_pipeline
 from egsc_jax.eval import colour, mask_probe
@@ -32,7 +32,7 @@ def stage1_frozen(workdir: str, config, models) -> dict[int, dict]:
   """step -> {'a': F_A, 'b': F_B} of every stage-1 checkpoint of the run."""
   tx = state_lib.adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
   abstract = jax.eval_shape(lambda rng: state_lib.init_stage1(
-      models, rng, image_shape=inference.image_shape(config), tx=tx, ema=False),
+      models, rng, image_shape=trained_run.image_shape(config), tx=tx, ema=False),
       jax.random.key(0))
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "stage1", "checkpoints"),
                                     keep=None, read_only=True)
@@ -47,7 +47,7 @@ def stage1_frozen(workdir: str, config, models) -> dict[int, dict]:
 
 
 def knowledge(models, frozen, batch) -> dict[str, dict[str, float]]:
-  translator = inference.Translator(models, {}, frozen)
+  translator = api.Translator(models, {}, frozen)
   out = {}
   for domain, coloured in (("a", "gt_a2b"), ("b", "b")):
     classes = colour.digit_class_map(grids.to_uint8(batch[coloured]))
@@ -74,7 +74,7 @@ def main(argv=None):
   p.add_argument("--split", default="validation")
   p.add_argument("--num_examples", type=int, default=200)
   args = p.parse_args(argv)
-  config = inference.load_config(args.workdir)
+  config = trained_run.load_config(args.workdir)
   if config.dataset != "mnist_multiple" or not config.model.use_feature_mask:
     raise SystemExit(f"{args.workdir}: an MNIST-Multiple run with a feature mask is needed")
   models = build_models(config.model)

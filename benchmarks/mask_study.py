@@ -43,9 +43,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from egsc_jax import config_lib, grids, inference, steps  # noqa: E402
+from egsc_jax import api, config_lib, grids, steps  # noqa: E402
 from egsc_jax import state as state_lib  # noqa: E402
-from egsc_jax.data import mnist_canvases, mnist_source  # noqa: E402
+from egsc_jax.data import images, mnist_canvases, mnist_source  # noqa: E402
 from egsc_jax.eval import colour, mask_probe, scores, ssim  # noqa: E402
 from egsc_jax.models import build_models  # noqa: E402
 
@@ -65,7 +65,7 @@ def load_canvases(split: str, *, digits, size: tuple[int, int], limit: int | Non
     for key in ("image_a", "image_b", "gt_a2b", "gt_b2a"):
       if split == "train" and key.startswith("gt"):
         continue
-      image = inference.resize_bilinear_align_corners(ex[key], size)
+      image = images.resize_bilinear_align_corners(ex[key], size)
       out.setdefault(key.replace("image_", ""), []).append(image / 127.5 - 1.0)
   return {k: np.stack(v).astype(np.float32) for k, v in out.items()}
 
@@ -165,7 +165,7 @@ def evaluate(models, g_params, frozen, val: dict) -> dict[str, float]:
 
 
 def mask_knowledge(models, frozen, val: dict) -> dict[str, dict[str, float]]:
-  translator = inference.Translator(models, {}, frozen, devices=jax.local_devices()[:1])
+  translator = api.Translator(models, {}, frozen, devices=jax.local_devices()[:1])
   return {d: mask_probe.mask_scores(
       mask_probe.channel_masks(translator, val[d], d),
       colour.digit_class_map(grids.to_uint8(val[coloured])))

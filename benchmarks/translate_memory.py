@@ -29,7 +29,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from egsc_jax import config_lib, inference  # noqa: E402
+from egsc_jax import api, config_lib  # noqa: E402
 from egsc_jax import state as state_lib  # noqa: E402
 from egsc_jax.models import build_models  # noqa: E402
 
@@ -42,7 +42,7 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--config", default="configs/celeba_gender.py:tiny")
   parser.add_argument("--megapixels", type=float, default=1.0)
-  parser.add_argument("--batch_size", type=int, default=inference.DEFAULT_BATCH_SIZE)
+  parser.add_argument("--batch_size", type=int, default=api.DEFAULT_BATCH_SIZE)
   parser.add_argument("--repeat", type=int, default=1, help="timed calls after the first")
   args = parser.parse_args()
 
@@ -56,8 +56,8 @@ def main() -> None:
   frozen = state_lib.exemplar_params_from_stage1(s1.g_params)
   s2 = jax.jit(lambda k: state_lib.init_stage2(models, k, image_shape=size, tx=tx,
                                                frozen=frozen, ema=False))(key)
-  translator = inference.Translator(models, s2.g_params, frozen, image_size=size,
-                                    native_size=True, batch_size=args.batch_size)
+  translator = api.Translator(models, s2.g_params, frozen, image_size=size,
+                              native_size=True, batch_size=args.batch_size)
   side = int(round((args.megapixels * 1e6) ** 0.5))
   rng = np.random.default_rng(0)
   source = rng.integers(0, 256, (side, side, 3), np.uint8)

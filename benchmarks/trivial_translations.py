@@ -33,7 +33,7 @@ def background_of(images: np.ndarray) -> np.ndarray:
 
 
 class Trivial:
-  """A translator (`inference.Translator`'s call signature) that ignores the source."""
+  """A translator (`api.Translator`'s call signature) that ignores the source."""
   batch_size = 50
 
   def __init__(self, kind: str):

@@ -9,7 +9,7 @@ CPU study setting (the feature-mask study of docs/benchmarks.md, "MNIST-Multiple
   python -m egsc_jax.main --config=configs/mnist_multiple.py:cpu --workdir=DIR
   python -m egsc_jax.main --config=configs/mnist_multiple.py:cpu,no_mask --workdir=DIR
   The canvases at 56x56 (14x14 digits), one down-sampling, otherwise the
-  MNIST-Single :cpu setting (config_lib.mnist_cpu_setting says why each value).
+  MNIST-Single :cpu setting (configs/_mnist_common.py says why each value).
   Measured 2026-12-03, one core each: 40 min a run. The full model does not
   learn the task at this budget: SSIM 0.47 / 0.41 (seed 19) and below 0
   (seed 20), and no source digit shows in its grids. Without the mask, SSIM was
@@ -22,12 +22,13 @@ from egsc_jax import config_lib
 
 # 120 iterations: a run (stage 1 included) takes about 40 min on one core.
 STAGE2_ITERATIONS = 120
+_MNIST = config_lib.load_module("_mnist_common")
 
 
 def cpu_setting() -> ml_collections.ConfigDict:
-  """MNIST-Single's CPU setting (config_lib.mnist_cpu_setting) at 56x56, with
+  """MNIST-Single's CPU setting (configs/_mnist_common.py) at 56x56, with
   what the larger canvases need."""
-  c = config_lib.mnist_cpu_setting()
+  c = _MNIST.cpu_setting()
   # Half size: at 112x112 the VGG loss alone made an iteration ~4x slower.
   c.data = dict(image_size=(56, 56))
   c.model.n_downsample = 1
@@ -45,9 +46,9 @@ def cpu_setting() -> ml_collections.ConfigDict:
 
 
 def faithful_setting() -> ml_collections.ConfigDict:
-  """EGSC-IT as published at CPU capacity (config_lib.mnist_faithful_setting):
+  """EGSC-IT as published at CPU capacity (configs/_mnist_common.py):
   this file's networks and losses, at 56x56 with one down-sampling stage."""
-  c = config_lib.mnist_faithful_setting()
+  c = _MNIST.faithful_setting()
   c.data = dict(image_size=(56, 56))
   c.model.n_downsample = 1
   return c

@@ -20,10 +20,10 @@ a missing file / permission error) and print one line; anything else is a bug
 and prints its traceback. `EGSC_TRACEBACK=1` in the environment, or absl's
 `--verbosity=1`, prints the traceback of user errors too.
 
-Commands use it as
+Commands (`egsc_jax.cli`) use it as
 
-  errors.run(main)                  # an absl app: flags, then main(argv) -> status
-  sys.exit(errors.call(main, argv)) # anything else (argparse, a web demo's CLI)
+  errors.run_command(define_flags, main)  # an absl app: flags, then main(argv) -> status
+  sys.exit(errors.call(main, argv))       # anything else
 
 and a UI that must not die on a user's mistake can show `describe(e)`.
 This module imports nothing heavy, so every module may use it.
@@ -268,8 +268,14 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
     # ml_collections: an override of a key the (locked) config does not have.
     raise UserError(_unknown_key_message(e, argv)) from e
   for name in list(fv):
-    error = getattr(fv[name].value, "_error", None)   # ml_collections' _ErrorConfig
-    if isinstance(error, BaseException):
+    flag = fv[name]
+    if flag.flag_type() != "config object" or flag.value is None:
+      continue
+    try:
+      # A config file that failed to load raises its IOError on first use.
+      flag.value.keys()
+    except IOError as e:
+      error = e.__cause__ or e
       raise UserError(f"--{name}: cannot load the config file: "
                       f"{str(error).strip().splitlines()[-1].strip()}") from error
   return rest
@@ -297,9 +303,10 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = No
       sys.exit(report(e))
 
   # --help prints the __main__ module's docstring: under a console script
-  # (egsc-train, ...) that is the generated launcher, which has none.
+  # (egsc-train, ...) that is the generated launcher, which has none; under
+  # `python -m egsc_jax.main` (...) a shim or a library module: the command's.
   launcher = sys.modules.get("__main__")
-  if launcher is not None and not launcher.__doc__:
+  if launcher is not None:
     launcher.__doc__ = sys.modules[main.__module__].__doc__
 
   app.run(lambda args: sys.exit(call(main, args)), argv=argv, flags_parser=parser)

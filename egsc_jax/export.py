@@ -1,8 +1,6 @@
 """A trained model as one file to share: the inference parameters and the config.
 
-  egsc-export --workdir=workdirs/mnist_single_cpu --output=mnist_single.egsc
-  python -m egsc_jax.export ...            (the same command from a checkout)
-
+`export(workdir, output)` writes it (the egsc-export command, `egsc_jax.cli.export`);
 then, anywhere with egsc-jax installed (no TensorFlow, no workdir needed):
 
   t = Translator.from_export("mnist_single.egsc")
@@ -22,8 +20,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Sequence
 
-from absl import flags
-
 from egsc_jax import errors, paths
 
 FORMAT = "egsc-jax export"
@@ -35,17 +31,17 @@ class ExportError(errors.UserError, FileNotFoundError):
 
 
 def to_bytes(trained) -> bytes:
-  """The export of a loaded run (`inference.Trained`) as bytes."""
+  """The export of a loaded run (`trained_run.Trained`) as bytes."""
   import jax  # pylint: disable=g-import-not-at-top
   from flax import serialization  # pylint: disable=g-import-not-at-top
   import egsc_jax  # pylint: disable=g-import-not-at-top
-  from egsc_jax import inference  # pylint: disable=g-import-not-at-top
+  from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
   record = {
       "format": FORMAT,
       "format_version": FORMAT_VERSION,
       "egsc_jax_version": egsc_jax.__version__,
       "config": trained.config.to_json_best_effort(indent=2),
-      "image_size": list(inference.image_shape(trained.config)),
+      "image_size": list(trained_run.image_shape(trained.config)),
       "step": int(trained.step),
       "used_ema": bool(trained.used_ema),
       "params": jax.device_get(trained.params),
@@ -59,11 +55,11 @@ def export(workdir: str, output: str, *, use_ema: bool = True,
   """Writes the latest readable stage-2 checkpoint of `workdir` to `output`.
 
   Returns what was written: {'output', 'bytes', 'step', 'used_ema'}.
-  Raises inference.WorkdirError for a workdir without a usable checkpoint.
+  Raises trained_run.WorkdirError for a workdir without a usable checkpoint.
   """
-  from egsc_jax import inference  # pylint: disable=g-import-not-at-top
-  trained = inference.load_trained(workdir, use_ema=use_ema,
-                                   checkpoint_fallback=checkpoint_fallback)
+  from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
+  trained = trained_run.load_trained(workdir, use_ema=use_ema,
+                                     checkpoint_fallback=checkpoint_fallback)
   data = to_bytes(trained)
   out = paths.Path(output)
   if str(out.parent) not in ("", "."):
@@ -75,15 +71,15 @@ def export(workdir: str, output: str, *, use_ema: bool = True,
 
 def load(path: str, *, test_noise: bool | None = None,
          devices: Sequence[Any] | None = None):
-  """An export file -> `inference.Trained` (parameters on `devices`, default all
-  local ones), as `inference.load_trained` gives for the workdir it came from.
+  """An export file -> `trained_run.Trained` (parameters on `devices`, default all
+  local ones), as `trained_run.load_trained` gives for the workdir it came from.
 
   Raises ExportError naming the file when it is missing or not an export.
   """
   import jax  # pylint: disable=g-import-not-at-top
   from flax import serialization  # pylint: disable=g-import-not-at-top
   from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
-  from egsc_jax import config_lib, inference  # pylint: disable=g-import-not-at-top
+  from egsc_jax import config_lib, trained_run  # pylint: disable=g-import-not-at-top
   from egsc_jax.models import build_models  # pylint: disable=g-import-not-at-top
   p = paths.Path(path)
   if not p.is_file():
@@ -98,50 +94,22 @@ def load(path: str, *, test_noise: bool | None = None,
   if record.get("format_version") != FORMAT_VERSION:
     raise ExportError(f"{path}: export format version {record.get('format_version')!r}; "
                       f"this egsc-jax reads version {FORMAT_VERSION}")
-  config = inference.config_from_json(record["config"])
+  config = trained_run.config_from_json(record["config"])
   if test_noise is not None:
     config.model.test_noise = bool(test_noise)
   config_lib.validate(config)
-  rep = NamedSharding(inference.local_mesh(devices), P())
+  rep = NamedSharding(trained_run.local_mesh(devices), P())
   params = jax.device_put(record["params"], rep)
   frozen = jax.device_put(record.get("frozen") or {}, rep)
   logging.info("loaded export %s (stage-2 iteration %d, %s parameters)", path,
                record["step"], "EMA" if record["used_ema"] else "live")
-  return inference.Trained(workdir=str(path), config=config,
-                           models=build_models(config.model), params=params,
-                           frozen=frozen, step=int(record["step"]),
-                           used_ema=bool(record["used_ema"]))
-
-
-def define_flags(fv: flags.FlagValues) -> None:
-  flags.DEFINE_string("workdir", None, "The training workdir to export (local or gs://).",
-                      flag_values=fv)
-  flags.DEFINE_string("output", None, "The file to write, e.g. model.egsc (local or gs://).",
-                      flag_values=fv)
-  flags.DEFINE_bool("use_ema", True, "Export the EMA parameters when the run kept them.",
-                    flag_values=fv)
-  flags.DEFINE_bool("checkpoint_fallback", True,
-                    "When the latest checkpoint cannot be read, export the next "
-                    "older one (with a warning).", flag_values=fv)
-  flags.mark_flags_as_required(["workdir", "output"], flag_values=fv)
-
-
-def main(argv: Sequence[str]) -> int:
-  if len(argv) > 1:
-    raise errors.UserError(f"unexpected arguments: {list(argv[1:])}")
-  fv = flags.FLAGS
-  written = export(fv.workdir, fv.output, use_ema=fv.use_ema,
-                   checkpoint_fallback=fv.checkpoint_fallback)
-  print(f"wrote {written['output']}: {written['bytes'] / 2**20:.1f} MiB, stage-2 "
-        f"iteration {written['step']} ({'EMA' if written['used_ema'] else 'live'} "
-        f"parameters); load it with Translator.from_export", flush=True)
-  return errors.EXIT_OK
-
-
-def run():
-  """The `egsc-export` command."""
-  errors.run_command(define_flags, main)
+  return trained_run.Trained(workdir=str(path), config=config,
+                             models=build_models(config.model), params=params,
+                             frozen=frozen, step=int(record["step"]),
+                             used_ema=bool(record["used_ema"]))
 
 
 if __name__ == "__main__":
-  run()
+  # `python -m egsc_jax.export` is the egsc-export command.
+  from egsc_jax.cli import export as _command  # pylint: disable=g-import-not-at-top
+  _command.run()

@@ -1,5 +1,5 @@
 """Pure training and inference steps of both stages. Nothing here is jitted: the
-callers jit them (train.py the iterations, with the state donated; inference.py
+callers jit them (train.py the iterations, with the state donated; api.py
 the translations; eval/training.py the stage-1 reconstruction).
 
 Stage 1 iteration = 1 D step then 1 G step; stage 2 iteration = 1 D step then

@@ -41,7 +41,7 @@ def pytest_sessionfinish(session, exitstatus):
 # loadfile --no-loadscope-reorder`: whole files, in this order) share them out,
 # instead of the one-test files among them running last and alone, as xdist's
 # default order (most tests first) would have it.
-SLOWEST_FILES = ("test_multiprocess.py", "test_train.py", "test_reliability.py",
+SLOWEST_FILES = ("test_multiprocess.py", "test_train.py", "test_checkpointing.py",
                  "test_steps.py", "test_evaluate.py", "test_notebook.py", "test_bf16.py",
                  "test_cloud.py", "test_translate.py")
 
@@ -51,6 +51,29 @@ def pytest_collection_modifyitems(session, config, items):
   del session, config
   rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
   items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FILES)))
+
+
+def logged_warnings(caplog) -> list[str]:
+  """The messages of the WARNING records pytest's caplog holds."""
+  import logging  # pylint: disable=g-import-not-at-top
+  return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def parse_config(argv):
+  """--config and its overrides parsed as the train command does (config_flags
+  reads the overrides from sys.argv itself) -> the config."""
+  import sys  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+  fv = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True)
+  saved = sys.argv
+  sys.argv = ["prog", *argv]
+  try:
+    fv(sys.argv)
+  finally:
+    sys.argv = saved
+  return fv.config
 
 
 def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from egsc_jax import Style, Translator, export, grids, inference, translate
+from egsc_jax import Style, Translator, api, export, grids, trained_run, translate
 from egsc_jax.data import images
 from egsc_jax.models import layers
 from egsc_jax.models.encoders import bottleneck_channels
@@ -77,17 +77,17 @@ def test_translate_shapes_and_the_command_writes_the_same(translator, tiny_run, 
 
 
 def test_translate_agrees_with_the_paired_low_level_call(translator):
-  """The uint8 API against inference.Translator.__call__ (steps.translate)."""
+  """The uint8 API against api.Translator.__call__ (steps.translate)."""
   sources, exemplars = _inputs()
   out = translator.translate(sources, exemplars, "b2a")
   size = translator.image_size
-  x = np.stack([inference.to_network_input(images.as_rgb(s), size) for s in sources])
-  e = np.stack([inference.to_network_input(images.as_rgb(v), size) for v in exemplars])
+  x = np.stack([api.to_network_input(images.as_rgb(s), size) for s in sources])
+  e = np.stack([api.to_network_input(images.as_rgb(v), size) for v in exemplars])
   y = translator(np.repeat(x, 2, axis=0), np.tile(e, (3, 1, 1, 1)), np.arange(6),
                  direction="b2a")
   for i, s in enumerate(sources):
     for j in range(2):
-      ref = inference.from_network_output(y[2 * i + j], s.shape[:2]).astype(int)
+      ref = api.from_network_output(y[2 * i + j], s.shape[:2]).astype(int)
       # Two jitted programs of the same ops: at most a rounding level apart.
       assert np.abs(out[i][j].astype(int) - ref).max() <= 1
 
@@ -101,7 +101,7 @@ def test_style_then_translate_with_style_equals_translate(translator):
   assert style.mean.shape == style.var.shape == (2, 1, 1, c)
   assert np.all(style.var >= 0)
   # F_B statistics by hand: F on the exemplar at the trained size.
-  x = inference.to_network_input(images.as_rgb(exemplars[1]), translator.image_size)
+  x = api.to_network_input(images.as_rgb(exemplars[1]), translator.image_size)
   f = translator.models.exemplar.apply({"params": translator.frozen["b"]}, x[None])
   mean, var = layers.moments(f)
   np.testing.assert_allclose(style.mean[1:], mean, rtol=1e-5, atol=1e-6)
@@ -137,7 +137,7 @@ def test_mask_is_the_channel_mean_of_the_feature_mask(translator):
   assert [m.shape for m in masks] == [(30, 40), (28, 28), (17, 23)]
   assert all(m.dtype == np.float32 and m.min() > 0.5 and m.max() < 1 for m in masks)
   # The 28x28 RGBA source needs no resize either way (n_downsample = 0).
-  x = inference.to_network_input(images.as_rgb(sources[1]), (28, 28))
+  x = api.to_network_input(images.as_rgb(sources[1]), (28, 28))
   f = translator.models.exemplar.apply({"params": translator.frozen["a"]}, x[None])
   expected = np.asarray(layers.feature_mask(f)).mean(-1)[0]
   np.testing.assert_allclose(masks[1], expected, rtol=1e-5, atol=1e-6)
@@ -149,7 +149,7 @@ def test_channel_masks_are_the_masks_whose_mean_the_api_shows(translator):
   from egsc_jax.eval import mask_probe  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(3)
   sources = [rng.integers(0, 256, (28, 28, 3), np.uint8) for _ in range(11)]
-  x = np.stack([inference.to_network_input(s, (28, 28)) for s in sources])
+  x = np.stack([api.to_network_input(s, (28, 28)) for s in sources])
   channels = mask_probe.channel_masks(translator, x, "b")
   assert channels.shape == (11, 28, 28, translator.models.exemplar.ngf)
   np.testing.assert_allclose(channels.mean(-1), np.stack(translator.mask(sources, "b")),
@@ -173,7 +173,7 @@ def test_native_size_pil_input_and_bad_inputs(tiny_run, tmp_path):
     native.translate(sources, [])
   with pytest.raises(ValueError, match="domain"):
     native.mask(sources, "c")
-  with pytest.raises(inference.WorkdirError, match="config.json"):
+  with pytest.raises(trained_run.WorkdirError, match="config.json"):
     Translator.from_workdir(str(tmp_path))
 
 
@@ -196,7 +196,7 @@ def test_export_translates_bitwise_as_the_workdir(translator, tiny_run, tmp_path
   exported = Translator.from_export(str(path), batch_size=8)
   assert exported.image_size == translator.image_size == (28, 28)
   sources, exemplars = _inputs()
-  for direction in inference.DIRECTIONS:
+  for direction in api.DIRECTIONS:
     for a, b in zip(exported.translate(sources, exemplars, direction),
                     translator.translate(sources, exemplars, direction)):
       np.testing.assert_array_equal(a, b)
@@ -222,6 +222,6 @@ def test_export_translates_bitwise_as_the_workdir(translator, tiny_run, tmp_path
 
 def test_a_short_chunk_is_padded_to_a_power_of_two_of_the_devices_only():
   # One native-size photo used to run as a batch of 32 copies (32x the memory).
-  padded = inference._padded_size  # pylint: disable=protected-access
+  padded = api._padded_size  # pylint: disable=protected-access
   assert [padded(n, 32, 1) for n in (1, 2, 3, 5, 17, 32)] == [1, 2, 4, 8, 32, 32]
   assert [padded(n, 24, 8) for n in (1, 8, 9, 17, 24)] == [8, 8, 16, 24, 24]

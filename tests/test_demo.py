@@ -27,6 +27,7 @@ import pytest
 from PIL import Image
 
 from egsc_jax import Translator, demo, grids
+from egsc_jax.cli import demo as cli_demo
 from egsc_jax.data import images
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -88,7 +89,7 @@ def log_tail(path: str, n: int = 3000) -> str:
 def test_bypass_proxy_keeps_what_is_there(monkeypatch):
   monkeypatch.setenv("NO_PROXY", "internal.example,localhost")
   monkeypatch.delenv("no_proxy", raising=False)
-  demo.bypass_proxy_for("10.0.0.5")
+  cli_demo.bypass_proxy_for("10.0.0.5")
   assert os.environ["NO_PROXY"] == "internal.example,localhost,10.0.0.5,127.0.0.1"
   assert os.environ["no_proxy"] == "10.0.0.5,127.0.0.1,localhost"
 

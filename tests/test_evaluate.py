@@ -15,12 +15,13 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from egsc_jax import checkpointing, config_lib, evaluate, inference
+from egsc_jax import api, checkpointing, config_lib, evaluate, trained_run
 from egsc_jax import state as state_lib
 from egsc_jax.data import build, images, input_pipeline
 from egsc_jax.eval import digit_classifier as dc
 from egsc_jax.eval import fid_kid
 from egsc_jax.eval import ssim as ssim_lib
+from egsc_jax.eval import translations
 from egsc_jax.models import build_models
 from test_translate import REPO  # pylint: disable=g-bad-import-order
 
@@ -92,12 +93,12 @@ def test_every_mnist_single_field(workdir, results):
 def test_paper_metrics_match_independent_references(workdir, results):
   """SSIM (skimage) and pooled pixel accuracy recomputed on the same translations,
   with the ground truth read straight from the input pipeline."""
-  trained = inference.load_trained(workdir)
-  translator = inference.Translator.from_trained(trained, batch_size=8, seed=0)
+  trained = trained_run.load_trained(workdir)
+  translator = api.Translator.from_trained(trained, batch_size=8, seed=0)
   gt_batch = next(input_pipeline.eval_batches(trained.config, split="test",
                                               batch_size=NUM, num_examples=NUM))
   for d in ("a2b", "b2a"):
-    pred = np.concatenate([b["pred"] for b in inference.translate_split(
+    pred = np.concatenate([b["pred"] for b in translations.translate_split(
         translator, trained.config, direction=d, num_examples=NUM)])
     gt = np.clip(np.round((gt_batch[f"gt_{d}"] + 1) * 127.5), 0, 255).astype(np.uint8)
     ssim = np.mean([structural_similarity(p, g, channel_axis=-1, data_range=255)
@@ -115,7 +116,7 @@ def test_paper_metrics_match_independent_references(workdir, results):
 def test_digit_classifier_is_cached_beside_the_dataset(workdir, results):
   """evaluate trained it once into DATA_DIR/egsc_jax_cache/..., not into the
   workdir; the same settings load it from there."""
-  config = inference.load_trained(workdir).config
+  config = trained_run.load_trained(workdir).config
   cache = dc.dataset_cache_dir("mnist_single", data_dir=config.data.data_dir)
   files = [f for f in os.listdir(cache) if f.endswith(".msgpack")]
   stamps = {f: os.stat(os.path.join(cache, f)).st_mtime_ns for f in files}
@@ -146,16 +147,16 @@ def test_test_noise_off_is_deterministic_and_written_apart(workdir, results):
 
 
 def test_clear_errors(workdir, tmp_path):
-  with pytest.raises(inference.WorkdirError, match="no config.json") as e:
+  with pytest.raises(trained_run.WorkdirError, match="no config.json") as e:
     evaluate.evaluate_workdir(str(tmp_path))
   assert str(tmp_path) in str(e.value)
   shutil.copy(os.path.join(workdir, "config.json"), tmp_path / "config.json")
-  with pytest.raises(inference.WorkdirError, match="no stage-2 checkpoint") as e:
+  with pytest.raises(trained_run.WorkdirError, match="no stage-2 checkpoint") as e:
     evaluate.evaluate_workdir(str(tmp_path))
   assert str(tmp_path) in str(e.value)
   (tmp_path / "stage2" / "checkpoints").mkdir(parents=True)
-  with pytest.raises(inference.WorkdirError, match="no stage-2 checkpoint"):
-    inference.load_trained(str(tmp_path))
+  with pytest.raises(trained_run.WorkdirError, match="no stage-2 checkpoint"):
+    trained_run.load_trained(str(tmp_path))
   with pytest.raises(FileNotFoundError, match="nope.h5"):
     evaluate.evaluate_workdir(workdir, inception_weights=str(tmp_path / "nope.h5"))
   with pytest.raises(evaluate.EvaluationError, match="MODULE:FUNCTION"):

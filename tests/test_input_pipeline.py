@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from egsc_jax import config_lib
 from egsc_jax.data import input_pipeline
 from egsc_jax.data import mnist_single
 from egsc_jax.data import mnist_source
@@ -36,7 +37,7 @@ def _config(data_dir, *, batch_size=4, seed=0, **data):
       "dataset": "mnist_single",
       "batch_size": batch_size,
       "seed": seed,
-      "data": input_pipeline.default_data_config(),
+      "data": config_lib.data_config(),
   })
   config.data.data_dir = str(data_dir)
   config.data.num_threads = 1
@@ -355,8 +356,8 @@ def test_sample_box_distribution():
 
 @pytest.mark.slow
 def test_import_does_not_load_tensorflow():
-  code = ("import sys; import egsc_jax.data.input_pipeline as p; "
-          "c = p.default_data_config(); assert c.exemplar_pairing == 'random'; "
+  code = ("import sys; import egsc_jax.data.input_pipeline, egsc_jax.config_lib as c; "
+          "assert c.data_config().exemplar_pairing == 'random'; "
           "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
   subprocess.run([sys.executable, "-c", code], check=True,
                  cwd=pathlib.Path(__file__).parents[1])

@@ -11,9 +11,12 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from egsc_jax import errors
+from egsc_jax import cli, config_lib, errors, train
+from egsc_jax.cli import build as cli_build
 from egsc_jax.data import build as build_lib
 from egsc_jax.data import celeba_gender, gta5_bdd, image_folder, images, pairing
+from egsc_jax.eval import training as eval_training
+from conftest import logged_warnings, tiny_config
 
 
 # ---------------------------------------------------------------------------
@@ -529,23 +532,23 @@ def test_build_command_on_image_folder(tmp_path, capsys):
   make_image_folder(manual)
   data_dir = tmp_path / "cmd"
   argv = ["image_folder", "--data_dir", str(data_dir), "--manual_dir", str(manual)]
-  assert build_lib.main(argv) == 0
+  assert cli.call(cli_build, argv) == 0
   out, err = capsys.readouterr()
   assert str(data_dir / "image_folder" / "1.0.0") in out
   assert "train: 5 examples" in out and "test: 2 examples" in out
   assert '"num_skipped_files": 1' in out
   assert "Generating train examples" in err  # TFDS's progress bar is on.
 
-  assert build_lib.main(argv) == 0  # Second time: reused, said so.
+  assert cli.call(cli_build, argv) == 0  # Second time: reused, said so.
   assert "already built" in capsys.readouterr().out
-  assert build_lib.main(argv + ["--overwrite"]) == 0
+  assert cli.call(cli_build, argv + ["--overwrite"]) == 0
   out, err = capsys.readouterr()
   assert "already built" not in out and "Generating train examples" in err
   assert "train: 5 examples" in out
 
 
 def test_build_command_errors(tmp_path, capsys):
-  assert build_lib.main(["no_such_set"]) == errors.EXIT_USER_ERROR
+  assert cli.call(cli_build, ["no_such_set"]) == errors.EXIT_USER_ERROR
   err = capsys.readouterr().err
   assert len(err.strip().splitlines()) == 1 and err.startswith("error: ")
   for name in ("mnist_single", "mnist_multiple", "celeba_gender", "gta5_bdd", "image_folder"):
@@ -555,8 +558,80 @@ def test_build_command_errors(tmp_path, capsys):
 
   empty = tmp_path / "manual"
   (empty / "trainA").mkdir(parents=True)
-  status = build_lib.main(
-      ["image_folder", "--data_dir", str(tmp_path / "d"), "--manual_dir", str(empty)]
+  status = cli.call(
+      cli_build, ["image_folder", "--data_dir", str(tmp_path / "d"), "--manual_dir", str(empty)]
   )
   assert status == 1
   assert "trainB" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------
+# A small real-photo image_folder, with a dangling symlink among its files
+# ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+  """image_folder from scikit-image's sample photographs: 3 test images per
+  domain (fewer than the 4 grid examples of the tiny variant) and a dangling
+  symlink in trainA. Returns (data_dir, manual_dir)."""
+  import skimage.data  # pylint: disable=g-import-not-at-top
+  root = tmp_path_factory.mktemp("photos")
+  manual = root / "manual"
+  domains = {"trainA": ("astronaut", "coffee", "chelsea", "rocket"),
+             "trainB": ("camera", "coins", "moon", "page"),
+             "testA": ("hubble_deep_field", "immunohistochemistry", "colorwheel"),
+             "testB": ("grass", "gravel", "brick")}
+  for folder, names in domains.items():
+    (manual / folder).mkdir(parents=True)
+    for name in names:
+      image = getattr(skimage.data, name)()
+      # Small files keep the build fast; the sizes stay unequal.
+      Image.fromarray(image).resize((64, 48)).save(manual / folder / f"{name}.png")
+  os.symlink(str(root / "gone.jpg"), manual / "trainA" / "zz_link.jpg")
+  data_dir = str(root / "tfds")
+  build_lib.build("image_folder", data_dir=data_dir, manual_dir=str(manual))
+  return data_dir, str(manual)
+
+
+def test_dangling_symlink_is_named_among_the_skipped(photo_folder, tmp_path, caplog):
+  data_dir, manual = photo_folder
+  builder = build_lib.get_builder("image_folder", data_dir=data_dir)
+  meta = builder.info.metadata
+  assert meta["skipped_files"] == ["trainA/zz_link.jpg"] and meta["num_skipped_files"] == 1
+  assert meta["num_images"]["trainA"] == 4
+  link = os.path.join(manual, "trainA", "zz_link.jpg")
+  assert link in images.list_image_files(os.path.join(manual, "trainA"))
+  with caplog.at_level(logging.WARNING):
+    readable, skipped = images.check_images([link])
+  assert skipped == [link] and not readable
+  assert any(link in w and "dangling symbolic link" in w for w in logged_warnings(caplog))
+  with pytest.raises(images.ImageReadError, match="dangling symbolic link"):
+    images.read_image(link)
+
+
+def test_fewer_test_pairs_than_grid_examples_are_taken_and_logged(photo_folder, caplog):
+  data_dir, _ = photo_folder
+  config = tiny_config(data_dir)
+  config.dataset = "image_folder"
+  config.data.image_size = (32, 32)
+  assert config.train.num_image_examples == 4
+  config_lib.validate(config)
+  with caplog.at_level(logging.WARNING):
+    fixed = eval_training.fixed_examples(config)
+  assert fixed["a"].shape == (3, 32, 32, 3) and fixed["b"].shape == (3, 32, 32, 3)
+  assert any("test split has 3 pairs, fewer than config.train.num_image_examples = 4"
+             in w for w in logged_warnings(caplog))
+
+
+@pytest.mark.slow
+def test_tiny_photo_dataset_trains_to_the_end(photo_folder, tmp_path):
+  data_dir, _ = photo_folder
+  config = tiny_config(data_dir, **{"stage1.num_iterations": 1, "stage2.num_iterations": 1,
+                                    "train.image_every": 1})
+  config.dataset = "image_folder"
+  config.data.image_size = (32, 32)
+  result = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert result["status"] == "done"
+  grid = np.asarray(Image.open(tmp_path / "run" / "stage2" / "images" /
+                               "translate_a2b_0000001.png"))
+  assert grid.shape[0] == 3 * (32 + 2) + 2        # one row per test pair

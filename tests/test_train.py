@@ -16,12 +16,11 @@ import time
 import jax
 import numpy as np
 import pytest
-from absl import flags
-from ml_collections import config_flags
 from skimage.metrics import structural_similarity
 
-from egsc_jax import checkpointing, config_lib, errors, inference, sharding, steps, train
-from conftest import tiny_config
+from egsc_jax import api, checkpointing, config_lib, errors, sharding, steps, train, trained_run
+from egsc_jax.eval import translations
+from conftest import parse_config, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "mnist_single.py")
@@ -62,9 +61,9 @@ def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
   # evaluation split).
   metrics = result["metrics"]
   assert metrics["iteration"] == 3 and {"ssim_a2b", "ssim_b2a"} <= set(metrics)
-  translator = inference.Translator.from_trained(inference.load_trained(workdir))
+  translator = api.Translator.from_trained(trained_run.load_trained(workdir))
   for d in ("a2b", "b2a"):
-    pairs = [(p, g) for b in inference.translate_split(
+    pairs = [(p, g) for b in translations.translate_split(
         translator, config, direction=d, num_examples=config.train.eval_examples,
         split=config.train.eval_split)
              for p, g in zip(b["pred"], b["gt"])]
@@ -153,7 +152,7 @@ def test_munit_run_trains_resumes_and_translates(data_dir, tmp_path):
   for a, b in zip(leaves(whole["state"]), leaves(again["state"])):
     np.testing.assert_array_equal(a, b)
   assert {"ssim_a2b", "ssim_b2a"} <= set(again["metrics"])
-  t = inference.Translator.from_workdir(workdir, batch_size=8)
+  t = api.Translator.from_workdir(workdir, batch_size=8)
   assert t.trained.step == 3 and t.trained.used_ema
   rng = np.random.default_rng(0)
   sources = [rng.integers(0, 256, (28, 28, 3), np.uint8) for _ in range(2)]
@@ -267,43 +266,6 @@ def test_nan_guard_names_step_and_term_and_keeps_last_checkpoint(full_run, tmp_p
 # Config files and overrides
 # ----------------------------------------------------------------------------
 
-def _parse(argv):
-  """Parses like main.py; config_flags reads overrides from sys.argv itself."""
-  fv = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True)
-  saved = sys.argv
-  sys.argv = ["prog", *argv]
-  try:
-    fv(sys.argv)
-  finally:
-    sys.argv = saved
-  return fv.config
-
-
-def test_config_override_and_misspelled_key():
-  c = _parse([f"--config={CONFIG}:tiny", "--config.optim.lr=0.5",
-              "--config.data.image_size=(28,28)"])
-  assert c.optim.lr == 0.5 and c.model.ngf == 8
-  with pytest.raises((AttributeError, KeyError, flags.Error), match="Did you mean \"lr\""):
-    _parse([f"--config={CONFIG}", "--config.optim.lrr=0.5"])
-
-
-@pytest.mark.parametrize("name", ["mnist_single", "mnist_multiple", "gta5_bdd",
-                                  "celeba_gender"])
-def test_every_config_file_loads_with_its_variants(name):
-  path = os.path.join(REPO, "configs", f"{name}.py")
-  variants = ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan",
-              "munit"]
-  if name.startswith("mnist"):
-    variants += ["cpu", "faithful", "faithful,no_mask", "cpu,no_adain", "cpu,munit"]
-  for variant in variants:
-    c = _parse([f"--config={path}:{variant}" if variant else f"--config={path}"])
-    assert c.dataset == name
-    config_lib.validate(c)
-  with pytest.raises(Exception, match="unknown config variant"):
-    _parse([f"--config={path}:tinny"])
-
-
 def test_training_evaluates_and_shows_the_validation_split(mnist_data_dir):
   """Settings are chosen on validation: training's scores and grids read the
   first validation pairs; --config.train.eval_split=test reads test."""
@@ -329,89 +291,17 @@ def test_paper_configs_train_for_t_equal_to_the_training_pairs(mnist_data_dir):
   offline MNIST-Single (3,500 train digits per domain, 500 held out as
   validation)."""
   for name in ("mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender"):
-    c = _parse([f"--config={os.path.join(REPO, 'configs', name + '.py')}"])
+    c = parse_config([f"--config={os.path.join(REPO, 'configs', name + '.py')}"])
     assert (c.stage1.num_iterations, c.stage2.num_iterations) == (-1, -1), name
-  c = _parse([f"--config={CONFIG}", f"--config.data.data_dir={mnist_data_dir}"])
+  c = parse_config([f"--config={CONFIG}", f"--config.data.data_dir={mnist_data_dir}"])
   resolved = train.resolve_num_iterations(c)
   assert (resolved.stage1.num_iterations, resolved.stage2.num_iterations) == (3500, 3500)
   assert (c.stage1.num_iterations, c.stage2.num_iterations) == (-1, -1)  # not mutated
   # Only the stages left at -1 are resolved; explicit values are kept.
-  c = _parse([f"--config={CONFIG}", f"--config.data.data_dir={mnist_data_dir}",
+  c = parse_config([f"--config={CONFIG}", f"--config.data.data_dir={mnist_data_dir}",
               "--config.stage2.num_iterations=7"])
   resolved = train.resolve_num_iterations(c)
   assert (resolved.stage1.num_iterations, resolved.stage2.num_iterations) == (3500, 7)
-
-
-def test_cpu_variant_only_for_the_mnist_configs():
-  assert _parse([f"--config={CONFIG}:cpu"]).stage2.num_iterations > 0
-  multiple = os.path.join(REPO, "configs", "mnist_multiple.py")
-  c = _parse([f"--config={multiple}:cpu"])
-  assert (tuple(c.data.image_size), c.model.n_downsample, c.model.use_feature_mask) == (
-      (56, 56), 1, True)
-  assert not _parse([f"--config={multiple}:no_mask,cpu"]).model.use_feature_mask
-  # The ablations keep :cpu's sign-normalised encoder, except w/o AdaIN: the
-  # encoder hides the polarity that only AdaIN's signed scale restores, so the
-  # two go together. The UNIT and CycleGAN baselines get their own papers'
-  # plain encoder, whatever order the variants have.
-  assert _parse([f"--config={CONFIG}:cpu,no_mask"]).model.content_sign_norm
-  assert _parse([f"--config={CONFIG}:cpu,no_perceptual"]).model.content_sign_norm
-  for spec in ("cpu,no_adain", "no_adain,cpu", "cpu,unit", "cpu,cyclegan", "unit,cpu"):
-    assert not _parse([f"--config={CONFIG}:{spec}"]).model.content_sign_norm, spec
-  for setting in ("cpu", "faithful"):
-    with pytest.raises(Exception, match="only for mnist_single and mnist_multiple"):
-      _parse([f"--config={os.path.join(REPO, 'configs', 'gta5_bdd.py')}:{setting}"])
-  with pytest.raises(Exception, match="two whole settings"):
-    _parse([f"--config={CONFIG}:cpu,faithful"])
-
-
-# What `faithful` may change of the paper setting: capacity, optimisation and
-# budget (the fidelity issue's rule), and the length of the run's intervals.
-FAITHFUL_MAY_CHANGE = ("model.ngf", "model.n_enc_res", "model.n_dec_res", "model.ndf",
-                       "optim.lr", "stage1.num_iterations", "stage1.lr",
-                       "stage2.num_iterations", "train.", "variant")
-
-
-@pytest.mark.parametrize("name, also", [
-    ("mnist_single", ()),
-    # Half-size canvases with one down-sampling stage fewer (configs/mnist_multiple.py).
-    ("mnist_multiple", ("data.image_size", "model.n_downsample"))])
-def test_faithful_changes_only_capacity_optimisation_and_budget(name, also):
-  """`faithful` is the paper's method: every network, loss and AdaIN key equals
-  the paper setting's, and the sign-normalised encoder is off."""
-  path = os.path.join(REPO, "configs", f"{name}.py")
-  paper = config_lib._flatten(_parse([f"--config={path}"]))
-  faithful = config_lib._flatten(_parse([f"--config={path}:faithful"]))
-  differ = sorted(k for k in paper if paper[k] != faithful[k])
-  assert differ and all(k.startswith(FAITHFUL_MAY_CHANGE + also) for k in differ), differ
-  assert not faithful["model.content_sign_norm"] and faithful["model.output_scale"] == 1.0
-  assert faithful["model.adain_mode"] == paper["model.adain_mode"] == "standard"
-  # The tailored setting departs where the docs say it does.
-  cpu = config_lib._flatten(_parse([f"--config={path}:cpu"]))
-  assert cpu["model.content_sign_norm"] and cpu["model.adain_mode"] == "official_std"
-
-
-@pytest.mark.parametrize("name", ["gta5_bdd", "celeba_gender"])
-def test_sign_normalised_encoder_stays_off_where_polarity_is_content(name):
-  """A dark car on a bright road, dark eyes in a bright face: on photographs the
-  contrast polarity is content, which the sign-normalised encoder would discard
-  (layers.sign_normalized_instance_norm)."""
-  path = os.path.join(REPO, "configs", f"{name}.py")
-  for variant in ("", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan"):
-    c = _parse([f"--config={path}:{variant}" if variant else f"--config={path}"])
-    assert not c.model.content_sign_norm, variant
-    assert c.train.eval_split == "test", variant   # no validation split there
-
-
-def test_mnist_multiple_cpu_is_mnist_single_cpu_with_the_stated_changes():
-  """Both :cpu settings come from config_lib.mnist_cpu_setting; MNIST-Multiple
-  changes only what configs/mnist_multiple.py says it does."""
-  single = config_lib._flatten(_parse([f"--config={CONFIG}:cpu"]))
-  multiple = config_lib._flatten(
-      _parse([f"--config={os.path.join(REPO, 'configs', 'mnist_multiple.py')}:cpu"]))
-  differ = sorted(k for k in single if single[k] != multiple[k])
-  # loss.content is set too, but back to MNIST-Single's 1e1 (its paper value is 1e2).
-  assert differ == ["data.image_size", "dataset", "model.n_downsample", "optim.lr",
-                    "train.checkpoint_every", "train.eval_every"], differ
 
 
 # ----------------------------------------------------------------------------

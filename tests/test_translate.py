@@ -1,4 +1,4 @@
-"""The translate command and the inference code under it (egsc_jax.inference).
+"""The translate command and the inference code under it (egsc_jax.api, trained_run).
 
 One tiny two-stage run (real TFDS mnist_single, real Orbax checkpoints, 8 fake
 CPU devices) is trained once for the module; the command then runs on a folder
@@ -12,10 +12,10 @@ import sys
 import jax
 import numpy as np
 import pytest
-from absl import flags
 from PIL import Image
 
-from egsc_jax import grids, inference, train, translate
+from egsc_jax import api, cli, grids, train, trained_run, translate
+from egsc_jax.cli import translate as cli_translate
 from egsc_jax.data import build, images, input_pipeline
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +30,7 @@ def workdir(tiny_run):
 
 @pytest.fixture(scope="module")
 def trained(workdir):
-  return inference.load_trained(workdir)
+  return trained_run.load_trained(workdir)
 
 
 def write_inputs(root):
@@ -76,11 +76,11 @@ def tf_network_input(path, size):
 
 def test_network_size_rule():
   kw = dict(trained_size=(256, 512), n_downsample=2)
-  assert inference.network_size((31, 45), native=False, **kw) == (256, 512)
-  assert inference.network_size((31, 45), native=True, **kw) == (28, 44)
-  assert inference.network_size((3, 600), native=True, **kw) == (4, 600)
-  assert inference.network_size((29, 30), native=True, trained_size=(28, 28),
-                                n_downsample=0) == (29, 30)
+  assert api.network_size((31, 45), native=False, **kw) == (256, 512)
+  assert api.network_size((31, 45), native=True, **kw) == (28, 44)
+  assert api.network_size((3, 600), native=True, **kw) == (4, 600)
+  assert api.network_size((29, 30), native=True, trained_size=(28, 28),
+                          n_downsample=0) == (29, 30)
 
 
 @pytest.mark.parametrize("shape,size", [((30, 40, 3), (28, 28)), ((7, 5, 3), (28, 16)),
@@ -89,7 +89,7 @@ def test_resize_matches_training_pipeline(tmp_path, shape, size):
   image = np.random.default_rng(1).integers(0, 256, shape, np.uint8)
   path = str(tmp_path / "x.png")
   Image.fromarray(image).save(path)
-  ours = inference.to_network_input(image, size)
+  ours = api.to_network_input(image, size)
   assert ours.shape == (*size, 3) and ours.dtype == np.float32
   np.testing.assert_allclose(ours, tf_network_input(path, size), atol=1e-5)
 
@@ -97,10 +97,10 @@ def test_resize_matches_training_pipeline(tmp_path, shape, size):
 def test_resize_keeps_corners_and_constants():
   image = np.zeros((5, 7, 1), np.float32)
   image[0, 0], image[-1, -1] = 1.0, 2.0
-  out = inference.resize_bilinear_align_corners(image, (9, 13))
+  out = images.resize_bilinear_align_corners(image, (9, 13))
   assert out[0, 0, 0] == 1.0 and out[-1, -1, 0] == 2.0
   flat = np.full((4, 6, 3), 77, np.uint8)
-  np.testing.assert_array_equal(inference.resize_bilinear_align_corners(flat, (11, 3)), 77.0)
+  np.testing.assert_array_equal(images.resize_bilinear_align_corners(flat, (11, 3)), 77.0)
 
 
 # ----------------------------------------------------------------------------
@@ -112,14 +112,14 @@ def test_load_trained_restores_the_latest_stage2_checkpoint(trained):
   assert trained.used_ema                           # the tiny run keeps an EMA
   assert set(trained.frozen) == {"a", "b"}          # F_A, F_B: mask and AdaIN are on
   assert trained.config.variant == "tiny,no_perceptual"
-  assert inference.image_shape(trained.config) == (28, 28)
+  assert trained_run.image_shape(trained.config) == (28, 28)
   leaves = [np.asarray(x) for x in jax.tree.leaves(trained.params)]
   assert leaves and all(np.all(np.isfinite(x)) for x in leaves)
 
 
 def test_translator_noise_is_keyed_per_example_not_per_batch(trained):
   assert trained.models.test_noise                  # config.model.test_noise default
-  t = inference.Translator.from_trained(trained, batch_size=8, seed=3)
+  t = api.Translator.from_trained(trained, batch_size=8, seed=3)
   assert t.batch_size == 8                          # a multiple of the 8 devices
   rng = np.random.default_rng(2)
   x = rng.uniform(-1, 1, (11, 28, 28, 3)).astype(np.float32)
@@ -132,7 +132,7 @@ def test_translator_noise_is_keyed_per_example_not_per_batch(trained):
                              atol=1e-5)
   # ... and another noise id or seed gives another one.
   assert np.abs(t(x[9:10], e[9:10], [7], direction="a2b")[0] - y[9]).max() > 1e-4
-  other = inference.Translator.from_trained(trained, batch_size=8, seed=4)
+  other = api.Translator.from_trained(trained, batch_size=8, seed=4)
   assert np.abs(other(x[9:10], e[9:10], ids[9:10], direction="a2b")[0] - y[9]).max() > 1e-4
   with pytest.raises(ValueError, match="pair up"):
     t(x, e[:3], ids, direction="a2b")
@@ -231,18 +231,13 @@ def test_bad_paths_and_nothing_written(workdir, tmp_path):
   with pytest.raises(translate.InputError, match="same name stem"):
     translate.translate_paths(workdir=workdir, source=str(tmp_path / "dup"), exemplar=ex,
                               output=str(tmp_path / "o"))
-  # Only a corrupt source: the command's exit status is 1 (main, in-process flags).
-  fv = flags.FlagValues()
-  translate.define_flags(fv)
-  fv(["translate", f"--workdir={workdir}", f"--source={src}/broken.png",
-      f"--exemplar={ex}", f"--output={tmp_path / 'o'}"])
-  assert translate.main(["translate"], fv) == 1
+  # Only a corrupt source: the command's exit status is 1 (in process, cli.call).
+  assert cli.call(cli_translate, [f"--workdir={workdir}", f"--source={src}/broken.png",
+                                  f"--exemplar={ex}", f"--output={tmp_path / 'o'}"]) == 1
   assert not os.listdir(tmp_path / "o")
-  fv = flags.FlagValues()
-  translate.define_flags(fv)
-  fv(["translate", f"--workdir={tmp_path}", f"--source={src}", f"--exemplar={ex}",
-      f"--output={tmp_path / 'o'}"])
-  assert translate.main(["translate"], fv) == 1        # not a workdir
+  assert cli.call(cli_translate, [f"--workdir={tmp_path}", f"--source={src}",
+                                  f"--exemplar={ex}", f"--output={tmp_path / 'o'}"]
+                  ) == 1        # not a workdir
 
 
 @pytest.mark.slow

@@ -23,9 +23,11 @@ raises `ImageReadError(path, reason)`. `check_images` and `read_images` skip suc
 files with one warning per file, naming it, and report what they skipped.
 
 Also here: `list_image_files` (a deterministic listing of a folder's images), the
-build-time resizers `resize_bilinear_half_pixel` (pixel centres at half-pixel
-offsets, as PIL and cv2; `inference.resize_bilinear_align_corners` is the other
-convention) and `resize_nearest`, and `map_ordered`, a bounded, order-preserving
+numpy resizers, one per convention: `resize_bilinear_half_pixel` (pixel centres
+at half-pixel offsets, as PIL and cv2; the builders' resizer),
+`resize_bilinear_align_corners` (corners onto corners, as the training
+pipeline's `tf.image.crop_and_resize`; the Translator's resizer) and
+`resize_nearest` (label maps), and `map_ordered`, a bounded, order-preserving
 thread map for decoding while the builder writes.
 """
 
@@ -450,6 +452,43 @@ def resize_bilinear_half_pixel(
       dtype=np.uint8,
   )
   return resized.reshape(height, width, channels)
+
+
+def _align_corners_axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Aligned-corner sample positions: (lower index, upper index, weight of upper)."""
+  if n_out == 1:
+    # tf.image.crop_and_resize samples a 1-pixel crop at the box centre.
+    pos = np.full([1], 0.5 * (n_in - 1), np.float64)
+  else:
+    pos = np.arange(n_out, dtype=np.float64) * ((n_in - 1) / (n_out - 1))
+  lo = np.clip(np.floor(pos).astype(np.int64), 0, n_in - 1)
+  hi = np.minimum(lo + 1, n_in - 1)
+  return lo, hi, pos - lo
+
+
+def resize_bilinear_align_corners(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  """Bilinear resize with aligned corners, the training pipeline's resampling.
+
+  Corner pixels map onto corner pixels (output pixel i samples input position
+  i (h - 1) / (H - 1)), which is what `input_pipeline.resample` does with
+  `tf.image.crop_and_resize` on the whole image. No antialiasing.
+
+  Args:
+    image: float or uint8 [h, w, C].
+    size: (H, W).
+  Returns:
+    float32 [H, W, C]; the input values unchanged when the size already matches.
+  """
+  image = np.asarray(image)
+  h, w = image.shape[:2]
+  if (h, w) == tuple(size):
+    return image.astype(np.float32)
+  y0, y1, wy = _align_corners_axis(h, size[0])
+  x0, x1, wx = _align_corners_axis(w, size[1])
+  img = image.astype(np.float64)
+  rows = img[y0] * (1 - wy)[:, None, None] + img[y1] * wy[:, None, None]
+  out = rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+  return out.astype(np.float32)
 
 
 def resize_nearest(labels: np.ndarray, *, height: int, width: int) -> np.ndarray:

@@ -51,9 +51,7 @@ import math
 import os
 from typing import Any, Iterator
 
-import ml_collections
 import numpy as np
-from ml_collections import config_dict
 
 from egsc_jax import errors
 from egsc_jax.data import build, tf_devices
@@ -75,28 +73,6 @@ _TAG_AUGMENT = 2
 _MAX_OP_SEED = 2**31 - 1
 
 _tf_configured = False
-
-
-def default_data_config() -> ml_collections.ConfigDict:
-  """Defaults of `config.data`.
-
-  Fields:
-    data_dir: TFDS data directory (None: the TFDS default).
-    image_size: (H, W) the images are resized to (None: the dataset's stored size).
-    exemplar_pairing: 'random' (re-drawn every epoch), 'fixed' (stored pairs) or
-      'balanced' (B drawn uniformly over its colour schemes; mnist_single).
-    augment: flip and zoom-crop training images (docs/method.md §3.2).
-    shuffle_buffer: encoded examples per domain held by the shuffle buffer.
-    num_threads: tf.data threads (None: min(4, CPU count)).
-  """
-  return ml_collections.ConfigDict({
-      "data_dir": config_dict.placeholder(str),
-      "image_size": config_dict.placeholder(tuple),
-      "exemplar_pairing": "random",
-      "augment": True,
-      "shuffle_buffer": 2048,
-      "num_threads": config_dict.placeholder(int),
-  })
 
 
 # ---------------------------------------------------------------------------
@@ -385,7 +361,7 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
 
   Args:
     config: reads dataset, batch_size (global), seed and data.* (see
-      `default_data_config`).
+      `config_lib.data_config`).
     process_index: this process, in [0, process_count).
     process_count: number of processes reading in parallel.
     start_step: number of batches already drawn; the stream continues from there.

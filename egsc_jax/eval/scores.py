@@ -2,13 +2,15 @@
 
 `Stats` holds what a direction has seen so far in bounded memory (per-image
 scores, pooled pixel-accuracy histograms, features for KID / FID, a segmentation
-confusion matrix); `accumulate` adds one batch of `inference.translate_split`.
+confusion matrix); `accumulate` adds one batch of `translations.translate_split`;
+`summarize` turns a run's Stats into the metrics of results.json.
 The evaluate command and training's periodic scores both go through here.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+import math
+from typing import Any, Callable
 
 import numpy as np
 
@@ -185,3 +187,65 @@ def category_names() -> tuple[str, ...]:
   """The 8 street-scene categories of the segmentation scores (gta5_bdd)."""
   from egsc_jax.data import gta5_bdd  # pylint: disable=g-import-not-at-top
   return tuple(gta5_bdd.CATEGORY_NAMES)
+
+
+def summarize(stats: dict[str, Stats], diversity: dict[str, float], *, seed: int,
+              classifier: bool, classifier_accuracy: float | None
+              ) -> tuple[dict[str, float | None], dict[str, list], dict[str, Any]]:
+  """The accumulated statistics as (metrics, curves, details) of results.json."""
+  metrics: dict[str, float] = {}
+  curves: dict[str, list] = {}
+  details: dict[str, Any] = {}
+  for direction, s in stats.items():
+    if s.ssim:
+      metrics[f"ssim_{direction}"] = float(np.mean(np.concatenate(s.ssim)))
+      curve = s.pix / s.pixels
+      curves[f"pixel_accuracy_{direction}"] = curve.tolist()
+      metrics[f"pixel_accuracy_mean_{direction}"] = float(curve.mean())
+    if s.ssim_stretch:
+      metrics[f"ssim_official_stretch_{direction}"] = float(
+          np.mean(np.concatenate(s.ssim_stretch)))
+      curve = s.pix_stretch / s.pixels
+      curves[f"pixel_accuracy_official_stretch_{direction}"] = curve.tolist()
+      metrics[f"pixel_accuracy_official_stretch_mean_{direction}"] = float(curve.mean())
+    if direction in diversity:
+      metrics[f"lpips_diversity_{direction}"] = diversity[direction]
+    k = kid_estimate(s.vgg_real, s.vgg_fake, seed=seed)
+    if k is not None:
+      metrics[f"kid_vgg16_{direction}"], metrics[f"kid_vgg16_{direction}_std"] = k[:2]
+      details["kid_subset_size"] = k[2]
+    if s.inc_fake:
+      real, fake = np.concatenate(s.inc_real), np.concatenate(s.inc_fake)
+      if min(len(real), len(fake)) >= 2:
+        metrics[f"fid_inception_{direction}"] = fid_kid.fid(real, fake)
+      k = kid_estimate(s.inc_real, s.inc_fake, seed=seed)
+      if k is not None:
+        metrics[f"kid_inception_{direction}"], metrics[f"kid_inception_{direction}_std"] = k[:2]
+    if classifier:
+      metrics[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(
+          s.digits_correct)))
+    if s.colour:
+      metrics[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
+      details.setdefault("per_scheme", {})[direction] = per_scheme(s)
+      details.setdefault("per_source_and_exemplar_scheme", {})[direction] = (
+          per_source_and_exemplar_scheme(s))
+    if s.class_total is not None:
+      by_class = per_class(s)
+      metrics[f"colour_match_{direction}"] = by_class["digits"]["colour_match"]
+      details.setdefault("per_class", {})[direction] = by_class
+    if s.confusion is not None:
+      seg = segmentation.scores_from_confusion(s.confusion)
+      metrics[f"segmentation_miou_{direction}"] = seg["miou"]
+      metrics[f"segmentation_pixel_accuracy_{direction}"] = seg["pixel_accuracy"]
+      details[f"segmentation_{direction}"] = dict(
+          categories=list(category_names()),
+          iou=[None if math.isnan(v) else float(v) for v in seg["iou"]],
+          confusion=s.confusion.tolist())
+  if classifier_accuracy is not None:
+    metrics["digit_classifier_test_accuracy"] = classifier_accuracy
+  # Strict JSON has no NaN (e.g. an mIoU without labelled pixels): null instead.
+  metrics = {k: None if isinstance(v, float) and math.isnan(v) else float(v)
+             for k, v in metrics.items()}
+  if curves:
+    curves["taus"] = list(TAUS)
+  return metrics, curves, details

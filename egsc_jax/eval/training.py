@@ -8,14 +8,13 @@ only process 0 writes (train.py decides).
 """
 from __future__ import annotations
 
-import functools
 import logging
 from typing import Any
 
 import jax
 import numpy as np
 
-from egsc_jax import grids, steps
+from egsc_jax import grids, jit_cache, steps
 from egsc_jax.eval import digit_classifier, scores, ssim
 from egsc_jax.models import Models
 
@@ -73,9 +72,9 @@ def _generator_params(state) -> PyTree:
 
 
 def _translator(state, models: Models):
-  from egsc_jax import inference  # pylint: disable=g-import-not-at-top
-  return inference.Translator(models, _local(_generator_params(state)),
-                              _local(state.frozen))
+  from egsc_jax import api  # pylint: disable=g-import-not-at-top
+  return api.Translator(models, _local(_generator_params(state)),
+                        _local(state.frozen))
 
 
 def stage2_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
@@ -90,10 +89,9 @@ def stage2_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray
   return out
 
 
-@functools.cache
 def _reconstruct(models: Models, domain: str):
   # One jitted function per (models, domain): image steps do not retrace.
-  return jax.jit(functools.partial(steps.stage1_reconstruct, models=models, domain=domain))
+  return jit_cache.jitted(steps.stage1_reconstruct, models=models, domain=domain)
 
 
 def stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
@@ -138,19 +136,20 @@ def training_scores(translator, config, *, num_examples: int,
   'a2b/class_3/colour_match', 'a2b/class_background/colour_match').
 
   Args:
-    translator: an `inference.Translator`.
+    translator: an `api.Translator`.
     num_examples: pairs from the start of `split`.
     classifier: the digit classifier's params (MNIST-Single), or None.
     split: the TFDS split scored.
   """
-  from egsc_jax import inference  # pylint: disable=g-import-not-at-top
+  from egsc_jax import api  # pylint: disable=g-import-not-at-top
+  from egsc_jax.eval import translations  # pylint: disable=g-import-not-at-top
   is_single = config.dataset == "mnist_single"
   is_multiple = config.dataset == "mnist_multiple"
   out = {}
-  for direction in inference.DIRECTIONS:
+  for direction in api.DIRECTIONS:
     s = scores.Stats()
-    for batch in inference.translate_split(translator, config, direction=direction,
-                                           num_examples=num_examples, split=split):
+    for batch in translations.translate_split(translator, config, direction=direction,
+                                              num_examples=num_examples, split=split):
       s.ssim.append(ssim.ssim(batch["pred"], batch["gt"]))
       scores.accumulate_scheme_scores(s, batch,
                                       classifier=classifier if is_single else None,

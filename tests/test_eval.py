@@ -165,10 +165,17 @@ def test_plot_pixel_accuracy_writes_png(tmp_path):
   plots.plot_pixel_accuracy_curves({"A->B": np.linspace(0.2, 0.9, 100),
                                  "B->A": np.linspace(0.1, 1.0, 100)},
                                 path=path, taus=taus)
-  with open(path, "rb") as f:
-    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   img = matplotlib.image.imread(path)
   assert img.shape[:2] == (400, 500)
+  # Each curve is drawn, in its own colour of matplotlib's cycle (C0 blue, C1
+  # orange), and rises: in the middle third of the width it is higher up
+  # (smaller row index) than in the left third (the legend is lower right).
+  width = img.shape[1]
+  for colour in ((0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e)):
+    rows, cols = np.nonzero(np.abs(img[..., :3] - np.asarray(colour) / 255).max(-1) < 0.05)
+    assert len(rows) > 200, colour
+    left, middle = rows[cols < width / 3], rows[(cols >= width / 3) & (cols < 2 * width / 3)]
+    assert np.median(middle) < np.median(left) - 20, colour
   with pytest.raises(ValueError, match="shape"):
     plots.plot_pixel_accuracy_curves({"A->B": np.zeros(5)}, path=tmp_path / "x.png")
 
@@ -569,7 +576,7 @@ def test_evaluate_reports_the_per_class_colour_match():
   """The evaluate command's metrics and markdown carry the MNIST-Multiple
   per-class colour match: colour_match_<dir> over the digit pixels, a table row
   per direction."""
-  from egsc_jax import evaluate
+  from egsc_jax.eval import report
   pair, _, _ = _multiple_pair(3)
   stats = {}
   for direction, pred, gt, source in (
@@ -581,15 +588,15 @@ def test_evaluate_reports_the_per_class_colour_match():
     scores.accumulate_scheme_scores(stats[direction], batch, classifier=None,
                                     colour_match=False, class_colour_match=True,
                                     direction=direction)
-  metrics, _, details = evaluate._metrics(stats, {}, seed=0, classifier=False,
-                                          classifier_accuracy=None)
+  metrics, _, details = scores.summarize(stats, {}, seed=0, classifier=False,
+                                         classifier_accuracy=None)
   assert metrics["colour_match_a2b"] == 1.0 and metrics["colour_match_b2a"] == 0.0
   assert details["per_class"]["a2b"]["background"]["colour_match"] == 1.0
   results = dict(workdir="w", dataset="mnist_multiple", config_variant="", split="test",
                  num_examples=1, checkpoint_step=1, used_ema=False, test_noise=False, seed=0,
                  wall_seconds=1.0, devices="cpu", metrics=metrics, details=details,
                  protocol={})
-  text = evaluate.markdown(results)
+  text = report.markdown(results)
   assert "| direction | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | digits | background |" in text
   assert "| A→B | " + " | ".join(["1.0000"] * 12) + " |" in text
   assert "| B→A | " + " | ".join(["0.0000"] * 12) + " |" in text
