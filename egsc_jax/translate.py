@@ -76,17 +76,27 @@ def _read(path: str, skipped: list[str]) -> np.ndarray | None:
     return None
 
 
-def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
+def translate_paths(*, workdir: str | None = None, model: str | None = None,
+                    source: str, exemplar: str, output: str,
                     direction: str = "a2b", grid: bool = False, native_size: bool = False,
                     seed: int = 0, batch_size: int = api.DEFAULT_BATCH_SIZE,
                     use_ema: bool = True, checkpoint_fallback: bool = True
                     ) -> TranslateResult:
   """The translate command, with explicit arguments (see `cli.translate`).
 
+  The model is a training workdir (`workdir`) or a file written by egsc-export
+  (`model`): exactly one of them.
+
   Raises:
-    InputError: a missing path, an empty folder, or clashing output names.
+    InputError: a missing path, an empty folder, clashing output names, or not
+      exactly one of workdir and model.
     trained_run.WorkdirError: the workdir holds no usable checkpoint.
+    export.ExportError: `model` is not a readable export file.
   """
+  if (workdir is None) == (model is None):
+    raise InputError("give the model as exactly one of --workdir (a training run) and "
+                     f"--model (an egsc-export file); got workdir={workdir!r}, "
+                     f"model={model!r}")
   if direction not in api.DIRECTIONS:
     raise InputError(f"--direction must be one of {api.DIRECTIONS}, "
                      f"got {direction!r}.")
@@ -94,9 +104,14 @@ def translate_paths(*, workdir: str, source: str, exemplar: str, output: str,
   exemplar_paths = input_files(exemplar, what="exemplar")
   _check_unique_stems(source_paths, what="source")
   _check_unique_stems(exemplar_paths, what="exemplar")
-  translator = api.Translator.from_workdir(
-      workdir, use_ema=use_ema, checkpoint_fallback=checkpoint_fallback,
-      batch_size=batch_size, seed=seed, native_size=native_size)
+  if model is not None:
+    # An export holds the parameters it was written with (EMA where kept).
+    translator = api.Translator.from_export(model, batch_size=batch_size, seed=seed,
+                                            native_size=native_size)
+  else:
+    translator = api.Translator.from_workdir(
+        workdir, use_ema=use_ema, checkpoint_fallback=checkpoint_fallback,
+        batch_size=batch_size, seed=seed, native_size=native_size)
   trained, trained_size = translator.trained, translator.image_size
   paths.Path(output).mkdir(parents=True, exist_ok=True)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from egsc_jax import api, cli, grids, train, trained_run, translate
+from egsc_jax import api, cli, export, grids, train, trained_run, translate
 from egsc_jax.cli import translate as cli_translate
 from egsc_jax.data import build, images, input_pipeline
 
@@ -238,6 +238,27 @@ def test_bad_paths_and_nothing_written(workdir, tmp_path):
   assert cli.call(cli_translate, [f"--workdir={tmp_path}", f"--source={src}",
                                   f"--exemplar={ex}", f"--output={tmp_path / 'o'}"]
                   ) == 1        # not a workdir
+
+
+def test_translate_from_an_export_file_writes_what_the_workdir_writes(workdir, tmp_path):
+  """--model=FILE (egsc-export's file) in place of --workdir: the same PNGs,
+  byte for byte; neither or both is one error naming the two flags."""
+  src, ex = write_inputs(tmp_path)
+  model = tmp_path / "model.egsc"
+  export.export(workdir, str(model))
+  outputs = {}
+  for name, flag in (("workdir", f"--workdir={workdir}"), ("model", f"--model={model}")):
+    outputs[name] = tmp_path / name
+    assert cli.call(cli_translate, [flag, f"--source={src}", f"--exemplar={ex}",
+                                    f"--output={outputs[name]}", "--grid"]) == 0
+  names = sorted(os.listdir(outputs["workdir"]))
+  assert names == sorted(os.listdir(outputs["model"])) and "grid.png" in names
+  for name in names:
+    assert (outputs["workdir"] / name).read_bytes() == (outputs["model"] / name).read_bytes()
+  for both_or_neither in (dict(workdir=workdir, model=str(model)), {}):
+    with pytest.raises(translate.InputError, match="exactly one of --workdir"):
+      translate.translate_paths(source=src, exemplar=ex, output=str(tmp_path / "o"),
+                                **both_or_neither)
 
 
 @pytest.mark.slow

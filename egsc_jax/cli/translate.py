@@ -2,6 +2,7 @@
 
   egsc-translate --workdir=DIR --source=PATH --exemplar=PATH \\
       --output=OUT [--direction=a2b|b2a] [--grid] [--native_size] [--seed=0]
+  egsc-translate --model=FILE ...      (a model written by egsc-export, no workdir)
   python -m egsc_jax.translate ...     (the same command, without installing egsc-jax)
 
 PATH is an image file or a folder (its image files, not sub-folders, sorted by
@@ -35,7 +36,10 @@ def define_flags(flag_values) -> None:
   a fresh absl.flags.FlagValues() in tests)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
   fv = dict(flag_values=flag_values)
-  flags.DEFINE_string("workdir", None, "A training workdir (config.json, stage2/).", **fv)
+  flags.DEFINE_string("workdir", None, "A training workdir (config.json, stage2/); or "
+                      "give --model.", **fv)
+  flags.DEFINE_string("model", None, "A model file written by egsc-export, instead of "
+                      "--workdir (needs no TensorFlow).", **fv)
   flags.DEFINE_string("source", None, "An image file or a folder of images to translate.",
                       **fv)
   flags.DEFINE_string("exemplar", None, "An image file or a folder of exemplars.", **fv)
@@ -55,7 +59,8 @@ def define_flags(flag_values) -> None:
   flags.DEFINE_bool("checkpoint_fallback", True,
                     "When the latest checkpoint cannot be read, warn and use the next "
                     "older one; --nocheckpoint_fallback stops with an error.", **fv)
-  flags.mark_flags_as_required(["workdir", "source", "exemplar", "output"], **fv)
+  flags.mark_flags_as_required(["source", "exemplar", "output"], **fv)
+  flags.mark_flags_as_mutual_exclusive(["workdir", "model"], required=True, **fv)
 
 
 def main(argv, flag_values=None) -> int:
@@ -66,7 +71,7 @@ def main(argv, flag_values=None) -> int:
   f = flags.FLAGS if flag_values is None else flag_values
   checkpointing.quiet_orbax_logs()
   result = translate.translate_paths(
-      workdir=f.workdir, source=f.source, exemplar=f.exemplar, output=f.output,
+      workdir=f.workdir, model=f.model, source=f.source, exemplar=f.exemplar, output=f.output,
       direction=f.direction, grid=f.grid, native_size=f.native_size, seed=f.seed,
       batch_size=f.batch_size, use_ema=f.use_ema,
       checkpoint_fallback=f.checkpoint_fallback)
