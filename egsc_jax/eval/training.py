@@ -79,14 +79,17 @@ def _translator(state, models: Models):
 
 
 def stage2_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
-  """Rows: source | exemplar | translation | ground truth (when the dataset has it)."""
+  """Rows: source | exemplar | translation | ground truth (when the dataset has
+  it), under their titles, enlarged (`grids.titled_grid`)."""
   translator = _translator(state, models)
   out = {}
   for direction, src, ex, gt in (("a2b", "a", "b", "gt_a2b"), ("b2a", "b", "a", "gt_b2a")):
     y = translator(fixed[src], fixed[ex], np.arange(len(fixed[src])), direction=direction)
     cols = [fixed[src], fixed[ex], np.asarray(y)] + ([fixed[gt]] if gt in fixed else [])
+    titles = [f"source {src.upper()}", f"exemplar {ex.upper()}",
+              "translation", "ground truth"][:len(cols)]
     cells = np.stack([grids.to_uint8(c) for c in cols], axis=1)
-    out[f"translate_{direction}"] = grids.image_grid(cells)
+    out[f"translate_{direction}"] = grids.titled_grid(cells, titles)
   return out
 
 
@@ -97,13 +100,15 @@ def _reconstruct(models: Models, domain: str):
 
 
 def stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
-  """Rows: image | stage-1 reconstruction, per domain."""
+  """Rows: image | stage-1 reconstruction, per domain, under their titles,
+  enlarged (`grids.titled_grid`)."""
   params = _local(state.g_params)
   out = {}
   for d in ("a", "b"):
     y = _reconstruct(models, d)(params, fixed[d], jax.random.key(0))
     cells = np.stack([grids.to_uint8(fixed[d]), grids.to_uint8(y)], axis=1)
-    out[f"reconstruct_{d}"] = grids.image_grid(cells)
+    out[f"reconstruct_{d}"] = grids.titled_grid(cells, [f"image {d.upper()}",
+                                                        "reconstruction"])
   return out
 
 
