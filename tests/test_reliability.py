@@ -17,7 +17,8 @@ from absl import flags
 from ml_collections import config_flags
 from PIL import Image
 
-from egsc_jax import checkpointing, config_lib, errors, evaluate, inference, train, translate
+from egsc_jax import (checkpointing, config_lib, errors, evaluate, grids, inference, train,
+                      translate)
 from egsc_jax.data import build as build_lib
 from egsc_jax.data import images
 from egsc_jax.eval import training as eval_training
@@ -484,4 +485,5 @@ def test_tiny_photo_dataset_trains_to_the_end(photo_folder, tmp_path):
   assert result["status"] == "done"
   grid = np.asarray(Image.open(tmp_path / "run" / "stage2" / "images" /
                                "translate_a2b_0000001.png"))
-  assert grid.shape[0] == 3 * (32 + 2) + 2        # one row per test pair
+  # One row per test pair, enlarged 4x (32 -> 128 px) under the titles.
+  assert grid.shape[0] == grids.TITLE_HEIGHT + 4 * (3 * (32 + 2) + 2)
