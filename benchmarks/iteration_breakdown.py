@@ -26,6 +26,7 @@ Sums of parts need not equal the whole: XLA fuses across part boundaries.
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import pathlib
 import sys
@@ -214,15 +215,21 @@ def main(argv=None) -> dict[str, Any]:
   p.add_argument("--data_dir", default=None,
                  help="TFDS data_dir with the config's dataset built: adds the "
                       "evaluation (left out without it)")
-  p.add_argument("--label_free_examples", type=int, default=None,
-                 help="overrides config.train.label_free_examples (0: no label-free "
-                      "scores)")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="a config override, dotted key, value as a Python literal "
+                      "(else a string): --set train.label_free_examples=0 "
+                      "--set dataset=image_folder --set data.image_size=(64,64)")
   p.add_argument("--reps", type=int, default=3, help="timed calls per part (median)")
   p.add_argument("--parts", default="ceiling,stage2,stage1,eval")
   args = p.parse_args(argv)
   c = config_lib.load_file(args.config)
-  if args.label_free_examples is not None:
-    c.train.label_free_examples = args.label_free_examples
+  for item in args.set:
+    key, _, text = item.partition("=")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    c.update_from_flattened_dict({key: value})
   parts = args.parts.split(",")
   d = jax.devices()[0]
   print(f"device: {d.device_kind} ({d.platform}), {jax.device_count()} device(s), "

@@ -110,7 +110,10 @@ def base_config() -> ml_collections.ConfigDict:
   # Pairs of the scores that need no labels, on every dataset: KID (VGG-16
   # relu5_1) of the translations against the real target-domain images, and
   # LPIPS diversity across exemplars (its first 4 x 4); 0 turns them off.
-  c.train.label_free_examples = 100
+  # 64, a multiple of the translation and feature batches (32), compiles one
+  # shape of each; 100 cost the :cpu run's first evaluation 35 s more on a
+  # 2-core CPU (docs/benchmarks.md, "Label-free scores during training").
+  c.train.label_free_examples = 64
   # Training's periodic scores and image grids. Settings are chosen on
   # validation; the test split is for the numbers reported once a setting is
   # chosen (`python -m egsc_jax.evaluate`, --split=test). A dataset without a
