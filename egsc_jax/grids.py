@@ -1,7 +1,7 @@
 """Image grids for TensorBoard, PNG files and the translate command."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -176,6 +176,14 @@ def _train(config, workdir: str, *, stop_at, mesh,
           config.vgg.arch, config.vgg.weights, num_layers=config_lib.vgg_num_layers(config),
           dtype=models.generator.dtype)
       vgg_params = jax.device_put(vgg_params, sharding.replicated(mesh))
+    evaluate = None
+    if eval_training.has_scores(config):
+      # The real images the label-free scores compare with, and their features:
+      # read at the first evaluation, kept for the others.
+      reference = functools.cache(functools.partial(eval_training.label_free_reference,
+                                                    config))
+      evaluate = functools.partial(eval_training.stage2_scores, models=models,
+                                   config=config, workdir=workdir, reference=reference)
     spec2 = StageSpec(
         stage=2, batches_per_iteration=1 + sc2.g_steps,
         init=functools.partial(state_lib.init_stage2, models, image_shape=image_shape,
@@ -184,13 +192,7 @@ def _train(config, workdir: str, *, stop_at, mesh,
                                     tx=tx),
         extra_args=(vgg_params,), sc=sc2,
         images=functools.partial(eval_training.stage2_images, models=models),
-        evaluate=(functools.partial(
-            eval_training.stage2_scores, models=models, config=config, workdir=workdir,
-            # The real images the label-free scores compare with, and their
-            # features: read at the first evaluation, kept for the others.
-            reference=functools.cache(functools.partial(
-                eval_training.label_free_reference, config)))
-                  if eval_training.has_scores(config) else None))
+        evaluate=evaluate)
     return _all_processes_done(_run_stage(spec2, config, workdir, mesh,
                                           jax.random.fold_in(root, 2),
                                           stop_at=stop_at, sigterm=sigterm,

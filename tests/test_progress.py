@@ -15,6 +15,7 @@ from PIL import Image
 
 from egsc_jax import config_lib, grids, inference, train
 from egsc_jax.data import build as build_lib
+from egsc_jax.eval import features, fid_kid
 from egsc_jax.eval import training as eval_training
 from conftest import tiny_config
 
@@ -70,6 +71,52 @@ def test_label_free_scores_are_in_tensorboard_for_an_image_folder(folder_run):
   # The 6 test pairs (fewer than 8 asked for) are what the scores used.
   assert config.train.label_free_examples == 8
   assert result["metrics"]["lpips_diversity_a2b"] > 0
+
+
+def test_kid_is_the_mmd_of_the_translations_and_their_exemplars(folder_run):
+  """The logged KID, recomputed from the evaluate command's path: the split's
+  pairs through inference.translate_split, VGG-16 features, the unbiased MMD
+  over all of them."""
+  workdir, config, result = folder_run
+  translator = inference.Translator.from_workdir(workdir)
+  for d in ("a2b", "b2a"):
+    batches = list(inference.translate_split(translator, config, direction=d,
+                                             num_examples=6, split="test"))
+    pred = np.concatenate([b["pred"] for b in batches])
+    real = np.concatenate([b["exemplar"] for b in batches])
+    assert len(pred) == 6
+    want = fid_kid.mmd2_unbiased(features.vgg16_features(real),
+                                 features.vgg16_features(pred))
+    assert result["metrics"][f"kid_vgg16_{d}"] == pytest.approx(want, rel=1e-4, abs=1e-6)
+
+
+def test_label_free_scores_need_two_pairs(folder_run):
+  workdir, config, _ = folder_run
+  translator = inference.Translator.from_workdir(workdir)
+  reference = eval_training.label_free_reference(config)
+  assert len(reference["a"]) == 6 and reference["features"]["b"].shape == (6, 512)
+
+  def first(n):
+    return {"a": reference["a"][:n], "b": reference["b"][:n],
+            "features": {d: f[:n] for d, f in reference["features"].items()}}
+
+  assert eval_training.label_free_scores(translator, first(1)) == {}
+  two = eval_training.label_free_scores(translator, first(2))
+  assert set(two) == {"kid_vgg16_a2b", "kid_vgg16_b2a", "lpips_diversity_a2b",
+                      "lpips_diversity_b2a"}
+  assert all(math.isfinite(v) for v in two.values())
+
+
+def test_has_scores():
+  from configs import celeba_gender, mnist_single  # pylint: disable=g-import-not-at-top
+  folder = celeba_gender.get_config(None)
+  folder.dataset = "image_folder"
+  assert eval_training.has_scores(folder)
+  folder.train.label_free_examples = 0
+  assert not eval_training.has_scores(folder)       # nothing to score: no evaluation
+  mnist = mnist_single.get_config("cpu")
+  mnist.train.label_free_examples = 0
+  assert eval_training.has_scores(mnist)            # the ground-truth scores stay
 
 
 def test_grids_are_titled_and_enlarged_for_an_image_folder(folder_run):
