@@ -17,13 +17,16 @@ values do not change the cost):
 - stage 1: the iteration, one D step, one G step, the Adam update;
 - with --data_dir (the config's dataset built there): one periodic evaluation,
   `eval.training.stage2_scores` as the training loop calls it, twice: on a fresh
-  workdir and again (the second is what every later evaluation costs).
+  workdir and again (the second is what every later evaluation costs); then
+  the label-free scores alone (`eval.training.label_free_scores`: KID and LPIPS
+  diversity on train.label_free_examples pairs), again in a warm process.
 
 Sums of parts need not equal the whole: XLA fuses across part boundaries.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import functools
 import pathlib
 import sys
@@ -182,13 +185,27 @@ def evaluation(c, *, workdir: str) -> list[tuple[str, float]]:
   state = state_lib.init_stage2(models, k2, image_shape=shape, tx=tx,
                                 frozen=state_lib.exemplar_params_from_stage1(s1.g_params),
                                 ema=c.optim.ema_decay > 0)
+  from egsc_jax import api  # pylint: disable=g-import-not-at-top
   eval_training.stage2_images(state, eval_training.fixed_examples(c), models=models)
+  # As train.py passes it: the label-free scores' real images, read once per run.
+  reference = functools.cache(functools.partial(eval_training.label_free_reference, c))
   out = []
-  for name in ("first evaluation of a run", "a later evaluation"):
+
+  def timed(name, fn):
     t0 = time.perf_counter()
-    eval_training.stage2_scores(state, models=models, config=c, workdir=workdir)
+    fn()
     out.append((name, time.perf_counter() - t0))
     print(f"  {name}: {out[-1][1]:.1f} s", file=sys.stderr, flush=True)
+
+  for name in ("first evaluation of a run", "a later evaluation"):
+    timed(name, lambda: eval_training.stage2_scores(state, models=models, config=c,
+                                                    workdir=workdir, reference=reference))
+  if reference() is not None:
+    translator = api.Translator(
+        models, state.ema_params if state.ema_params is not None else state.g_params,
+        state.frozen)
+    timed(f"label-free scores alone ({c.train.label_free_examples} pairs asked)",
+          lambda: eval_training.label_free_scores(translator, reference()))
   return out
 
 
@@ -198,10 +215,21 @@ def main(argv=None) -> dict[str, Any]:
   p.add_argument("--data_dir", default=None,
                  help="TFDS data_dir with the config's dataset built: adds the "
                       "evaluation (left out without it)")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="a config override, dotted key, value as a Python literal "
+                      "(else a string): --set train.label_free_examples=0 "
+                      "--set dataset=image_folder --set data.image_size=(64,64)")
   p.add_argument("--reps", type=int, default=3, help="timed calls per part (median)")
   p.add_argument("--parts", default="ceiling,stage2,stage1,eval")
   args = p.parse_args(argv)
   c = config_lib.load_file(args.config)
+  for item in args.set:
+    key, _, text = item.partition("=")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    c.update_from_flattened_dict({key: value})
   parts = args.parts.split(",")
   d = jax.devices()[0]
   print(f"device: {d.device_kind} ({d.platform}), {jax.device_count()} device(s), "
@@ -235,7 +263,8 @@ def main(argv=None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as workdir:
       rows = evaluation(c, workdir=workdir)
     print("\none evaluation (eval.training.stage2_scores, "
-          f"{c.train.eval_examples} pairs per direction)")
+          f"{c.train.eval_examples} ground-truth pairs per direction on the MNIST sets, "
+          f"{c.train.label_free_examples} label-free)")
     for name, seconds in rows:
       print(f"  {name}: {seconds:.1f} s")
     out["eval"] = rows

@@ -108,8 +108,15 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict()
   c.train.log_every = 50
   c.train.image_every = 1000
-  c.train.eval_every = 5000           # SSIM etc. on MNIST sets
-  c.train.eval_examples = 1000
+  c.train.eval_every = 5000           # the periodic scores (eval/training.py)
+  c.train.eval_examples = 1000        # pairs of the ground-truth scores (MNIST sets)
+  # Pairs of the scores that need no labels, on every dataset: KID (VGG-16
+  # relu5_1) of the translations against the real target-domain images, and
+  # LPIPS diversity across exemplars (its first 4 x 4); 0 turns them off.
+  # 64, a multiple of the translation and feature batches (32), compiles one
+  # shape of each; 100 cost the :cpu run's first evaluation 35 s more on a
+  # 2-core CPU (docs/benchmarks.md, "Label-free scores during training").
+  c.train.label_free_examples = 64
   # Training's periodic scores and image grids. Settings are chosen on
   # validation; the test split is for the numbers reported once a setting is
   # chosen (`python -m egsc_jax.evaluate`, --split=test). A dataset without a
@@ -224,6 +231,7 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
       c.train.image_every = 2
       c.train.eval_every = 2
       c.train.eval_examples = 16
+      c.train.label_free_examples = 8
       c.train.checkpoint_every = 1
       c.train.num_image_examples = 4
       c.train.digit_classifier_steps = 0
@@ -497,6 +505,7 @@ RULES: dict[str, Allowed] = {
     "train.image_every": _COUNT,
     "train.eval_every": _COUNT,
     "train.eval_examples": _COUNT,
+    "train.label_free_examples": _int(0),
     "train.eval_split": _choice(("validation", "test")),
     "train.checkpoint_every": _COUNT,
     "train.keep_checkpoints": _int(1, none=True),

@@ -20,8 +20,7 @@ DISPLAY_SIZE = 320   # the longer side images are blown up to (nearest neighbour
 def enlarge(image: np.ndarray, size: int = DISPLAY_SIZE) -> np.ndarray:
   """uint8 [H, W, 3] -> [kH, kW, 3], k the largest integer with max(kH, kW) <= size
   (at least 1): 28x28 digits stay sharp in the browser."""
-  k = max(1, size // max(image.shape[:2]))
-  return np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+  return grids.upscale(image, max(1, size // max(image.shape[:2])))
 
 
 def mask_panel(translator: api.Translator, sources: list[np.ndarray],

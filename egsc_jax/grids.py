@@ -1,7 +1,16 @@
 """Image grids for TensorBoard, PNG files and the translate command."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+
+# Training's grids show each cell at least this many pixels on its shorter side
+# (an integer nearest-neighbour factor): a 28x28 digit is 140x140, readable in
+# TensorBoard, which shows images at their own size.
+MIN_CELL_SIDE = 128
+TITLE_FONT_SIZE = 16
+TITLE_HEIGHT = 24
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -43,6 +52,63 @@ def exemplar_grid(*, sources: list[np.ndarray], exemplars: list[np.ndarray],
   table = [[blank] + list(exemplars)]
   table += [[s] + list(row) for s, row in zip(sources, translations)]
   return image_grid(np.stack([np.stack(r) for r in table]), pad=pad)
+
+
+def upscale(image: np.ndarray, factor: int) -> np.ndarray:
+  """Nearest-neighbour integer enlargement: uint8 [H, W, C] -> [kH, kW, C], each
+  pixel a k x k block."""
+  if int(factor) != factor or factor < 1:
+    raise ValueError(f"factor must be an integer >= 1, got {factor!r}")
+  return np.repeat(np.repeat(image, int(factor), axis=0), int(factor), axis=1)
+
+
+def scale_for(cell_size: tuple[int, int], min_side: int = MIN_CELL_SIDE) -> int:
+  """The smallest integer factor that brings a cell's shorter side to
+  `min_side` pixels (1 when it is that large already)."""
+  return max(1, -(-int(min_side) // min(int(cell_size[0]), int(cell_size[1]))))
+
+
+def title_strip(width: int, titles: Sequence[tuple[float, str]], *,
+                height: int = TITLE_HEIGHT, font_size: int = TITLE_FONT_SIZE,
+                pad_value: int = 255) -> np.ndarray:
+  """A [height, width, 3] uint8 strip of `pad_value` with each (centre x, text)
+  of `titles` drawn in black, centred on x.
+
+  Pillow's built-in font (no font file is read or downloaded)."""
+  from PIL import Image, ImageDraw, ImageFont  # pylint: disable=g-import-not-at-top
+  strip = Image.new("RGB", (int(width), int(height)), (pad_value,) * 3)
+  draw = ImageDraw.Draw(strip)
+  font = ImageFont.load_default(size=font_size)
+  for x, text in titles:
+    draw.text((x, height / 2), text, fill=(0, 0, 0), font=font, anchor="mm")
+  return np.asarray(strip)
+
+
+def titled_grid(cells: np.ndarray, titles: Sequence[str], *, pad: int = 2,
+                min_side: int = MIN_CELL_SIDE) -> np.ndarray:
+  """`image_grid` enlarged by `scale_for` (nearest neighbour) under a strip
+  naming each column.
+
+  Args:
+    cells: uint8 [R, C, H, W, 3].
+    titles: C column titles ('' for none).
+    pad: white pixels between the cells before the enlargement.
+    min_side: the shorter side of a cell after it.
+  Returns:
+    uint8 [TITLE_HEIGHT + k (R (H + pad) + pad), k (C (W + pad) + pad), 3],
+    k = scale_for((H, W), min_side); below the strip, exactly
+    upscale(image_grid(cells, pad=pad), k).
+  """
+  cells = np.asarray(cells)
+  grid = image_grid(cells, pad=pad)
+  _, c, h, w, _ = cells.shape
+  if len(titles) != c:
+    raise ValueError(f"{len(titles)} titles for {c} columns: {list(titles)}")
+  k = scale_for((h, w), min_side)
+  body = upscale(grid, k)
+  centres = [k * (pad + j * (w + pad) + w / 2) for j in range(c)]
+  strip = title_strip(body.shape[1], [(x, t) for x, t in zip(centres, titles) if t])
+  return np.concatenate([strip, body], axis=0)
 
 
 def heatmap(values: np.ndarray, *, cmap: str = "inferno") -> np.ndarray:

@@ -9,7 +9,8 @@ or mid-stage 2. The loop of each stage, in phases:
   setup -> restore or init -> input stream from the restored position ->
   [iteration -> metrics/NaN guard -> images -> eval -> checkpoint -> preemption]*
 
-What it shows and scores of the state (image grids, test SSIM) is in
+What it shows and scores of the state (image grids; KID and LPIPS diversity on
+every dataset, SSIM and more where there is a ground truth) is in
 `egsc_jax.eval.training`.
 """
 from __future__ import annotations
@@ -33,7 +34,6 @@ from egsc_jax.eval import training as eval_training
 from egsc_jax.models import build_models
 
 PyTree = Any
-MNIST_DATASETS = ("mnist_single", "mnist_multiple")
 
 
 class NonFiniteLossError(errors.UserError, FloatingPointError):
@@ -176,6 +176,14 @@ def _train(config, workdir: str, *, stop_at, mesh,
           config.vgg.arch, config.vgg.weights, num_layers=config_lib.vgg_num_layers(config),
           dtype=models.generator.dtype)
       vgg_params = jax.device_put(vgg_params, sharding.replicated(mesh))
+    evaluate = None
+    if eval_training.has_scores(config):
+      # The real images the label-free scores compare with, and their features:
+      # read at the first evaluation, kept for the others.
+      reference = functools.cache(functools.partial(eval_training.label_free_reference,
+                                                    config))
+      evaluate = functools.partial(eval_training.stage2_scores, models=models,
+                                   config=config, workdir=workdir, reference=reference)
     spec2 = StageSpec(
         stage=2, batches_per_iteration=1 + sc2.g_steps,
         init=functools.partial(state_lib.init_stage2, models, image_shape=image_shape,
@@ -184,9 +192,7 @@ def _train(config, workdir: str, *, stop_at, mesh,
                                     tx=tx),
         extra_args=(vgg_params,), sc=sc2,
         images=functools.partial(eval_training.stage2_images, models=models),
-        evaluate=(functools.partial(eval_training.stage2_scores, models=models,
-                                    config=config, workdir=workdir)
-                  if config.dataset in MNIST_DATASETS else None))
+        evaluate=evaluate)
     return _all_processes_done(_run_stage(spec2, config, workdir, mesh,
                                           jax.random.fold_in(root, 2),
                                           stop_at=stop_at, sigterm=sigterm,

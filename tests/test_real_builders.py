@@ -11,7 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from egsc_jax import cli, config_lib, errors, train
+from egsc_jax import cli, config_lib, errors, grids, train
 from egsc_jax.cli import build as cli_build
 from egsc_jax.data import build as build_lib
 from egsc_jax.data import celeba_gender, gta5_bdd, image_folder, images, pairing
@@ -634,4 +634,5 @@ def test_tiny_photo_dataset_trains_to_the_end(photo_folder, tmp_path):
   assert result["status"] == "done"
   grid = np.asarray(Image.open(tmp_path / "run" / "stage2" / "images" /
                                "translate_a2b_0000001.png"))
-  assert grid.shape[0] == 3 * (32 + 2) + 2        # one row per test pair
+  # One row per test pair, enlarged 4x (32 -> 128 px) under the titles.
+  assert grid.shape[0] == grids.TITLE_HEIGHT + 4 * (3 * (32 + 2) + 2)

@@ -16,9 +16,11 @@ import time
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 from skimage.metrics import structural_similarity
 
-from egsc_jax import api, checkpointing, config_lib, errors, sharding, steps, train, trained_run
+from egsc_jax import api, checkpointing, config_lib, errors, grids, sharding, steps, train, trained_run
+from egsc_jax.eval import training as eval_training
 from egsc_jax.eval import translations
 from conftest import parse_config, tiny_config
 
@@ -56,6 +58,18 @@ def test_two_stage_run_writes_checkpoints_logs_and_images(full_run):
   assert sorted(images) == ["translate_a2b_0000003.png", "translate_b2a_0000003.png"]
   assert sorted(os.listdir(os.path.join(workdir, "stage1", "images"))) == [
       "reconstruct_a_0000002.png", "reconstruct_b_0000002.png"]
+  # source | exemplar | translation | ground truth, 28x28 cells enlarged 5x
+  # under the titles; the ground-truth column is the enlarged ground truth.
+  with Image.open(os.path.join(workdir, "stage2", "images",
+                               "translate_b2a_0000003.png")) as im:
+    grid = np.asarray(im)
+  rows = config.train.num_image_examples
+  assert grid.shape == (grids.TITLE_HEIGHT + 5 * (rows * 30 + 2), 5 * (4 * 30 + 2), 3)
+  gt = eval_training.fixed_examples(config)["gt_b2a"]
+  for r in range(rows):
+    y, x = grids.TITLE_HEIGHT + 5 * (2 + r * 30), 5 * (2 + 3 * 30)
+    np.testing.assert_array_equal(grid[y:y + 140, x:x + 140],
+                                  grids.upscale(grids.to_uint8(gt[r]), 5))
   # The final SSIM equals skimage's on the same translations (the EMA
   # parameters, noise keyed per example, the first eval_examples pairs of the
   # evaluation split).
@@ -92,6 +106,9 @@ def test_tensorboard_has_every_scalar_and_the_hparams(full_run):
   tags = set(events.Tags()["tensors"]) | set(events.Tags()["scalars"])
   assert {"total", "d_total", "steps_per_sec", "ssim_a2b", "ssim_b2a",
           "a2b/blue_on_green/ssim", "b2a/white_on_black/colour_match"} <= tags
+  # The label-free scores every dataset gets come on top of the ground-truth ones.
+  assert {"kid_vgg16_a2b", "kid_vgg16_b2a", "lpips_diversity_a2b",
+          "lpips_diversity_b2a"} <= tags
   hparams = events.PluginTagToContent("hparams")
   assert hparams, "no hparams in stage2's events"
   text = b"".join(hparams.values())
@@ -270,7 +287,6 @@ def test_training_evaluates_and_shows_the_validation_split(mnist_data_dir):
   """Settings are chosen on validation: training's scores and grids read the
   first validation pairs; --config.train.eval_split=test reads test."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from egsc_jax.eval import training as eval_training  # pylint: disable=g-import-not-at-top
   c = tiny_config(mnist_data_dir)
   builder = tfds.builder("mnist_single", data_dir=mnist_data_dir)
   for split in ("validation", "test"):
