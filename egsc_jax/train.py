@@ -33,7 +33,8 @@ from egsc_jax.eval import training as eval_training
 from egsc_jax.models import build_models
 
 PyTree = Any
-MNIST_DATASETS = ("mnist_single", "mnist_multiple")
+# Datasets with per-pair ground truth: training scores them periodically.
+SCORED_DATASETS = ("mnist_single", "mnist_multiple", "photo_grades")
 
 
 class NonFiniteLossError(errors.UserError, FloatingPointError):
@@ -186,7 +187,7 @@ def _train(config, workdir: str, *, stop_at, mesh,
         images=functools.partial(eval_training.stage2_images, models=models),
         evaluate=(functools.partial(eval_training.stage2_scores, models=models,
                                     config=config, workdir=workdir)
-                  if config.dataset in MNIST_DATASETS else None))
+                  if config.dataset in SCORED_DATASETS else None))
     return _all_processes_done(_run_stage(spec2, config, workdir, mesh,
                                           jax.random.fold_in(root, 2),
                                           stop_at=stop_at, sigterm=sigterm,

@@ -358,7 +358,7 @@ def test_cpu_variant_only_for_the_mnist_configs():
   for spec in ("cpu,no_adain", "no_adain,cpu", "cpu,unit", "cpu,cyclegan", "unit,cpu"):
     assert not _parse([f"--config={CONFIG}:{spec}"]).model.content_sign_norm, spec
   for setting in ("cpu", "faithful"):
-    with pytest.raises(Exception, match="only for mnist_single and mnist_multiple"):
+    with pytest.raises(Exception, match="only for mnist_single, mnist_multiple and photo_grades"):
       _parse([f"--config={os.path.join(REPO, 'configs', 'gta5_bdd.py')}:{setting}"])
   with pytest.raises(Exception, match="two whole settings"):
     _parse([f"--config={CONFIG}:cpu,faithful"])
