@@ -116,9 +116,13 @@ def test_crops_fit_their_photograph_and_take_the_photographs_in_turn():
     assert 0 <= c.left and c.left + c.side <= w and 0 <= c.top and c.top + c.side <= h
 
 
-def test_missing_package_photograph_is_named():
+def test_missing_photograph_or_package_is_named():
   photo = photo_grading.Photo("nothing", "skimage", "data/no_such_file.png")
   with pytest.raises(FileNotFoundError, match="'nothing'.*no_such_file.png.*scikit-image"):
+    photo_grading.photo_path(photo)
+  photo = photo_grading.Photo("nowhere", "no_such_package_h25", "a.png")
+  with pytest.raises(FileNotFoundError, match="'nowhere': no_such_package_h25 is not "
+                                              "installed"):
     photo_grading.photo_path(photo)
 
 

@@ -156,11 +156,11 @@ def photo_path(photo: Photo) -> pathlib.Path:
     if path.is_file():
       return path
   pip_name = {"skimage": "scikit-image"}.get(photo.package, photo.package)
-  where = f"the installed {photo.package} ({locations})" if locations else (
-      f"{photo.package}, which is not installed")
+  problem = (f"the installed {photo.package} ({', '.join(locations)}) has no "
+             f"{photo.path}" if locations else f"{photo.package} is not installed")
   raise FileNotFoundError(
-      f"photograph {photo.name!r}: {where} has no {photo.path}; photo_grades reads "
-      f"it from the package: pip install {pip_name}")
+      f"photograph {photo.name!r}: {problem}; photo_grades reads it from that "
+      f"package: pip install {pip_name}")
 
 
 def load_photo(photo: Photo) -> np.ndarray:
