@@ -10,7 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 from skimage.metrics import structural_similarity
 
-from egsc_jax import config_lib, evaluate, train
+from egsc_jax import config_lib, evaluate, grids, train
 from egsc_jax.data import build, input_pipeline, photo_grades, photo_grading
 from egsc_jax.eval import scores
 
@@ -212,7 +212,7 @@ def test_scores_by_grade_of_a_perfect_and_a_wrong_translation(data_dir):
   c = _config(data_dir)
   batch = next(input_pipeline.eval_batches(c, split="test", batch_size=SIZES["test"]))
   assert batch["grade_b"].shape == (SIZES["test"],)
-  to_uint8 = lambda x: np.round((x + 1) * 127.5).astype(np.uint8)  # noqa: E731
+  to_uint8 = grids.to_uint8
   source, gt = to_uint8(batch["a"]), to_uint8(batch["gt_a2b"])
   per_grade = {}
   for name, pred in (("perfect", gt), ("source", source)):
