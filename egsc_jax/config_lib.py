@@ -194,9 +194,9 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
   """Applies a comma-separated list of VARIANTS (`tiny`, `cpu,no_mask`, ...).
 
   `cpu` (the tailored CPU setting) and `faithful` (the paper's method at CPU
-  capacity) are the experiment's own whole settings (configs/mnist_single.py
-  and configs/mnist_multiple.py have both); asking for one elsewhere, or for
-  both, is an error.
+  capacity) are the experiment's own whole settings (configs/mnist_single.py,
+  configs/mnist_multiple.py and configs/photo_grades.py have both); asking for
+  one elsewhere, or for both, is an error.
   """
   parts = [p for p in (arg or "").split(",") if p]
   settings = {"cpu": cpu, "faithful": faithful}
@@ -205,8 +205,8 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
       raise ValueError(f"unknown config variant {p!r}; choose from "
                        f"{[v for v in VARIANTS if v]}")
     if p in settings and settings[p] is None:
-      raise ValueError(f"the {p!r} variant exists only for mnist_single and "
-                       f"mnist_multiple, not {c.dataset!r}")
+      raise ValueError(f"the {p!r} variant exists only for mnist_single, "
+                       f"mnist_multiple and photo_grades, not {c.dataset!r}")
   if "cpu" in parts and "faithful" in parts:
     raise ValueError("'cpu' and 'faithful' are two whole settings: choose one")
   c.variant = ",".join(parts)

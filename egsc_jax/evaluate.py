@@ -72,6 +72,7 @@ class _Run:
   has_gt: bool
   is_single: bool
   has_digits: bool
+  has_grades: bool
 
 
 def _open_run(workdir: str, *, split: str, num_examples: int,
@@ -109,7 +110,7 @@ def _open_run(workdir: str, *, split: str, num_examples: int,
   return _Run(trained=trained, segment_fn=segment_fn, config=config, total=total, num_examples=n,
               has_gt=all(k in features for k in input_pipeline.GT_KEYS),
               is_single=config.dataset == "mnist_single",
-              has_digits="digit_a" in features)
+              has_digits="digit_a" in features, has_grades="grade_b" in features)
 
 
 # ----------------------------------------------------------------------------
@@ -187,7 +188,8 @@ def evaluate_workdir(workdir: str, *, split: str = "test", num_examples: int = 1
                             official_stretch=official_stretch,
                             inception_weights=inception_weights, classifier=classifier,
                             colour_match=run.is_single, segment=segment,
-                            class_colour_match=config.dataset == "mnist_multiple" and run.has_gt)
+                            class_colour_match=config.dataset == "mnist_multiple" and run.has_gt,
+                            lpips_gt=run.has_grades and run.has_gt)
   num_s, num_e = min(lpips_sources, run.total), min(lpips_exemplars, run.total)
   diversity = _diversity(translator, config, split=split, num_sources=num_s,
                          num_exemplars=num_e)

@@ -24,7 +24,8 @@ def _config(name="mnist_single", variant="tiny"):
 
 
 def test_every_shipped_config_and_variant_validates():
-  for name in ("mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender"):
+  for name in ("mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender",
+               "photo_grades"):
     for variant in ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit",
                     "cyclegan", "munit"] + (["cpu"] if name == "mnist_single" else []):
       config_lib.validate(_config(name, variant))
@@ -174,7 +175,7 @@ def test_cpu_variant_only_for_the_mnist_configs():
   for spec in ("cpu,no_adain", "no_adain,cpu", "cpu,unit", "cpu,cyclegan", "unit,cpu"):
     assert not parse_config([f"--config={CONFIG}:{spec}"]).model.content_sign_norm, spec
   for setting in ("cpu", "faithful"):
-    with pytest.raises(Exception, match="only for mnist_single and mnist_multiple"):
+    with pytest.raises(Exception, match="only for mnist_single, mnist_multiple and photo_grades"):
       parse_config([f"--config={os.path.join(REPO, 'configs', 'gta5_bdd.py')}:{setting}"])
   with pytest.raises(Exception, match="two whole settings"):
     parse_config([f"--config={CONFIG}:cpu,faithful"])

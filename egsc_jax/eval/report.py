@@ -56,6 +56,7 @@ _ROWS = (
     ("pixel_accuracy_mean", "Pixel accuracy vs ground truth, mean over τ = 0..99"),
     ("pixel_accuracy_official_stretch_mean",
      "Pixel accuracy, min-max stretched, mean over τ = 0..99"),
+    ("lpips_gt", "LPIPS vs ground truth (VGG-16; lower = closer)"),
     ("lpips_diversity", "LPIPS diversity across exemplars (VGG-16; higher = more varied)"),
     ("kid_vgg16", f"{fid_kid.KID_VGG16_NAME} vs real target images"),
     ("fid_inception", fid_kid.FID_INCEPTION_NAME),
@@ -125,6 +126,11 @@ def markdown(results: dict) -> str:
     for scheme, r in rows.items():
       lines.append(f"| {scheme} | {r['count']} | {_fmt(r, 'ssim')} | "
                    f"{_fmt(r, 'colour_match')} | {_fmt(r, 'digit_accuracy')} |")
+  for direction, rows in results["details"].get("per_grade", {}).items():
+    lines += ["", f"By the grade of the pair's B image, {DIRECTION_NAMES[direction]}:", "",
+              "| grade | pairs | SSIM | LPIPS |", "|---|---|---|---|"]
+    for grade, r in rows.items():
+      lines.append(f"| {grade} | {r['count']} | {_fmt(r, 'ssim')} | {_fmt(r, 'lpips')} |")
   per_class = results["details"].get("per_class", {})
   if per_class:
     names = list(next(iter(per_class.values())))

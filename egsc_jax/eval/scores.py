@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from egsc_jax.eval import colour, features, fid_kid, pixel_accuracy, segmentation, ssim
+from egsc_jax.eval import colour, features, fid_kid, inputs, lpips, pixel_accuracy
+from egsc_jax.eval import segmentation, ssim
 
 TAUS = tuple(range(100))
 KID_SUBSET_SIZE = 1000
@@ -29,6 +30,7 @@ class Stats:
   count: int = 0
   ssim: list = dataclasses.field(default_factory=list)
   ssim_stretch: list = dataclasses.field(default_factory=list)
+  lpips: list = dataclasses.field(default_factory=list)   # LPIPS vs the ground truth
   # Pixel-accuracy curves times the batch's pixel count: their sum over batches
   # divided by the total pixel count is the pooled curve.
   pix: np.ndarray | None = None
@@ -40,7 +42,9 @@ class Stats:
   inc_real: list = dataclasses.field(default_factory=list)
   digits_correct: list = dataclasses.field(default_factory=list)   # bool [n] per batch
   colour: list = dataclasses.field(default_factory=list)
-  schemes: list = dataclasses.field(default_factory=list)   # the exemplars' schemes
+  # The exemplars' schemes (MNIST-Single), or the grades of the pairs' B images
+  # (photo_grades).
+  schemes: list = dataclasses.field(default_factory=list)
   source_schemes: list = dataclasses.field(default_factory=list)
   # MNIST-Multiple: matched / total pixels per digit class (columns 0-9) and
   # the background (column 10), summed over the batches.
@@ -56,17 +60,20 @@ def _add(total: np.ndarray | None, x: np.ndarray) -> np.ndarray:
 def accumulate(stats: Stats, batch: dict, *, direction: str, official_stretch: bool,
                inception_weights: str | None, classifier: dict | None,
                colour_match: bool, segment: Segment | None,
-               class_colour_match: bool = False) -> None:
+               class_colour_match: bool = False, lpips_gt: bool = False) -> None:
   """Adds one batch (pred, exemplar, gt, ...) of `direction` to `stats`.
 
   `segment` (A->B only, when the batch has source labels) labels the
-  translations for the segmentation scores.
+  translations for the segmentation scores; `lpips_gt` adds each
+  translation's LPIPS to its ground truth.
   """
   pred, real = batch["pred"], batch["exemplar"]
   stats.count += len(pred)
   gt = batch["gt"]
   if gt is not None:
     stats.ssim.append(ssim.ssim(pred, gt))
+    if lpips_gt:
+      stats.lpips.append(lpips.lpips_distance(inputs.to_float(pred), inputs.to_float(gt)))
     npix = pred.shape[0] * pred.shape[1] * pred.shape[2]
     stats.pixels += npix
     stats.pix = _add(stats.pix,
@@ -93,8 +100,9 @@ def accumulate_scheme_scores(stats: Stats, batch: dict, *, classifier: dict | No
                              colour_match: bool, class_colour_match: bool = False,
                              direction: str | None = None) -> None:
   """Per-example digit correctness, colour match and exemplar scheme of a batch
-  (MNIST-Single), or the per-class colour match of `direction` (MNIST-Multiple,
-  `class_colour_match`; needs the ground truth)."""
+  (MNIST-Single), the per-class colour match of `direction` (MNIST-Multiple,
+  `class_colour_match`; needs the ground truth), or the grade of each pair's
+  B image (photo_grades, whose batches have 'grade')."""
   if classifier is not None and "digit" in batch:
     from egsc_jax.eval import digit_classifier as dc  # pylint: disable=g-import-not-at-top
     stats.digits_correct.append(dc.classify(classifier, batch["pred"]) == batch["digit"])
@@ -102,6 +110,9 @@ def accumulate_scheme_scores(stats: Stats, batch: dict, *, classifier: dict | No
     stats.colour.append(scheme_match(batch))
     stats.schemes += colour.scheme_names(batch["exemplar"])
     stats.source_schemes += colour.scheme_names(batch["source"])
+  if "grade" in batch:
+    from egsc_jax.data import photo_grading  # pylint: disable=g-import-not-at-top
+    stats.schemes += photo_grading.grade_names(batch["grade"])
   if class_colour_match and batch.get("gt") is not None:
     if direction not in ("a2b", "b2a"):
       raise ValueError(f"class_colour_match needs direction 'a2b' or 'b2a', got {direction!r}.")
@@ -126,7 +137,10 @@ def _per_example_values(stats: Stats) -> dict[str, np.ndarray]:
   values = {}
   if stats.ssim:
     values["ssim"] = np.concatenate(stats.ssim)
-  values["colour_match"] = np.concatenate(stats.colour)
+  if stats.lpips:
+    values["lpips"] = np.concatenate(stats.lpips)
+  if stats.colour:
+    values["colour_match"] = np.concatenate(stats.colour)
   if stats.digits_correct:
     values["digit_accuracy"] = np.concatenate(stats.digits_correct)
   return values
@@ -147,7 +161,8 @@ def per_class(stats: Stats) -> dict[str, dict[str, float]]:
 
 
 def per_scheme(stats: Stats) -> dict[str, dict[str, float]]:
-  """SSIM, colour match and digit accuracy by the exemplar's colour scheme."""
+  """SSIM, colour match and digit accuracy by the exemplar's colour scheme
+  (MNIST-Single); SSIM and LPIPS by the grade of the B image (photo_grades)."""
   return colour.per_scheme_means(_per_example_values(stats), stats.schemes)
 
 
@@ -202,6 +217,8 @@ def summarize(stats: dict[str, Stats], diversity: dict[str, float], *, seed: int
       curve = s.pix / s.pixels
       curves[f"pixel_accuracy_{direction}"] = curve.tolist()
       metrics[f"pixel_accuracy_mean_{direction}"] = float(curve.mean())
+    if s.lpips:
+      metrics[f"lpips_gt_{direction}"] = float(np.mean(np.concatenate(s.lpips)))
     if s.ssim_stretch:
       metrics[f"ssim_official_stretch_{direction}"] = float(
           np.mean(np.concatenate(s.ssim_stretch)))
@@ -229,6 +246,8 @@ def summarize(stats: dict[str, Stats], diversity: dict[str, float], *, seed: int
       details.setdefault("per_scheme", {})[direction] = per_scheme(s)
       details.setdefault("per_source_and_exemplar_scheme", {})[direction] = (
           per_source_and_exemplar_scheme(s))
+    elif s.schemes:   # photo_grades: the grades of the pairs' B images
+      details.setdefault("per_grade", {})[direction] = per_scheme(s)
     if s.class_total is not None:
       by_class = per_class(s)
       metrics[f"colour_match_{direction}"] = by_class["digits"]["colour_match"]

@@ -28,7 +28,7 @@ from egsc_jax.models import Models
 
 PyTree = Any
 # The datasets with a per-pair ground truth, scored by `training_scores`.
-GROUND_TRUTH_DATASETS = ("mnist_single", "mnist_multiple")
+GROUND_TRUTH_DATASETS = ("mnist_single", "mnist_multiple", "photo_grades")
 # LPIPS diversity: the first sources of the label-free pairs, each translated
 # with the first exemplars (4 x 4: 24 LPIPS pairs per direction).
 DIVERSITY_SOURCES = 4
@@ -246,7 +246,8 @@ def training_scores(translator, config, *, num_examples: int,
   truth per direction and, on MNIST-Single, colour match and digit accuracy,
   overall and per exemplar scheme (keys 'a2b/red_on_green/ssim', ...); on
   MNIST-Multiple colour match over the digit pixels and per class (keys
-  'a2b/class_3/colour_match', 'a2b/class_background/colour_match').
+  'a2b/class_3/colour_match', 'a2b/class_background/colour_match'); on
+  photo_grades SSIM by the grade of the pair's B image ('a2b/sepia/ssim').
 
   Args:
     translator: an `api.Translator`.
@@ -274,6 +275,9 @@ def training_scores(translator, config, *, num_examples: int,
         key = (f"colour_match_{direction}" if name == "digits"
                else f"{direction}/class_{name}/colour_match")
         out[key] = row["colour_match"]
+    if s.schemes and not is_single:   # photo_grades: SSIM by the B image's grade
+      for grade, row in scores.per_scheme(s).items():
+        out[f"{direction}/{grade}/ssim"] = row["ssim"]
     if is_single:
       out[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
       if s.digits_correct:

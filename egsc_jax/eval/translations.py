@@ -23,8 +23,9 @@ def translate_split(translator: api.Translator, config, *, direction: str,
   Yields per batch (uint8 images [n, H, W, 3], n <= translator.batch_size):
     'pred', 'source', 'exemplar', 'gt' (None when the dataset has no ground
     truth), 'id' (bytes [n]), 'index' (int [n], position in the split), and when
-    the dataset has them 'digit' (the source's digit, int [n]) and 'label' (the
-    source's segmentation map, uint8 [n, H, W]).
+    the dataset has them 'digit' (the source's digit, int [n]), 'label' (the
+    source's segmentation map, uint8 [n, H, W]) and 'grade' (photo_grades: the
+    grade of the pair's B image, the exemplar's A->B and the source's B->A, int [n]).
   """
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
   if direction not in api.DIRECTIONS:
@@ -48,6 +49,8 @@ def translate_split(translator: api.Translator, config, *, direction: str,
       out["digit"] = np.asarray(batch[f"digit_{src}"])[keep]
     if f"label_{src}" in batch:
       out["label"] = np.asarray(batch[f"label_{src}"])[keep][..., 0]
+    if "grade_b" in batch:
+      out["grade"] = np.asarray(batch["grade_b"])[keep]
     yield out
 
 
