@@ -37,7 +37,7 @@ def _config(name="mnist_single", variant="tiny"):
 
 
 def test_every_shipped_config_and_variant_validates():
-  for name in ("mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender"):
+  for name in ("mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender", "image_folder"):
     for variant in ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit",
                     "cyclegan", "munit"] + (["cpu"] if name == "mnist_single" else []):
       config_lib.validate(_config(name, variant))

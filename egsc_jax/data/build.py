@@ -1,13 +1,19 @@
 """Builds a dataset ahead of training.
 
-  egsc-build NAME [--data_dir DIR] [--manual_dir DIR] [--overwrite]
+  egsc-build NAME [--data_dir DIR] [--manual_dir DIR] [--max_side N] [--overwrite]
   python -m egsc_jax.data.build ...       (the same, without installing egsc-jax)
 
 NAME is one of mnist_single, mnist_multiple, celeba_gender, gta5_bdd, image_folder.
 `--data_dir` defaults to TFDS's (`$TFDS_DATA_DIR` or ~/tensorflow_datasets);
-`--manual_dir` to `DATA_DIR/downloads/manual`. A build that exists is reused unless
-`--overwrite` is given (TFDS keys builds by name and version only, so a second
-`image_folder` with other folders needs its own `--data_dir` or `--overwrite`).
+`--manual_dir` to `DATA_DIR/downloads/manual`. `--max_side` (image_folder only)
+is the longest side stored, 0 for full size (image_folder.py has the policy).
+
+A build that exists is reused unless `--overwrite` is given. TFDS keys builds by
+name and version only, so before reusing one, builders that record what they
+were built from (image_folder) compare it with what is asked now (`--manual_dir`
+when given, `--max_side`, or training's image size): a build of other files or
+of too small images is refused with one line saying how to rebuild
+(`StaleBuildError`). Training goes through the same check (`build`).
 TFDS shows a progress bar per split while it writes; at the end this prints where
 the data went, the split sizes and the builder's metadata (skipped files, sources).
 Nothing is downloaded. Exit status 0 when built, 1 with one `error: ...` line
@@ -39,8 +45,16 @@ BUILDER_MODULES = {
 }
 
 
+# Builders that store images resized at build time: they take `max_side`.
+RESIZED_AT_BUILD = ("image_folder",)
+
+
 class UnknownDatasetError(errors.UserError, ValueError):
   """A dataset name that is not one of `BUILDER_MODULES`."""
+
+
+class StaleBuildError(errors.UserError, ValueError):
+  """An existing build that does not match what it would be reused for."""
 
 
 def _check_name(name: str) -> None:
@@ -50,7 +64,8 @@ def _check_name(name: str) -> None:
     )
 
 
-def get_builder(name: str, *, data_dir: str | None = None, require_built: bool = False):
+def get_builder(name: str, *, data_dir: str | None = None, require_built: bool = False,
+                **builder_kwargs):
   """Imports NAME's module (registering it with TFDS) and returns its builder.
 
   Args:
@@ -58,6 +73,7 @@ def get_builder(name: str, *, data_dir: str | None = None, require_built: bool =
     data_dir: the TFDS data_dir (None: TFDS's default).
     require_built: readers (training, evaluation) pass True: a dataset not built
       in `data_dir` raises FileNotFoundError naming the command that builds it.
+    **builder_kwargs: passed to the builder (`max_side` for RESIZED_AT_BUILD).
 
   Raises:
     UnknownDatasetError: NAME is not a known dataset (the message lists them).
@@ -66,7 +82,7 @@ def get_builder(name: str, *, data_dir: str | None = None, require_built: bool =
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   importlib.import_module(BUILDER_MODULES[name])
-  builder = tfds.builder(name, data_dir=data_dir)
+  builder = tfds.builder(name, data_dir=data_dir, **builder_kwargs)
   if require_built and not builder.is_prepared():
     raise FileNotFoundError(
         f"Dataset {name!r} is not built in {builder.data_dir}. Build it first: "
@@ -95,22 +111,79 @@ def prepare(builder, *, manual_dir: str | None = None, overwrite: bool = False):
   return builder
 
 
+def check_reuse(builder, *, manual_dir: str | None = None, max_side: int | None = None,
+                image_size: Sequence[int] | None = None) -> None:
+  """Refuses to reuse a prepared build that was made from something else.
+
+  Only builders with a `reuse_problem` method (image_folder) record what they
+  were built from; for the others this does nothing.
+
+  Args:
+    builder: a prepared builder.
+    manual_dir: the source asked for now (None: not checked).
+    max_side: the max side asked for exactly, 0 for full size (None: not checked).
+    image_size: the (H, W) training asks for: a build whose stored images are
+      smaller would be enlarged (None: not checked).
+
+  Raises:
+    StaleBuildError: one line saying what differs and how to rebuild.
+  """
+  check = getattr(builder, "reuse_problem", None)
+  if check is None:
+    return
+  problem = check(manual_dir=manual_dir, max_side=max_side,
+                  min_side=max(image_size) if image_size else None)
+  if problem:
+    rebuild = f"egsc-build {builder.name} --data_dir {builder.data_dir_root}"
+    rebuild += f" --manual_dir {manual_dir}" if manual_dir else " --manual_dir DIR"
+    if max_side is not None or image_size:
+      rebuild += f" --max_side {max_side if max_side is not None else max(image_size)}"
+    raise StaleBuildError(
+        f"refusing to reuse {builder.name} in {builder.data_dir}: {problem}. "
+        f"Rebuild it ({rebuild} --overwrite) or build into another data_dir.")
+
+
 def build(
     name: str,
     *,
     data_dir: str | None = None,
     manual_dir: str | None = None,
     overwrite: bool = False,
+    max_side: int | None = None,
+    image_size: Sequence[int] | None = None,
 ):
   """Builds (or reuses) dataset NAME; returns the prepared `tfds.core.DatasetBuilder`.
 
+  Args:
+    name: one of BUILDER_MODULES.
+    data_dir: the TFDS data_dir (None: TFDS's default).
+    manual_dir: the hand-downloaded files (None: DATA_DIR/downloads/manual).
+    overwrite: rebuild even if a build exists.
+    max_side: RESIZED_AT_BUILD only: the longest side stored, 0 for full size
+      (None: max(image_size) when given, else the builder's default).
+    image_size: the (H, W) training will read (training passes
+      config.data.image_size); RESIZED_AT_BUILD builders store at least that.
+
   Raises:
     UnknownDatasetError: NAME is not a known dataset (the message lists them).
+    StaleBuildError: an existing build was made from other files or at too
+      small a size (`check_reuse`).
     FileNotFoundError: the builder's inputs are missing (its message says which).
   """
   _check_name(name)
   hide_accelerators_from_tensorflow()
-  builder = get_builder(name, data_dir=data_dir)
+  kwargs = {}
+  if name in RESIZED_AT_BUILD:
+    if max_side is not None:
+      kwargs["max_side"] = max_side or None
+    elif image_size:
+      kwargs["max_side"] = max(int(s) for s in image_size)
+  elif max_side is not None:
+    raise errors.UserError(f"--max_side is for {', '.join(RESIZED_AT_BUILD)} only; "
+                           f"{name} stores its images at a fixed size")
+  builder = get_builder(name, data_dir=data_dir, **kwargs)
+  if builder.is_prepared() and not overwrite:
+    check_reuse(builder, manual_dir=manual_dir, max_side=max_side, image_size=image_size)
   return prepare(builder, manual_dir=manual_dir, overwrite=overwrite)
 
 
@@ -146,6 +219,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
       help="the hand-downloaded files (default: DATA_DIR/downloads/manual)",
   )
   parser.add_argument(
+      "--max_side", type=int, default=None,
+      help=("image_folder: the longest side stored, aspect kept, never enlarged; "
+            "0 keeps full size (default: the builder's, 256)"),
+  )
+  parser.add_argument(
       "--overwrite", action="store_true", help="rebuild even if a build exists"
   )
   args = parser.parse_args(argv)
@@ -153,6 +231,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.error(
         f"unknown dataset {args.name!r}; valid names: {', '.join(BUILDER_MODULES)}"
     )
+  if args.max_side is not None and args.max_side < 0:
+    parser.error(f"--max_side must be >= 0 (0: full size), got {args.max_side}")
+  if args.max_side is not None and args.name not in RESIZED_AT_BUILD:
+    parser.error(f"--max_side is for {', '.join(RESIZED_AT_BUILD)} only; "
+                 f"{args.name} stores its images at a fixed size")
   return args
 
 
@@ -171,16 +254,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
   # A notebook or an earlier caller may have turned the bars off.
   tfds.display_progress_bar(True)
-  builder = get_builder(args.name, data_dir=args.data_dir)
-  if builder.is_prepared() and not args.overwrite:
-    print(
-        f"{args.name} is already built; reusing it (pass --overwrite to rebuild).",
-        flush=True,
-    )
+  reused = get_builder(args.name, data_dir=args.data_dir).is_prepared() and not args.overwrite
   try:
-    prepare(builder, manual_dir=args.manual_dir, overwrite=args.overwrite)
+    builder = build(args.name, data_dir=args.data_dir, manual_dir=args.manual_dir,
+                    overwrite=args.overwrite, max_side=args.max_side)
+  except StaleBuildError as e:
+    return errors.report(e)
   except (errors.UserError, FileNotFoundError) as e:  # The message says which input.
     return errors.report(errors.UserError(f"cannot build {args.name}: {e}"))
+  if reused:
+    print(f"{args.name} is already built; reusing it (pass --overwrite to rebuild).",
+          flush=True)
   print(describe(builder), flush=True)
   return errors.EXIT_OK
 
