@@ -8,7 +8,7 @@ mnist_single and mnist_multiple are built for real from the offline digits
 generated stand-ins in the real download layouts and at the real file sizes
 (CelebA 178x218 JPEGs; GTA5 1914x1052 PNGs with palette labels; BDD100K
 1280x720 JPEGs with label PNGs; 12-megapixel 3000x4000 JPEGs for image_folder),
-`--num` of each; the stand-ins are smooth noise, which compresses about as a
+`--num` of each (CelebA 10x); the stand-ins are smooth noise, which compresses about as a
 photograph does, not exactly. Prints, per dataset, the build's wall time, its
 size on disk and both per stored pair, and the full dataset's time and size
 extrapolated linearly from those (FULL_PAIRS says which counts).
@@ -54,7 +54,9 @@ def smooth_noise(rng, height: int, width: int, *, grey: bool = False) -> Image.I
 
 
 def write_celeba(root: pathlib.Path, num: int, rng) -> None:
-  """`num` 178x218 faces, alternating male/female, 3 in 4 train, the rest test."""
+  """`10 * num` 178x218 faces (small files), alternating male/female; 3 in 4
+  train, the rest test."""
+  num *= 10
   (root / "img_align_celeba").mkdir(parents=True)
   attributes = [f"Attr{i}" for i in range(39)] + ["Male"]
   attr = [str(num), " ".join(attributes)]
@@ -63,7 +65,7 @@ def write_celeba(root: pathlib.Path, num: int, rng) -> None:
     name = f"{i + 1:06d}.jpg"
     smooth_noise(rng, 218, 178).save(root / "img_align_celeba" / name, quality=95)
     attr.append(name + " " + " ".join(["-1"] * 39 + ["1" if i % 2 else "-1"]))
-    partition.append(f"{name} {0 if i % 4 else 2}")
+    partition.append(f"{name} {2 if i % 8 < 2 else 0}")
   (root / "list_attr_celeba.txt").write_text("\n".join(attr) + "\n")
   (root / "list_eval_partition.txt").write_text("\n".join(partition) + "\n")
 
@@ -135,7 +137,7 @@ def main(argv=None) -> None:
   parser.add_argument("--only", nargs="*", default=None,
                       help="datasets (default: " + ", ".join(build_lib.BUILDER_MODULES) + ")")
   parser.add_argument("--num", type=int, default=40,
-                      help="stand-in images per folder (celeba: in all)")
+                      help="stand-in images per folder (celeba: 10x that in all)")
   args = parser.parse_args(argv)
   print(f"{os.cpu_count()} CPUs, {images.default_num_threads()} decoding threads", flush=True)
   with tempfile.TemporaryDirectory(prefix="egsc_build_time_") as scratch:
