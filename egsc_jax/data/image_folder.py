@@ -138,12 +138,21 @@ def source_record(manual_dir: str, listed: dict[str, list[str]]) -> dict[str, di
   for folder in DOMAIN_FOLDERS:
     digest = hashlib.sha256()
     for path in listed[folder]:
-      stat = paths.Path(path).stat()
       name = os.path.relpath(path, os.path.join(manual_dir, folder))
-      digest.update(f"{name}\t{stat.length}\t{int(stat.mtime)}\n".encode())
+      digest.update(f"{name}\t{_size_and_mtime(path)}\n".encode())
     record[folder] = {"files": len(listed[folder]),
                       "fingerprint": digest.hexdigest()[:16]}
   return record
+
+
+def _size_and_mtime(path: str) -> str:
+  """`size<TAB>mtime` of a file; `-1<TAB>0` for a dangling symbolic link (listed,
+  so that the build skips it by name)."""
+  try:
+    stat = paths.Path(path).stat()
+  except OSError:
+    return "-1\t0"
+  return f"{stat.length}\t{int(stat.mtime)}"
 
 
 def reuse_problem(metadata, *, manual_dir: str | None = None,
