@@ -280,11 +280,14 @@ def _all_processes_done(result: dict[str, Any]) -> dict[str, Any]:
 def prepare_dataset(config) -> None:
   """Builds the dataset on first use (process 0; the others wait), so the
   README's single command works on a fresh machine. Datasets that need files
-  downloaded by hand fail here with a message naming the files."""
+  downloaded by hand fail here with a message naming the files. An existing
+  build made from other files than config.data.manual_dir, or storing images
+  smaller than config.data.image_size, is refused (build.check_reuse)."""
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
   if jax.process_index() == 0:
     builder = build.build(config.dataset, data_dir=config.data.data_dir,
-                          manual_dir=config.data.manual_dir)
+                          manual_dir=config.data.manual_dir,
+                          image_size=config.data.get("image_size"))
     logging.info("%s", build.describe(builder))
   # Building a dataset can take hours (GTA5 at full size).
   sharding.sync_processes("egsc_jax.prepare_dataset", timeout_s=24 * 3600)

@@ -7,7 +7,7 @@ import ml_collections
 import pytest
 from absl import flags
 
-from egsc_jax import config_lib, errors, train
+from egsc_jax import config_files, config_lib, errors, train
 from conftest import parse_config, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,7 +25,7 @@ def _config(name="mnist_single", variant="tiny"):
 
 def test_every_shipped_config_and_variant_validates():
   for name in ("mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender",
-               "photo_grades"):
+               "photo_grades", "image_folder"):
     for variant in ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit",
                     "cyclegan", "munit"] + (["cpu"] if name == "mnist_single" else []):
       config_lib.validate(_config(name, variant))
@@ -144,12 +144,12 @@ def test_config_override_and_misspelled_key():
 
 
 @pytest.mark.parametrize("name", ["mnist_single", "mnist_multiple", "gta5_bdd",
-                                  "celeba_gender"])
+                                  "celeba_gender", "image_folder", "photo_grades"])
 def test_every_config_file_loads_with_its_variants(name):
   path = os.path.join(REPO, "configs", f"{name}.py")
   variants = ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan",
               "munit"]
-  if name.startswith("mnist"):
+  if name.startswith("mnist") or name == "photo_grades":
     variants += ["cpu", "faithful", "faithful,no_mask", "cpu,no_adain", "cpu,munit"]
   for variant in variants:
     c = parse_config([f"--config={path}:{variant}" if variant else f"--config={path}"])
@@ -207,16 +207,35 @@ def test_faithful_changes_only_capacity_optimisation_and_budget(name, also):
   assert cpu["model.content_sign_norm"] and cpu["model.adain_mode"] == "official_std"
 
 
-@pytest.mark.parametrize("name", ["gta5_bdd", "celeba_gender"])
+@pytest.mark.parametrize("name", ["gta5_bdd", "celeba_gender", "image_folder"])
 def test_sign_normalised_encoder_stays_off_where_polarity_is_content(name):
   """A dark car on a bright road, dark eyes in a bright face: on photographs the
   contrast polarity is content, which the sign-normalised encoder would discard
-  (layers.sign_normalized_instance_norm)."""
+  (layers.sign_normalized_instance_norm). Every variant, by name and by path."""
   path = os.path.join(REPO, "configs", f"{name}.py")
-  for variant in ("", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan"):
-    c = parse_config([f"--config={path}:{variant}" if variant else f"--config={path}"])
-    assert not c.model.content_sign_norm, variant
-    assert c.train.eval_split == "test", variant   # no validation split there
+  for variant in ("", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan",
+                  "munit", "tiny,no_mask", "unit,tiny"):
+    for spec in (path, name):
+      c = parse_config([f"--config={config_files.resolve(spec)}"
+                        + (f":{variant}" if variant else "")])
+      assert not c.model.content_sign_norm, (spec, variant)
+      assert c.train.eval_split == "test", variant   # no validation split there
+      # The paper's photographic configs' AdaIN (the paper's text).
+      assert c.model.adain_mode == "standard", (spec, variant)
+
+
+def test_image_folder_config_is_the_paper_photographic_setting():
+  """configs/image_folder.py: by name, gta5_bdd's losses and optimiser at
+  256x256 and batch 8, T from the data."""
+  mine = config_lib._flatten(parse_config(["--config=" + config_files.resolve("image_folder")]))
+  paper = config_lib._flatten(parse_config(
+      ["--config=" + os.path.join(REPO, "configs", "gta5_bdd.py")]))
+  differ = sorted(k for k in paper if paper[k] != mine[k])
+  assert differ == ["batch_size", "data.image_size", "data.shuffle_buffer", "dataset"], differ
+  assert mine["data.image_size"] == (256, 256) and mine["batch_size"] == 8
+  assert (mine["stage1.num_iterations"], mine["stage2.num_iterations"]) == (-1, -1)
+  with pytest.raises(Exception, match="only for mnist_single, mnist_multiple and photo_grades"):
+    parse_config(["--config=" + config_files.resolve("image_folder:cpu")])
 
 
 def test_mnist_multiple_cpu_is_mnist_single_cpu_with_the_stated_changes():

@@ -17,7 +17,8 @@ from egsc_jax import config_files, config_lib, errors
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-CONFIG_NAMES = ["celeba_gender", "gta5_bdd", "mnist_multiple", "mnist_single", "photo_grades"]
+CONFIG_NAMES = ["celeba_gender", "gta5_bdd", "image_folder", "mnist_multiple", "mnist_single",
+                "photo_grades"]
 
 
 def _parse(argv):
@@ -52,7 +53,7 @@ def test_unknown_config_name_is_one_line_naming_the_known_ones():
     _parse(["--config=mnist_singel:cpu"])
   message = errors.describe(e.value)
   assert "'mnist_singel:cpu' is neither a config file nor the name of one" in message
-  assert ("names: celeba_gender, gta5_bdd, mnist_multiple, mnist_single, "
+  assert ("names: celeba_gender, gta5_bdd, image_folder, mnist_multiple, mnist_single, "
           "photo_grades") in message
   assert "\n" not in message
   with pytest.raises(errors.UserError, match="cannot load the config file"):

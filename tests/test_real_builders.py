@@ -213,6 +213,132 @@ def test_image_folder_missing_manual_dir(tmp_path):
     build("image_folder", tmp_path, tmp_path / "nowhere")
 
 
+def test_image_folder_refuses_a_stale_build_and_reuses_an_unchanged_one(tmp_path, capsys):
+  """The build records its source: the same files are reused (even moved), and
+  a file added or changed in size is refused with one line naming the rebuild."""
+  manual = tmp_path / "manual"
+  make_image_folder(manual)
+  data_dir = tmp_path / "data"
+  first = build("image_folder", tmp_path, manual)
+  source = first.info.metadata["source"]
+  assert source["trainA"]["files"] == 6 and source["testB"]["files"] == 2
+  assert source == image_folder.source_record(
+      str(manual), image_folder.list_domain_files(str(manual)))
+
+  # Unchanged, and the same files under another name (mv keeps the times): reused.
+  assert build("image_folder", tmp_path, manual).info.metadata["source"] == source
+  moved = tmp_path / "moved"
+  os.rename(manual, moved)
+  assert build("image_folder", tmp_path, moved).is_prepared()
+  os.rename(moved, manual)
+
+  def refused(change):
+    with pytest.raises(build_lib.StaleBuildError) as info:
+      build("image_folder", tmp_path, manual)
+    message = str(info.value)
+    assert "\n" not in message and str(data_dir) in message
+    assert f"egsc-build image_folder --data_dir {data_dir} --manual_dir {manual}" in message
+    assert "--overwrite" in message and change in message, message
+    # The build command says the same, on one line, with the user-error status.
+    argv = ["image_folder", "--data_dir", str(data_dir), "--manual_dir", str(manual)]
+    capsys.readouterr()
+    assert cli.call(cli_build, argv) == errors.EXIT_USER_ERROR
+    out, err = capsys.readouterr()
+    assert err.startswith("error: refusing to reuse image_folder") and err.count("\n") == 1
+    assert not out
+    # Training prepares the dataset through the same check.
+    from egsc_jax import train  # pylint: disable=g-import-not-at-top
+    config = _image_folder_config(data_dir, manual)
+    with pytest.raises(build_lib.StaleBuildError):
+      train.prepare_dataset(config)
+
+  solid(2, 2, (9, 9, 9), str(manual / "testB" / "u3.png"))   # A file added.
+  refused("testB 2 -> 3 files")
+  (manual / "testB" / "u3.png").unlink()
+  assert build("image_folder", tmp_path, manual).is_prepared()  # Back as built.
+  changed = manual / "trainB" / "b1.png"
+  before = os.stat(changed)
+  noise = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
+  Image.fromarray(noise).save(changed)                      # Another file size,
+  os.utime(changed, (before.st_mtime, before.st_mtime))     # the same time.
+  assert os.stat(changed).st_size != before.st_size
+  refused("trainB 2 -> 2 files")
+  # --overwrite rebuilds from the folder as it is now; then it is reused again.
+  rebuilt = build_lib.build("image_folder", data_dir=str(data_dir), manual_dir=str(manual),
+                            overwrite=True)
+  assert rebuilt.info.metadata["source"]["trainB"] != source["trainB"]
+  assert build("image_folder", tmp_path, manual).is_prepared()
+  # Without a manual dir the build is reused as it is (nothing to compare with).
+  assert build_lib.build("image_folder", data_dir=str(data_dir)).is_prepared()
+
+
+def _image_folder_config(data_dir, manual_dir, variant="tiny"):
+  from configs import image_folder as image_folder_config  # pylint: disable=g-import-not-at-top
+  config = image_folder_config.get_config(variant)
+  config.data.data_dir = str(data_dir)
+  config.data.manual_dir = str(manual_dir)
+  return config
+
+
+def test_shrink_to_max_side_keeps_aspect_and_never_enlarges():
+  rng = np.random.default_rng(0)
+  photo = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)   # 640x480 (W x H)
+  assert image_folder.shrink_to_max_side(photo, 256).shape == (192, 256, 3)
+  assert image_folder.shrink_to_max_side(photo.transpose(1, 0, 2), 256).shape == (256, 192, 3)
+  # 1000x333 -> 256x85.248, rounded to 85; never below one pixel.
+  strip = rng.integers(0, 256, (333, 1000, 3), dtype=np.uint8)
+  assert image_folder.shrink_to_max_side(strip, 256).shape == (85, 256, 3)
+  assert image_folder.shrink_to_max_side(photo[:1, :640], 64).shape == (1, 64, 3)
+  # Small enough already, or no max side: the very same pixels.
+  small = photo[:100, :200]
+  assert image_folder.shrink_to_max_side(small, 256) is small
+  assert image_folder.shrink_to_max_side(small, 200) is small
+  assert image_folder.shrink_to_max_side(photo, None) is photo
+  # The resampling is PIL's antialiased bilinear (an independent reference).
+  want = np.asarray(Image.fromarray(photo).resize((256, 192), Image.Resampling.BILINEAR))
+  np.testing.assert_array_equal(image_folder.shrink_to_max_side(photo, 256), want)
+
+
+def test_image_folder_stores_images_shrunk_to_the_max_side(tmp_path, capsys):
+  manual = tmp_path / "manual"
+  solid(480, 640, (200, 30, 30), str(manual / "trainA" / "wide.jpg"), quality=95)
+  solid(300, 120, (30, 200, 30), str(manual / "trainA" / "tall.png"))
+  solid(50, 80, (30, 30, 200), str(manual / "trainB" / "small.png"))
+  solid(64, 64, (5, 5, 5), str(manual / "testA" / "t.png"))
+  solid(64, 64, (6, 6, 6), str(manual / "testB" / "u.png"))
+  # Training's image size sets the max side: (96, 128) -> 128.
+  builder = build_lib.build("image_folder", data_dir=str(tmp_path / "data"),
+                            manual_dir=str(manual), image_size=(96, 128))
+  assert builder.info.metadata["max_side"] == 128
+  shapes = {ex["image_a"].shape[:2] for ex in read_split(builder, "train")}
+  assert shapes == {(96, 128), (128, 51)}   # 640x480 -> 128x96; 120x300 -> 51x128
+  assert {ex["image_b"].shape[:2] for ex in read_split(builder, "train")} == {(50, 80)}
+  # A smaller training size reuses it; a larger one would enlarge: refused.
+  build_lib.build("image_folder", data_dir=str(tmp_path / "data"), manual_dir=str(manual),
+                  image_size=(64, 64))
+  with pytest.raises(build_lib.StaleBuildError, match="max side 128, smaller than .* 256"):
+    build_lib.build("image_folder", data_dir=str(tmp_path / "data"), image_size=(256, 256))
+  # The command: --max_side 0 keeps full size; another size than built is refused.
+  argv = ["image_folder", "--data_dir", str(tmp_path / "cmd"), "--manual_dir", str(manual)]
+  assert cli.call(cli_build, argv + ["--max_side", "0"]) == 0
+  assert '"max_side": null' in capsys.readouterr().out
+  full = build_lib.get_builder("image_folder", data_dir=str(tmp_path / "cmd"))
+  assert {ex["image_a"].shape[:2] for ex in read_split(full, "train")} == {(480, 640),
+                                                                          (300, 120)}
+  assert cli.call(cli_build, argv + ["--max_side", "200"]) == errors.EXIT_USER_ERROR
+  err = capsys.readouterr().err
+  assert "full size, and max side 200 was asked for" in err and "--max_side 200" in err
+  assert cli.call(cli_build, argv + ["--max_side", "-1"]) == errors.EXIT_USER_ERROR
+  assert cli.call(cli_build, ["mnist_single", "--max_side", "64"]) == errors.EXIT_USER_ERROR
+  assert "--max_side is for image_folder only" in capsys.readouterr().err
+
+
+def test_image_folder_default_max_side_is_the_config_image_size():
+  from configs import image_folder as image_folder_config  # pylint: disable=g-import-not-at-top
+  size = image_folder_config.get_config().data.image_size
+  assert image_folder.DEFAULT_MAX_SIDE == max(size)
+
+
 # ---------------------------------------------------------------------------
 # celeba_gender.
 # ---------------------------------------------------------------------------
@@ -534,7 +660,7 @@ def test_build_command_on_image_folder(tmp_path, capsys):
   argv = ["image_folder", "--data_dir", str(data_dir), "--manual_dir", str(manual)]
   assert cli.call(cli_build, argv) == 0
   out, err = capsys.readouterr()
-  assert str(data_dir / "image_folder" / "1.0.0") in out
+  assert str(data_dir / "image_folder" / "1.1.0") in out
   assert "train: 5 examples" in out and "test: 2 examples" in out
   assert '"num_skipped_files": 1' in out
   assert "Generating train examples" in err  # TFDS's progress bar is on.
