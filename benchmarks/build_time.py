@@ -35,14 +35,14 @@ from egsc_jax.data import images  # noqa: E402
 
 # Stored pairs (train + test [+ validation]) of each full dataset, to extrapolate to.
 FULL_PAIRS = {
-    # Full MNIST from the idx files: about 52,500 + 7,500 + 10,000 pairs.
-    "mnist_single": 70_000,
-    "mnist_multiple": 70_000,
-    # CelebA: train partition 162,770 images, about 94,500 female (the longer
-    # gender list sets the train pairs); test 19,962, about 12,250 female.
-    "celeba_gender": 94_500 + 12_250,
-    # GTA5 24,466 train + 500 test pairs.
-    "gta5_bdd": 24_966,
+  # Full MNIST from the idx files: about 52,500 + 7,500 + 10,000 pairs.
+  "mnist_single": 70_000,
+  "mnist_multiple": 70_000,
+  # CelebA: train partition 162,770 images, about 94,500 female (the longer
+  # gender list sets the train pairs); test 19,962, about 12,250 female.
+  "celeba_gender": 94_500 + 12_250,
+  # GTA5 24,466 train + 500 test pairs.
+  "gta5_bdd": 24_966,
 }
 
 
@@ -77,8 +77,12 @@ def write_gta5_bdd(root: pathlib.Path, num: int, rng) -> None:
   palette = list(rng.integers(0, 256, 768))
   for i in range(num):
     smooth_noise(rng, 1052, 1914).save(root / "gta5" / "images" / f"{i + 1:05d}.png")
-    label = Image.fromarray(rng.integers(0, 34, (1052 // 16, 1914 // 16), np.uint8)
-                            .repeat(16, 0).repeat(16, 1)[:1052, :1914], mode="P")
+    label = Image.fromarray(
+      rng.integers(0, 34, (1052 // 16, 1914 // 16), np.uint8)
+      .repeat(16, 0)
+      .repeat(16, 1)[:1052, :1914],
+      mode="P",
+    )
     label.putpalette(palette)
     label.save(root / "gta5" / "labels" / f"{i + 1:05d}.png")
   for split, count in (("train", num), ("val", max(1, num // 4))):
@@ -86,10 +90,12 @@ def write_gta5_bdd(root: pathlib.Path, num: int, rng) -> None:
     (root / "bdd100k/seg/labels" / split).mkdir(parents=True)
     for i in range(count):
       stem = f"{split}{i:05d}"
-      smooth_noise(rng, 720, 1280).save(root / "bdd100k/seg/images" / split / f"{stem}.jpg",
-                                        quality=90)
+      smooth_noise(rng, 720, 1280).save(
+        root / "bdd100k/seg/images" / split / f"{stem}.jpg", quality=90
+      )
       Image.fromarray(rng.integers(0, 19, (720, 1280), np.uint8), mode="L").save(
-          root / "bdd100k/seg/labels" / split / f"{stem}_train_id.png")
+        root / "bdd100k/seg/labels" / split / f"{stem}_train_id.png"
+      )
 
 
 def write_image_folder(root: pathlib.Path, num: int, rng) -> None:
@@ -100,8 +106,11 @@ def write_image_folder(root: pathlib.Path, num: int, rng) -> None:
       smooth_noise(rng, 3000, 4000).save(root / folder / f"{i:05d}.jpg", quality=90)
 
 
-WRITERS = {"celeba_gender": write_celeba, "gta5_bdd": write_gta5_bdd,
-           "image_folder": write_image_folder}
+WRITERS = {
+  "celeba_gender": write_celeba,
+  "gta5_bdd": write_gta5_bdd,
+  "image_folder": write_image_folder,
+}
 
 
 def disk_bytes(path: str) -> int:
@@ -114,30 +123,42 @@ def measure(name: str, *, num: int, scratch: str) -> None:
     manual_dir = os.path.join(scratch, name, "manual")
     start = time.perf_counter()
     WRITERS[name](pathlib.Path(manual_dir), num, np.random.default_rng(0))
-    print(f"{name}: stand-ins written in {time.perf_counter() - start:.1f} s "
-          f"({disk_bytes(manual_dir) / 2**20:.1f} MiB)", flush=True)
+    print(
+      f"{name}: stand-ins written in {time.perf_counter() - start:.1f} s "
+      f"({disk_bytes(manual_dir) / 2**20:.1f} MiB)",
+      flush=True,
+    )
   data_dir = os.path.join(scratch, name, "tfds")
   start = time.perf_counter()
   builder = build_lib.build(name, data_dir=data_dir, manual_dir=manual_dir)
   seconds = time.perf_counter() - start
   pairs = sum(s.num_examples for s in builder.info.splits.values())
   size = disk_bytes(builder.data_dir)
-  line = (f"{name} {builder.version}: {pairs} pairs built in {seconds:.1f} s, "
-          f"{size / 2**20:.1f} MiB on disk; per pair {1000 * seconds / pairs:.1f} ms, "
-          f"{size / pairs / 2**10:.1f} KiB")
+  line = (
+    f"{name} {builder.version}: {pairs} pairs built in {seconds:.1f} s, "
+    f"{size / 2**20:.1f} MiB on disk; per pair {1000 * seconds / pairs:.1f} ms, "
+    f"{size / pairs / 2**10:.1f} KiB"
+  )
   if name in FULL_PAIRS:
     full = FULL_PAIRS[name]
-    line += (f"; {full:,} pairs extrapolated: {seconds / pairs * full / 60:.0f} min, "
-             f"{size / pairs * full / 2**30:.2f} GiB")
+    line += (
+      f"; {full:,} pairs extrapolated: {seconds / pairs * full / 60:.0f} min, "
+      f"{size / pairs * full / 2**30:.2f} GiB"
+    )
   print(line, flush=True)
 
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--only", nargs="*", default=None,
-                      help="datasets (default: " + ", ".join(build_lib.BUILDER_MODULES) + ")")
-  parser.add_argument("--num", type=int, default=40,
-                      help="stand-in images per folder (celeba: 10x that in all)")
+  parser.add_argument(
+    "--only",
+    nargs="*",
+    default=None,
+    help="datasets (default: " + ", ".join(build_lib.BUILDER_MODULES) + ")",
+  )
+  parser.add_argument(
+    "--num", type=int, default=40, help="stand-in images per folder (celeba: 10x that in all)"
+  )
   args = parser.parse_args(argv)
   print(f"{os.cpu_count()} CPUs, {images.default_num_threads()} decoding threads", flush=True)
   with tempfile.TemporaryDirectory(prefix="egsc_build_time_") as scratch:

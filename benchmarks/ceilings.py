@@ -11,6 +11,7 @@ gradient and the kernel gradient). FLOPs come from XLA's cost
 analysis of the compiled function (2 per multiply-add), the time is the median
 of `reps` calls after a warm-up call. JAX and numpy only (no TensorFlow).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,43 +59,63 @@ def measure(fn: Callable, *args, warmup: int = 1, reps: int = 5) -> dict[str, fl
   compiled = fn.lower(*args).compile()
   flops = flops_of(compiled)
   seconds = median_seconds(compiled, *args, warmup=warmup, reps=reps)
-  return dict(flops=flops, seconds=seconds,
-              gflops=None if flops is None else flops / seconds / 1e9)
+  return dict(flops=flops, seconds=seconds, gflops=None if flops is None else flops / seconds / 1e9)
 
 
-def conv_fwd_bwd(*, batch: int, size: int, channels: int, dtype=jnp.float32,
-                 warmup: int = 1, reps: int = 5, seed: int = 0) -> dict[str, float]:
+def conv_fwd_bwd(
+  *,
+  batch: int,
+  size: int,
+  channels: int,
+  dtype=jnp.float32,
+  warmup: int = 1,
+  reps: int = 5,
+  seed: int = 0,
+) -> dict[str, float]:
   """A 3x3 'SAME' conv [batch, size, size, C] -> C channels, forward + both
   gradients, as `measure` reports it."""
   kx, kw = jax.random.split(jax.random.key(seed))
   x = jax.random.normal(kx, (batch, size, size, channels), dtype)
-  w = (jax.random.normal(kw, (3, 3, channels, channels), dtype)
-       / jnp.sqrt(9.0 * channels).astype(dtype))
+  w = jax.random.normal(kw, (3, 3, channels, channels), dtype) / jnp.sqrt(9.0 * channels).astype(
+    dtype
+  )
 
   def loss(x, w):
-    y = jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
-                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = jax.lax.conv_general_dilated(
+      x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     # Half the squared sum: its cotangent is y itself, so the forward
     # convolution cannot be pruned away (with sum(y) it would be).
     return 0.5 * jnp.sum(jnp.square(y.astype(jnp.float32)))
 
-  return measure(jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), x, w,
-                 warmup=warmup, reps=reps)
+  return measure(jax.jit(jax.value_and_grad(loss, argnums=(0, 1))), x, w, warmup=warmup, reps=reps)
 
 
-def conv_fwd(*, batch: int, size: int, channels: int, dtype=jnp.float32,
-             warmup: int = 1, reps: int = 5, seed: int = 0) -> dict[str, float]:
+def conv_fwd(
+  *,
+  batch: int,
+  size: int,
+  channels: int,
+  dtype=jnp.float32,
+  warmup: int = 1,
+  reps: int = 5,
+  seed: int = 0,
+) -> dict[str, float]:
   """The same convolution, forward only."""
   kx, kw = jax.random.split(jax.random.key(seed))
   x = jax.random.normal(kx, (batch, size, size, channels), dtype)
   w = jax.random.normal(kw, (3, 3, channels, channels), dtype)
-  conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(
-      x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+  conv = jax.jit(
+    lambda x, w: jax.lax.conv_general_dilated(
+      x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+  )
   return measure(conv, x, w, warmup=warmup, reps=reps)
 
 
-def matmul(*, n: int, dtype=jnp.bfloat16, warmup: int = 1, reps: int = 5,
-           seed: int = 0) -> dict[str, float]:
+def matmul(
+  *, n: int, dtype=jnp.bfloat16, warmup: int = 1, reps: int = 5, seed: int = 0
+) -> dict[str, float]:
   """[n, n] @ [n, n], as `measure` reports it."""
   ka, kb = jax.random.split(jax.random.key(seed))
   a = jax.random.normal(ka, (n, n), dtype)
@@ -118,8 +139,9 @@ def main(argv=None) -> None:
   p.add_argument("--reps", type=int, default=5)
   args = p.parse_args(argv)
   dtype = jnp.dtype(args.dtype)
-  shape = dict(batch=args.batch, size=args.size, channels=args.channels, dtype=dtype,
-               reps=args.reps)
+  shape = dict(
+    batch=args.batch, size=args.size, channels=args.channels, dtype=dtype, reps=args.reps
+  )
   d = jax.devices()[0]
   print(f"device: {d.device_kind} ({d.platform}), jax {jax.__version__}, {args.dtype}")
   print("| kernel | GFLOP per call | ms per call | GFLOP/s |")
@@ -127,8 +149,7 @@ def main(argv=None) -> None:
   name = f"conv 3x3 [{args.batch},{args.size},{args.size},{args.channels}]"
   print(_row(name + " fwd", conv_fwd(**shape)))
   print(_row(name + " fwd+bwd", conv_fwd_bwd(**shape)))
-  print(_row(f"matmul {args.matmul_n}^2", matmul(n=args.matmul_n, dtype=dtype,
-                                                 reps=args.reps)))
+  print(_row(f"matmul {args.matmul_n}^2", matmul(n=args.matmul_n, dtype=dtype, reps=args.reps)))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ is the mean +- the standard deviation over the seeds (ddof 1). The last two
 columns are the lowest colour match of any exemplar scheme in any seed, per
 direction: the scheme a user would see fail.
 """
+
 import json
 import os
 import re
@@ -18,13 +19,23 @@ import sys
 
 import numpy as np
 
-ROWS = (("cyclegan", "CycleGAN"), ("unit", "UNIT"), ("munit", "MUNIT"),
-        ("no_mask", "EGSC-IT w/o feature mask"),
-        ("no_adain", "EGSC-IT w/o AdaIN"), ("no_perceptual", "EGSC-IT w/o L_P"),
-        ("egsc", "EGSC-IT"))
-COLUMNS = (("ssim_a2b", "SSIM A->B"), ("ssim_b2a", "SSIM B->A"),
-           ("colour_match_a2b", "colour match A->B"), ("colour_match_b2a", "colour match B->A"),
-           ("digit_accuracy_a2b", "digit acc. A->B"), ("digit_accuracy_b2a", "digit acc. B->A"))
+ROWS = (
+  ("cyclegan", "CycleGAN"),
+  ("unit", "UNIT"),
+  ("munit", "MUNIT"),
+  ("no_mask", "EGSC-IT w/o feature mask"),
+  ("no_adain", "EGSC-IT w/o AdaIN"),
+  ("no_perceptual", "EGSC-IT w/o L_P"),
+  ("egsc", "EGSC-IT"),
+)
+COLUMNS = (
+  ("ssim_a2b", "SSIM A->B"),
+  ("ssim_b2a", "SSIM B->A"),
+  ("colour_match_a2b", "colour match A->B"),
+  ("colour_match_b2a", "colour match B->A"),
+  ("digit_accuracy_a2b", "digit acc. A->B"),
+  ("digit_accuracy_b2a", "digit acc. B->A"),
+)
 
 
 def read_run(path: str) -> dict[str, float] | None:
@@ -47,8 +58,11 @@ def read_run(path: str) -> dict[str, float] | None:
 
 def worst_scheme(m: dict[str, float], direction: str) -> tuple[str, float] | None:
   """(scheme, colour match) of the direction's lowest-scoring exemplar scheme."""
-  cm = {k.split("/")[1]: v for k, v in m.items()
-        if k.startswith(f"{direction}/") and k.endswith("/colour_match")}
+  cm = {
+    k.split("/")[1]: v
+    for k, v in m.items()
+    if k.startswith(f"{direction}/") and k.endswith("/colour_match")
+  }
   if not cm:
     return None
   s = min(cm, key=cm.get)
@@ -81,9 +95,12 @@ def mean_std(values: list[float]) -> str:
 
 
 def table(runs: dict[str, list[dict]]) -> str:
-  lines = ["| method | seeds | " + " | ".join(c for _, c in COLUMNS)
-           + " | lowest scheme colour match A->B | B->A | training wall time |",
-           "|---" * (len(COLUMNS) + 5) + "|"]
+  lines = [
+    "| method | seeds | "
+    + " | ".join(c for _, c in COLUMNS)
+    + " | lowest scheme colour match A->B | B->A | training wall time |",
+    "|---" * (len(COLUMNS) + 5) + "|",
+  ]
   for key, name in ROWS:
     rs = runs[key]
     if not rs:
@@ -93,12 +110,14 @@ def table(runs: dict[str, list[dict]]) -> str:
     worst = []
     for d in ("a2b", "b2a"):
       ws = [w for w in (worst_scheme(r, d) for r in rs) if w is not None]
-      worst.append(f"{min(ws, key=lambda w: w[1])[1]:.3f} ({min(ws, key=lambda w: w[1])[0]})"
-                   if ws else "-")
+      worst.append(
+        f"{min(ws, key=lambda w: w[1])[1]:.3f} ({min(ws, key=lambda w: w[1])[0]})" if ws else "-"
+      )
     walls = [r["wall_seconds"] / 60 for r in rs if "wall_seconds" in r]
     wall = f"{np.mean(walls):.1f} min" if walls else "-"
-    lines.append(f"| {name} | {len(rs)} | " + " | ".join(cells)
-                 + f" | {worst[0]} | {worst[1]} | {wall} |")
+    lines.append(
+      f"| {name} | {len(rs)} | " + " | ".join(cells) + f" | {worst[0]} | {worst[1]} | {wall} |"
+    )
   return "\n".join(lines)
 
 

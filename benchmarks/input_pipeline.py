@@ -50,6 +50,7 @@ from egsc_jax.data import input_pipeline  # noqa: E402
 def write_fake_folder(root: pathlib.Path, *, num: int, size: tuple[int, int]) -> None:
   """trainA/ trainB/ testA/ testB/ of smooth random JPEGs of `size` (H, W)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(0)
   height, width = size
   for folder in ("trainA", "trainB", "testA", "testB"):
@@ -64,17 +65,27 @@ def write_fake_folder(root: pathlib.Path, *, num: int, size: tuple[int, int]) ->
 def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--dataset", default="mnist_single")
-  parser.add_argument("--data_dir", default=None,
-                      help="TFDS data dir (default: a temporary one, built here)")
-  parser.add_argument("--manual_dir", default=None,
-                      help="build the dataset from here if it is not built yet")
-  parser.add_argument("--fake_images", type=int, default=0,
-                      help="image_folder: generate this many images per train domain")
+  parser.add_argument(
+    "--data_dir", default=None, help="TFDS data dir (default: a temporary one, built here)"
+  )
+  parser.add_argument(
+    "--manual_dir", default=None, help="build the dataset from here if it is not built yet"
+  )
+  parser.add_argument(
+    "--fake_images",
+    type=int,
+    default=0,
+    help="image_folder: generate this many images per train domain",
+  )
   parser.add_argument("--fake_size", type=int, nargs=2, default=(512, 1024))
   parser.add_argument("--image_size", type=int, nargs=2, default=None)
-  parser.add_argument("--max_side", type=int, default=None,
-                      help="image_folder: longest side stored, 0 for full size "
-                           "(default: max(--image_size), as training builds it)")
+  parser.add_argument(
+    "--max_side",
+    type=int,
+    default=None,
+    help="image_folder: longest side stored, 0 for full size "
+    "(default: max(--image_size), as training builds it)",
+  )
   parser.add_argument("--batch_size", type=int, default=8)
   parser.add_argument("--batches", type=int, default=200)
   parser.add_argument("--warmup", type=int, default=10)
@@ -91,24 +102,31 @@ def main(argv=None) -> None:
   manual_dir = args.manual_dir
   if args.fake_images:
     manual_dir = os.path.join(scratch.name, "manual")
-    write_fake_folder(pathlib.Path(manual_dir), num=args.fake_images,
-                      size=tuple(args.fake_size))
+    write_fake_folder(pathlib.Path(manual_dir), num=args.fake_images, size=tuple(args.fake_size))
   start = time.perf_counter()
-  builder = build_lib.build(args.dataset, data_dir=data_dir, manual_dir=manual_dir,
-                            max_side=args.max_side, image_size=args.image_size)
-  stored = sum(f.stat().st_size for f in pathlib.Path(builder.data_dir).rglob("*")
-               if f.is_file())
-  print(f"dataset ready in {time.perf_counter() - start:.1f} s: {args.dataset} in "
-        f"{builder.data_dir}, {builder.info.splits['train'].num_examples} train pairs, "
-        f"{stored / 2**20:.1f} MiB; metadata max_side="
-        f"{builder.info.metadata.get('max_side', '-')}")
+  builder = build_lib.build(
+    args.dataset,
+    data_dir=data_dir,
+    manual_dir=manual_dir,
+    max_side=args.max_side,
+    image_size=args.image_size,
+  )
+  stored = sum(f.stat().st_size for f in pathlib.Path(builder.data_dir).rglob("*") if f.is_file())
+  print(
+    f"dataset ready in {time.perf_counter() - start:.1f} s: {args.dataset} in "
+    f"{builder.data_dir}, {builder.info.splits['train'].num_examples} train pairs, "
+    f"{stored / 2**20:.1f} MiB; metadata max_side="
+    f"{builder.info.metadata.get('max_side', '-')}"
+  )
 
-  config = ml_collections.ConfigDict({
+  config = ml_collections.ConfigDict(
+    {
       "dataset": args.dataset,
       "batch_size": args.batch_size,
       "seed": 0,
       "data": config_lib.data_config(),
-  })
+    }
+  )
   config.data.data_dir = data_dir
   config.data.image_size = tuple(args.image_size) if args.image_size else None
   config.data.num_threads = args.num_threads
@@ -116,8 +134,7 @@ def main(argv=None) -> None:
   config.data.exemplar_pairing = args.pairing
 
   start = time.perf_counter()
-  batches = input_pipeline.train_batches(config, process_index=0, process_count=1,
-                                         start_step=0)
+  batches = input_pipeline.train_batches(config, process_index=0, process_count=1, start_step=0)
   first = next(batches)
   startup = time.perf_counter() - start
   for _ in range(args.warmup):
@@ -128,13 +145,17 @@ def main(argv=None) -> None:
   elapsed = time.perf_counter() - start
   pairs = args.batches * args.batch_size
   height, width = first["a"].shape[1:3]
-  print(f"{args.dataset} {height}x{width}, batch {args.batch_size}, "
-        f"{args.num_threads or min(4, os.cpu_count() or 1)} tf.data threads, "
-        f"augment={config.data.augment}, pairing={args.pairing}, "
-        f"{os.cpu_count()} CPUs")
+  print(
+    f"{args.dataset} {height}x{width}, batch {args.batch_size}, "
+    f"{args.num_threads or min(4, os.cpu_count() or 1)} tf.data threads, "
+    f"augment={config.data.augment}, pairing={args.pairing}, "
+    f"{os.cpu_count()} CPUs"
+  )
   print(f"  first batch after {startup:.2f} s")
-  print(f"  {pairs / elapsed:.3g} pairs/s = {2 * pairs / elapsed:.3g} images/s "
-        f"({args.batches / elapsed:.1f} batches/s over {args.batches} batches)")
+  print(
+    f"  {pairs / elapsed:.3g} pairs/s = {2 * pairs / elapsed:.3g} images/s "
+    f"({args.batches / elapsed:.1f} batches/s over {args.batches} batches)"
+  )
   scratch.cleanup()
 
 

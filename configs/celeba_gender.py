@@ -1,11 +1,12 @@
 """CelebA male <-> female at 128x128 (docs/method.md §3.3, 4.5).
 
-  python -m egsc_jax.data.build celeba_gender --manual_dir=/data/celeba
-  python -m egsc_jax.main --config=configs/celeba_gender.py --workdir=DIR
-  T = number of training pairs (the female train list, about 94k), batch 8,
-  lr 1e-4, lambda_s 5e3, lambda_c 1e1.
-  Hardware / wall time / metric: not measured yet.
+python -m egsc_jax.data.build celeba_gender --manual_dir=/data/celeba
+python -m egsc_jax.main --config=configs/celeba_gender.py --workdir=DIR
+T = number of training pairs (the female train list, about 94k), batch 8,
+lr 1e-4, lambda_s 5e3, lambda_c 1e1.
+Hardware / wall time / metric: not measured yet.
 """
+
 import ml_collections
 
 from egsc_jax import config_lib
@@ -25,5 +26,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.stage2.num_iterations = -1
   # Two buffers (A and B) of encoded images: keep them to a few hundred MB.
   c.data.shuffle_buffer = 2048
-  c.train.eval_split = "test"      # the builder has train and test splits only
+  c.train.eval_split = "test"  # the builder has train and test splits only
   return config_lib.apply_variant(c, arg)

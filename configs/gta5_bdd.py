@@ -6,6 +6,7 @@
   T = 24,466 training pairs, batch 3, lr 1e-4, lambda_s 1e4, lambda_c 1e2.
   Hardware / wall time / metric: not measured yet.
 """
+
 import ml_collections
 
 from egsc_jax import config_lib
@@ -27,5 +28,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.num_image_examples = 4
   # Two buffers (A and B) of encoded images: keep them to a few hundred MB.
   c.data.shuffle_buffer = 256
-  c.train.eval_split = "test"      # the builder has train and test splits only
+  c.train.eval_split = "test"  # the builder has train and test splits only
   return config_lib.apply_variant(c, arg)

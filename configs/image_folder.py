@@ -37,6 +37,7 @@ The knobs (override any with --config.KEY=VALUE):
                       photographs which of two shades is darker is content (a
                       dark car on a bright road), which that encoder would drop.
 """
+
 import ml_collections
 
 from egsc_jax import config_lib
@@ -61,5 +62,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.num_image_examples = 4
   # Two buffers (A and B) of encoded images of at most 256x256: ~100 MB each.
   c.data.shuffle_buffer = 1024
-  c.train.eval_split = "test"      # the builder has train and test splits only
+  c.train.eval_split = "test"  # the builder has train and test splits only
   return config_lib.apply_variant(c, arg)

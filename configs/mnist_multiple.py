@@ -16,6 +16,7 @@ CPU study setting (the feature-mask study of docs/benchmarks.md, "MNIST-Multiple
   0.54 / 0.60 and 0.85 / 0.88 (seed 20 draws the digits in place). No run
   learns the per-class colours (docs/benchmarks.md, "MNIST-Multiple").
 """
+
 import ml_collections
 
 from egsc_jax import config_lib
@@ -58,12 +59,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = config_lib.base_config()
   c.dataset = "mnist_multiple"
   c.data.image_size = (112, 112)
-  c.model.n_downsample = 2            # n_encoder = n_gen_decoder = 3
+  c.model.n_downsample = 2  # n_encoder = n_gen_decoder = 3
   c.batch_size = 8
   c.optim.lr = 1e-5
   c.stage1.lr = 1e-5
   c.loss.style = 1e4
   c.loss.content = 1e2
-  c.stage1.num_iterations = -1        # -1: the number of training pairs (docs/method.md §3.1)
+  c.stage1.num_iterations = -1  # -1: the number of training pairs (docs/method.md §3.1)
   c.stage2.num_iterations = -1
   return config_lib.apply_variant(c, arg, cpu=cpu_setting(), faithful=faithful_setting())

@@ -35,6 +35,7 @@ sign-normalised encoder + official_std AdaIN + colour loss":
   --config.stage2.num_iterations=2800 reached SSIM 0.988 / 0.944 in 2 h 08 min
   on one core (docs/benchmarks.md, "Learning curve of the fixed :cpu setting").
 """
+
 import ml_collections
 
 from egsc_jax import config_lib
@@ -44,14 +45,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = config_lib.base_config()
   c.dataset = "mnist_single"
   c.data.image_size = (28, 28)
-  c.model.n_downsample = 0            # n_encoder = n_gen_decoder = 1
+  c.model.n_downsample = 0  # n_encoder = n_gen_decoder = 1
   c.batch_size = 8
   c.optim.lr = 1e-5
   c.stage1.lr = 1e-5
   c.loss.style = 1e3
   c.loss.content = 1e1
-  c.stage1.num_iterations = -1        # -1: the number of training pairs (docs/method.md §3.1):
-  c.stage2.num_iterations = -1        # 60k with full MNIST, 4k with the offline digits
+  c.stage1.num_iterations = -1  # -1: the number of training pairs (docs/method.md §3.1):
+  c.stage2.num_iterations = -1  # 60k with full MNIST, 4k with the offline digits
   mnist = config_lib.load_module("_mnist_common")
-  return config_lib.apply_variant(c, arg, cpu=mnist.cpu_setting(),
-                                  faithful=mnist.faithful_setting())
+  return config_lib.apply_variant(
+    c, arg, cpu=mnist.cpu_setting(), faithful=mnist.faithful_setting()
+  )

@@ -27,6 +27,7 @@ photograph every EVAL_EVERY iterations; 2 seeds each (--config.seed=19, 20):
 Then `python -m egsc_jax.evaluate --workdir=DIR` (test split: SSIM and LPIPS
 against the ground truth, overall and per grade).
 """
+
 import ml_collections
 
 from egsc_jax import config_lib
@@ -39,8 +40,11 @@ EVAL_EVERY = 50
 
 def _budget(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.stage2 = dict(num_iterations=STAGE2_ITERATIONS)
-  c.train.update(dict(image_every=EVAL_EVERY, eval_every=EVAL_EVERY,
-                      checkpoint_every=EVAL_EVERY, eval_examples=500))
+  c.train.update(
+    dict(
+      image_every=EVAL_EVERY, eval_every=EVAL_EVERY, checkpoint_every=EVAL_EVERY, eval_examples=500
+    )
+  )
   return c
 
 
@@ -69,15 +73,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = config_lib.base_config()
   c.dataset = "photo_grades"
   c.data.image_size = (64, 64)
-  c.model.n_downsample = 2            # n_encoder = n_gen_decoder = 3, as the RGB sets
+  c.model.n_downsample = 2  # n_encoder = n_gen_decoder = 3, as the RGB sets
   c.batch_size = 8
   c.optim.lr = 1e-4
   c.stage1.lr = 1e-4
   c.loss.style = 5e3
   c.loss.content = 1e1
-  c.stage1.num_iterations = -1        # -1: the number of training pairs (4,000)
+  c.stage1.num_iterations = -1  # -1: the number of training pairs (4,000)
   c.stage2.num_iterations = -1
   c.train.image_every = 500
   c.train.eval_every = 1000
-  c.train.eval_examples = 500         # the whole validation split
+  c.train.eval_examples = 500  # the whole validation split
   return config_lib.apply_variant(c, arg, cpu=cpu_setting(), faithful=faithful_setting())

@@ -17,5 +17,6 @@ __all__ = ["Style", "Translator"]
 def __getattr__(name):
   if name in __all__:
     from egsc_jax import api  # pylint: disable=g-import-not-at-top
+
     return getattr(api, name)
   raise AttributeError(f"module 'egsc_jax' has no attribute {name!r}")

@@ -19,6 +19,7 @@ demo and the evaluation.
 Loading the run is `trained_run.load_trained`; a dataset split translated for
 the evaluation is `eval.translations`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,7 +28,8 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from egsc_jax import grids, jit_cache, steps, trained_run
 from egsc_jax.data import images as images_lib
@@ -42,8 +44,10 @@ DEFAULT_BATCH_SIZE = 32
 # Image sizes
 # ----------------------------------------------------------------------------
 
-def network_size(source_size: tuple[int, int], *, trained_size: tuple[int, int],
-                 n_downsample: int, native: bool) -> tuple[int, int]:
+
+def network_size(
+  source_size: tuple[int, int], *, trained_size: tuple[int, int], n_downsample: int, native: bool
+) -> tuple[int, int]:
   """The (H, W) the network runs at for a source of `source_size`.
 
   The trained resolution, or with `native` the source's own size rounded down
@@ -70,43 +74,72 @@ def from_network_output(y: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # The jitted translation
 # ----------------------------------------------------------------------------
 
-def _translate_examples(params: PyTree, frozen: PyTree, source: jax.Array,
-                        exemplar: jax.Array, noise_ids: jax.Array, key: jax.Array, *,
-                        models: Models, direction: str) -> jax.Array:
+
+def _translate_examples(
+  params: PyTree,
+  frozen: PyTree,
+  source: jax.Array,
+  exemplar: jax.Array,
+  noise_ids: jax.Array,
+  key: jax.Array,
+  *,
+  models: Models,
+  direction: str,
+) -> jax.Array:
   """source [B, H, W, 3], exemplar [B, h, w, 3], noise_ids int32 [B] -> [B, H, W, 3].
 
   vmap over single examples: example i draws its latent noise from
   fold_in(key, noise_ids[i]), whatever else is in the batch. Instance norm and
   AdaIN are per example, so nothing else couples the slots.
   """
+
   def one(s, e, i):
-    return steps.translate(params, frozen, s[None], e[None], jax.random.fold_in(key, i),
-                           models=models, direction=direction)[0]
+    return steps.translate(
+      params,
+      frozen,
+      s[None],
+      e[None],
+      jax.random.fold_in(key, i),
+      models=models,
+      direction=direction,
+    )[0]
+
   return jax.vmap(one)(source, exemplar, noise_ids)
 
 
-def _translate_with_style_examples(params: PyTree, frozen: PyTree, source: jax.Array,
-                                   mean: jax.Array, var: jax.Array, noise_ids: jax.Array,
-                                   key: jax.Array, *, models: Models,
-                                   direction: str) -> jax.Array:
+def _translate_with_style_examples(
+  params: PyTree,
+  frozen: PyTree,
+  source: jax.Array,
+  mean: jax.Array,
+  var: jax.Array,
+  noise_ids: jax.Array,
+  key: jax.Array,
+  *,
+  models: Models,
+  direction: str,
+) -> jax.Array:
   """`_translate_examples` with a `Style`'s mean, var [B, 1, 1, C] for exemplars.
 
   C is 0 for variants without AdaIN (the statistics are then unused); for MUNIT
   `mean` holds the style codes (`_style_examples`).
   """
+
   def one(s, m, v, i):
     if models.architecture == "munit":
       style = m[None]
     else:
       style = (m[None], v[None]) if models.use_adain else None
-    return steps.translate_with_style(params, frozen, s[None], style,
-                                      jax.random.fold_in(key, i), models=models,
-                                      direction=direction)[0]
+    return steps.translate_with_style(
+      params, frozen, s[None], style, jax.random.fold_in(key, i), models=models, direction=direction
+    )[0]
+
   return jax.vmap(one)(source, mean, var, noise_ids)
 
 
-def _style_examples(params: PyTree, frozen: PyTree, exemplar: jax.Array, *,
-                    models: Models, domain: str) -> tuple[jax.Array, jax.Array]:
+def _style_examples(
+  params: PyTree, frozen: PyTree, exemplar: jax.Array, *, models: Models, domain: str
+) -> tuple[jax.Array, jax.Array]:
   """exemplar [B, H, W, 3] -> F_domain statistics (mean, var) [B, 1, 1, C];
   for MUNIT (style code [B, 1, 1, S], empty [B, 1, 1, 0])."""
   style = steps.exemplar_style(params, frozen, exemplar, models=models, domain=domain)
@@ -120,8 +153,9 @@ def _style_examples(params: PyTree, frozen: PyTree, exemplar: jax.Array, *,
   return style
 
 
-def _mask_examples(params: PyTree, frozen: PyTree, source: jax.Array, *,
-                   models: Models, domain: str) -> jax.Array:
+def _mask_examples(
+  params: PyTree, frozen: PyTree, source: jax.Array, *, models: Models, domain: str
+) -> jax.Array:
   """source [B, H, W, 3] -> the feature mask averaged over channels [B, h, w]."""
   del params
   mask, _ = steps.conditioning(models, frozen, source, domain)
@@ -135,8 +169,7 @@ def _jitted(models: Models, direction: str, kind: str = "translate"):
   if kind == "translate":
     return jit_cache.jitted(_translate_examples, models=models, direction=direction)
   if kind == "with_style":
-    return jit_cache.jitted(_translate_with_style_examples, models=models,
-                            direction=direction)
+    return jit_cache.jitted(_translate_with_style_examples, models=models, direction=direction)
   fn = {"style": _style_examples, "mask": _mask_examples}[kind]
   return jit_cache.jitted(fn, models=models, domain=direction)
 
@@ -185,6 +218,7 @@ class Style:
       [K, 1, 1, S] (its style encoder's), `var` is empty [K, 1, 1, 0];
       `mix` then blends the codes linearly, as MUNIT's paper interpolates styles.
   """
+
   domain: str
   mean: np.ndarray
   var: np.ndarray
@@ -201,8 +235,10 @@ class Style:
   def mix(self, other: "Style", alphas: Sequence[float]) -> "Style":
     """Style [K=1] and Style [K=1] -> Style [K=len(alphas)], (1 - a) self + a other."""
     if other.domain != self.domain or len(self) != 1 or len(other) != 1:
-      raise ValueError("mix needs two single-exemplar styles of one domain, got "
-                       f"{len(self)} of {self.domain!r} and {len(other)} of {other.domain!r}")
+      raise ValueError(
+        "mix needs two single-exemplar styles of one domain, got "
+        f"{len(self)} of {self.domain!r} and {len(other)} of {other.domain!r}"
+      )
     a = np.asarray(alphas, np.float32).reshape(-1, 1, 1, 1)
     mean, var = steps.mix_styles((self.mean, self.var), (other.mean, other.var), a)
     return Style(self.domain, np.asarray(mean, np.float32), np.asarray(var, np.float32))
@@ -230,11 +266,19 @@ class Translator:
   image shape compiles a few times at most.
   """
 
-  def __init__(self, models: Models, params: PyTree, frozen: PyTree, *,
-               batch_size: int = DEFAULT_BATCH_SIZE, seed: int = 0,
-               devices: Sequence[jax.Device] | None = None,
-               image_size: tuple[int, int] | None = None, native_size: bool = False,
-               trained: trained_run.Trained | None = None):
+  def __init__(
+    self,
+    models: Models,
+    params: PyTree,
+    frozen: PyTree,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    devices: Sequence[jax.Device] | None = None,
+    image_size: tuple[int, int] | None = None,
+    native_size: bool = False,
+    trained: trained_run.Trained | None = None,
+  ):
     """`image_size`: the trained (H, W), needed by the uint8 methods; `trained`:
     the loaded run, kept as `self.trained` (step, config) when known."""
     self.models = models
@@ -256,10 +300,16 @@ class Translator:
     return cls(trained.models, trained.params, trained.frozen, trained=trained, **kwargs)
 
   @classmethod
-  def from_workdir(cls, workdir: str, *, use_ema: bool = True,
-                   test_noise: bool | None = None,
-                   devices: Sequence[jax.Device] | None = None,
-                   checkpoint_fallback: bool = True, **kwargs) -> "Translator":
+  def from_workdir(
+    cls,
+    workdir: str,
+    *,
+    use_ema: bool = True,
+    test_noise: bool | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    checkpoint_fallback: bool = True,
+    **kwargs,
+  ) -> "Translator":
     """Loads the latest readable stage-2 checkpoint of a workdir (`load_trained`).
 
     Args:
@@ -269,14 +319,24 @@ class Translator:
     Raises:
       WorkdirError: the workdir holds no usable checkpoint.
     """
-    trained = trained_run.load_trained(workdir, use_ema=use_ema, test_noise=test_noise,
-                                       devices=devices,
-                                       checkpoint_fallback=checkpoint_fallback)
+    trained = trained_run.load_trained(
+      workdir,
+      use_ema=use_ema,
+      test_noise=test_noise,
+      devices=devices,
+      checkpoint_fallback=checkpoint_fallback,
+    )
     return cls.from_trained(trained, devices=devices, **kwargs)
 
   @classmethod
-  def from_export(cls, path: str, *, test_noise: bool | None = None,
-                  devices: Sequence[jax.Device] | None = None, **kwargs) -> "Translator":
+  def from_export(
+    cls,
+    path: str,
+    *,
+    test_noise: bool | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    **kwargs,
+  ) -> "Translator":
     """Loads a model written by `egsc-export` (`egsc_jax.export`): one file with
     the inference parameters and the config; no TensorFlow, no training state.
 
@@ -288,6 +348,7 @@ class Translator:
       export.ExportError: not a readable export file (the message names it).
     """
     from egsc_jax import export  # pylint: disable=g-import-not-at-top
+
     trained = export.load(path, test_noise=test_noise, devices=devices)
     return cls.from_trained(trained, devices=devices, **kwargs)
 
@@ -302,7 +363,7 @@ class Translator:
     k = self.batch_size
     out = []
     for i in range(0, n, k):
-      chunk = [b[i:i + k] for b in batched]
+      chunk = [b[i : i + k] for b in batched]
       real = len(chunk[0])
       # Pad by repeating the last example; the copies are dropped below.
       pad = _padded_size(real, self.batch_size, self.mesh.devices.size) - real
@@ -312,8 +373,9 @@ class Translator:
       out.append(jax.tree.map(lambda v, real=real: np.asarray(v)[:real], y))
     return jax.tree.map(lambda *v: np.concatenate(v), *out)
 
-  def __call__(self, source: np.ndarray, exemplar: np.ndarray, noise_ids: Sequence[int],
-               *, direction: str) -> np.ndarray:
+  def __call__(
+    self, source: np.ndarray, exemplar: np.ndarray, noise_ids: Sequence[int], *, direction: str
+  ) -> np.ndarray:
     """Translates source[i] in the style of exemplar[i].
 
     Args:
@@ -330,25 +392,31 @@ class Translator:
     noise_ids = np.asarray(noise_ids, np.int32)
     n = len(source)
     if not len(exemplar) == len(noise_ids) == n:
-      raise ValueError(f"{n} sources, {len(exemplar)} exemplars and {len(noise_ids)} "
-                       "noise ids: they must pair up one to one.")
+      raise ValueError(
+        f"{n} sources, {len(exemplar)} exemplars and {len(noise_ids)} "
+        "noise ids: they must pair up one to one."
+      )
     if not n:
       return np.zeros((0,) + source.shape[1:], np.float32)
-    return self._run(_jitted(self.models, direction), source, exemplar, noise_ids,
-                     key=True)
+    return self._run(_jitted(self.models, direction), source, exemplar, noise_ids, key=True)
 
   # -- uint8 images of any size ---------------------------------------------------
 
   def _trained_size(self) -> tuple[int, int]:
     if self.image_size is None:
-      raise ValueError("this Translator does not know the trained resolution: build it "
-                       "with Translator.from_workdir or pass image_size=(H, W).")
+      raise ValueError(
+        "this Translator does not know the trained resolution: build it "
+        "with Translator.from_workdir or pass image_size=(H, W)."
+      )
     return self.image_size
 
   def _network_shape(self, image: np.ndarray) -> tuple[int, int]:
-    return network_size(image.shape[:2], trained_size=self._trained_size(),
-                        n_downsample=self.models.generator.n_downsample,
-                        native=self.native_size)
+    return network_size(
+      image.shape[:2],
+      trained_size=self._trained_size(),
+      n_downsample=self.models.generator.n_downsample,
+      native=self.native_size,
+    )
 
   def _by_shape(self, images: list[np.ndarray]) -> dict[tuple[int, int], list[int]]:
     """Indices of `images` grouped by network shape (one batched call per shape)."""
@@ -357,8 +425,9 @@ class Translator:
       groups.setdefault(self._network_shape(img), []).append(i)
     return groups
 
-  def style(self, exemplars: Sequence[np.ndarray], domain: str, *,
-            size: tuple[int, int] | None = None) -> Style:
+  def style(
+    self, exemplars: Sequence[np.ndarray], domain: str, *, size: tuple[int, int] | None = None
+  ) -> Style:
     """The AdaIN statistics of exemplars of `domain` ('a' or 'b'), or for a
     MUNIT run their style codes (see `Style`).
 
@@ -379,35 +448,48 @@ class Translator:
     mean, var = self._run(_jitted(self.models, domain, "style"), x)
     return Style(domain, mean, var)
 
-  def _translate_network(self, sources: list[np.ndarray], style_at, target: str,
-                         noise_ids: np.ndarray | None, k: int) -> list[np.ndarray]:
+  def _translate_network(
+    self, sources: list[np.ndarray], style_at, target: str, noise_ids: np.ndarray | None, k: int
+  ) -> list[np.ndarray]:
     """S uint8 RGB sources, style_at(shape) -> Style [k] -> S float32 [k, H, W, 3]."""
     s = len(sources)
-    ids = (np.arange(s * k).reshape(s, k) if noise_ids is None
-           else np.asarray(noise_ids, np.int64))
+    ids = np.arange(s * k).reshape(s, k) if noise_ids is None else np.asarray(noise_ids, np.int64)
     if ids.shape != (s, k):
-      raise ValueError(f"noise_ids must be [{s}, {k}] (sources x exemplars), "
-                       f"got shape {ids.shape}.")
+      raise ValueError(
+        f"noise_ids must be [{s}, {k}] (sources x exemplars), got shape {ids.shape}."
+      )
     direction = f"{_other(target)}2{target}"
     fn = _jitted(self.models, direction, "with_style")
     out: list[np.ndarray | None] = [None] * s
     for shape, idx in self._by_shape(sources).items():
       style = style_at(shape)
       if len(style) != k or style.domain != target:
-        raise ValueError(f"a style of {k} exemplars of domain {target!r} was needed, "
-                         f"got {len(style)} of {style.domain!r}.")
+        raise ValueError(
+          f"a style of {k} exemplars of domain {target!r} was needed, "
+          f"got {len(style)} of {style.domain!r}."
+        )
       x = np.stack([to_network_input(sources[i], shape) for i in idx])
       # Pairs source-major: (source i, exemplar j) at row i * k + j.
-      y = self._run(fn, np.repeat(x, k, axis=0), np.tile(style.mean, (len(idx), 1, 1, 1)),
-                    np.tile(style.var, (len(idx), 1, 1, 1)),
-                    ids[idx].reshape(-1).astype(np.int32), key=True)
+      y = self._run(
+        fn,
+        np.repeat(x, k, axis=0),
+        np.tile(style.mean, (len(idx), 1, 1, 1)),
+        np.tile(style.var, (len(idx), 1, 1, 1)),
+        ids[idx].reshape(-1).astype(np.int32),
+        key=True,
+      )
       for n, i in enumerate(idx):
-        out[i] = y[n * k:(n + 1) * k]
+        out[i] = y[n * k : (n + 1) * k]
     return out
 
-  def translate_network(self, sources: Sequence[np.ndarray],
-                        exemplars: Sequence[np.ndarray], direction: str = "a2b", *,
-                        noise_ids: np.ndarray | None = None) -> list[np.ndarray]:
+  def translate_network(
+    self,
+    sources: Sequence[np.ndarray],
+    exemplars: Sequence[np.ndarray],
+    direction: str = "a2b",
+    *,
+    noise_ids: np.ndarray | None = None,
+  ) -> list[np.ndarray]:
     """`translate` before the resize back: S float32 [E, H, W, 3] in [-1, 1] at the
     network size of each source (the translate command builds its grid from these)."""
     src_domain, ex_domain = _domains(direction)
@@ -417,12 +499,17 @@ class Translator:
     if not exs:
       raise ValueError("translate needs at least one exemplar.")
     return self._translate_network(
-        srcs, lambda shape: self.style(exs, ex_domain, size=shape), ex_domain, noise_ids,
-        len(exs))
+      srcs, lambda shape: self.style(exs, ex_domain, size=shape), ex_domain, noise_ids, len(exs)
+    )
 
-  def translate(self, sources: Sequence[np.ndarray], exemplars: Sequence[np.ndarray],
-                direction: str = "a2b", *,
-                noise_ids: np.ndarray | None = None) -> list[np.ndarray]:
+  def translate(
+    self,
+    sources: Sequence[np.ndarray],
+    exemplars: Sequence[np.ndarray],
+    direction: str = "a2b",
+    *,
+    noise_ids: np.ndarray | None = None,
+  ) -> list[np.ndarray]:
     """Every source in the style of every exemplar.
 
     Args:
@@ -437,11 +524,11 @@ class Translator:
     """
     srcs = [images_lib.as_rgb(x) for x in sources]
     ys = self.translate_network(srcs, exemplars, direction, noise_ids=noise_ids)
-    return [np.stack([from_network_output(yk, x.shape[:2]) for yk in y])
-            for x, y in zip(srcs, ys)]
+    return [np.stack([from_network_output(yk, x.shape[:2]) for yk in y]) for x, y in zip(srcs, ys)]
 
-  def grid(self, sources: Sequence[np.ndarray], exemplars: Sequence[np.ndarray],
-           direction: str = "a2b") -> np.ndarray:
+  def grid(
+    self, sources: Sequence[np.ndarray], exemplars: Sequence[np.ndarray], direction: str = "a2b"
+  ) -> np.ndarray:
     """The translate command's grid.png: sources as rows, exemplars as columns.
 
     Every cell at the trained size (H, W), the inputs on the margins (top-left
@@ -455,12 +542,14 @@ class Translator:
     exs = [images_lib.as_rgb(e) for e in exemplars]
     ys = self.translate_network(srcs, exs, direction)
     return grids.exemplar_grid(
-        sources=[grids.to_uint8(to_network_input(x, size)) for x in srcs],
-        exemplars=[grids.to_uint8(to_network_input(e, size)) for e in exs],
-        translations=[[from_network_output(yk, size) for yk in y] for y in ys])
+      sources=[grids.to_uint8(to_network_input(x, size)) for x in srcs],
+      exemplars=[grids.to_uint8(to_network_input(e, size)) for e in exs],
+      translations=[[from_network_output(yk, size) for yk in y] for y in ys],
+    )
 
-  def translate_with_style(self, sources: Sequence[np.ndarray], style: Style, *,
-                           noise_ids: np.ndarray | None = None) -> list[np.ndarray]:
+  def translate_with_style(
+    self, sources: Sequence[np.ndarray], style: Style, *, noise_ids: np.ndarray | None = None
+  ) -> list[np.ndarray]:
     """Every source with each of K given statistics (`style`, `Style.mix`).
 
     The direction follows from the style: sources of the other domain than
@@ -475,14 +564,19 @@ class Translator:
       S uint8 arrays [K, h_s, w_s, 3].
     """
     srcs = [images_lib.as_rgb(x) for x in sources]
-    ys = self._translate_network(srcs, lambda shape: style, style.domain, noise_ids,
-                                 len(style))
-    return [np.stack([from_network_output(yk, x.shape[:2]) for yk in y])
-            for x, y in zip(srcs, ys)]
+    ys = self._translate_network(srcs, lambda shape: style, style.domain, noise_ids, len(style))
+    return [np.stack([from_network_output(yk, x.shape[:2]) for yk in y]) for x, y in zip(srcs, ys)]
 
-  def interpolate(self, source: np.ndarray, exemplar_1: np.ndarray,
-                  exemplar_2: np.ndarray, alphas: Sequence[float], *,
-                  direction: str = "a2b", noise_id: int = 0) -> np.ndarray:
+  def interpolate(
+    self,
+    source: np.ndarray,
+    exemplar_1: np.ndarray,
+    exemplar_2: np.ndarray,
+    alphas: Sequence[float],
+    *,
+    direction: str = "a2b",
+    noise_id: int = 0,
+  ) -> np.ndarray:
     """One source with the statistics (1 - alpha) style_1 + alpha style_2.
 
     Every frame uses the same latent noise (`noise_id`), so the strip changes by
@@ -519,14 +613,17 @@ class Translator:
     """
     _check_domain(domain)
     if not self.models.use_mask:
-      raise ValueError("this run has no feature mask (config.model.use_feature_mask "
-                       "is off or the variant is UNIT/CycleGAN/MUNIT).")
+      raise ValueError(
+        "this run has no feature mask (config.model.use_feature_mask "
+        "is off or the variant is UNIT/CycleGAN/MUNIT)."
+      )
     srcs = [images_lib.as_rgb(x) for x in sources]
     fn = _jitted(self.models, domain, "mask")
     out: list[np.ndarray | None] = [None] * len(srcs)
     for shape, idx in self._by_shape(srcs).items():
       m = self._run(fn, np.stack([to_network_input(srcs[i], shape) for i in idx]))
       for n, i in enumerate(idx):
-        out[i] = images_lib.resize_bilinear_align_corners(m[n][..., None],
-                                                          srcs[i].shape[:2])[..., 0]
+        out[i] = images_lib.resize_bilinear_align_corners(m[n][..., None], srcs[i].shape[:2])[
+          ..., 0
+        ]
     return out

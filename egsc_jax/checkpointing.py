@@ -14,6 +14,7 @@ error instead). A checkpoint whose stored arrays do not fit the networks
 whatever `fallback` says, since older checkpoints of the same run would not fit
 either.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,7 @@ from etils import epath
 
 from egsc_jax import errors, paths, sharding
 
-DAMAGED_DIR = "damaged_checkpoints"   # next to checkpoints/, see restore_latest
+DAMAGED_DIR = "damaged_checkpoints"  # next to checkpoints/, see restore_latest
 
 
 def _write_replicated_arrays_once_on_cpu() -> None:
@@ -46,7 +47,8 @@ def _write_replicated_arrays_once_on_cpu() -> None:
   if jax.default_backend() != "cpu":
     return
   ocp.type_handlers.register_type_handler(
-      jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
+    jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True
+  )
 
 
 class CheckpointError(errors.UserError):
@@ -95,10 +97,15 @@ class Checkpointer:
     self.directory = epath.Path(paths.absolute(directory))
     _write_replicated_arrays_once_on_cpu()
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=not read_only, read_only=read_only,
-        enable_async_checkpointing=not read_only, cleanup_tmp_directories=not read_only)
-    self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                          item_names=("state", "meta"))
+      max_to_keep=keep,
+      create=not read_only,
+      read_only=read_only,
+      enable_async_checkpointing=not read_only,
+      cleanup_tmp_directories=not read_only,
+    )
+    self._manager = ocp.CheckpointManager(
+      self.directory, options=options, item_names=("state", "meta")
+    )
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -109,14 +116,21 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, meta: dict) -> None:
     """Starts an asynchronous save; every process must call it."""
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+    self._manager.save(
+      step,
+      args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+      force=True,
+    )
 
   def restore(self, step: int, abstract_state: Any = None) -> tuple[Any, dict]:
     """Restores `step` into the shapes, dtypes and shardings of `abstract_state`
     (a GANState of ShapeDtypeStructs); without it, as a plain tree of arrays."""
-    out = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+    out = self._manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()
+      ),
+    )
     return out["state"], dict(out["meta"])
 
   def check_fits(self, step: int, abstract_state: Any) -> None:
@@ -126,23 +140,33 @@ class Checkpointer:
       CheckpointMismatchError: other keys or other shapes (the message says which).
       Whatever reading the metadata raises, when it is damaged.
     """
-    stored = _leaf_shapes(ocp.StandardCheckpointHandler().metadata(
-        self.directory / str(step) / "state"))
+    stored = _leaf_shapes(
+      ocp.StandardCheckpointHandler().metadata(self.directory / str(step) / "state")
+    )
     wanted = _leaf_shapes(abstract_state)
     missing = sorted(set(wanted) - set(stored))
     extra = sorted(set(stored) - set(wanted))
-    shapes = [f"{k} {stored[k]} (expected {wanted[k]})" for k in sorted(wanted)
-              if k in stored and stored[k] != wanted[k]]
+    shapes = [
+      f"{k} {stored[k]} (expected {wanted[k]})"
+      for k in sorted(wanted)
+      if k in stored and stored[k] != wanted[k]
+    ]
     if missing or extra or shapes:
-      parts = ([f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else "")]
-               if missing else [])
-      parts += ([f"unexpected {', '.join(extra[:3])}" + (" ..." if len(extra) > 3 else "")]
-                if extra else [])
-      parts += ([f"shapes {'; '.join(shapes[:3])}" + (" ..." if len(shapes) > 3 else "")]
-                if shapes else [])
+      parts = (
+        [f"missing {', '.join(missing[:3])}" + (" ..." if len(missing) > 3 else "")]
+        if missing
+        else []
+      )
+      parts += (
+        [f"unexpected {', '.join(extra[:3])}" + (" ..." if len(extra) > 3 else "")] if extra else []
+      )
+      parts += (
+        [f"shapes {'; '.join(shapes[:3])}" + (" ..." if len(shapes) > 3 else "")] if shapes else []
+      )
       raise CheckpointMismatchError(
-          f"checkpoint {step} in {self.directory} holds other arrays than the networks "
-          f"being restored: {'; '.join(parts)}")
+        f"checkpoint {step} in {self.directory} holds other arrays than the networks "
+        f"being restored: {'; '.join(parts)}"
+      )
 
   def read(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """`restore` that tells damage from a config mismatch.
@@ -156,23 +180,25 @@ class Checkpointer:
     try:
       self.check_fits(step, abstract_state)
       part = "its meta JSON"
-      meta = self._manager.restore(step, args=ocp.args.Composite(
-          meta=ocp.args.JsonRestore()))["meta"]
+      meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))[
+        "meta"
+      ]
       part = "its arrays"
-      state = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state)))["state"]
+      state = self._manager.restore(
+        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+      )["state"]
     except CheckpointMismatchError:
       raise
     except Exception as e:  # pylint: disable=broad-except
       # Orbax and TensorStore raise anything from JSONDecodeError to a bare
       # Exception for damaged files; the metadata check above has already
       # ruled out a config mismatch.
-      raise UnreadableCheckpointError(self.directory, step, f"{part}: {_innermost(e)}"
-                                      ) from e
+      raise UnreadableCheckpointError(self.directory, step, f"{part}: {_innermost(e)}") from e
     return state, dict(meta)
 
-  def restore_latest(self, abstract_state: Any, *, fallback: bool = True,
-                     set_aside: bool = False) -> tuple[int, Any, dict] | None:
+  def restore_latest(
+    self, abstract_state: Any, *, fallback: bool = True, set_aside: bool = False
+  ) -> tuple[int, Any, dict] | None:
     """(step, state, meta) of the newest readable checkpoint; None when there is none.
 
     Args:
@@ -195,22 +221,27 @@ class Checkpointer:
       except UnreadableCheckpointError as e:
         if not fallback:
           raise UnreadableCheckpointError(
-              self.directory, step, e.reason + " (falling back to an older checkpoint "
-              "is turned off)") from e
+            self.directory, step, e.reason + " (falling back to an older checkpoint is turned off)"
+          ) from e
         logging.warning("%s; trying the next older checkpoint", e)
         failed.append(e)
         continue
       if failed:
-        logging.warning("using checkpoint %d in %s instead of the unreadable newer %s",
-                        step, self.directory, ", ".join(str(f.step) for f in failed))
+        logging.warning(
+          "using checkpoint %d in %s instead of the unreadable newer %s",
+          step,
+          self.directory,
+          ", ".join(str(f.step) for f in failed),
+        )
         if set_aside:
           self._set_aside([f.step for f in failed])
       return step, state, meta
     if failed:
       raise CheckpointError(
-          f"none of the {len(failed)} checkpoints in {self.directory} can be read: "
-          + "; ".join(f"{f.step}: {f.reason}" for f in failed)
-          + ". Move the directory away to start this stage afresh.")
+        f"none of the {len(failed)} checkpoints in {self.directory} can be read: "
+        + "; ".join(f"{f.step}: {f.reason}" for f in failed)
+        + ". Move the directory away to start this stage afresh."
+      )
     return None
 
   def _set_aside(self, steps: list[int]) -> None:
@@ -240,8 +271,7 @@ class Checkpointer:
 
 def abstract_with_sharding(abstract: Any, sharding: jax.sharding.Sharding) -> Any:
   """ShapeDtypeStructs (from jax.eval_shape) carrying `sharding`, for restore."""
-  return jax.tree.map(
-      lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), abstract)
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), abstract)
 
 
 class SigtermFlag:
@@ -290,8 +320,7 @@ class _QuietOrbax(logging.Filter):
     if record.levelno < logging.ERROR:
       return True
     exc = record.exc_info[1] if record.exc_info else None
-    fault = errors.storage_fault(exc if exc is not None else
-                                 Exception(record.getMessage()))
+    fault = errors.storage_fault(exc if exc is not None else Exception(record.getMessage()))
     if fault is None:
       return True
     if self._storage_fault_logged:

@@ -9,6 +9,7 @@ wheel installs that folder inside the package as `egsc_jax.configs`
 checkout; in a checkout they resolve to `configs/` next to `egsc_jax/`.
 A spec that names an existing file, ends in `.py` or holds a `/` is a path.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,9 @@ def config_dirs() -> list[pathlib.Path]:
 
 def names() -> list[str]:
   """The names `--config` accepts (`mnist_single`, ...), sorted."""
-  return sorted({p.stem for d in config_dirs() for p in d.glob("*.py")
-                 if not p.stem.startswith("_")})
+  return sorted(
+    {p.stem for d in config_dirs() for p in d.glob("*.py") if not p.stem.startswith("_")}
+  )
 
 
 def resolve(spec: str) -> str:
@@ -44,8 +46,10 @@ def resolve(spec: str) -> str:
     candidate = folder / f"{path}.py"
     if candidate.is_file():
       return f"{candidate}{sep}{variant}"
-  raise ValueError(f"{spec!r} is neither a config file nor the name of one "
-                   f"(names: {', '.join(names()) or 'none found'})")
+  raise ValueError(
+    f"{spec!r} is neither a config file nor the name of one "
+    f"(names: {', '.join(names()) or 'none found'})"
+  )
 
 
 class _ResolvingParser(flags.ArgumentParser):
@@ -61,15 +65,22 @@ class _ResolvingParser(flags.ArgumentParser):
     return self._file_parser.flag_type()
 
 
-def define_config_flag(name: str = "config", help_string: str | None = None,
-                       flag_values: flags.FlagValues = flags.FLAGS) -> flags.FlagHolder:
+def define_config_flag(
+  name: str = "config", help_string: str | None = None, flag_values: flags.FlagValues = flags.FLAGS
+) -> flags.FlagHolder:
   """`config_flags.DEFINE_config_file` (locked; `--name.key=value` overrides) whose
   value may also be a config's name."""
   holder = config_flags.DEFINE_config_file(
-      name, None, help_string or (
-          "Experiment config: a name (" + ", ".join(names()) + ") or a config "
-          "file, then :VARIANT, e.g. mnist_single:cpu or configs/mnist_single.py:cpu."),
-      flag_values=flag_values, lock_config=True)
+    name,
+    None,
+    help_string
+    or (
+      "Experiment config: a name (" + ", ".join(names()) + ") or a config "
+      "file, then :VARIANT, e.g. mnist_single:cpu or configs/mnist_single.py:cpu."
+    ),
+    flag_values=flag_values,
+    lock_config=True,
+  )
   flag = flag_values[name]
   flag.parser = _ResolvingParser(flag.parser)
   return holder

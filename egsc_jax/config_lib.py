@@ -7,6 +7,7 @@ section's too (`data_config`), so a misspelled override (`--config.optim.lr0=...
 fails: the commands lock the config. What is particular to an experiment (the
 MNIST CPU settings and their notes: configs/_mnist_common.py) lives in configs/.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,15 +20,25 @@ from ml_collections import config_dict
 
 from egsc_jax import errors
 
-VARIANTS = ("", "cpu", "faithful", "tiny", "no_mask", "no_adain", "no_perceptual", "unit",
-            "cyclegan", "munit")
+VARIANTS = (
+  "",
+  "cpu",
+  "faithful",
+  "tiny",
+  "no_mask",
+  "no_adain",
+  "no_perceptual",
+  "unit",
+  "cyclegan",
+  "munit",
+)
 
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.dataset = "mnist_single"          # TFDS builder name
-  c.seed = 19                         # the authors' tf.set_random_seed(19)
-  c.batch_size = 8                    # global, over all processes
+  c.dataset = "mnist_single"  # TFDS builder name
+  c.seed = 19  # the authors' tf.set_random_seed(19)
+  c.batch_size = 8  # global, over all processes
   c.variant = ""
 
   c.data = data_config()
@@ -36,10 +47,10 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.ngf = 64
-  c.model.n_downsample = 0            # the authors' n_encoder - 1: 0 MNIST-Single, 2 RGB
+  c.model.n_downsample = 0  # the authors' n_encoder - 1: 0 MNIST-Single, 2 RGB
   c.model.n_enc_res = 3
   c.model.n_dec_res = 3
-  c.model.n_shared = 1                # 0: CycleGAN (no shared blocks, no noise)
+  c.model.n_shared = 1  # 0: CycleGAN (no shared blocks, no noise)
   c.model.ndf = 64
   c.model.n_dis = 4
   # "standard" (Huang & Belongie, as the paper's text describes AdaIN),
@@ -49,12 +60,12 @@ def base_config() -> ml_collections.ConfigDict:
   # MNIST-Single :cpu "official_std" with content_sign_norm (docs/method.md §1.6).
   c.model.adain_mode = "standard"
   c.model.adain_eps = 1e-5
-  c.model.content_sign_norm = False   # E_A/E_B first layer: layers.sign_normalized_instance_norm
+  c.model.content_sign_norm = False  # E_A/E_B first layer: layers.sign_normalized_instance_norm
   c.model.use_feature_mask = True
   c.model.use_adain = True
-  c.model.latent_noise = True         # N(0,1) noise on z while training
-  c.model.test_noise = True           # ... and at test time, as the authors' code
-  c.model.compute_dtype = "float32"   # "bfloat16" on accelerators
+  c.model.latent_noise = True  # N(0,1) noise on z while training
+  c.model.test_noise = True  # ... and at test time, as the authors' code
+  c.model.compute_dtype = "float32"  # "bfloat16" on accelerators
   # Output activation clip(scale * tanh, -1, 1); 1.0 is the paper's plain tanh
   # (layers.output_activation says why MNIST's pure colours want more).
   c.model.output_scale = 1.0
@@ -67,13 +78,13 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.munit_mlp_dim = 256
 
   c.loss = ml_collections.ConfigDict()
-  c.loss.gan = 10.0                   # lambda0
-  c.loss.kl = 0.1                     # lambda1 (counted twice, docs/method.md §2)
-  c.loss.recon = 100.0                # lambda2
-  c.loss.kl_cycle = 0.1               # lambda3
-  c.loss.cycle = 100.0                # lambda4
-  c.loss.style = 1e3                  # lambda_s
-  c.loss.content = 1e1                # lambda_c
+  c.loss.gan = 10.0  # lambda0
+  c.loss.kl = 0.1  # lambda1 (counted twice, docs/method.md §2)
+  c.loss.recon = 100.0  # lambda2
+  c.loss.kl_cycle = 0.1  # lambda3
+  c.loss.cycle = 100.0  # lambda4
+  c.loss.style = 1e3  # lambda_s
+  c.loss.content = 1e1  # lambda_c
   # MUNIT only: L1 between a translation's re-encoded content code and its
   # source's, and between its re-encoded style code and the drawn one.
   c.loss.content_code = 1.0
@@ -94,22 +105,22 @@ def base_config() -> ml_collections.ConfigDict:
   c.optim.b1 = 0.5
   c.optim.b2 = 0.999
   c.optim.eps = 1e-8
-  c.optim.decay_power = 0.9           # poly decay to 0 over the stage's iterations
-  c.optim.ema_decay = 0.0             # 0: no EMA (the paper)
+  c.optim.decay_power = 0.9  # poly decay to 0 over the stage's iterations
+  c.optim.ema_decay = 0.0  # 0: no EMA (the paper)
 
   c.stage1 = ml_collections.ConfigDict()
-  c.stage1.num_iterations = 60_000    # 1 D + 1 G step each
+  c.stage1.num_iterations = 60_000  # 1 D + 1 G step each
   c.stage1.lr = 1e-5
 
   c.stage2 = ml_collections.ConfigDict()
-  c.stage2.num_iterations = 60_000    # T: 1 D + g_steps G steps each (docs/method.md §3.1)
+  c.stage2.num_iterations = 60_000  # T: 1 D + g_steps G steps each (docs/method.md §3.1)
   c.stage2.g_steps = 5
 
   c.train = ml_collections.ConfigDict()
   c.train.log_every = 50
   c.train.image_every = 1000
-  c.train.eval_every = 5000           # the periodic scores (eval/training.py)
-  c.train.eval_examples = 1000        # pairs of the ground-truth scores (MNIST sets)
+  c.train.eval_every = 5000  # the periodic scores (eval/training.py)
+  c.train.eval_examples = 1000  # pairs of the ground-truth scores (MNIST sets)
   # Pairs of the scores that need no labels, on every dataset: KID (VGG-16
   # relu5_1) of the translations against the real target-domain images, and
   # LPIPS diversity across exemplars (its first 4 x 4); 0 turns them off.
@@ -149,14 +160,16 @@ def data_config() -> ml_collections.ConfigDict:
     shuffle_buffer: encoded examples per domain held by the shuffle buffer.
     num_threads: tf.data threads (None: min(4, CPU count)).
   """
-  return ml_collections.ConfigDict({
+  return ml_collections.ConfigDict(
+    {
       "data_dir": config_dict.placeholder(str),
       "image_size": config_dict.placeholder(tuple),
       "exemplar_pairing": "random",
       "augment": True,
       "shuffle_buffer": 2048,
       "num_threads": config_dict.placeholder(int),
-  })
+    }
+  )
 
 
 def load_file(spec: str) -> ml_collections.ConfigDict:
@@ -166,6 +179,7 @@ def load_file(spec: str) -> ml_collections.ConfigDict:
   commands parse theirs with ml_collections' config flags.
   """
   from egsc_jax import config_files  # pylint: disable=g-import-not-at-top
+
   path, _, variant = config_files.resolve(spec).partition(":")
   return load_module(path).get_config(variant or None)
 
@@ -177,7 +191,9 @@ def load_module(spec: str) -> types.ModuleType:
   MNIST experiments' CPU settings (`load_module("_mnist_common")`).
   """
   import importlib.util  # pylint: disable=g-import-not-at-top
+
   from egsc_jax import config_files  # pylint: disable=g-import-not-at-top
+
   path = config_files.resolve(spec).partition(":")[0]
   module_spec = importlib.util.spec_from_file_location("egsc_config_file", path)
   if module_spec is None or module_spec.loader is None:
@@ -187,10 +203,13 @@ def load_module(spec: str) -> types.ModuleType:
   return module
 
 
-def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
-                  cpu: ml_collections.ConfigDict | None = None,
-                  faithful: ml_collections.ConfigDict | None = None,
-                  ) -> ml_collections.ConfigDict:
+def apply_variant(
+  c: ml_collections.ConfigDict,
+  arg: str | None,
+  *,
+  cpu: ml_collections.ConfigDict | None = None,
+  faithful: ml_collections.ConfigDict | None = None,
+) -> ml_collections.ConfigDict:
   """Applies a comma-separated list of VARIANTS (`tiny`, `cpu,no_mask`, ...).
 
   `cpu` (the tailored CPU setting) and `faithful` (the paper's method at CPU
@@ -202,11 +221,12 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
   settings = {"cpu": cpu, "faithful": faithful}
   for p in parts:
     if p not in VARIANTS:
-      raise ValueError(f"unknown config variant {p!r}; choose from "
-                       f"{[v for v in VARIANTS if v]}")
+      raise ValueError(f"unknown config variant {p!r}; choose from {[v for v in VARIANTS if v]}")
     if p in settings and settings[p] is None:
-      raise ValueError(f"the {p!r} variant exists only for mnist_single, "
-                       f"mnist_multiple and photo_grades, not {c.dataset!r}")
+      raise ValueError(
+        f"the {p!r} variant exists only for mnist_single, "
+        f"mnist_multiple and photo_grades, not {c.dataset!r}"
+      )
   if "cpu" in parts and "faithful" in parts:
     raise ValueError("'cpu' and 'faithful' are two whole settings: choose one")
   c.variant = ",".join(parts)
@@ -226,7 +246,7 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
       # Two G steps still run the loop over G batches; five would make every
       # compile of the tests' tiny runs about three times slower (unrolled).
       c.stage2.g_steps = 2
-      c.optim.ema_decay = 0.9   # smoke runs take the EMA path too
+      c.optim.ema_decay = 0.9  # smoke runs take the EMA path too
       c.train.log_every = 1
       c.train.image_every = 2
       c.train.eval_every = 2
@@ -268,8 +288,19 @@ def apply_variant(c: ml_collections.ConfigDict, arg: str | None, *,
       c.model.content_sign_norm = False
       c.model.latent_noise = False
       c.model.test_noise = False
-      c.loss.update(dict(gan=1.0, recon=10.0, content_code=1.0, style_code=1.0,
-                         cycle=0.0, style=0.0, content=0.0, kl=0.0, kl_cycle=0.0))
+      c.loss.update(
+        dict(
+          gan=1.0,
+          recon=10.0,
+          content_code=1.0,
+          style_code=1.0,
+          cycle=0.0,
+          style=0.0,
+          content=0.0,
+          kl=0.0,
+          kl_cycle=0.0,
+        )
+      )
     elif p == "cyclegan":
       c.model.n_shared = 0
       c.model.content_sign_norm = False
@@ -305,9 +336,11 @@ def uses_perceptual(c: ml_collections.ConfigDict) -> bool:
 
 def vgg_num_layers(c: ml_collections.ConfigDict) -> int:
   """How many relu*_1 taps L_P needs: up to the deepest non-zero layer weight."""
-  used = [i + 1 for i, (wc, ws) in enumerate(zip(c.loss.content_layer_weights,
-                                                  c.loss.style_layer_weights))
-          if (wc and c.loss.content) or (ws and c.loss.style)]
+  used = [
+    i + 1
+    for i, (wc, ws) in enumerate(zip(c.loss.content_layer_weights, c.loss.style_layer_weights))
+    if (wc and c.loss.content) or (ws and c.loss.style)
+  ]
   return max(used, default=1)
 
 
@@ -338,6 +371,7 @@ class Allowed:
     this module does not import the models).
   none: None is allowed.
   """
+
   kind: str
   lo: float | None = None
   hi: float | None = None
@@ -364,8 +398,11 @@ class Allowed:
     if self.kind == "choice":
       return isinstance(v, str) and v in self._choices()
     if self.kind == "size":
-      return (isinstance(v, (tuple, list)) and len(v) == 2
-              and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in v))
+      return (
+        isinstance(v, (tuple, list))
+        and len(v) == 2
+        and all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in v)
+      )
     if isinstance(v, bool) or not isinstance(v, (int, float)):
       return False
     if self.kind == "int" and not isinstance(v, int):
@@ -419,31 +456,37 @@ def _choice(choices, **kw) -> Allowed:
 
 def _dataset_names() -> tuple:
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+
   return tuple(build.BUILDER_MODULES)
 
 
 def _pairings() -> tuple:
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+
   return tuple(input_pipeline.PAIRINGS)
 
 
 def _adain_modes() -> tuple:
   from egsc_jax.models import layers  # pylint: disable=g-import-not-at-top
+
   return tuple(layers.ADAIN_MODES)
 
 
 def _compute_dtypes() -> tuple:
   from egsc_jax import models  # pylint: disable=g-import-not-at-top
+
   return tuple(models.COMPUTE_DTYPES)
 
 
 def _architectures() -> tuple:
   from egsc_jax import models  # pylint: disable=g-import-not-at-top
+
   return tuple(models.ARCHITECTURES)
 
 
 def _vgg_archs() -> tuple:
   from egsc_jax.models import vgg  # pylint: disable=g-import-not-at-top
+
   return tuple(sorted(vgg.ARCH_BLOCKS))
 
 
@@ -452,67 +495,67 @@ _EPOCH = dict(extra=(-1,), extra_note="-1: one epoch of training pairs")
 _WEIGHT = _float(0)
 
 RULES: dict[str, Allowed] = {
-    "dataset": _choice(_dataset_names),
-    "seed": _int(0, 2**31 - 1),
-    "batch_size": _COUNT,
-    "data.data_dir": Allowed("str", none=True),
-    "data.manual_dir": Allowed("str", none=True),
-    "data.image_size": Allowed("size", none=True),
-    "data.exemplar_pairing": _choice(_pairings),
-    "data.augment": Allowed("bool"),
-    "data.shuffle_buffer": _int(0),
-    "data.num_threads": _int(1, none=True),
-    "model.ngf": _COUNT,
-    "model.n_downsample": _int(0, 8),
-    "model.n_enc_res": _int(0),
-    "model.n_dec_res": _int(0),
-    "model.n_shared": _int(0),
-    "model.ndf": _COUNT,
-    "model.n_dis": _COUNT,
-    "model.adain_mode": _choice(_adain_modes),
-    "model.adain_eps": _float(0, lo_open=True),
-    "model.use_feature_mask": Allowed("bool"),
-    "model.use_adain": Allowed("bool"),
-    "model.latent_noise": Allowed("bool"),
-    "model.test_noise": Allowed("bool"),
-    "model.compute_dtype": _choice(_compute_dtypes),
-    "model.output_scale": _float(1.0, 2.0),
-    "model.architecture": _choice(_architectures),
-    "model.munit_style_dim": _COUNT,
-    "model.munit_mlp_dim": _COUNT,
-    "loss.gan": _WEIGHT,
-    "loss.kl": _WEIGHT,
-    "loss.recon": _WEIGHT,
-    "loss.kl_cycle": _WEIGHT,
-    "loss.cycle": _WEIGHT,
-    "loss.style": _WEIGHT,
-    "loss.content": _WEIGHT,
-    "loss.content_code": _WEIGHT,
-    "loss.style_code": _WEIGHT,
-    "vgg.weights": Allowed("str", none=True),
-    "vgg.arch": _choice(_vgg_archs),
-    "optim.lr": _float(0, lo_open=True),
-    "optim.b1": _float(0, 1, hi_open=True),
-    "optim.b2": _float(0, 1, hi_open=True),
-    "optim.eps": _float(0, lo_open=True),
-    "optim.decay_power": _float(0),
-    "optim.ema_decay": _float(0, 1, hi_open=True),
-    "stage1.num_iterations": _int(1, **_EPOCH),
-    "stage1.lr": _float(0, lo_open=True),
-    "stage2.num_iterations": _int(1, **_EPOCH),
-    "stage2.g_steps": _COUNT,
-    "train.log_every": _COUNT,
-    "train.image_every": _COUNT,
-    "train.eval_every": _COUNT,
-    "train.eval_examples": _COUNT,
-    "train.label_free_examples": _int(0),
-    "train.eval_split": _choice(("validation", "test")),
-    "train.checkpoint_every": _COUNT,
-    "train.keep_checkpoints": _int(1, none=True),
-    "train.num_image_examples": _COUNT,
-    "train.digit_classifier_steps": _int(0),
-    "train.profile_steps": _int(0),
-    "train.checkpoint_fallback": Allowed("bool"),
+  "dataset": _choice(_dataset_names),
+  "seed": _int(0, 2**31 - 1),
+  "batch_size": _COUNT,
+  "data.data_dir": Allowed("str", none=True),
+  "data.manual_dir": Allowed("str", none=True),
+  "data.image_size": Allowed("size", none=True),
+  "data.exemplar_pairing": _choice(_pairings),
+  "data.augment": Allowed("bool"),
+  "data.shuffle_buffer": _int(0),
+  "data.num_threads": _int(1, none=True),
+  "model.ngf": _COUNT,
+  "model.n_downsample": _int(0, 8),
+  "model.n_enc_res": _int(0),
+  "model.n_dec_res": _int(0),
+  "model.n_shared": _int(0),
+  "model.ndf": _COUNT,
+  "model.n_dis": _COUNT,
+  "model.adain_mode": _choice(_adain_modes),
+  "model.adain_eps": _float(0, lo_open=True),
+  "model.use_feature_mask": Allowed("bool"),
+  "model.use_adain": Allowed("bool"),
+  "model.latent_noise": Allowed("bool"),
+  "model.test_noise": Allowed("bool"),
+  "model.compute_dtype": _choice(_compute_dtypes),
+  "model.output_scale": _float(1.0, 2.0),
+  "model.architecture": _choice(_architectures),
+  "model.munit_style_dim": _COUNT,
+  "model.munit_mlp_dim": _COUNT,
+  "loss.gan": _WEIGHT,
+  "loss.kl": _WEIGHT,
+  "loss.recon": _WEIGHT,
+  "loss.kl_cycle": _WEIGHT,
+  "loss.cycle": _WEIGHT,
+  "loss.style": _WEIGHT,
+  "loss.content": _WEIGHT,
+  "loss.content_code": _WEIGHT,
+  "loss.style_code": _WEIGHT,
+  "vgg.weights": Allowed("str", none=True),
+  "vgg.arch": _choice(_vgg_archs),
+  "optim.lr": _float(0, lo_open=True),
+  "optim.b1": _float(0, 1, hi_open=True),
+  "optim.b2": _float(0, 1, hi_open=True),
+  "optim.eps": _float(0, lo_open=True),
+  "optim.decay_power": _float(0),
+  "optim.ema_decay": _float(0, 1, hi_open=True),
+  "stage1.num_iterations": _int(1, **_EPOCH),
+  "stage1.lr": _float(0, lo_open=True),
+  "stage2.num_iterations": _int(1, **_EPOCH),
+  "stage2.g_steps": _COUNT,
+  "train.log_every": _COUNT,
+  "train.image_every": _COUNT,
+  "train.eval_every": _COUNT,
+  "train.eval_examples": _COUNT,
+  "train.label_free_examples": _int(0),
+  "train.eval_split": _choice(("validation", "test")),
+  "train.checkpoint_every": _COUNT,
+  "train.keep_checkpoints": _int(1, none=True),
+  "train.num_image_examples": _COUNT,
+  "train.digit_classifier_steps": _int(0),
+  "train.profile_steps": _int(0),
+  "train.checkpoint_fallback": Allowed("bool"),
 }
 
 
@@ -530,14 +573,15 @@ _MISSING = object()
 
 def _image_size_fits_network(config) -> str | None:
   size, n = _get(config, "data.image_size"), _get(config, "model.n_downsample")
-  if size is None or not RULES["data.image_size"].ok(size) or not RULES[
-      "model.n_downsample"].ok(n):
+  if size is None or not RULES["data.image_size"].ok(size) or not RULES["model.n_downsample"].ok(n):
     return None
-  m = 2 ** n
+  m = 2**n
   if any(s % m for s in size):
-    return (f"config.data.image_size = {tuple(size)}: each side must be a multiple of "
-            f"2**config.model.n_downsample = {m} (the encoder halves the size "
-            f"{n} times and the decoder doubles it back)")
+    return (
+      f"config.data.image_size = {tuple(size)}: each side must be a multiple of "
+      f"2**config.model.n_downsample = {m} (the encoder halves the size "
+      f"{n} times and the decoder doubles it back)"
+    )
   return None
 
 
@@ -546,19 +590,26 @@ def _layer_weights(config) -> str | None:
     w = _get(config, key)
     if w is None:
       continue
-    if (not isinstance(w, (tuple, list)) or len(w) != 5
-        or any(isinstance(v, bool) or not isinstance(v, (int, float))
-               or not math.isfinite(v) or v < 0 for v in w)):
-      return (f"config.{key} = {w!r}: five finite weights >= 0, one per VGG layer "
-              "relu1_1 ... relu5_1")
+    if (
+      not isinstance(w, (tuple, list))
+      or len(w) != 5
+      or any(
+        isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0
+        for v in w
+      )
+    ):
+      return (
+        f"config.{key} = {w!r}: five finite weights >= 0, one per VGG layer relu1_1 ... relu5_1"
+      )
   return None
 
 
 def _balanced_pairing_dataset(config) -> str | None:
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+
   pairing = _get(config, "data.exemplar_pairing")
   if pairing not in input_pipeline.PAIRINGS:
-    return None   # the per-key rule of data.exemplar_pairing reports it
+    return None  # the per-key rule of data.exemplar_pairing reports it
   return input_pipeline.pairing_problem(pairing, _get(config, "dataset"))
 
 
@@ -568,15 +619,20 @@ def _munit_uses_no_exemplar_networks(config) -> str | None:
   used = [k for k in ("model.use_feature_mask", "model.use_adain") if _get(config, k)]
   used += [k for k in ("loss.style", "loss.content") if _get(config, k)]
   if used:
-    return (f"config.model.architecture = 'munit' takes its style from its own style "
-            f"encoders: it has no feature mask, exemplar AdaIN or perceptual loss, so "
-            f"{', '.join('config.' + k for k in used)} must be off (0 / False)")
+    return (
+      f"config.model.architecture = 'munit' takes its style from its own style "
+      f"encoders: it has no feature mask, exemplar AdaIN or perceptual loss, so "
+      f"{', '.join('config.' + k for k in used)} must be off (0 / False)"
+    )
   return None
 
 
 CROSS_RULES: list[Callable[[Any], str | None]] = [
-    _image_size_fits_network, _layer_weights, _balanced_pairing_dataset,
-    _munit_uses_no_exemplar_networks]
+  _image_size_fits_network,
+  _layer_weights,
+  _balanced_pairing_dataset,
+  _munit_uses_no_exemplar_networks,
+]
 
 
 def validate(config, keys: Sequence[str] | None = None) -> None:

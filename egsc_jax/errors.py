@@ -28,6 +28,7 @@ Commands (`egsc_jax.cli`) use it as
 and a UI that must not die on a user's mistake can show `describe(e)`.
 This module imports nothing heavy, so every module may use it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -40,9 +41,9 @@ from typing import Any, Callable, Sequence
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
 EXIT_DIVERGED = 3
-EXIT_INTERNAL = 70      # sysexits.h EX_SOFTWARE
-EXIT_STORAGE = 74       # sysexits.h EX_IOERR
-EXIT_PREEMPTED = 75     # sysexits.h EX_TEMPFAIL: try again later
+EXIT_INTERNAL = 70  # sysexits.h EX_SOFTWARE
+EXIT_STORAGE = 74  # sysexits.h EX_IOERR
+EXIT_PREEMPTED = 75  # sysexits.h EX_TEMPFAIL: try again later
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 TRACEBACK_ENV = "EGSC_TRACEBACK"
@@ -53,6 +54,7 @@ class UserError(Exception):
 
   `exit_status` is the status a command exits with (subclasses may change it).
   """
+
   exit_status = EXIT_USER_ERROR
 
 
@@ -64,17 +66,16 @@ class ConfigError(UserError, ValueError):
 
 # Standard exceptions that mean "a path the user gave is missing or not
 # accessible": their message names the path, a traceback adds nothing.
-_USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError,
-                   PermissionError)
+_USER_OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
 # Faults of the storage rather than of the program, by errno and by the text
 # that libraries which do not raise OSError (tensorstore, Orbax's writer threads,
 # TensorFlow's file systems) put in their messages.
 _STORAGE_FAULTS = {
-    errno.ENOSPC: ("no space left on device", "No space left on device"),
-    errno.EDQUOT: ("disk quota exceeded", "Disk quota exceeded"),
-    errno.EROFS: ("read-only file system", "Read-only file system"),
+  errno.ENOSPC: ("no space left on device", "No space left on device"),
+  errno.EDQUOT: ("disk quota exceeded", "Disk quota exceeded"),
+  errno.EROFS: ("read-only file system", "Read-only file system"),
 }
 _GCS_QUOTA = ("quotaExceeded", "storage quota", "exceeded its quota")
 # A quoted path in such a message (tensorstore: `Failed writing: "/path/file"`).
@@ -83,6 +84,7 @@ _PATH_IN_TEXT = re.compile(r"""["'](gs://[^"']+|/[^"']+)["']""")
 
 class StorageError(UserError, OSError):
   """The workdir's storage failed (full, over quota, read-only, vanished)."""
+
   exit_status = EXIT_STORAGE
 
 
@@ -118,10 +120,12 @@ def storage_fault(e: BaseException, where: str = "the workdir") -> StorageError 
     path = getattr(link, "filename", None)
     if path is None:
       found = _PATH_IN_TEXT.findall(text)
-      path = found[-1] if found else where   # the innermost: the file
-    return StorageError(f"cannot write {path}: {cause}. Checkpoints are written whole "
-                        "or not at all: free space (or make the workdir writable) and "
-                        "run the same command again to resume from the last one")
+      path = found[-1] if found else where  # the innermost: the file
+    return StorageError(
+      f"cannot write {path}: {cause}. Checkpoints are written whole "
+      "or not at all: free space (or make the workdir writable) and "
+      "run the same command again to resume from the last one"
+    )
   return None
 
 
@@ -132,10 +136,11 @@ def missing_tensorflow(e: BaseException) -> UserError | None:
   for link in _chain(e):
     if isinstance(link, ImportError) and (link.name or "").split(".")[0] == "tensorflow":
       return UserError(
-          "TensorFlow is not installed; training, evaluation and dataset builds need it "
-          "for their input pipeline: pip install 'egsc-jax[tf]' (tensorflow-cpu; a "
-          "tensorflow you have already serves if it is within the bound of "
-          "requirements-tf.txt). Translating with a trained model does not need it")
+        "TensorFlow is not installed; training, evaluation and dataset builds need it "
+        "for their input pipeline: pip install 'egsc-jax[tf]' (tensorflow-cpu; a "
+        "tensorflow you have already serves if it is within the bound of "
+        "requirements-tf.txt). Translating with a trained model does not need it"
+      )
   return None
 
 
@@ -212,8 +217,12 @@ def report(e: BaseException, *, file=None) -> int:
     print(f"error: {describe(e)}", file=file, flush=True)
   else:
     traceback.print_exception(e, file=file)
-    print(f"internal error (a bug in egsc-jax, please report it with the traceback "
-          f"above): {type(e).__name__}: {one_line(str(e))}", file=file, flush=True)
+    print(
+      f"internal error (a bug in egsc-jax, please report it with the traceback "
+      f"above): {type(e).__name__}: {one_line(str(e))}",
+      file=file,
+      flush=True,
+    )
   return status
 
 
@@ -232,6 +241,7 @@ def call(main: Callable[..., int | None], *args: Any, **kwargs: Any) -> int:
 # ----------------------------------------------------------------------------
 # absl apps
 # ----------------------------------------------------------------------------
+
 
 def _unknown_key_message(e: BaseException, argv: Sequence[str]) -> str:
   """'--config.optim.lrr=0.5: no such config key (Did you mean "lr" ...?)'."""
@@ -259,6 +269,7 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
   raised when the config is first used otherwise.
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   fv = flags.FLAGS if flag_values is None else flag_values
   try:
     rest = fv(list(argv))
@@ -276,22 +287,24 @@ def parse_flags(argv: Sequence[str], flag_values=None) -> list[str]:
       flag.value.keys()
     except IOError as e:
       error = e.__cause__ or e
-      raise UserError(f"--{name}: cannot load the config file: "
-                      f"{str(error).strip().splitlines()[-1].strip()}") from error
+      raise UserError(
+        f"--{name}: cannot load the config file: {str(error).strip().splitlines()[-1].strip()}"
+      ) from error
   return rest
 
 
-def run_command(define_flags: Callable[[Any], None],
-                main: Callable[[list[str]], int | None]) -> None:
+def run_command(
+  define_flags: Callable[[Any], None], main: Callable[[list[str]], int | None]
+) -> None:
   """A command's entry point (egsc-evaluate, ...): `define_flags(absl's FLAGS)`,
   then `run(main)`."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   define_flags(flags.FLAGS)
   run(main)
 
 
-def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None
-        ) -> None:
+def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None) -> None:
   """`absl.app.run(main)` with the one error path: flag errors and user errors
   print one line, bugs their traceback; exits with `main`'s status."""
   from absl import app  # pylint: disable=g-import-not-at-top

@@ -15,6 +15,7 @@ discriminators. It is Flax's msgpack serialization of a dict of numpy arrays
 `Translator.from_workdir` of the same run translate identically
 (tests/test_api.py).
 """
+
 from __future__ import annotations
 
 import logging
@@ -34,43 +35,51 @@ def to_bytes(trained) -> bytes:
   """The export of a loaded run (`trained_run.Trained`) as bytes."""
   import jax  # pylint: disable=g-import-not-at-top
   from flax import serialization  # pylint: disable=g-import-not-at-top
+
   import egsc_jax  # pylint: disable=g-import-not-at-top
   from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
+
   record = {
-      "format": FORMAT,
-      "format_version": FORMAT_VERSION,
-      "egsc_jax_version": egsc_jax.__version__,
-      "config": trained.config.to_json_best_effort(indent=2),
-      "image_size": list(trained_run.image_shape(trained.config)),
-      "step": int(trained.step),
-      "used_ema": bool(trained.used_ema),
-      "params": jax.device_get(trained.params),
-      "frozen": jax.device_get(trained.frozen),
+    "format": FORMAT,
+    "format_version": FORMAT_VERSION,
+    "egsc_jax_version": egsc_jax.__version__,
+    "config": trained.config.to_json_best_effort(indent=2),
+    "image_size": list(trained_run.image_shape(trained.config)),
+    "step": int(trained.step),
+    "used_ema": bool(trained.used_ema),
+    "params": jax.device_get(trained.params),
+    "frozen": jax.device_get(trained.frozen),
   }
   return serialization.msgpack_serialize(record)
 
 
-def export(workdir: str, output: str, *, use_ema: bool = True,
-           checkpoint_fallback: bool = True) -> dict[str, Any]:
+def export(
+  workdir: str, output: str, *, use_ema: bool = True, checkpoint_fallback: bool = True
+) -> dict[str, Any]:
   """Writes the latest readable stage-2 checkpoint of `workdir` to `output`.
 
   Returns what was written: {'output', 'bytes', 'step', 'used_ema'}.
   Raises trained_run.WorkdirError for a workdir without a usable checkpoint.
   """
   from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
-  trained = trained_run.load_trained(workdir, use_ema=use_ema,
-                                     checkpoint_fallback=checkpoint_fallback)
+
+  trained = trained_run.load_trained(
+    workdir, use_ema=use_ema, checkpoint_fallback=checkpoint_fallback
+  )
   data = to_bytes(trained)
   out = paths.Path(output)
   if str(out.parent) not in ("", "."):
     out.parent.mkdir(parents=True, exist_ok=True)
   out.write_bytes(data)
-  return {"output": str(output), "bytes": len(data), "step": trained.step,
-          "used_ema": trained.used_ema}
+  return {
+    "output": str(output),
+    "bytes": len(data),
+    "step": trained.step,
+    "used_ema": trained.used_ema,
+  }
 
 
-def load(path: str, *, test_noise: bool | None = None,
-         devices: Sequence[Any] | None = None):
+def load(path: str, *, test_noise: bool | None = None, devices: Sequence[Any] | None = None):
   """An export file -> `trained_run.Trained` (parameters on `devices`, default all
   local ones), as `trained_run.load_trained` gives for the workdir it came from.
 
@@ -78,9 +87,12 @@ def load(path: str, *, test_noise: bool | None = None,
   """
   import jax  # pylint: disable=g-import-not-at-top
   from flax import serialization  # pylint: disable=g-import-not-at-top
-  from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=g-import-not-at-top
+  from jax.sharding import NamedSharding  # pylint: disable=g-import-not-at-top
+  from jax.sharding import PartitionSpec as P
+
   from egsc_jax import config_lib, trained_run  # pylint: disable=g-import-not-at-top
   from egsc_jax.models import build_models  # pylint: disable=g-import-not-at-top
+
   p = paths.Path(path)
   if not p.is_file():
     raise ExportError(f"{path}: no such export file")
@@ -92,8 +104,10 @@ def load(path: str, *, test_noise: bool | None = None,
   if not isinstance(record, dict) or record.get("format") != FORMAT:
     raise ExportError(f"{path}: not an egsc-jax export (no {FORMAT!r} header)")
   if record.get("format_version") != FORMAT_VERSION:
-    raise ExportError(f"{path}: export format version {record.get('format_version')!r}; "
-                      f"this egsc-jax reads version {FORMAT_VERSION}")
+    raise ExportError(
+      f"{path}: export format version {record.get('format_version')!r}; "
+      f"this egsc-jax reads version {FORMAT_VERSION}"
+    )
   config = trained_run.config_from_json(record["config"])
   if test_noise is not None:
     config.model.test_noise = bool(test_noise)
@@ -101,15 +115,25 @@ def load(path: str, *, test_noise: bool | None = None,
   rep = NamedSharding(trained_run.local_mesh(devices), P())
   params = jax.device_put(record["params"], rep)
   frozen = jax.device_put(record.get("frozen") or {}, rep)
-  logging.info("loaded export %s (stage-2 iteration %d, %s parameters)", path,
-               record["step"], "EMA" if record["used_ema"] else "live")
-  return trained_run.Trained(workdir=str(path), config=config,
-                             models=build_models(config.model), params=params,
-                             frozen=frozen, step=int(record["step"]),
-                             used_ema=bool(record["used_ema"]))
+  logging.info(
+    "loaded export %s (stage-2 iteration %d, %s parameters)",
+    path,
+    record["step"],
+    "EMA" if record["used_ema"] else "live",
+  )
+  return trained_run.Trained(
+    workdir=str(path),
+    config=config,
+    models=build_models(config.model),
+    params=params,
+    frozen=frozen,
+    step=int(record["step"]),
+    used_ema=bool(record["used_ema"]),
+  )
 
 
 if __name__ == "__main__":
   # `python -m egsc_jax.export` is the egsc-export command.
   from egsc_jax.cli import export as _command  # pylint: disable=g-import-not-at-top
+
   _command.run()

@@ -1,4 +1,5 @@
 """Image grids for TensorBoard, PNG files and the translate command."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -32,12 +33,17 @@ def image_grid(cells: np.ndarray, *, pad: int = 2, pad_value: int = 255) -> np.n
   for i in range(r):
     for j in range(c):
       y, x = pad + i * (h + pad), pad + j * (w + pad)
-      out[y:y + h, x:x + w] = cells[i, j]
+      out[y : y + h, x : x + w] = cells[i, j]
   return out
 
 
-def exemplar_grid(*, sources: list[np.ndarray], exemplars: list[np.ndarray],
-                  translations: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
+def exemplar_grid(
+  *,
+  sources: list[np.ndarray],
+  exemplars: list[np.ndarray],
+  translations: list[list[np.ndarray]],
+  pad: int = 2,
+) -> np.ndarray:
   """The (S + 1) x (E + 1) grid: blank corner, exemplars on top, sources on the left.
 
   Args:
@@ -68,14 +74,20 @@ def scale_for(cell_size: tuple[int, int], min_side: int = MIN_CELL_SIDE) -> int:
   return max(1, -(-int(min_side) // min(int(cell_size[0]), int(cell_size[1]))))
 
 
-def title_strip(width: int, titles: Sequence[tuple[float, str]], *,
-                height: int = TITLE_HEIGHT, font_size: int = TITLE_FONT_SIZE,
-                pad_value: int = 255) -> np.ndarray:
+def title_strip(
+  width: int,
+  titles: Sequence[tuple[float, str]],
+  *,
+  height: int = TITLE_HEIGHT,
+  font_size: int = TITLE_FONT_SIZE,
+  pad_value: int = 255,
+) -> np.ndarray:
   """A [height, width, 3] uint8 strip of `pad_value` with each (centre x, text)
   of `titles` drawn in black, centred on x.
 
   Pillow's built-in font (no font file is read or downloaded)."""
   from PIL import Image, ImageDraw, ImageFont  # pylint: disable=g-import-not-at-top
+
   strip = Image.new("RGB", (int(width), int(height)), (pad_value,) * 3)
   draw = ImageDraw.Draw(strip)
   font = ImageFont.load_default(size=font_size)
@@ -84,8 +96,9 @@ def title_strip(width: int, titles: Sequence[tuple[float, str]], *,
   return np.asarray(strip)
 
 
-def titled_grid(cells: np.ndarray, titles: Sequence[str], *, pad: int = 2,
-                min_side: int = MIN_CELL_SIDE) -> np.ndarray:
+def titled_grid(
+  cells: np.ndarray, titles: Sequence[str], *, pad: int = 2, min_side: int = MIN_CELL_SIDE
+) -> np.ndarray:
   """`image_grid` enlarged by `scale_for` (nearest neighbour) under a strip
   naming each column.
 
@@ -115,6 +128,7 @@ def heatmap(values: np.ndarray, *, cmap: str = "inferno") -> np.ndarray:
   """float [H, W] -> uint8 [H, W, 3] through a matplotlib colour map, scaled from
   the map's own min (dark) to its max (bright); a constant map is all dark."""
   from matplotlib import colormaps  # pylint: disable=g-import-not-at-top
+
   v = np.asarray(values, np.float64)
   lo, hi = float(v.min()), float(v.max())
   v = (v - lo) / (hi - lo) if hi > lo else np.zeros_like(v)
@@ -124,6 +138,8 @@ def heatmap(values: np.ndarray, *, cmap: str = "inferno") -> np.ndarray:
 def save_png(image: np.ndarray, path: str) -> None:
   """Writes uint8 [H, W, 3] to `path`, local or gs:// (`paths`)."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   from egsc_jax import paths  # pylint: disable=g-import-not-at-top
+
   with paths.Path(path).open("wb") as f:
     Image.fromarray(np.asarray(image, np.uint8)).save(f, format="PNG")

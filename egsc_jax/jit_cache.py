@@ -9,6 +9,7 @@ training's image grids and periodic scores (`egsc_jax.eval.training`) build
 their kernels through it, so that evaluating during training does not recompile.
 The static arguments must be hashable (`Models` is a frozen dataclass).
 """
+
 from __future__ import annotations
 
 import functools

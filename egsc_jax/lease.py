@@ -28,6 +28,7 @@ Before each checkpoint training calls `check_held`: a workdir deleted during the
 run (its writers would recreate it, empty) or a lease taken over stops it.
 Readers (translate, evaluate, the demo) ignore the lease.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,6 +55,7 @@ class WorkdirBusyError(errors.UserError):
 # ----------------------------------------------------------------------------
 # The file operations, local and gs://
 # ----------------------------------------------------------------------------
+
 
 class _Local:
   """Create-if-absent, read, replace and conditional removal of a local file."""
@@ -122,21 +124,23 @@ class _Gcs:
 
   def __init__(self, path: str):
     from google.cloud import storage  # pylint: disable=g-import-not-at-top
+
     bucket, _, name = path.removeprefix("gs://").partition("/")
     self.path = path
     self._blob = storage.Client().bucket(bucket).blob(name)
 
   def create(self, text: str) -> bool:
     from google.api_core import exceptions  # pylint: disable=g-import-not-at-top
+
     try:
-      self._blob.upload_from_string(text, content_type="application/json",
-                                    if_generation_match=0)
+      self._blob.upload_from_string(text, content_type="application/json", if_generation_match=0)
     except exceptions.PreconditionFailed:
       return False
     return True
 
   def read(self) -> tuple[str, Any] | None:
     from google.api_core import exceptions  # pylint: disable=g-import-not-at-top
+
     try:
       text = self._blob.download_as_text()
     except exceptions.NotFound:
@@ -145,15 +149,18 @@ class _Gcs:
 
   def replace(self, text: str, version: Any) -> Any:
     from google.api_core import exceptions  # pylint: disable=g-import-not-at-top
+
     try:
-      self._blob.upload_from_string(text, content_type="application/json",
-                                    if_generation_match=version)
+      self._blob.upload_from_string(
+        text, content_type="application/json", if_generation_match=version
+      )
     except exceptions.PreconditionFailed:
       return None
     return self._blob.generation
 
   def remove_if(self, version: Any) -> bool:
     from google.api_core import exceptions  # pylint: disable=g-import-not-at-top
+
     try:
       self._blob.delete(if_generation_match=version)
     except (exceptions.PreconditionFailed, exceptions.NotFound):
@@ -169,6 +176,7 @@ def _file(workdir: str) -> _Local | _Gcs:
 # ----------------------------------------------------------------------------
 # Who holds it, and is that holder alive
 # ----------------------------------------------------------------------------
+
 
 def _process_start(pid: int) -> int | None:
   """The start time of process `pid` in clock ticks since boot (Linux), None
@@ -198,8 +206,14 @@ def describe(holder: dict) -> str:
 
 def _new_holder() -> dict:
   now = time.time()
-  return dict(id=uuid.uuid4().hex, host=socket.gethostname(), pid=os.getpid(),
-              pid_start=_process_start(os.getpid()), started=now, heartbeat=now)
+  return dict(
+    id=uuid.uuid4().hex,
+    host=socket.gethostname(),
+    pid=os.getpid(),
+    pid_start=_process_start(os.getpid()),
+    started=now,
+    heartbeat=now,
+  )
 
 
 def _stale_reason(f, holder: dict, version: Any) -> str | None:
@@ -216,13 +230,17 @@ def _stale_reason(f, holder: dict, version: Any) -> str | None:
     age = time.time() - float(holder.get("heartbeat", 0))
     if age > EXPIRY_S:
       return f"its heartbeat stopped {age:.0f} s ago"
-    logging.info("the workdir lease of %s (another host) was renewed %.0f s ago; "
-                 "waiting up to %.0f s to see whether it is still renewed",
-                 describe(holder), age, EXPIRY_S - age)
+    logging.info(
+      "the workdir lease of %s (another host) was renewed %.0f s ago; "
+      "waiting up to %.0f s to see whether it is still renewed",
+      describe(holder),
+      age,
+      EXPIRY_S - age,
+    )
     time.sleep(min(HEARTBEAT_S, EXPIRY_S - age) + 1)
     now = f.read()
     if now is None or now[1] != version:
-      return None   # renewed, released or taken: someone is alive
+      return None  # renewed, released or taken: someone is alive
 
 
 def acquire(workdir: str) -> dict:
@@ -237,7 +255,7 @@ def acquire(workdir: str) -> dict:
       return holder
     current = f.read()
     if current is None:
-      continue   # released meanwhile
+      continue  # released meanwhile
     text, version = current
     try:
       other = json.loads(text)
@@ -247,7 +265,7 @@ def acquire(workdir: str) -> dict:
         unreadable = text
         time.sleep(1)
         continue
-      other = {}   # still cut short: a writer killed mid-write, nobody renews it
+      other = {}  # still cut short: a writer killed mid-write, nobody renews it
     if other.get("id") == holder["id"]:
       # Our own create, retried by the client after its answer was lost (GCS
       # then answers 412 to the retry).
@@ -255,13 +273,13 @@ def acquire(workdir: str) -> dict:
     reason = _stale_reason(f, other, version) if other else "it is unreadable"
     if reason is None:
       raise WorkdirBusyError(
-          f"{workdir} is in use by another training ({describe(other)}; lease "
-          f"{f.path}). Wait for it to end or stop it; if that process is gone "
-          f"for good, delete {f.path} (or start again after {EXPIRY_S:.0f} s "
-          "without its heartbeat).")
+        f"{workdir} is in use by another training ({describe(other)}; lease "
+        f"{f.path}). Wait for it to end or stop it; if that process is gone "
+        f"for good, delete {f.path} (or start again after {EXPIRY_S:.0f} s "
+        "without its heartbeat)."
+      )
     if f.remove_if(version):
-      logging.warning("took over the stale lease of %s in %s: %s", describe(other),
-                      workdir, reason)
+      logging.warning("took over the stale lease of %s in %s: %s", describe(other), workdir, reason)
 
 
 def check_held(workdir: str, holder: dict) -> None:
@@ -272,17 +290,19 @@ def check_held(workdir: str, holder: dict) -> None:
   current = f.read()
   if current is None:
     raise errors.StorageError(
-        f"the workdir {workdir} vanished during training (its {LEASE_FILE} is gone); "
-        "restore it (or point --workdir at a copy) and run the same command again "
-        "to resume")
+      f"the workdir {workdir} vanished during training (its {LEASE_FILE} is gone); "
+      "restore it (or point --workdir at a copy) and run the same command again "
+      "to resume"
+    )
   try:
     other = json.loads(current[0])
   except ValueError:
     other = {}
   if other.get("id") != holder["id"]:
     raise WorkdirBusyError(
-        f"{workdir}: another training ({describe(other)}) took over the lease of this "
-        "run; this run stops so that only one writes there")
+      f"{workdir}: another training ({describe(other)}) took over the lease of this "
+      "run; this run stops so that only one writes there"
+    )
 
 
 def release(workdir: str, holder: dict) -> None:
@@ -306,8 +326,12 @@ def _heartbeat(workdir: str, holder: dict, stop: threading.Event) -> None:
       if version is None:
         current = f.read()
         if current is None or json.loads(current[0]).get("id") != holder["id"]:
-          logging.error("the workdir lease %s is no longer this run's (deleted or "
-                        "taken over); another training may write to %s", f.path, workdir)
+          logging.error(
+            "the workdir lease %s is no longer this run's (deleted or "
+            "taken over); another training may write to %s",
+            f.path,
+            workdir,
+          )
           return
         version = current[1]
       holder["heartbeat"] = time.time()
@@ -324,8 +348,9 @@ def hold(workdir: str) -> Iterator[dict]:
   """Holds the lease of `workdir` (renewing its heartbeat) for the block."""
   holder = acquire(workdir)
   stop = threading.Event()
-  beat = threading.Thread(target=_heartbeat, args=(workdir, holder, stop), daemon=True,
-                          name="egsc-lease-heartbeat")
+  beat = threading.Thread(
+    target=_heartbeat, args=(workdir, holder, stop), daemon=True, name="egsc-lease-heartbeat"
+  )
   beat.start()
   try:
     yield holder

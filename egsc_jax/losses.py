@@ -3,6 +3,7 @@
 Notation follows docs/method.md §2: ||.||_1 is the MEAN absolute error; LS_G, LS_D are the
 least-squares GAN losses on discriminator patch maps.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -56,11 +57,14 @@ def gram(phi: jax.Array) -> jax.Array:
   return jnp.einsum("bnc,bnd->bcd", flat, flat) / (h * w)
 
 
-def perceptual(*, source: Sequence[jax.Array], translation: Sequence[jax.Array],
-               exemplar: Sequence[jax.Array],
-               content_weights: Sequence[float] = CONTENT_LAYER_WEIGHTS,
-               style_weights: Sequence[float] = STYLE_LAYER_WEIGHTS
-               ) -> tuple[jax.Array, jax.Array]:
+def perceptual(
+  *,
+  source: Sequence[jax.Array],
+  translation: Sequence[jax.Array],
+  exemplar: Sequence[jax.Array],
+  content_weights: Sequence[float] = CONTENT_LAYER_WEIGHTS,
+  style_weights: Sequence[float] = STYLE_LAYER_WEIGHTS,
+) -> tuple[jax.Array, jax.Array]:
   """Content and style terms of L_P for one direction (docs/method.md §2).
 
   Each argument is the list of the VGG relu*_1 maps [B, H_i, W_i, C_i]
@@ -71,8 +75,7 @@ def perceptual(*, source: Sequence[jax.Array], translation: Sequence[jax.Array],
   """
   content = jnp.float32(0.0)
   style = jnp.float32(0.0)
-  for ws, wc, s, t, e in zip(style_weights, content_weights, source, translation,
-                             exemplar):
+  for ws, wc, s, t, e in zip(style_weights, content_weights, source, translation, exemplar):
     s, t, e = (spatial_l2_normalize(u) for u in (s, t, e))
     if wc:  # static weights: a zero-weight layer adds no work
       content += wc * l1(pred=t, target=jax.lax.stop_gradient(s))
@@ -81,13 +84,18 @@ def perceptual(*, source: Sequence[jax.Array], translation: Sequence[jax.Array],
   return content, style
 
 
-def stage2_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
-                     x_b: jax.Array, d_fake_a: jax.Array, d_fake_b: jax.Array,
-                     weights: Mapping[str, float],
-                     vgg_feats: Mapping[str, Sequence[jax.Array]] | None = None,
-                     content_layer_weights: Sequence[float] = CONTENT_LAYER_WEIGHTS,
-                     style_layer_weights: Sequence[float] = STYLE_LAYER_WEIGHTS
-                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+def stage2_generator(
+  *,
+  outputs: Mapping[str, jax.Array],
+  x_a: jax.Array,
+  x_b: jax.Array,
+  d_fake_a: jax.Array,
+  d_fake_b: jax.Array,
+  weights: Mapping[str, float],
+  vgg_feats: Mapping[str, Sequence[jax.Array]] | None = None,
+  content_layer_weights: Sequence[float] = CONTENT_LAYER_WEIGHTS,
+  style_layer_weights: Sequence[float] = STYLE_LAYER_WEIGHTS,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
   """L_G of docs/method.md §2 and its terms.
 
   Args:
@@ -107,28 +115,34 @@ def stage2_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
   t["recon"] = l1(pred=outputs["x_aa"], target=x_a) + l1(pred=outputs["x_bb"], target=x_b)
   # The code adds the shared-z term to both domain losses, hence the 2 (docs/method.md §2).
   t["kl"] = 2.0 * kl_like(z=outputs["z"])
-  total = (weights["gan"] * t["gan"] + weights["recon"] * t["recon"]
-           + weights["kl"] * t["kl"])
+  total = weights["gan"] * t["gan"] + weights["recon"] * t["recon"] + weights["kl"] * t["kl"]
   if "x_aba" in outputs:
-    t["cycle"] = (l1(pred=outputs["x_aba"], target=x_a)
-                  + l1(pred=outputs["x_bab"], target=x_b))
+    t["cycle"] = l1(pred=outputs["x_aba"], target=x_a) + l1(pred=outputs["x_bab"], target=x_b)
     t["kl_cycle"] = kl_like(z=outputs["z_aba"]) + kl_like(z=outputs["z_bab"])
     total += weights["cycle"] * t["cycle"] + weights["kl_cycle"] * t["kl_cycle"]
   if vgg_feats is not None:
     kw = dict(content_weights=content_layer_weights, style_weights=style_layer_weights)
-    c_ab, s_ab = perceptual(source=vgg_feats["a"], translation=vgg_feats["ab"],
-                            exemplar=vgg_feats["b"], **kw)
-    c_ba, s_ba = perceptual(source=vgg_feats["b"], translation=vgg_feats["ba"],
-                            exemplar=vgg_feats["a"], **kw)
+    c_ab, s_ab = perceptual(
+      source=vgg_feats["a"], translation=vgg_feats["ab"], exemplar=vgg_feats["b"], **kw
+    )
+    c_ba, s_ba = perceptual(
+      source=vgg_feats["b"], translation=vgg_feats["ba"], exemplar=vgg_feats["a"], **kw
+    )
     t["content"], t["style"] = c_ab + c_ba, s_ab + s_ba
     total += weights["content"] * t["content"] + weights["style"] * t["style"]
   t["total"] = total
   return total, t
 
 
-def munit_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
-                    x_b: jax.Array, d_fake_a: jax.Array, d_fake_b: jax.Array,
-                    weights: Mapping[str, float]) -> tuple[jax.Array, dict[str, jax.Array]]:
+def munit_generator(
+  *,
+  outputs: Mapping[str, jax.Array],
+  x_a: jax.Array,
+  x_b: jax.Array,
+  d_fake_a: jax.Array,
+  d_fake_b: jax.Array,
+  weights: Mapping[str, float],
+) -> tuple[jax.Array, dict[str, jax.Array]]:
   """MUNIT's generator loss (docs/method.md §5.2, `munit`) and its terms.
 
     gan          LS_G(D_A(x_ba)) + LS_G(D_B(x_ab))
@@ -147,11 +161,11 @@ def munit_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
   """
   o = outputs
   t = dict(
-      gan=lsgan_generator(fake=d_fake_a) + lsgan_generator(fake=d_fake_b),
-      recon=l1(pred=o["x_aa"], target=x_a) + l1(pred=o["x_bb"], target=x_b),
-      content_code=l1(pred=o["c_ab"], target=o["c_a"]) + l1(pred=o["c_ba"], target=o["c_b"]),
-      style_code=(l1(pred=o["s_ab"], target=o["prior_b"])
-                  + l1(pred=o["s_ba"], target=o["prior_a"])))
+    gan=lsgan_generator(fake=d_fake_a) + lsgan_generator(fake=d_fake_b),
+    recon=l1(pred=o["x_aa"], target=x_a) + l1(pred=o["x_bb"], target=x_b),
+    content_code=l1(pred=o["c_ab"], target=o["c_a"]) + l1(pred=o["c_ba"], target=o["c_b"]),
+    style_code=(l1(pred=o["s_ab"], target=o["prior_b"]) + l1(pred=o["s_ba"], target=o["prior_a"])),
+  )
   if "x_aba" in o:
     t["cycle"] = l1(pred=o["x_aba"], target=x_a) + l1(pred=o["x_bab"], target=x_b)
   total = sum(weights[k] * v for k, v in t.items())
@@ -159,24 +173,32 @@ def munit_generator(*, outputs: Mapping[str, jax.Array], x_a: jax.Array,
   return total, t
 
 
-def stage2_discriminator(*, d_real_a: jax.Array, d_fake_a: jax.Array,
-                         d_real_b: jax.Array, d_fake_b: jax.Array,
-                         gan_weight: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+def stage2_discriminator(
+  *,
+  d_real_a: jax.Array,
+  d_fake_a: jax.Array,
+  d_real_b: jax.Array,
+  d_fake_b: jax.Array,
+  gan_weight: float,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
   """L_D = gan * [LS_D(D_A(x_a), D_A(x_ba)) + LS_D(D_B(x_b), D_B(x_ab))]."""
   loss_a = lsgan_discriminator(real=d_real_a, fake=d_fake_a)
   loss_b = lsgan_discriminator(real=d_real_b, fake=d_fake_b)
   total = gan_weight * (loss_a + loss_b)
-  return total, dict(d_a=loss_a, d_b=loss_b, d_total=total,
-                     d_real_mean=0.5 * (jnp.mean(d_real_a) + jnp.mean(d_real_b)),
-                     d_fake_mean=0.5 * (jnp.mean(d_fake_a) + jnp.mean(d_fake_b)))
+  return total, dict(
+    d_a=loss_a,
+    d_b=loss_b,
+    d_total=total,
+    d_real_mean=0.5 * (jnp.mean(d_real_a) + jnp.mean(d_real_b)),
+    d_fake_mean=0.5 * (jnp.mean(d_fake_a) + jnp.mean(d_fake_b)),
+  )
 
 
-def stage1_generator(*, x: jax.Array, x_hat: jax.Array, z: jax.Array,
-                     d_fake: jax.Array, weights: Mapping[str, float]
-                     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+def stage1_generator(
+  *, x: jax.Array, x_hat: jax.Array, z: jax.Array, d_fake: jax.Array, weights: Mapping[str, float]
+) -> tuple[jax.Array, dict[str, jax.Array]]:
   """One domain's stage-1 VAE-GAN loss: gan*LS_G + recon*L1 + kl*mean(z^2) (docs/method.md §1.4)."""
-  t = dict(gan=lsgan_generator(fake=d_fake), recon=l1(pred=x_hat, target=x),
-           kl=kl_like(z=z))
+  t = dict(gan=lsgan_generator(fake=d_fake), recon=l1(pred=x_hat, target=x), kl=kl_like(z=z))
   total = weights["gan"] * t["gan"] + weights["recon"] * t["recon"] + weights["kl"] * t["kl"]
   t["total"] = total
   return total, t

@@ -5,6 +5,7 @@
 same methods (`open`, `exists`, `is_file`, `mkdir`, `iterdir`, `walk`, ...).
 Strings are still joined with `os.path.join`, which keeps `gs://` intact.
 """
+
 from __future__ import annotations
 
 import os

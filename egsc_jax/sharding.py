@@ -4,13 +4,15 @@ Parameters and optimizer states are replicated; batches are sharded along
 their batch axis. The same code runs on 1 CPU, 8 fake CPU devices in tests,
 one GPU, or a multi-host TPU pod.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from egsc_jax import errors
 
@@ -41,8 +43,9 @@ def check_batch_size(global_batch: int, mesh: Mesh) -> None:
   n = mesh.devices.size
   if global_batch % n or global_batch % jax.process_count():
     raise errors.ConfigError(
-        f"config.batch_size={global_batch} must be divisible by the number of "
-        f"devices ({n}) and of processes ({jax.process_count()})")
+      f"config.batch_size={global_batch} must be divisible by the number of "
+      f"devices ({n}) and of processes ({jax.process_count()})"
+    )
 
 
 def to_global(local: Any, sharding: NamedSharding, *, batch_axis: int) -> Any:
@@ -51,11 +54,13 @@ def to_global(local: Any, sharding: NamedSharding, *, batch_axis: int) -> Any:
   Each process passes its own part (global batch / process count along
   `batch_axis`); the result has the global batch.
   """
+
   def one(x):
     x = np.asarray(x)
     shape = list(x.shape)
     shape[batch_axis] *= jax.process_count()
     return jax.make_array_from_process_local_data(sharding, x, tuple(shape))
+
   return jax.tree.map(one, local)
 
 
@@ -79,6 +84,7 @@ def sync_processes(name: str, *, timeout_s: int = 3600) -> None:
     return
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
   # Barrier ids must be unique; every process makes the same calls in the same order.
   n = _SYNC_CALLS[name] = _SYNC_CALLS.get(name, 0) + 1
   key = f"{name}.{n}"

@@ -8,6 +8,7 @@ the config seed and the step (`jax.random.fold_in`), so it is never stored.
   stage 2: g_params = Generator params, frozen = {'a': F_A, 'b': F_B}
   both:    d_params = {'a': D_A, 'b': D_B}
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,13 +25,13 @@ PyTree = Any
 
 @struct.dataclass
 class GANState:
-  step: jax.Array            # outer iterations completed (int32 scalar)
+  step: jax.Array  # outer iterations completed (int32 scalar)
   g_params: PyTree
   d_params: PyTree
   g_opt_state: PyTree
   d_opt_state: PyTree
-  ema_params: PyTree         # EMA of g_params, or None when EMA is off
-  frozen: PyTree             # F_A/F_B in stage 2 ({} in stage 1); never optimised
+  ema_params: PyTree  # EMA of g_params, or None when EMA is off
+  frozen: PyTree  # F_A/F_B in stage 2 ({} in stage 1); never optimised
 
 
 def adam(*, b1: float, b2: float, eps: float) -> optax.GradientTransformation:
@@ -39,8 +40,9 @@ def adam(*, b1: float, b2: float, eps: float) -> optax.GradientTransformation:
   return optax.scale_by_adam(b1=b1, b2=b2, eps=eps)
 
 
-def learning_rate(step: jax.Array, *, lr0: float | jax.Array,
-                  num_iterations: int | jax.Array, power: float) -> jax.Array:
+def learning_rate(
+  step: jax.Array, *, lr0: float | jax.Array, num_iterations: int | jax.Array, power: float
+) -> jax.Array:
   """lr_t = lr0 * (1 - t / T)^power, reaching 0 at t = T (docs/method.md §3.1).
 
   lr0 and T may be traced (the iterations take them as arguments: steps.StepConfig).
@@ -49,8 +51,10 @@ def learning_rate(step: jax.Array, *, lr0: float | jax.Array,
   # round below 0 at t = T and the power give NaN.
   num_iterations = jnp.asarray(num_iterations, jnp.int32)
   remaining = jnp.maximum(num_iterations - step.astype(jnp.int32), 0)
-  return lr0 * (remaining.astype(jnp.float32)
-                / jnp.maximum(num_iterations, 1).astype(jnp.float32)) ** power
+  return (
+    lr0
+    * (remaining.astype(jnp.float32) / jnp.maximum(num_iterations, 1).astype(jnp.float32)) ** power
+  )
 
 
 def _copy(tree: PyTree) -> PyTree:
@@ -61,25 +65,44 @@ def _copy(tree: PyTree) -> PyTree:
 def _init_pair(module, rng, *args, **kwargs):
   ka, kb = jax.random.split(rng)
   return {
-      "a": module.init({"params": ka, "noise": ka}, *args, **kwargs)["params"],
-      "b": module.init({"params": kb, "noise": kb}, *args, **kwargs)["params"],
+    "a": module.init({"params": ka, "noise": ka}, *args, **kwargs)["params"],
+    "b": module.init({"params": kb, "noise": kb}, *args, **kwargs)["params"],
   }
 
 
-def init_stage1(models: Models, rng: jax.Array, *, image_shape: tuple[int, int],
-                tx: optax.GradientTransformation, ema: bool) -> GANState:
+def init_stage1(
+  models: Models,
+  rng: jax.Array,
+  *,
+  image_shape: tuple[int, int],
+  tx: optax.GradientTransformation,
+  ema: bool,
+) -> GANState:
   """Fresh stage-1 state: two autoencoders and two discriminators."""
   x = jnp.zeros((1, *image_shape, 3), jnp.float32)
   kg, kd = jax.random.split(rng)
   g = _init_pair(models.autoencoder, kg, x, noise=False)
   d = _init_pair(models.discriminator, kd, x)
-  return GANState(step=jnp.zeros((), jnp.int32), g_params=g, d_params=d,
-                  g_opt_state=tx.init(g), d_opt_state=tx.init(d),
-                  ema_params=_copy(g) if ema else None, frozen={})
+  return GANState(
+    step=jnp.zeros((), jnp.int32),
+    g_params=g,
+    d_params=d,
+    g_opt_state=tx.init(g),
+    d_opt_state=tx.init(d),
+    ema_params=_copy(g) if ema else None,
+    frozen={},
+  )
 
 
-def init_stage2(models: Models, rng: jax.Array, *, image_shape: tuple[int, int],
-                tx: optax.GradientTransformation, frozen: PyTree, ema: bool) -> GANState:
+def init_stage2(
+  models: Models,
+  rng: jax.Array,
+  *,
+  image_shape: tuple[int, int],
+  tx: optax.GradientTransformation,
+  frozen: PyTree,
+  ema: bool,
+) -> GANState:
   """Fresh stage-2 state. Everything but F starts anew (docs/method.md §3.1 item 2).
 
   `frozen` is {'a': F_A params, 'b': F_B params} from stage 1's encoders, or {}
@@ -89,9 +112,15 @@ def init_stage2(models: Models, rng: jax.Array, *, image_shape: tuple[int, int],
   kg, kd = jax.random.split(rng)
   g = models.generator.init({"params": kg, "noise": kg}, x, x, noise=False)["params"]
   d = _init_pair(models.discriminator, kd, x)
-  return GANState(step=jnp.zeros((), jnp.int32), g_params=g, d_params=d,
-                  g_opt_state=tx.init(g), d_opt_state=tx.init(d),
-                  ema_params=_copy(g) if ema else None, frozen=frozen)
+  return GANState(
+    step=jnp.zeros((), jnp.int32),
+    g_params=g,
+    d_params=d,
+    g_opt_state=tx.init(g),
+    d_opt_state=tx.init(d),
+    ema_params=_copy(g) if ema else None,
+    frozen=frozen,
+  )
 
 
 def exemplar_params_from_stage1(stage1_g_params: PyTree) -> PyTree:

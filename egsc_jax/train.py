@@ -13,6 +13,7 @@ What it shows and scores of the state (image grids; KID and LPIPS diversity on
 every dataset, SSIM and more where there is a ground truth) is in
 `egsc_jax.eval.training`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -38,18 +39,20 @@ PyTree = Any
 
 class NonFiniteLossError(errors.UserError, FloatingPointError):
   """A loss term became NaN or Inf; the last good checkpoint stays loadable."""
+
   exit_status = errors.EXIT_DIVERGED
 
 
 @dataclasses.dataclass
 class StageSpec:
   """What differs between stage 1 and stage 2; the loop is shared."""
+
   stage: int
-  batches_per_iteration: int      # 2 (1 D + 1 G) or 1 + g_steps
+  batches_per_iteration: int  # 2 (1 D + 1 G) or 1 + g_steps
   init: Callable[[jax.Array], state_lib.GANState]
   iteration: Callable[..., tuple[state_lib.GANState, dict]]
-  extra_args: tuple               # passed after (state, batches, rng), e.g. VGG params
-  sc: steps.StepConfig            # passed as `sc=`: traced, so T and lr0 don't recompile
+  extra_args: tuple  # passed after (state, batches, rng), e.g. VGG params
+  sc: steps.StepConfig  # passed as `sc=`: traced, so T and lr0 don't recompile
   images: Callable[[state_lib.GANState, dict], dict[str, np.ndarray]]
   evaluate: Callable[[state_lib.GANState], dict[str, float]] | None
 
@@ -58,9 +61,14 @@ class StageSpec:
 # Entry point
 # ----------------------------------------------------------------------------
 
-def train_and_evaluate(config, workdir: str, *,
-                       stop_at: tuple[int, int] | None = None,
-                       mesh: jax.sharding.Mesh | None = None) -> dict[str, Any]:
+
+def train_and_evaluate(
+  config,
+  workdir: str,
+  *,
+  stop_at: tuple[int, int] | None = None,
+  mesh: jax.sharding.Mesh | None = None,
+) -> dict[str, Any]:
   """Runs stage 1 (when the variant uses F) then stage 2 in `workdir`.
 
   Args:
@@ -89,6 +97,7 @@ def train_and_evaluate(config, workdir: str, *,
   if config_lib.uses_perceptual(config):
     # A missing VGG file stops the run now, not after hours of stage 1.
     from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
+
     vgg_weights.check_weights(config.vgg.arch, config.vgg.weights)
   with _job_lease(workdir) as holder:
 
@@ -101,8 +110,7 @@ def train_and_evaluate(config, workdir: str, *,
         lease.check_held(workdir, holder)
 
     try:
-      return _train(config, workdir, stop_at=stop_at, mesh=mesh,
-                    check_workdir=check_workdir)
+      return _train(config, workdir, stop_at=stop_at, mesh=mesh, check_workdir=check_workdir)
     except Exception as e:
       if not isinstance(e, errors.UserError) and holder is not None:
         # Orbax's and TensorBoard's writers fail in many ways on a deleted or
@@ -112,15 +120,16 @@ def train_and_evaluate(config, workdir: str, *,
         except errors.UserError as cause:
           raise cause from e
         except Exception:  # pylint: disable=broad-except
-          pass   # the lease cannot be read either: the original error says more
+          pass  # the lease cannot be read either: the original error says more
       fault = errors.storage_fault(e, where=workdir)
       if fault is not None and fault is not e:
         raise fault from e
       raise
 
 
-def _train(config, workdir: str, *, stop_at, mesh,
-           check_workdir: Callable[[], None]) -> dict[str, Any]:
+def _train(
+  config, workdir: str, *, stop_at, mesh, check_workdir: Callable[[], None]
+) -> dict[str, Any]:
   """train_and_evaluate, with the workdir's lease held."""
   prepare_dataset(config)
   config = resolve_num_iterations(config)
@@ -152,16 +161,28 @@ def _train(config, workdir: str, *, stop_at, mesh,
     if config_lib.needs_stage1(config):
       sc1 = steps.step_config(config, stage=1)
       spec1 = StageSpec(
-          stage=1, batches_per_iteration=2,
-          init=functools.partial(state_lib.init_stage1, models, image_shape=image_shape,
-                                 tx=tx, ema=False),
-          iteration=functools.partial(steps.stage1_iteration, models=models, tx=tx),
-          extra_args=(), sc=sc1,
-          images=functools.partial(eval_training.stage1_images, models=models),
-          evaluate=None)
-      result = _run_stage(spec1, config, workdir, mesh, jax.random.fold_in(root, 1),
-                          stop_at=stop_at, sigterm=sigterm, on_start=write_config,
-                          before_save=check_workdir)
+        stage=1,
+        batches_per_iteration=2,
+        init=functools.partial(
+          state_lib.init_stage1, models, image_shape=image_shape, tx=tx, ema=False
+        ),
+        iteration=functools.partial(steps.stage1_iteration, models=models, tx=tx),
+        extra_args=(),
+        sc=sc1,
+        images=functools.partial(eval_training.stage1_images, models=models),
+        evaluate=None,
+      )
+      result = _run_stage(
+        spec1,
+        config,
+        workdir,
+        mesh,
+        jax.random.fold_in(root, 1),
+        stop_at=stop_at,
+        sigterm=sigterm,
+        on_start=write_config,
+        before_save=check_workdir,
+      )
       if result["status"] != "done":
         return _all_processes_done(result)
       frozen = state_lib.exemplar_params_from_stage1(result["state"].g_params)
@@ -172,32 +193,51 @@ def _train(config, workdir: str, *, stop_at, mesh,
     vgg_module, vgg_params = None, None
     if sc2.use_perceptual:
       from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
+
       vgg_module, vgg_params = vgg_weights.init_vgg(
-          config.vgg.arch, config.vgg.weights, num_layers=config_lib.vgg_num_layers(config),
-          dtype=models.generator.dtype)
+        config.vgg.arch,
+        config.vgg.weights,
+        num_layers=config_lib.vgg_num_layers(config),
+        dtype=models.generator.dtype,
+      )
       vgg_params = jax.device_put(vgg_params, sharding.replicated(mesh))
     evaluate = None
     if eval_training.has_scores(config):
       # The real images the label-free scores compare with, and their features:
       # read at the first evaluation, kept for the others.
-      reference = functools.cache(functools.partial(eval_training.label_free_reference,
-                                                    config))
-      evaluate = functools.partial(eval_training.stage2_scores, models=models,
-                                   config=config, workdir=workdir, reference=reference)
+      reference = functools.cache(functools.partial(eval_training.label_free_reference, config))
+      evaluate = functools.partial(
+        eval_training.stage2_scores,
+        models=models,
+        config=config,
+        workdir=workdir,
+        reference=reference,
+      )
     spec2 = StageSpec(
-        stage=2, batches_per_iteration=1 + sc2.g_steps,
-        init=functools.partial(state_lib.init_stage2, models, image_shape=image_shape,
-                               tx=tx, frozen=frozen, ema=ema),
-        iteration=functools.partial(steps.stage2_iteration, models=models, vgg=vgg_module,
-                                    tx=tx),
-        extra_args=(vgg_params,), sc=sc2,
-        images=functools.partial(eval_training.stage2_images, models=models),
-        evaluate=evaluate)
-    return _all_processes_done(_run_stage(spec2, config, workdir, mesh,
-                                          jax.random.fold_in(root, 2),
-                                          stop_at=stop_at, sigterm=sigterm,
-                                          on_start=write_config,
-                                          before_save=check_workdir))
+      stage=2,
+      batches_per_iteration=1 + sc2.g_steps,
+      init=functools.partial(
+        state_lib.init_stage2, models, image_shape=image_shape, tx=tx, frozen=frozen, ema=ema
+      ),
+      iteration=functools.partial(steps.stage2_iteration, models=models, vgg=vgg_module, tx=tx),
+      extra_args=(vgg_params,),
+      sc=sc2,
+      images=functools.partial(eval_training.stage2_images, models=models),
+      evaluate=evaluate,
+    )
+    return _all_processes_done(
+      _run_stage(
+        spec2,
+        config,
+        workdir,
+        mesh,
+        jax.random.fold_in(root, 2),
+        stop_at=stop_at,
+        sigterm=sigterm,
+        on_start=write_config,
+        before_save=check_workdir,
+      )
+    )
 
 
 @contextlib.contextmanager
@@ -210,6 +250,7 @@ def _job_lease(workdir: str):
       yield holder
     return
   from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
   held, refused, holder = contextlib.ExitStack(), None, None
   if jax.process_index() == 0:
     try:
@@ -222,8 +263,9 @@ def _job_lease(workdir: str):
     if refused is not None:
       raise refused
     if not ok:
-      raise lease.WorkdirBusyError(f"{workdir} is in use by another training (see the "
-                                   "error of process 0)")
+      raise lease.WorkdirBusyError(
+        f"{workdir} is in use by another training (see the error of process 0)"
+      )
     yield holder
 
 
@@ -234,16 +276,22 @@ def _check_checkpoints_fit(config, workdir: str, models, *, image_shape, tx, ema
   Reads only the newest checkpoint's array metadata that can be read; damaged
   checkpoints are left to the stage's restore (which falls back or stops).
   """
-  key = jax.random.key(0)   # shapes only
+  key = jax.random.key(0)  # shapes only
   abstract = {}
   frozen: PyTree = {}
   if config_lib.needs_stage1(config):
-    abstract[1] = jax.eval_shape(functools.partial(
-        state_lib.init_stage1, models, image_shape=image_shape, tx=tx, ema=False), key)
+    abstract[1] = jax.eval_shape(
+      functools.partial(state_lib.init_stage1, models, image_shape=image_shape, tx=tx, ema=False),
+      key,
+    )
     frozen = state_lib.exemplar_params_from_stage1(abstract[1].g_params)
   abstract[2] = jax.eval_shape(
-      lambda k, f: state_lib.init_stage2(models, k, image_shape=image_shape, tx=tx,
-                                         frozen=f, ema=ema), key, frozen)
+    lambda k, f: state_lib.init_stage2(
+      models, k, image_shape=image_shape, tx=tx, frozen=f, ema=ema
+    ),
+    key,
+    frozen,
+  )
   for stage, wanted in abstract.items():
     directory = os.path.join(workdir, f"stage{stage}", "checkpoints")
     if not paths.Path(directory).exists():
@@ -256,7 +304,7 @@ def _check_checkpoints_fit(config, workdir: str, models, *, image_shape, tx, ema
         except checkpointing.CheckpointMismatchError:
           raise
         except Exception:  # pylint: disable=broad-except
-          continue   # unreadable metadata: the restore reports or falls back
+          continue  # unreadable metadata: the restore reports or falls back
         break
     finally:
       ckpt.close()
@@ -284,10 +332,14 @@ def prepare_dataset(config) -> None:
   build made from other files than config.data.manual_dir, or storing images
   smaller than config.data.image_size, is refused (build.check_reuse)."""
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+
   if jax.process_index() == 0:
-    builder = build.build(config.dataset, data_dir=config.data.data_dir,
-                          manual_dir=config.data.manual_dir,
-                          image_size=config.data.get("image_size"))
+    builder = build.build(
+      config.dataset,
+      data_dir=config.data.data_dir,
+      manual_dir=config.data.manual_dir,
+      image_size=config.data.get("image_size"),
+    )
     logging.info("%s", build.describe(builder))
   # Building a dataset can take hours (GTA5 at full size).
   sharding.sync_processes("egsc_jax.prepare_dataset", timeout_s=24 * 3600)
@@ -302,8 +354,12 @@ def resolve_num_iterations(config):
   if config.stage1.num_iterations >= 0 and config.stage2.num_iterations >= 0:
     return config
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
-  num = build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
-                          require_built=True).info.splits["train"].num_examples
+
+  num = (
+    build.get_builder(config.dataset, data_dir=config.data.get("data_dir"), require_built=True)
+    .info.splits["train"]
+    .num_examples
+  )
   config = config.copy_and_resolve_references()
   for stage in (config.stage1, config.stage2):
     if stage.num_iterations < 0:
@@ -316,9 +372,19 @@ def resolve_num_iterations(config):
 # The loop shared by both stages
 # ----------------------------------------------------------------------------
 
-def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
-               stop_at, sigterm, on_start: Callable[[], None],
-               before_save: Callable[[], None]) -> dict[str, Any]:
+
+def _run_stage(
+  spec: StageSpec,
+  config,
+  workdir: str,
+  mesh,
+  rng: jax.Array,
+  *,
+  stop_at,
+  sigterm,
+  on_start: Callable[[], None],
+  before_save: Callable[[], None],
+) -> dict[str, Any]:
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
   # -- Setup -------------------------------------------------------------------
@@ -326,24 +392,28 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   is_main = jax.process_index() == 0
   # Read before the checkpoint manager creates checkpoints/.
   fresh = is_main and start_of_run(stage_dir)
-  ckpt = checkpointing.Checkpointer(os.path.join(stage_dir, "checkpoints"),
-                                    keep=config.train.keep_checkpoints)
+  ckpt = checkpointing.Checkpointer(
+    os.path.join(stage_dir, "checkpoints"), keep=config.train.keep_checkpoints
+  )
   rep = sharding.replicated(mesh)
   init_rng, loop_rng = jax.random.split(rng)
 
   # -- Restore or init ---------------------------------------------------------
   abstract = jax.eval_shape(spec.init, init_rng)
   try:
-    restored = ckpt.restore_latest(checkpointing.abstract_with_sharding(abstract, rep),
-                                   fallback=config.train.get("checkpoint_fallback", True),
-                                   set_aside=True)
+    restored = ckpt.restore_latest(
+      checkpointing.abstract_with_sharding(abstract, rep),
+      fallback=config.train.get("checkpoint_fallback", True),
+      set_aside=True,
+    )
   except checkpointing.CheckpointError:
     ckpt.close()
     raise
   if restored is not None:
     latest, state, meta = restored
-    logging.info("stage %d: restored iteration %d from %s (meta %s)", spec.stage,
-                 latest, ckpt.directory, meta)
+    logging.info(
+      "stage %d: restored iteration %d from %s (meta %s)", spec.stage, latest, ckpt.directory, meta
+    )
   else:
     state = jax.jit(spec.init, out_shardings=rep)(init_rng)
     _log_parameter_overview(spec.stage, state)
@@ -363,10 +433,13 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
     # -- Input stream from the restored position ---------------------------------
     n = spec.batches_per_iteration
     data_config = config.copy_and_resolve_references()
-    data_config.seed = config.seed + 1000 * spec.stage   # a different stream per stage
+    data_config.seed = config.seed + 1000 * spec.stage  # a different stream per stage
     local_batches = input_pipeline.train_batches(
-        data_config, process_index=jax.process_index(),
-        process_count=jax.process_count(), start_step=start * n)
+      data_config,
+      process_index=jax.process_index(),
+      process_count=jax.process_count(),
+      start_step=start * n,
+    )
     stacked = sharding.stacked_batch_sharding(mesh)
 
     def next_batches() -> dict:
@@ -374,8 +447,7 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
       local = {k: np.stack([d[k] for d in draws]) for k in ("a", "b")}
       return sharding.to_global(local, stacked, batch_axis=1)
 
-    iteration = jax.jit(spec.iteration, donate_argnums=(0,),
-                        out_shardings=(rep, rep))
+    iteration = jax.jit(spec.iteration, donate_argnums=(0,), out_shardings=(rep, rep))
     first = next_batches()
     # Compile now, then let all processes start the loop together: on CPU (gloo)
     # the first collective of a program connects the processes with a 30 s limit,
@@ -411,8 +483,17 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
         elapsed = time.time() - t0
         scalars["steps_per_sec"] = (step - start) / max(elapsed, 1e-9)
         writer.write_scalars(step, scalars)
-        logging.info("%s", progress_line(spec.stage, step, spec.sc.num_iterations, scalars,
-                                         done_since_start=step - start, elapsed=elapsed))
+        logging.info(
+          "%s",
+          progress_line(
+            spec.stage,
+            step,
+            spec.sc.num_iterations,
+            scalars,
+            done_since_start=step - start,
+            elapsed=elapsed,
+          ),
+        )
 
       if is_main and (final or step % config.train.image_every == 0):
         images = spec.images(state, fixed)
@@ -424,22 +505,39 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
         writer.write_scalars(step, scores)
         # The headline scores; the per-scheme ones are in TensorBoard and
         # final_metrics.json.
-        logging.info("stage %d  iter %d  eval  %s", spec.stage, step, "  ".join(
-            f"{k}={v:.4g}" for k, v in sorted(scores.items()) if "/" not in k))
+        logging.info(
+          "stage %d  iter %d  eval  %s",
+          spec.stage,
+          step,
+          "  ".join(f"{k}={v:.4g}" for k, v in sorted(scores.items()) if "/" not in k),
+        )
         if final and is_main:
           (paths.Path(stage_dir) / "final_metrics.json").write_text(
-              json.dumps({"iteration": step, **scores}, indent=2))
+            json.dumps({"iteration": step, **scores}, indent=2)
+          )
 
       if save:
         before_save()
-        ckpt.save(step, state, {"stage": spec.stage, "iteration": step,
-                                "data_step": step * n,
-                                "wall_seconds_this_run": time.time() - t0})
+        ckpt.save(
+          step,
+          state,
+          {
+            "stage": spec.stage,
+            "iteration": step,
+            "data_step": step * n,
+            "wall_seconds_this_run": time.time() - t0,
+          },
+        )
       writer.flush()
       if stop or preempted:
         status = "stopped" if stop else "preempted"
-        logging.warning("stage %d: %s at iteration %d; checkpoint saved in %s",
-                        spec.stage, status, step, ckpt.directory)
+        logging.warning(
+          "stage %d: %s at iteration %d; checkpoint saved in %s",
+          spec.stage,
+          status,
+          step,
+          ckpt.directory,
+        )
         break
 
   except BaseException:
@@ -456,7 +554,7 @@ def _run_stage(spec: StageSpec, config, workdir: str, mesh, rng: jax.Array, *,
   if profile is not None:
     profile.close()
   try:
-    ckpt.close()   # waits for the last save, raising its error
+    ckpt.close()  # waits for the last save, raising its error
   finally:
     writer.close()
   return dict(status=status, state=state, metrics=_read_final_metrics(stage_dir))
@@ -467,35 +565,56 @@ def _metric_writer(stage_dir: str, *, is_main: bool):
   nothing). Scalars go to TensorBoard only: the log has one progress line per
   interval (`progress_line`) instead of every scalar."""
   from clu import metric_writers  # pylint: disable=g-import-not-at-top
+
   return metric_writers.AsyncMultiWriter(
-      [metric_writers.SummaryWriter(stage_dir)] if is_main else [])
+    [metric_writers.SummaryWriter(stage_dir)] if is_main else []
+  )
 
 
 def start_of_run(stage_dir: str) -> bool:
   """Whether the stage starts afresh (no checkpoint yet): then its hparams are
   written, once per stage, not again on every resume."""
   return not paths.Path(stage_dir, "checkpoints").exists() or not any(
-      paths.Path(stage_dir, "checkpoints").iterdir())
+    paths.Path(stage_dir, "checkpoints").iterdir()
+  )
 
 
 def hparams(config) -> dict[str, Any]:
   """The config as TensorBoard's hparams view takes it: dotted keys, and values
   that are bool, int, float or str (tuples and None as their text)."""
-  return {k: v if isinstance(v, (bool, int, float, str)) else str(v)
-          for k, v in config_lib._flatten(config).items()}  # pylint: disable=protected-access
+  return {
+    k: v if isinstance(v, (bool, int, float, str)) else str(v)
+    for k, v in config_lib._flatten(config).items()
+  }  # pylint: disable=protected-access
 
 
-def progress_line(stage: int, step: int, total: int, scalars: dict[str, float], *,
-                  done_since_start: int, elapsed: float) -> str:
+def progress_line(
+  stage: int,
+  step: int,
+  total: int,
+  scalars: dict[str, float],
+  *,
+  done_since_start: int,
+  elapsed: float,
+) -> str:
   """'stage 2  iter 60/120  50%  2.1 it/s  ETA 29 s  total=1.23  ...': the
   numbers a person follows (_SHOWN); TensorBoard has every scalar."""
   rate = done_since_start / elapsed if elapsed > 0 else 0.0
   eta = (total - step) / rate if rate > 0 else float("nan")
-  eta_text = ("?" if eta != eta else f"{eta:.0f} s" if eta < 120
-              else f"{eta / 60:.0f} min" if eta < 7200 else f"{eta / 3600:.1f} h")
+  eta_text = (
+    "?"
+    if eta != eta
+    else f"{eta:.0f} s"
+    if eta < 120
+    else f"{eta / 60:.0f} min"
+    if eta < 7200
+    else f"{eta / 3600:.1f} h"
+  )
   shown = "  ".join(f"{k}={scalars[k]:.4g}" for k in _SHOWN if k in scalars)
-  return (f"stage {stage}  iter {step}/{total}  {100 * step / total:.0f}%  "
-          f"{rate:.2f} it/s  ETA {eta_text}  {shown}")
+  return (
+    f"stage {stage}  iter {step}/{total}  {100 * step / total:.0f}%  "
+    f"{rate:.2f} it/s  ETA {eta_text}  {shown}"
+  )
 
 
 def _profiler(config, stage_dir: str, *, start: int):
@@ -506,6 +625,7 @@ def _profiler(config, stage_dir: str, *, start: int):
   tab finds it, stage_dir/plugins/profile/.
   """
   from clu import periodic_actions  # pylint: disable=g-import-not-at-top
+
   num_steps = int(config.train.get("profile_steps", 0))
   if num_steps <= 0:
     return None
@@ -517,14 +637,30 @@ def _profiler(config, stage_dir: str, *, start: int):
       if self._session_running:
         self._end_session(jax.profiler.stop_trace())
 
-  profile = Profile(logdir=stage_dir, num_profile_steps=num_steps, profile_duration_ms=None,
-                    first_profile=start + 1, every_steps=None, every_secs=None)
+  profile = Profile(
+    logdir=stage_dir,
+    num_profile_steps=num_steps,
+    profile_duration_ms=None,
+    first_profile=start + 1,
+    every_steps=None,
+    every_secs=None,
+  )
   profile(start)  # the first call only records the starting step
   return profile
 
 
-_SHOWN = ("total", "recon", "cycle", "gan", "style", "content", "d_total",
-          "d_real_mean", "d_fake_mean", "lr")
+_SHOWN = (
+  "total",
+  "recon",
+  "cycle",
+  "gan",
+  "style",
+  "content",
+  "d_total",
+  "d_real_mean",
+  "d_fake_mean",
+  "lr",
+)
 
 
 @jax.jit
@@ -539,22 +675,27 @@ def _check_finite(stage: int, pending: list[tuple[int, dict]], state) -> list[di
     for k, v in sorted(m.items()):
       if not np.all(np.isfinite(v)):
         raise NonFiniteLossError(
-            f"stage {stage}, iteration {step}: loss term {k!r} is {v}; stopping. "
-            "The last checkpoint before this iteration is intact.")
+          f"stage {stage}, iteration {step}: loss term {k!r} is {v}; stopping. "
+          "The last checkpoint before this iteration is intact."
+        )
   if not bool(_all_finite((state.g_params, state.d_params))):
     raise NonFiniteLossError(
-        f"stage {stage}, iteration {pending[-1][0]}: parameters became non-finite; "
-        "stopping. The last checkpoint before this iteration is intact.")
+      f"stage {stage}, iteration {pending[-1][0]}: parameters became non-finite; "
+      "stopping. The last checkpoint before this iteration is intact."
+    )
   return fetched
 
 
 def _log_parameter_overview(stage: int, state) -> None:
   from clu import parameter_overview  # pylint: disable=g-import-not-at-top
-  logging.info("stage %d: generator side, %d parameters", stage,
-               state_lib.param_count(state.g_params))
+
+  logging.info(
+    "stage %d: generator side, %d parameters", stage, state_lib.param_count(state.g_params)
+  )
   parameter_overview.log_parameter_overview(state.g_params)
-  logging.info("stage %d: discriminators, %d parameters", stage,
-               state_lib.param_count(state.d_params))
+  logging.info(
+    "stage %d: discriminators, %d parameters", stage, state_lib.param_count(state.d_params)
+  )
   parameter_overview.log_parameter_overview(state.d_params)
 
 

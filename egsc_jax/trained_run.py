@@ -6,6 +6,7 @@ shapes `abstract_stage2_state` computes from the config; a damaged newer
 checkpoint is passed over with a warning. The Translator API (`egsc_jax.api`),
 the evaluation and the export all start here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,7 +17,8 @@ from typing import Any, Sequence
 
 import jax
 import ml_collections
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from egsc_jax import checkpointing, config_lib, errors, paths, sharding
 from egsc_jax import state as state_lib
@@ -35,8 +37,9 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   path = paths.Path(workdir) / "config.json"
   if not path.is_file():
     raise WorkdirError(
-        f"{workdir}: no config.json, so not a training workdir (train first: "
-        f"python -m egsc_jax.main --config=... --workdir={workdir}).")
+      f"{workdir}: no config.json, so not a training workdir (train first: "
+      f"python -m egsc_jax.main --config=... --workdir={workdir})."
+    )
   try:
     return config_from_json(path.read_text())
   except (OSError, json.JSONDecodeError) as e:
@@ -70,8 +73,9 @@ def abstract_stage2_state(config, models: Models) -> state_lib.GANState:
     if config_lib.needs_stage1(config):
       stage1 = state_lib.init_stage1(models, rng, image_shape=shape, tx=tx, ema=False)
       frozen = state_lib.exemplar_params_from_stage1(stage1.g_params)
-    return state_lib.init_stage2(models, rng, image_shape=shape, tx=tx, frozen=frozen,
-                                 ema=config.optim.ema_decay > 0)
+    return state_lib.init_stage2(
+      models, rng, image_shape=shape, tx=tx, frozen=frozen, ema=config.optim.ema_decay > 0
+    )
 
   return jax.eval_shape(init, jax.random.key(0))
 
@@ -90,6 +94,7 @@ class Trained:
     step: the stage-2 iteration of the checkpoint.
     used_ema: whether `params` are the EMA parameters.
   """
+
   workdir: str
   config: ml_collections.ConfigDict
   models: Models
@@ -99,8 +104,9 @@ class Trained:
   used_ema: bool
 
 
-def _restore_latest(ckpt_dir: str, abstract: state_lib.GANState, *, workdir: str,
-                    fallback: bool = True) -> tuple[int, state_lib.GANState]:
+def _restore_latest(
+  ckpt_dir: str, abstract: state_lib.GANState, *, workdir: str, fallback: bool = True
+) -> tuple[int, state_lib.GANState]:
   """(step, state) of the newest readable checkpoint in `ckpt_dir`, opened
   read-only; an unreadable newer one is passed over with a warning
   (`checkpointing.Checkpointer.restore_latest`) unless `fallback` is off."""
@@ -108,15 +114,18 @@ def _restore_latest(ckpt_dir: str, abstract: state_lib.GANState, *, workdir: str
   try:
     restored = ckpt.restore_latest(abstract, fallback=fallback)
   except checkpointing.CheckpointMismatchError as e:
-    raise WorkdirError(f"{workdir}: the stage-2 checkpoints do not match the networks "
-                       f"of config.json: {e}") from e
+    raise WorkdirError(
+      f"{workdir}: the stage-2 checkpoints do not match the networks of config.json: {e}"
+    ) from e
   except checkpointing.CheckpointError as e:
     raise WorkdirError(f"{workdir}: {e}") from e
   finally:
     ckpt.close()
   if restored is None:
-    raise WorkdirError(f"{workdir}: no stage-2 checkpoint in {ckpt_dir}; the run has "
-                       "not saved a stage-2 iteration yet.")
+    raise WorkdirError(
+      f"{workdir}: no stage-2 checkpoint in {ckpt_dir}; the run has "
+      "not saved a stage-2 iteration yet."
+    )
   step, state, _ = restored
   return int(step), state
 
@@ -126,10 +135,14 @@ def local_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   return sharding.make_mesh(jax.local_devices() if devices is None else devices)
 
 
-def load_trained(workdir: str, *, use_ema: bool = True,
-                 devices: Sequence[jax.Device] | None = None,
-                 test_noise: bool | None = None,
-                 checkpoint_fallback: bool = True) -> Trained:
+def load_trained(
+  workdir: str,
+  *,
+  use_ema: bool = True,
+  devices: Sequence[jax.Device] | None = None,
+  test_noise: bool | None = None,
+  checkpoint_fallback: bool = True,
+) -> Trained:
   """Loads the latest stage-2 checkpoint of `workdir`.
 
   Args:
@@ -153,16 +166,29 @@ def load_trained(workdir: str, *, use_ema: bool = True,
   ckpt_dir = os.path.join(workdir, "stage2", "checkpoints")
   if not paths.Path(ckpt_dir).is_dir():
     raise WorkdirError(
-        f"{workdir}: no stage-2 checkpoint ({ckpt_dir} does not exist); the run has "
-        "not reached stage 2 yet.")
+      f"{workdir}: no stage-2 checkpoint ({ckpt_dir} does not exist); the run has "
+      "not reached stage 2 yet."
+    )
   models = build_models(config.model)
   abstract = abstract_stage2_state(config, models)
   rep = NamedSharding(local_mesh(devices), P())
-  step, state = _restore_latest(ckpt_dir, checkpointing.abstract_with_sharding(abstract, rep),
-                                workdir=workdir, fallback=checkpoint_fallback)
+  step, state = _restore_latest(
+    ckpt_dir,
+    checkpointing.abstract_with_sharding(abstract, rep),
+    workdir=workdir,
+    fallback=checkpoint_fallback,
+  )
   used_ema = use_ema and state.ema_params is not None
   params = state.ema_params if used_ema else state.g_params
-  logging.info("loaded %s stage-2 iteration %d (%s parameters)", workdir, step,
-               "EMA" if used_ema else "live")
-  return Trained(workdir=workdir, config=config, models=models, params=params,
-                 frozen=state.frozen, step=int(step), used_ema=used_ema)
+  logging.info(
+    "loaded %s stage-2 iteration %d (%s parameters)", workdir, step, "EMA" if used_ema else "live"
+  )
+  return Trained(
+    workdir=workdir,
+    config=config,
+    models=models,
+    params=params,
+    frozen=state.frozen,
+    step=int(step),
+    used_ema=used_ema,
+  )

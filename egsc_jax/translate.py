@@ -4,6 +4,7 @@ source with every exemplar, one PNG per pair and optionally a grid.
 The egsc-translate command (`egsc_jax.cli.translate`) runs it; its docstring
 says what is read, how it is resized and what is written.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +13,7 @@ import os
 
 import numpy as np
 
-from egsc_jax import api, errors, grids, paths, trained_run
+from egsc_jax import api, errors, grids, paths
 from egsc_jax.data import images as images_lib
 
 GRID_NAME = "grid.png"
@@ -33,6 +34,7 @@ class TranslateResult:
     step: the stage-2 iteration of the checkpoint used.
     used_ema: whether the EMA parameters were used.
   """
+
   written: list[str]
   skipped: list[str]
   grid: str | None
@@ -47,8 +49,10 @@ def input_files(path: str, *, what: str) -> list[str]:
   if paths.Path(path).is_dir():
     files = images_lib.list_image_files(path)
     if not files:
-      raise InputError(f"--{what}={path}: the folder holds no image files "
-                       f"({', '.join(images_lib.IMAGE_EXTENSIONS)}).")
+      raise InputError(
+        f"--{what}={path}: the folder holds no image files "
+        f"({', '.join(images_lib.IMAGE_EXTENSIONS)})."
+      )
     return files
   raise InputError(f"--{what}={path}: no such file or folder.")
 
@@ -63,8 +67,10 @@ def _check_unique_stems(paths: list[str], *, what: str) -> None:
   for p in paths:
     other = seen.setdefault(_stem(p), p)
     if other != p:
-      raise InputError(f"--{what}: {other} and {p} have the same name stem "
-                       f"{_stem(p)!r}, so their outputs would overwrite each other.")
+      raise InputError(
+        f"--{what}: {other} and {p} have the same name stem "
+        f"{_stem(p)!r}, so their outputs would overwrite each other."
+      )
 
 
 def _read(path: str, skipped: list[str]) -> np.ndarray | None:
@@ -76,12 +82,21 @@ def _read(path: str, skipped: list[str]) -> np.ndarray | None:
     return None
 
 
-def translate_paths(*, workdir: str | None = None, model: str | None = None,
-                    source: str, exemplar: str, output: str,
-                    direction: str = "a2b", grid: bool = False, native_size: bool = False,
-                    seed: int = 0, batch_size: int = api.DEFAULT_BATCH_SIZE,
-                    use_ema: bool = True, checkpoint_fallback: bool = True
-                    ) -> TranslateResult:
+def translate_paths(
+  *,
+  workdir: str | None = None,
+  model: str | None = None,
+  source: str,
+  exemplar: str,
+  output: str,
+  direction: str = "a2b",
+  grid: bool = False,
+  native_size: bool = False,
+  seed: int = 0,
+  batch_size: int = api.DEFAULT_BATCH_SIZE,
+  use_ema: bool = True,
+  checkpoint_fallback: bool = True,
+) -> TranslateResult:
   """The translate command, with explicit arguments (see `cli.translate`).
 
   The model is a training workdir (`workdir`) or a file written by egsc-export
@@ -94,29 +109,36 @@ def translate_paths(*, workdir: str | None = None, model: str | None = None,
     export.ExportError: `model` is not a readable export file.
   """
   if (workdir is None) == (model is None):
-    raise InputError("give the model as exactly one of --workdir (a training run) and "
-                     f"--model (an egsc-export file); got workdir={workdir!r}, "
-                     f"model={model!r}")
+    raise InputError(
+      "give the model as exactly one of --workdir (a training run) and "
+      f"--model (an egsc-export file); got workdir={workdir!r}, "
+      f"model={model!r}"
+    )
   if direction not in api.DIRECTIONS:
-    raise InputError(f"--direction must be one of {api.DIRECTIONS}, "
-                     f"got {direction!r}.")
+    raise InputError(f"--direction must be one of {api.DIRECTIONS}, got {direction!r}.")
   source_paths = input_files(source, what="source")
   exemplar_paths = input_files(exemplar, what="exemplar")
   _check_unique_stems(source_paths, what="source")
   _check_unique_stems(exemplar_paths, what="exemplar")
   if model is not None:
     # An export holds the parameters it was written with (EMA where kept).
-    translator = api.Translator.from_export(model, batch_size=batch_size, seed=seed,
-                                            native_size=native_size)
+    translator = api.Translator.from_export(
+      model, batch_size=batch_size, seed=seed, native_size=native_size
+    )
   else:
     translator = api.Translator.from_workdir(
-        workdir, use_ema=use_ema, checkpoint_fallback=checkpoint_fallback,
-        batch_size=batch_size, seed=seed, native_size=native_size)
+      workdir,
+      use_ema=use_ema,
+      checkpoint_fallback=checkpoint_fallback,
+      batch_size=batch_size,
+      seed=seed,
+      native_size=native_size,
+    )
   trained, trained_size = translator.trained, translator.image_size
   paths.Path(output).mkdir(parents=True, exist_ok=True)
 
   skipped: list[str] = []
-  exemplars = []   # (path, uint8 image) of the readable exemplars
+  exemplars = []  # (path, uint8 image) of the readable exemplars
   for p in exemplar_paths:
     img = _read(p, skipped)
     if img is not None:
@@ -125,9 +147,9 @@ def translate_paths(*, workdir: str | None = None, model: str | None = None,
   n_ex = len(exemplars)
 
   written: list[str] = []
-  n_done = 0                               # readable sources translated so far
-  rows: list[np.ndarray] = []              # grid margin: the readable sources
-  cells: list[list[np.ndarray]] = []       # [row][exemplar] uint8 at the trained size
+  n_done = 0  # readable sources translated so far
+  rows: list[np.ndarray] = []  # grid margin: the readable sources
+  cells: list[list[np.ndarray]] = []  # [row][exemplar] uint8 at the trained size
   # Sources are read and translated a few at a time, enough to fill one network
   # call, so a large folder is never held in memory at once.
   per_call = max(1, -(-translator.batch_size // max(n_ex, 1)))
@@ -141,8 +163,9 @@ def translate_paths(*, workdir: str | None = None, model: str | None = None,
     nonlocal n_done
     ids = (n_done + np.arange(len(pending)))[:, None] * n_ex + np.arange(n_ex)
     n_done += len(pending)
-    ys = translator.translate_network([img for _, img in pending], ex_images, direction,
-                                      noise_ids=ids)
+    ys = translator.translate_network(
+      [img for _, img in pending], ex_images, direction, noise_ids=ids
+    )
     for (src_path, img), y in zip(pending, ys):
       for (ex_path, _), yk in zip(exemplars, y):
         path = os.path.join(output, f"{_stem(src_path)}__{_stem(ex_path)}.png")
@@ -165,18 +188,24 @@ def translate_paths(*, workdir: str | None = None, model: str | None = None,
   grid_path = None
   if grid and rows and exemplars:
     grid_path = os.path.join(output, GRID_NAME)
-    grids.save_png(grids.exemplar_grid(
+    grids.save_png(
+      grids.exemplar_grid(
         sources=rows,
-        exemplars=[grids.to_uint8(api.to_network_input(e, trained_size))
-                   for e in ex_images],
-        translations=cells), grid_path)
-  logging.info("wrote %d translations to %s (%d unreadable inputs skipped)",
-               len(written), output, len(skipped))
-  return TranslateResult(written=written, skipped=skipped, grid=grid_path,
-                         step=trained.step, used_ema=trained.used_ema)
+        exemplars=[grids.to_uint8(api.to_network_input(e, trained_size)) for e in ex_images],
+        translations=cells,
+      ),
+      grid_path,
+    )
+  logging.info(
+    "wrote %d translations to %s (%d unreadable inputs skipped)", len(written), output, len(skipped)
+  )
+  return TranslateResult(
+    written=written, skipped=skipped, grid=grid_path, step=trained.step, used_ema=trained.used_ema
+  )
 
 
 if __name__ == "__main__":
   # `python -m egsc_jax.translate` is the egsc-translate command.
   from egsc_jax.cli import translate as _command  # pylint: disable=g-import-not-at-top
+
   _command.run()

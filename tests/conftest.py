@@ -12,6 +12,7 @@ every subprocess through the environment, compiles each program once. A cache
 hit runs the very executable a fresh compile would produce, so results do not
 change; tracing still happens, so the retrace checks still see every trace.
 """
+
 import os
 import shutil
 import tempfile
@@ -41,9 +42,17 @@ def pytest_sessionfinish(session, exitstatus):
 # loadfile --no-loadscope-reorder`: whole files, in this order) share them out,
 # instead of the one-test files among them running last and alone, as xdist's
 # default order (most tests first) would have it.
-SLOWEST_FILES = ("test_multiprocess.py", "test_train.py", "test_checkpointing.py",
-                 "test_steps.py", "test_evaluate.py", "test_notebook.py", "test_bf16.py",
-                 "test_cloud.py", "test_translate.py")
+SLOWEST_FILES = (
+  "test_multiprocess.py",
+  "test_train.py",
+  "test_checkpointing.py",
+  "test_steps.py",
+  "test_evaluate.py",
+  "test_notebook.py",
+  "test_bf16.py",
+  "test_cloud.py",
+  "test_translate.py",
+)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -56,6 +65,7 @@ def pytest_collection_modifyitems(session, config, items):
 def logged_warnings(caplog) -> list[str]:
   """The messages of the WARNING records pytest's caplog holds."""
   import logging  # pylint: disable=g-import-not-at-top
+
   return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
@@ -63,8 +73,10 @@ def parse_config(argv):
   """--config and its overrides parsed as the train command does (config_flags
   reads the overrides from sys.argv itself) -> the config."""
   import sys  # pylint: disable=g-import-not-at-top
+
   from absl import flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
   fv = flags.FlagValues()
   config_flags.DEFINE_config_file("config", None, "", flag_values=fv, lock_config=True)
   saved = sys.argv
@@ -88,6 +100,7 @@ def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):
   `overrides` use dotted keys: tiny_config(d, **{"optim.lr": 0.1}).
   """
   from configs import mnist_single  # pylint: disable=g-import-not-at-top
+
   c = mnist_single.get_config(variant)
   c.data.data_dir = data_dir
   c.stage1.num_iterations = 2
@@ -109,6 +122,7 @@ def tiny_config(data_dir, variant="tiny,no_perceptual", **overrides):
 def mnist_data_dir(tmp_path_factory):
   """mnist_single built once per session from the offline MNIST digits."""
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+
   path = str(tmp_path_factory.mktemp("tfds"))
   build.build("mnist_single", data_dir=path)
   return path
@@ -122,6 +136,7 @@ def tiny_run(mnist_data_dir, tmp_path_factory):
   training, translate and evaluate tests: training dominates their time.
   """
   from egsc_jax import train  # pylint: disable=g-import-not-at-top
+
   workdir = str(tmp_path_factory.mktemp("tiny_run"))
   config = tiny_config(mnist_data_dir)
   result = train.train_and_evaluate(config, workdir)

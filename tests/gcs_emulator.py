@@ -20,6 +20,7 @@ The clients reach it as follows:
 - google-cloud-storage (Orbax's CheckpointManager asks it about the bucket's
   layout): `STORAGE_EMULATOR_HOST=http://127.0.0.1:PORT`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -51,11 +52,29 @@ def make_certificate(directory: str) -> tuple[str, str]:
   cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
   san = ",".join(f"DNS:{h}" for h in GCS_HOSTS)
   subprocess.run(
-      ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-       "-subj", f"/CN={GCS_HOSTS[0]}", "-addext", f"subjectAltName={san}",
-       "-addext", "basicConstraints=critical,CA:TRUE",
-       "-keyout", key, "-out", cert],
-      check=True, capture_output=True)
+    [
+      "openssl",
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      f"/CN={GCS_HOSTS[0]}",
+      "-addext",
+      f"subjectAltName={san}",
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    check=True,
+    capture_output=True,
+  )
   return cert, key
 
 
@@ -82,6 +101,7 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
 
 class TlsProxy(socketserver.ThreadingTCPServer):
   """An HTTPS proxy that sends GCS_HOSTS to the emulator at `target` (host, port)."""
+
   daemon_threads = True
   allow_reuse_address = True
 
@@ -98,7 +118,6 @@ class TlsProxy(socketserver.ThreadingTCPServer):
 
 
 class _ProxyHandler(socketserver.BaseRequestHandler):
-
   def handle(self):
     sock = self.request
     head = b""
@@ -147,6 +166,7 @@ def _fix_emulator() -> None:
   once per process."""
   from gcp_storage_emulator import server  # pylint: disable=g-import-not-at-top
   from gcp_storage_emulator.handlers import objects  # pylint: disable=g-import-not-at-top
+
   if getattr(server, "_egsc_patched", False):
     return
   media_upload = objects._media_upload  # pylint: disable=protected-access
@@ -158,8 +178,10 @@ def _fix_emulator() -> None:
     return media_upload(request, response, storage)
 
   def read_chunked_first(handler):
-    if (handler.headers.get("Transfer-Encoding", "").lower() == "chunked"
-        and "Content-Length" in handler.headers):
+    if (
+      handler.headers.get("Transfer-Encoding", "").lower() == "chunked"
+      and "Content-Length" in handler.headers
+    ):
       del handler.headers["Content-Length"]
     return read_raw_data(handler)
 
@@ -168,8 +190,7 @@ def _fix_emulator() -> None:
   def download_with_generation(request, response, storage, *args, **kwargs):
     download(request, response, storage, *args, **kwargs)
     if response.status in (HTTPStatus.OK, HTTPStatus.PARTIAL_CONTENT):
-      obj = storage.get_file_obj(request.params["bucket_name"],
-                                 request.params["object_id"])
+      obj = storage.get_file_obj(request.params["bucket_name"], request.params["object_id"])
       response["x-goog-generation"] = str(obj["generation"])
       response["x-goog-metageneration"] = str(obj["metageneration"])
 
@@ -210,10 +231,15 @@ def _fix_emulator() -> None:
   # TensorFlow asks for a bucket's storage layout before renaming a "folder"
   # (TFDS renames its incomplete.* build folder); the emulator has no such route.
   def storage_layout(request, response, storage):
-    response.json({"kind": "storage#storageLayout",
-                   "bucket": request.params["bucket_name"], "location": "US",
-                   "locationType": "multi-region",
-                   "hierarchicalNamespace": {"enabled": False}})
+    response.json(
+      {
+        "kind": "storage#storageLayout",
+        "bucket": request.params["bucket_name"],
+        "location": "US",
+        "locationType": "multi-region",
+        "hierarchicalNamespace": {"enabled": False},
+      }
+    )
 
   # Generation preconditions (ifGenerationMatch; 0: "only if absent"), which
   # the emulator ignores: GCS answers 412 when they do not hold. The workdir
@@ -226,16 +252,22 @@ def _fix_emulator() -> None:
     if not wanted or not object_id:
       return True
     try:
-      current = str(storage.get_file_obj(request.params["bucket_name"],
-                                         object_id)["generation"])
+      current = str(storage.get_file_obj(request.params["bucket_name"], object_id)["generation"])
     except objects.NotFound:
       current = "0"
     return current == wanted[0]
 
   def failed_precondition(response):
     response.status = HTTPStatus.PRECONDITION_FAILED
-    response.json({"error": {"code": 412, "message": "conditionNotMet",
-                             "errors": [{"reason": "conditionNotMet"}]}})
+    response.json(
+      {
+        "error": {
+          "code": 412,
+          "message": "conditionNotMet",
+          "errors": [{"reason": "conditionNotMet"}],
+        }
+      }
+    )
 
   def insert_with_precondition(request, response, storage, *args, **kwargs):
     name = request.query.get("name", [None])[0]
@@ -257,8 +289,9 @@ def _fix_emulator() -> None:
       elif handler is delete:
         methods[method] = delete_with_precondition
 
-  server.HANDLERS = ((r"^/storage/v1/b/(?P<bucket_name>[-.\w]+)/storageLayout$",
-                      {server.GET: storage_layout}),) + tuple(server.HANDLERS)
+  server.HANDLERS = (
+    (r"^/storage/v1/b/(?P<bucket_name>[-.\w]+)/storageLayout$", {server.GET: storage_layout}),
+  ) + tuple(server.HANDLERS)
   server._egsc_patched = True
 
 
@@ -274,6 +307,7 @@ class Faults:
   names carry a time or a random id (TensorBoard event files, upload ids)
   differ between runs, and so may their faults.
   """
+
   KINDS = ("429", "503", "drop")
 
   def __init__(self):
@@ -291,6 +325,7 @@ class Faults:
   def draw(self, method: str, path: str) -> str | None:
     """The fault for this request, or None."""
     import hashlib  # pylint: disable=g-import-not-at-top
+
     self.requests += 1
     if self.rate <= 0:
       return None
@@ -337,8 +372,15 @@ def _inject_faults(server_module) -> None:
         return
       if kind is not None:
         status = int(kind)
-        body = json.dumps({"error": {"code": status, "message": "injected fault",
-                                     "errors": [{"reason": "backendError"}]}}).encode()
+        body = json.dumps(
+          {
+            "error": {
+              "code": status,
+              "message": "injected fault",
+              "errors": [{"reason": "backendError"}],
+            }
+          }
+        ).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -349,6 +391,7 @@ def _inject_faults(server_module) -> None:
         self.close_connection = True
         return
       do(self)
+
     return faulty
 
   for name in ("do_GET", "do_POST", "do_DELETE", "do_PUT", "do_PATCH"):
@@ -359,6 +402,7 @@ def set_faults(env: dict, rate: float | None = None, seed: int = 0) -> dict:
   """Sets the emulator's fault rate (None: leaves it); returns its counts until
   now: {'requests': n, 'injected': {'429': n, '503': n, 'drop': n}}."""
   import urllib.request  # pylint: disable=g-import-not-at-top
+
   url = f"{env['TENSORSTORE_GCS_HTTP_URL']}{FAULTS_ROUTE}"
   if rate is not None:
     url += f"?rate={rate}&seed={seed}"
@@ -369,12 +413,15 @@ def set_faults(env: dict, rate: float | None = None, seed: int = 0) -> dict:
 def serve(port_file: str, bucket: str, cert: str, key: str) -> None:
   """The emulator (in memory, with `bucket`) and the proxy, until SIGTERM; their
   ports go to `port_file` as JSON once both listen."""
-  from gcp_storage_emulator.server import create_server  # pylint: disable=g-import-not-at-top
   import logging  # pylint: disable=g-import-not-at-top
+
+  from gcp_storage_emulator.server import create_server  # pylint: disable=g-import-not-at-top
+
   # One line per request in the log: what a failing test asked for.
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
   _fix_emulator()
   from gcp_storage_emulator import server as server_module  # pylint: disable=g-import-not-at-top
+
   _inject_faults(server_module)
   port = _free_port()
   server = create_server("127.0.0.1", port, in_memory=True, default_bucket=bucket)
@@ -400,8 +447,11 @@ def gcs_emulator(directory: str, bucket: str, *, timeout: float = 60):
   cert, key = make_certificate(directory)
   port_file = os.path.join(directory, "ports.json")
   log = open(os.path.join(directory, "emulator.log"), "w")
-  proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), port_file, bucket,
-                           cert, key], stdout=log, stderr=subprocess.STDOUT)
+  proc = subprocess.Popen(
+    [sys.executable, os.path.abspath(__file__), port_file, bucket, cert, key],
+    stdout=log,
+    stderr=subprocess.STDOUT,
+  )
   try:
     deadline = time.time() + timeout
     while not os.path.exists(port_file):
@@ -412,17 +462,20 @@ def gcs_emulator(directory: str, bucket: str, *, timeout: float = 60):
       ports = json.load(f)
     proxy = f"http://127.0.0.1:{ports['proxy']}"
     yield {
-        "HTTPS_PROXY": proxy, "https_proxy": proxy,
-        "HTTP_PROXY": proxy, "http_proxy": proxy,
-        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-        "CURL_CA_BUNDLE": cert,
-        "TENSORSTORE_GCS_HTTP_URL": f"http://127.0.0.1:{ports['emulator']}",
-        "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
-        "NO_GCE_CHECK": "true",
-        # google-cloud-storage (Orbax asks it whether a bucket has a hierarchical
-        # namespace) takes the emulator's address, and then needs no credentials.
-        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{ports['emulator']}",
-        "GOOGLE_CLOUD_PROJECT": "egsc-test",
+      "HTTPS_PROXY": proxy,
+      "https_proxy": proxy,
+      "HTTP_PROXY": proxy,
+      "http_proxy": proxy,
+      "NO_PROXY": "127.0.0.1,localhost",
+      "no_proxy": "127.0.0.1,localhost",
+      "CURL_CA_BUNDLE": cert,
+      "TENSORSTORE_GCS_HTTP_URL": f"http://127.0.0.1:{ports['emulator']}",
+      "GOOGLE_AUTH_TOKEN_FOR_TESTING": "emulator",
+      "NO_GCE_CHECK": "true",
+      # google-cloud-storage (Orbax asks it whether a bucket has a hierarchical
+      # namespace) takes the emulator's address, and then needs no credentials.
+      "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{ports['emulator']}",
+      "GOOGLE_CLOUD_PROJECT": "egsc-test",
     }
   finally:
     proc.terminate()

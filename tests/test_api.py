@@ -1,4 +1,5 @@
 """The Python API of a trained run (`egsc_jax.Translator`), on the tiny two-stage run."""
+
 import os
 import subprocess
 import sys
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from egsc_jax import Style, Translator, api, export, grids, trained_run, translate
+from egsc_jax import Style, Translator, api, export, trained_run, translate
 from egsc_jax.data import images
 from egsc_jax.models import layers
 from egsc_jax.models.encoders import bottleneck_channels
@@ -23,9 +24,11 @@ def translator(tiny_run):
 def _inputs():
   """Sources of odd sizes and modes (grey, RGBA, RGB), two exemplars (RGB, grey)."""
   rng = np.random.default_rng(0)
-  sources = [rng.integers(0, 256, (30, 40), np.uint8),
-             rng.integers(0, 256, (28, 28, 4), np.uint8),
-             rng.integers(0, 256, (17, 23, 3), np.uint8)]
+  sources = [
+    rng.integers(0, 256, (30, 40), np.uint8),
+    rng.integers(0, 256, (28, 28, 4), np.uint8),
+    rng.integers(0, 256, (17, 23, 3), np.uint8),
+  ]
   red = np.zeros((56, 44, 3), np.uint8)
   red[..., 0] = 255
   red[10:40, 15:30] = (0, 0, 255)
@@ -36,18 +39,20 @@ def _inputs():
 @pytest.mark.slow
 def test_importable_without_tensorflow():
   code = (
-      "import sys\n"
-      "class Block:\n"
-      "  def find_spec(self, name, path=None, target=None):\n"
-      "    if name.split('.')[0] == 'tensorflow':\n"
-      "      raise ImportError('tensorflow is blocked: ' + name)\n"
-      "sys.meta_path.insert(0, Block())\n"
-      "from egsc_jax import Translator, Style\n"
-      "import egsc_jax.translate\n"
-      "assert not any(m.split('.')[0] == 'tensorflow' for m in sys.modules)\n"
-      "print('ok', Translator.__name__)\n")
-  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                        text=True, timeout=120)
+    "import sys\n"
+    "class Block:\n"
+    "  def find_spec(self, name, path=None, target=None):\n"
+    "    if name.split('.')[0] == 'tensorflow':\n"
+    "      raise ImportError('tensorflow is blocked: ' + name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+    "from egsc_jax import Translator, Style\n"
+    "import egsc_jax.translate\n"
+    "assert not any(m.split('.')[0] == 'tensorflow' for m in sys.modules)\n"
+    "print('ok', Translator.__name__)\n"
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "ok Translator" in proc.stdout
 
@@ -66,10 +71,18 @@ def test_translate_shapes_and_the_command_writes_the_same(translator, tiny_run, 
     Image.fromarray(s).save(src / f"s{i}.png")
   for j, e in enumerate(exemplars):
     Image.fromarray(e).save(ex / f"e{j}.png")
-  translate.translate_paths(workdir=tiny_run[0], source=str(src), exemplar=str(ex),
-                            output=str(tmp_path / "out"), batch_size=8, grid=True)
-  np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / "grid.png")),
-                                translator.grid(sources, exemplars, "a2b"))
+  translate.translate_paths(
+    workdir=tiny_run[0],
+    source=str(src),
+    exemplar=str(ex),
+    output=str(tmp_path / "out"),
+    batch_size=8,
+    grid=True,
+  )
+  np.testing.assert_array_equal(
+    np.asarray(Image.open(tmp_path / "out" / "grid.png")),
+    translator.grid(sources, exemplars, "a2b"),
+  )
   for i in range(3):
     for j in range(2):
       written = np.asarray(Image.open(tmp_path / "out" / f"s{i}__e{j}.png"))
@@ -83,8 +96,7 @@ def test_translate_agrees_with_the_paired_low_level_call(translator):
   size = translator.image_size
   x = np.stack([api.to_network_input(images.as_rgb(s), size) for s in sources])
   e = np.stack([api.to_network_input(images.as_rgb(v), size) for v in exemplars])
-  y = translator(np.repeat(x, 2, axis=0), np.tile(e, (3, 1, 1, 1)), np.arange(6),
-                 direction="b2a")
+  y = translator(np.repeat(x, 2, axis=0), np.tile(e, (3, 1, 1, 1)), np.arange(6), direction="b2a")
   for i, s in enumerate(sources):
     for j in range(2):
       ref = api.from_network_output(y[2 * i + j], s.shape[:2]).astype(int)
@@ -96,7 +108,7 @@ def test_style_then_translate_with_style_equals_translate(translator):
   sources, exemplars = _inputs()
   style = translator.style(exemplars, "b")
   g = translator.models.generator
-  c = bottleneck_channels(g.ngf, g.n_downsample)   # F's channels
+  c = bottleneck_channels(g.ngf, g.n_downsample)  # F's channels
   assert isinstance(style, Style) and style.domain == "b" and len(style) == 2
   assert style.mean.shape == style.var.shape == (2, 1, 1, c)
   assert np.all(style.var >= 0)
@@ -147,13 +159,15 @@ def test_channel_masks_are_the_masks_whose_mean_the_api_shows(translator):
   """eval.mask_probe reads every channel of the mask, batched over the devices;
   their mean is Translator.mask (n_downsample 0: no resize)."""
   from egsc_jax.eval import mask_probe  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(3)
   sources = [rng.integers(0, 256, (28, 28, 3), np.uint8) for _ in range(11)]
   x = np.stack([api.to_network_input(s, (28, 28)) for s in sources])
   channels = mask_probe.channel_masks(translator, x, "b")
   assert channels.shape == (11, 28, 28, translator.models.exemplar.ngf)
-  np.testing.assert_allclose(channels.mean(-1), np.stack(translator.mask(sources, "b")),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    channels.mean(-1), np.stack(translator.mask(sources, "b")), rtol=1e-5, atol=1e-6
+  )
 
 
 def test_native_size_pil_input_and_bad_inputs(tiny_run, tmp_path):
@@ -188,6 +202,7 @@ def test_export_translates_bitwise_as_the_workdir(translator, tiny_run, tmp_path
   """An export holds the inference parameters only, and translates exactly as
   the workdir it came from (EMA parameters, masks, every direction)."""
   from flax import serialization  # pylint: disable=g-import-not-at-top
+
   workdir = tiny_run[0]
   path = tmp_path / "shared" / "model.egsc"
   written = export.export(workdir, str(path))
@@ -197,8 +212,10 @@ def test_export_translates_bitwise_as_the_workdir(translator, tiny_run, tmp_path
   assert exported.image_size == translator.image_size == (28, 28)
   sources, exemplars = _inputs()
   for direction in api.DIRECTIONS:
-    for a, b in zip(exported.translate(sources, exemplars, direction),
-                    translator.translate(sources, exemplars, direction)):
+    for a, b in zip(
+      exported.translate(sources, exemplars, direction),
+      translator.translate(sources, exemplars, direction),
+    ):
       np.testing.assert_array_equal(a, b)
   for domain in "ab":
     for a, b in zip(exported.mask(sources, domain), translator.mask(sources, domain)):
@@ -206,8 +223,17 @@ def test_export_translates_bitwise_as_the_workdir(translator, tiny_run, tmp_path
   # Generator + frozen F_A, F_B, config and the image size; no optimizer
   # states or discriminators, so far smaller than the checkpoint it came from.
   record = serialization.msgpack_restore(path.read_bytes())
-  assert set(record) == {"format", "format_version", "egsc_jax_version", "config",
-                         "image_size", "step", "used_ema", "params", "frozen"}
+  assert set(record) == {
+    "format",
+    "format_version",
+    "egsc_jax_version",
+    "config",
+    "image_size",
+    "step",
+    "used_ema",
+    "params",
+    "frozen",
+  }
   assert set(record["frozen"]) == {"a", "b"} and record["image_size"] == [28, 28]
   checkpoint = os.path.join(workdir, "stage2", "checkpoints", str(written["step"]))
   print(f"export {_size(path)} bytes, checkpoint {_size(checkpoint)} bytes")

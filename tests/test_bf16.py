@@ -1,6 +1,7 @@
 """compute_dtype=bfloat16 runs: stage-1 and stage-2 iterations on the CPU give
 finite losses close to float32's, keep every stored number float32, and their
 checkpoints restore into float32 runs and back."""
+
 import functools
 
 import jax
@@ -35,8 +36,9 @@ def _config(dtype):
 
 def _batches(n, seed, batch=4):
   rs = np.random.RandomState(seed)
-  return {k: jnp.asarray(rs.uniform(-1, 1, (n, batch, *IMAGE_SHAPE, 3)), jnp.float32)
-          for k in ("a", "b")}
+  return {
+    k: jnp.asarray(rs.uniform(-1, 1, (n, batch, *IMAGE_SHAPE, 3)), jnp.float32) for k in ("a", "b")
+  }
 
 
 class Run:
@@ -47,16 +49,22 @@ class Run:
     self.models = build_models(c.model)
     self.tx = state_lib.adam(b1=c.optim.b1, b2=c.optim.b2, eps=c.optim.eps)
     sc1, self.sc2 = steps.step_config(c, stage=1), steps.step_config(c, stage=2)
-    self.init1 = functools.partial(state_lib.init_stage1, self.models,
-                                   image_shape=IMAGE_SHAPE, tx=self.tx, ema=False)
-    self.stage1 = jax.jit(functools.partial(steps.stage1_iteration, models=self.models,
-                                            tx=self.tx, sc=sc1))
-    self.stage2 = jax.jit(functools.partial(steps.stage2_iteration, models=self.models,
-                                            vgg=None, tx=self.tx, sc=self.sc2))
+    self.init1 = functools.partial(
+      state_lib.init_stage1, self.models, image_shape=IMAGE_SHAPE, tx=self.tx, ema=False
+    )
+    self.stage1 = jax.jit(
+      functools.partial(steps.stage1_iteration, models=self.models, tx=self.tx, sc=sc1)
+    )
+    self.stage2 = jax.jit(
+      functools.partial(
+        steps.stage2_iteration, models=self.models, vgg=None, tx=self.tx, sc=self.sc2
+      )
+    )
 
   def init2(self, rng, frozen):
-    return state_lib.init_stage2(self.models, rng, image_shape=IMAGE_SHAPE, tx=self.tx,
-                                 frozen=frozen, ema=True)
+    return state_lib.init_stage2(
+      self.models, rng, image_shape=IMAGE_SHAPE, tx=self.tx, frozen=frozen, ema=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +108,7 @@ def test_losses_are_finite_float32_and_close_to_float32s(runs, stage):
 def test_every_stored_number_stays_float32(runs, stage):
   _, *low = runs["bfloat16"]
   state = low[stage - 1][0]
-  for part in ("g_params", "d_params", "g_opt_state", "d_opt_state", "ema_params",
-               "frozen"):
+  for part in ("g_params", "d_params", "g_opt_state", "d_opt_state", "ema_params", "frozen"):
     for leaf in jax.tree.leaves(getattr(state, part)):
       if jnp.issubdtype(leaf.dtype, jnp.floating):
         assert leaf.dtype == jnp.float32, part
@@ -115,13 +122,13 @@ def test_norm_statistics_are_float32():
   mean, var = layers.moments(x)
   assert mean.dtype == var.dtype == jnp.float32
   x64 = np.asarray(x, np.float64)
-  np.testing.assert_allclose(mean, x64.mean(axis=(1, 2), keepdims=True).reshape(mean.shape),
-                             rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(
+    mean, x64.mean(axis=(1, 2), keepdims=True).reshape(mean.shape), rtol=1e-5, atol=1e-6
+  )
   np.testing.assert_allclose(var, x64.var(axis=(1, 2)).reshape(var.shape), rtol=1e-5)
 
 
-@pytest.mark.parametrize("saved,restored", [("bfloat16", "float32"),
-                                            ("float32", "bfloat16")])
+@pytest.mark.parametrize("saved,restored", [("bfloat16", "float32"), ("float32", "bfloat16")])
 def test_checkpoint_restores_across_compute_dtypes(runs, tmp_path, saved, restored):
   """A run's stage-2 checkpoint loads into a run of the other compute dtype
   (the abstract state comes from that run's own init, as in training) and the
@@ -132,8 +139,8 @@ def test_checkpoint_restores_across_compute_dtypes(runs, tmp_path, saved, restor
   ckpt.save(1, state, {"stage": 2, "iteration": 1})
   ckpt.wait()
   abstract = jax.eval_shape(
-      lambda r: dst.init2(r, jax.tree.map(jnp.zeros_like, state.frozen)),
-      jax.random.key(1))
+    lambda r: dst.init2(r, jax.tree.map(jnp.zeros_like, state.frozen)), jax.random.key(1)
+  )
   rep = jax.sharding.SingleDeviceSharding(jax.devices()[0])
   restored_state, meta = ckpt.restore(1, checkpointing.abstract_with_sharding(abstract, rep))
   ckpt.close()

@@ -1,5 +1,6 @@
 """Damaged checkpoints: the newest unreadable one is passed over with a warning
 (inference and training) or refused when told, and a real mismatch is named."""
+
 import json
 import logging
 import os
@@ -8,23 +9,28 @@ import shutil
 import jax
 import numpy as np
 import pytest
+from conftest import logged_warnings
 from PIL import Image
 
 from egsc_jax import checkpointing, cli, errors, train, trained_run, translate
 from egsc_jax.cli import evaluate as cli_evaluate
 from egsc_jax.cli import translate as cli_translate
-from conftest import logged_warnings
 
 # ----------------------------------------------------------------------------
 # Damaged checkpoints
 # ----------------------------------------------------------------------------
 
+
 def damage(step_dir, kind):
   """Damages one checkpoint's files the way a disk fault or a cut copy does."""
   state = os.path.join(step_dir, "state")
   # The array chunks (state/d/ holds the OCDBT tree, read with the metadata).
-  arrays = [os.path.join(r, f) for r, _, fs in os.walk(state) for f in fs
-            if os.path.basename(r) == "d" and "ocdbt.process_" in r]
+  arrays = [
+    os.path.join(r, f)
+    for r, _, fs in os.walk(state)
+    for f in fs
+    if os.path.basename(r) == "d" and "ocdbt.process_" in r
+  ]
   if kind == "meta_json":
     with open(os.path.join(step_dir, "meta", "metadata"), "w") as f:
       f.write('{"stage": 2, "itera')
@@ -33,7 +39,7 @@ def damage(step_dir, kind):
     with open(path) as f:
       text = f.read()
     with open(path, "w") as f:
-      f.write(text[:len(text) // 2])
+      f.write(text[: len(text) // 2])
   elif kind == "arrays_garbled":
     for path in arrays:
       with open(path, "rb") as f:
@@ -48,36 +54,42 @@ def damage(step_dir, kind):
     raise ValueError(kind)
 
 
-REASONS = {"meta_json": "its meta JSON: JSONDecodeError",
-           "state_metadata": "its state metadata: JSONDecodeError",
-           "arrays_garbled": "its arrays: ValueError",
-           "arrays_missing": "its arrays: ValueError"}
+REASONS = {
+  "meta_json": "its meta JSON: JSONDecodeError",
+  "state_metadata": "its state metadata: JSONDecodeError",
+  "arrays_garbled": "its arrays: ValueError",
+  "arrays_missing": "its arrays: ValueError",
+}
 
 
 @pytest.fixture
 def damaged_copy(tiny_run, tmp_path):
   """copy(kind, steps=(3,)): a copy of the finished tiny run, stage-2 `steps` damaged."""
+
   def make(kind, steps=(3,)):
     copy = str(tmp_path / f"run_{kind}")
     shutil.copytree(tiny_run[0], copy)
     for step in steps:
       damage(os.path.join(copy, "stage2", "checkpoints", str(step)), kind)
     return copy
+
   return make
 
 
 def _intact_step2_params(workdir):
   """The EMA parameters of the original run's stage-2 checkpoint 2, as a tree."""
-  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "stage2", "checkpoints"),
-                                    keep=None, read_only=True)
+  ckpt = checkpointing.Checkpointer(
+    os.path.join(workdir, "stage2", "checkpoints"), keep=None, read_only=True
+  )
   state, _ = ckpt.restore(2)
   ckpt.close()
   return state["ema_params"]
 
 
 @pytest.mark.parametrize("kind", sorted(REASONS))
-def test_inference_falls_back_past_a_damaged_newest_checkpoint(kind, damaged_copy, tiny_run,
-                                                               caplog):
+def test_inference_falls_back_past_a_damaged_newest_checkpoint(
+  kind, damaged_copy, tiny_run, caplog
+):
   copy = damaged_copy(kind)
   with caplog.at_level(logging.WARNING):
     trained = trained_run.load_trained(copy)
@@ -106,18 +118,31 @@ def test_refused_fallback_and_all_damaged_are_one_clear_error(damaged_copy, caps
   img = tmp_path / "x.png"
   Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(img)
   capsys.readouterr()
-  assert cli.call(cli_translate, [
-      f"--workdir={copy}", f"--source={img}", f"--exemplar={img}",
-      f"--output={tmp_path / 'out'}", "--nocheckpoint_fallback"]) == errors.EXIT_USER_ERROR
+  assert (
+    cli.call(
+      cli_translate,
+      [
+        f"--workdir={copy}",
+        f"--source={img}",
+        f"--exemplar={img}",
+        f"--output={tmp_path / 'out'}",
+        "--nocheckpoint_fallback",
+      ],
+    )
+    == errors.EXIT_USER_ERROR
+  )
   err = capsys.readouterr().err
   assert err.startswith("error: ") and err.count("\n") == 1 and "turned off" in err
-  assert cli.call(cli_evaluate, [f"--workdir={copy}", "--nocheckpoint_fallback"]
-                  ) == errors.EXIT_USER_ERROR
+  assert (
+    cli.call(cli_evaluate, [f"--workdir={copy}", "--nocheckpoint_fallback"])
+    == errors.EXIT_USER_ERROR
+  )
   assert "cannot be read" in capsys.readouterr().err
 
   everything = damaged_copy("meta_json", steps=(1, 2, 3))
-  with pytest.raises(trained_run.WorkdirError,
-                     match=r"none of the 3 checkpoints in .* can be read: 3: its meta JSON"):
+  with pytest.raises(
+    trained_run.WorkdirError, match=r"none of the 3 checkpoints in .* can be read: 3: its meta JSON"
+  ):
     trained_run.load_trained(everything)
 
 
@@ -129,8 +154,9 @@ def test_a_real_mismatch_is_still_named_as_one(tiny_run, tmp_path):
   raw["model"]["ngf"] = 16
   with open(os.path.join(copy, "config.json"), "w") as f:
     json.dump(raw, f)
-  with pytest.raises(trained_run.WorkdirError,
-                     match="do not match the networks of config.json: .*shapes"):
+  with pytest.raises(
+    trained_run.WorkdirError, match="do not match the networks of config.json: .*shapes"
+  ):
     trained_run.load_trained(copy)
 
 
@@ -139,8 +165,9 @@ def test_translate_uses_the_older_checkpoint(damaged_copy, tmp_path, caplog):
   img = tmp_path / "x.png"
   Image.fromarray(np.full((28, 28, 3), 90, np.uint8)).save(img)
   with caplog.at_level(logging.WARNING):
-    result = translate.translate_paths(workdir=copy, source=str(img), exemplar=str(img),
-                                       output=str(tmp_path / "out"), batch_size=8)
+    result = translate.translate_paths(
+      workdir=copy, source=str(img), exemplar=str(img), output=str(tmp_path / "out"), batch_size=8
+    )
   assert result.step == 2 and len(result.written) == 1
   assert any("using checkpoint 2" in w for w in logged_warnings(caplog))
 
@@ -149,17 +176,20 @@ def test_training_refuses_a_damaged_checkpoint_when_told(damaged_copy, tiny_run)
   config = tiny_run[1].copy_and_resolve_references()
   config.train.checkpoint_fallback = False
   copy = damaged_copy("arrays_missing")
-  with pytest.raises(checkpointing.UnreadableCheckpointError,
-                     match="checkpoint 3 .*cannot be read: its arrays.*turned off") as e:
+  with pytest.raises(
+    checkpointing.UnreadableCheckpointError,
+    match="checkpoint 3 .*cannot be read: its arrays.*turned off",
+  ) as e:
     train.train_and_evaluate(config, copy)
   assert errors.exit_status(e.value) == errors.EXIT_USER_ERROR
   ckpt_dir = os.path.join(copy, "stage2", "checkpoints")
-  assert sorted(os.listdir(ckpt_dir)) == ["1", "2", "3"]          # nothing moved
+  assert sorted(os.listdir(ckpt_dir)) == ["1", "2", "3"]  # nothing moved
 
 
 def _restored(workdir, step):
-  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "stage2", "checkpoints"),
-                                    keep=None, read_only=True)
+  ckpt = checkpointing.Checkpointer(
+    os.path.join(workdir, "stage2", "checkpoints"), keep=None, read_only=True
+  )
   try:
     return ckpt.latest_step(), ckpt.restore(step)
   finally:

@@ -1,14 +1,15 @@
 """config_lib: the schema, the shipped configs and their variants, validation
 (one message naming the key, the value and what is allowed)."""
+
 import json
 import os
 
 import ml_collections
 import pytest
 from absl import flags
+from conftest import parse_config, tiny_config
 
 from egsc_jax import config_files, config_lib, errors, train
-from conftest import parse_config, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = os.path.join(REPO, "configs")
@@ -18,16 +19,32 @@ CONFIGS = os.path.join(REPO, "configs")
 # Config validation
 # ----------------------------------------------------------------------------
 
+
 def _config(name="mnist_single", variant="tiny"):
   import importlib  # pylint: disable=g-import-not-at-top
+
   return importlib.import_module(f"configs.{name}").get_config(variant)
 
 
 def test_every_shipped_config_and_variant_validates():
-  for name in ("mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender",
-               "photo_grades", "image_folder"):
-    for variant in ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit",
-                    "cyclegan", "munit"] + (["cpu"] if name == "mnist_single" else []):
+  for name in (
+    "mnist_single",
+    "mnist_multiple",
+    "gta5_bdd",
+    "celeba_gender",
+    "photo_grades",
+    "image_folder",
+  ):
+    for variant in [
+      "",
+      "tiny",
+      "no_mask",
+      "no_adain",
+      "no_perceptual",
+      "unit",
+      "cyclegan",
+      "munit",
+    ] + (["cpu"] if name == "mnist_single" else []):
       config_lib.validate(_config(name, variant))
 
 
@@ -37,12 +54,14 @@ def test_load_file_reads_a_config_file_with_its_variant(tmp_path):
   cpu = config_lib.load_file(f"{path}:cpu")
   assert cpu.to_dict() == _config("mnist_single", "cpu").to_dict()
   assert cpu.loss.style == 1e5 and tuple(cpu.loss.style_layer_weights) == (1, 0, 0, 0, 0)
-  assert config_lib.load_file(path).loss.style == 1e3     # no variant: the paper setting
+  assert config_lib.load_file(path).loss.style == 1e3  # no variant: the paper setting
   with pytest.raises(FileNotFoundError, match="not_there.txt"):
     config_lib.load_file(str(tmp_path / "not_there.txt"))
 
 
-@pytest.mark.parametrize("key,value,allowed", [
+@pytest.mark.parametrize(
+  "key,value,allowed",
+  [
     ("stage2.num_iterations", -5, "an integer >= 1, or -1 (-1: one epoch"),
     ("stage1.num_iterations", 0, "an integer >= 1, or -1"),
     ("batch_size", 0, "an integer >= 1"),
@@ -55,7 +74,8 @@ def test_load_file_reads_a_config_file_with_its_variant(tmp_path):
     ("loss.style", -1.0, "a finite number >= 0"),
     ("train.keep_checkpoints", 0, "an integer >= 1, or None"),
     ("dataset", "mnist_singel", "one of 'mnist_single', 'mnist_multiple'"),
-])
+  ],
+)
 def test_validate_names_key_value_and_what_is_allowed(key, value, allowed):
   c = _config()
   section, _, leaf = key.rpartition(".")
@@ -81,10 +101,13 @@ def test_validate_types_of_a_json_config_and_several_problems_at_once():
 
 
 def test_validate_image_size_must_fit_the_encoder():
-  c = _config("gta5_bdd")                  # n_downsample = 2
+  c = _config("gta5_bdd")  # n_downsample = 2
   c.data.image_size = (254, 512)
-  with pytest.raises(config_lib.ConfigError, match=r"config.data.image_size = \(254, 512\): "
-                     r"each side must be a multiple of 2\*\*config.model.n_downsample = 4"):
+  with pytest.raises(
+    config_lib.ConfigError,
+    match=r"config.data.image_size = \(254, 512\): "
+    r"each side must be a multiple of 2\*\*config.model.n_downsample = 4",
+  ):
     config_lib.validate(c)
   c.data.image_size = (256, 512)
   config_lib.validate(c)
@@ -93,8 +116,11 @@ def test_validate_image_size_must_fit_the_encoder():
 def test_validate_balanced_pairing_only_where_exemplars_have_two_colours():
   c = _config("gta5_bdd")
   c.data.exemplar_pairing = "balanced"
-  with pytest.raises(config_lib.ConfigError, match=r"config.data.exemplar_pairing = "
-                     r"'balanced' needs B images of two flat colours.*got 'gta5_bdd'"):
+  with pytest.raises(
+    config_lib.ConfigError,
+    match=r"config.data.exemplar_pairing = "
+    r"'balanced' needs B images of two flat colours.*got 'gta5_bdd'",
+  ):
     config_lib.validate(c)
   c = _config("mnist_single")
   c.data.exemplar_pairing = "balanced"
@@ -105,14 +131,14 @@ def test_validate_accepts_minus_one_and_ignores_keys_without_a_rule():
   c = _config()
   c.stage2.num_iterations = -1
   c.unlock()
-  c.model.future_knob = -3.0               # a key without a rule: no error
+  c.model.future_knob = -3.0  # a key without a rule: no error
   c.brand_new = ml_collections.ConfigDict({"count": -5})
   config_lib.validate(c)
-  c.model.output_scale = -3.0              # a key with a rule is checked
+  c.model.output_scale = -3.0  # a key with a rule is checked
   with pytest.raises(config_lib.ConfigError, match=r"config.model.output_scale = -3.0"):
     config_lib.validate(c)
   c.model.output_scale = 1.1
-  del c.train["checkpoint_fallback"]       # an old config.json without the key
+  del c.train["checkpoint_fallback"]  # an old config.json without the key
   config_lib.validate(c)
 
 
@@ -123,8 +149,12 @@ def test_resolve_num_iterations_rejects_other_negatives(mnist_data_dir):
     train.resolve_num_iterations(c)
   c.stage1.num_iterations = -1
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
-  pairs = build.get_builder(c.dataset, data_dir=c.data.data_dir,
-                            require_built=True).info.splits["train"].num_examples
+
+  pairs = (
+    build.get_builder(c.dataset, data_dir=c.data.data_dir, require_built=True)
+    .info.splits["train"]
+    .num_examples
+  )
   assert train.resolve_num_iterations(c).stage1.num_iterations == pairs > 0
 
 
@@ -136,19 +166,21 @@ CONFIG = os.path.join(REPO, "configs", "mnist_single.py")
 
 
 def test_config_override_and_misspelled_key():
-  c = parse_config([f"--config={CONFIG}:tiny", "--config.optim.lr=0.5",
-              "--config.data.image_size=(28,28)"])
+  c = parse_config(
+    [f"--config={CONFIG}:tiny", "--config.optim.lr=0.5", "--config.data.image_size=(28,28)"]
+  )
   assert c.optim.lr == 0.5 and c.model.ngf == 8
   with pytest.raises((AttributeError, KeyError, flags.Error), match="Did you mean \"lr\""):
     parse_config([f"--config={CONFIG}", "--config.optim.lrr=0.5"])
 
 
-@pytest.mark.parametrize("name", ["mnist_single", "mnist_multiple", "gta5_bdd",
-                                  "celeba_gender", "image_folder", "photo_grades"])
+@pytest.mark.parametrize(
+  "name",
+  ["mnist_single", "mnist_multiple", "gta5_bdd", "celeba_gender", "image_folder", "photo_grades"],
+)
 def test_every_config_file_loads_with_its_variants(name):
   path = os.path.join(REPO, "configs", f"{name}.py")
-  variants = ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan",
-              "munit"]
+  variants = ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan", "munit"]
   if name.startswith("mnist") or name == "photo_grades":
     variants += ["cpu", "faithful", "faithful,no_mask", "cpu,no_adain", "cpu,munit"]
   for variant in variants:
@@ -164,7 +196,10 @@ def test_cpu_variant_only_for_the_mnist_configs():
   multiple = os.path.join(REPO, "configs", "mnist_multiple.py")
   c = parse_config([f"--config={multiple}:cpu"])
   assert (tuple(c.data.image_size), c.model.n_downsample, c.model.use_feature_mask) == (
-      (56, 56), 1, True)
+    (56, 56),
+    1,
+    True,
+  )
   assert not parse_config([f"--config={multiple}:no_mask,cpu"]).model.use_feature_mask
   # The ablations keep :cpu's sign-normalised encoder, except w/o AdaIN: the
   # encoder hides the polarity that only AdaIN's signed scale restores, so the
@@ -183,15 +218,28 @@ def test_cpu_variant_only_for_the_mnist_configs():
 
 # What `faithful` may change of the paper setting: capacity, optimisation and
 # budget (the fidelity issue's rule), and the length of the run's intervals.
-FAITHFUL_MAY_CHANGE = ("model.ngf", "model.n_enc_res", "model.n_dec_res", "model.ndf",
-                       "optim.lr", "stage1.num_iterations", "stage1.lr",
-                       "stage2.num_iterations", "train.", "variant")
+FAITHFUL_MAY_CHANGE = (
+  "model.ngf",
+  "model.n_enc_res",
+  "model.n_dec_res",
+  "model.ndf",
+  "optim.lr",
+  "stage1.num_iterations",
+  "stage1.lr",
+  "stage2.num_iterations",
+  "train.",
+  "variant",
+)
 
 
-@pytest.mark.parametrize("name, also", [
+@pytest.mark.parametrize(
+  "name, also",
+  [
     ("mnist_single", ()),
     # Half-size canvases with one down-sampling stage fewer (configs/mnist_multiple.py).
-    ("mnist_multiple", ("data.image_size", "model.n_downsample"))])
+    ("mnist_multiple", ("data.image_size", "model.n_downsample")),
+  ],
+)
 def test_faithful_changes_only_capacity_optimisation_and_budget(name, also):
   """`faithful` is the paper's method: every network, loss and AdaIN key equals
   the paper setting's, and the sign-normalised encoder is off."""
@@ -213,13 +261,24 @@ def test_sign_normalised_encoder_stays_off_where_polarity_is_content(name):
   contrast polarity is content, which the sign-normalised encoder would discard
   (layers.sign_normalized_instance_norm). Every variant, by name and by path."""
   path = os.path.join(REPO, "configs", f"{name}.py")
-  for variant in ("", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan",
-                  "munit", "tiny,no_mask", "unit,tiny"):
+  for variant in (
+    "",
+    "tiny",
+    "no_mask",
+    "no_adain",
+    "no_perceptual",
+    "unit",
+    "cyclegan",
+    "munit",
+    "tiny,no_mask",
+    "unit,tiny",
+  ):
     for spec in (path, name):
-      c = parse_config([f"--config={config_files.resolve(spec)}"
-                        + (f":{variant}" if variant else "")])
+      c = parse_config(
+        [f"--config={config_files.resolve(spec)}" + (f":{variant}" if variant else "")]
+      )
       assert not c.model.content_sign_norm, (spec, variant)
-      assert c.train.eval_split == "test", variant   # no validation split there
+      assert c.train.eval_split == "test", variant  # no validation split there
       # The paper's photographic configs' AdaIN (the paper's text).
       assert c.model.adain_mode == "standard", (spec, variant)
 
@@ -228,8 +287,9 @@ def test_image_folder_config_is_the_paper_photographic_setting():
   """configs/image_folder.py: by name, gta5_bdd's losses and optimiser at
   256x256 and batch 8, T from the data."""
   mine = config_lib._flatten(parse_config(["--config=" + config_files.resolve("image_folder")]))
-  paper = config_lib._flatten(parse_config(
-      ["--config=" + os.path.join(REPO, "configs", "gta5_bdd.py")]))
+  paper = config_lib._flatten(
+    parse_config(["--config=" + os.path.join(REPO, "configs", "gta5_bdd.py")])
+  )
   differ = sorted(k for k in paper if paper[k] != mine[k])
   assert differ == ["batch_size", "data.image_size", "data.shuffle_buffer", "dataset"], differ
   assert mine["data.image_size"] == (256, 256) and mine["batch_size"] == 8
@@ -243,8 +303,15 @@ def test_mnist_multiple_cpu_is_mnist_single_cpu_with_the_stated_changes():
   changes only what configs/mnist_multiple.py says it does."""
   single = config_lib._flatten(parse_config([f"--config={CONFIG}:cpu"]))
   multiple = config_lib._flatten(
-      parse_config([f"--config={os.path.join(REPO, 'configs', 'mnist_multiple.py')}:cpu"]))
+    parse_config([f"--config={os.path.join(REPO, 'configs', 'mnist_multiple.py')}:cpu"])
+  )
   differ = sorted(k for k in single if single[k] != multiple[k])
   # loss.content is set too, but back to MNIST-Single's 1e1 (its paper value is 1e2).
-  assert differ == ["data.image_size", "dataset", "model.n_downsample", "optim.lr",
-                    "train.checkpoint_every", "train.eval_every"], differ
+  assert differ == [
+    "data.image_size",
+    "dataset",
+    "model.n_downsample",
+    "optim.lr",
+    "train.checkpoint_every",
+    "train.eval_every",
+  ], differ

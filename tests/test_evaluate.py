@@ -3,6 +3,7 @@ protocol on a fake gta5_bdd (real TFDS builder, untrained checkpoint).
 
 The trained run is shared with test_translate.py when both run in one process.
 """
+
 import json
 import os
 import shutil
@@ -14,19 +15,18 @@ import numpy as np
 import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
+from test_translate import REPO  # pylint: disable=g-bad-import-order
 
 from egsc_jax import api, checkpointing, config_lib, evaluate, trained_run
 from egsc_jax import state as state_lib
 from egsc_jax.data import build, images, input_pipeline
 from egsc_jax.eval import digit_classifier as dc
-from egsc_jax.eval import fid_kid
+from egsc_jax.eval import fid_kid, translations
 from egsc_jax.eval import ssim as ssim_lib
-from egsc_jax.eval import translations
 from egsc_jax.models import build_models
-from test_translate import REPO  # pylint: disable=g-bad-import-order
 
-NUM = 16                  # test pairs evaluated
-CLASSIFIER_STEPS = 40     # enough to beat chance by far; the command default is larger
+NUM = 16  # test pairs evaluated
+CLASSIFIER_STEPS = 40  # enough to beat chance by far; the command default is larger
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +36,13 @@ def workdir(tiny_run):
 
 @pytest.fixture(scope="module")
 def results(workdir):
-  return evaluate.evaluate_workdir(workdir, num_examples=NUM, official_stretch=True,
-                                   classifier_steps=CLASSIFIER_STEPS, batch_size=8)
+  return evaluate.evaluate_workdir(
+    workdir,
+    num_examples=NUM,
+    official_stretch=True,
+    classifier_steps=CLASSIFIER_STEPS,
+    batch_size=8,
+  )
 
 
 def test_every_mnist_single_field(workdir, results):
@@ -51,7 +56,7 @@ def test_every_mnist_single_field(workdir, results):
       assert curve.shape == (100,) and np.all(np.diff(curve) >= 0)
       assert 0 <= curve[0] and curve[-1] <= 1
       assert m[f"{key}_mean_{d}"] == pytest.approx(curve.mean())
-    assert m[f"lpips_diversity_{d}"] > 0      # noise and exemplars vary the output
+    assert m[f"lpips_diversity_{d}"] > 0  # noise and exemplars vary the output
     assert np.isfinite(m[f"kid_vgg16_{d}"]) and m[f"kid_vgg16_{d}_std"] >= 0
     # The share of NUM translations classified right: a multiple of 1 / NUM.
     correct = m[f"digit_accuracy_{d}"] * NUM
@@ -67,7 +72,7 @@ def test_every_mnist_single_field(workdir, results):
   report = open(os.path.join(workdir, "eval", "results.md")).read()
   assert "By the exemplar's colour scheme, A→B" in report
   assert "By source scheme (rows) and exemplar scheme (columns), A→B" in report
-  assert m["digit_classifier_test_accuracy"] > 0.5   # 40 steps; far above chance 0.1
+  assert m["digit_classifier_test_accuracy"] > 0.5  # 40 steps; far above chance 0.1
   assert not any(k.startswith(("fid", "kid_inception", "segmentation")) for k in m)
   assert results["curves"]["taus"] == list(range(100))
   assert results["details"]["kid_subset_size"] == NUM
@@ -82,9 +87,14 @@ def test_every_mnist_single_field(workdir, results):
     assert im.format == "PNG" and im.size[0] > 100
   md = open(os.path.join(eval_dir, "results.md")).read()
   assert "| metric | A→B | B→A |" in md
-  for title in ("SSIM vs ground truth (paper's metric)", fid_kid.KID_VGG16_NAME,
-                "LPIPS diversity", "Digit accuracy", "classifier's own test accuracy",
-                "Colour-match share"):
+  for title in (
+    "SSIM vs ground truth (paper's metric)",
+    fid_kid.KID_VGG16_NAME,
+    "LPIPS diversity",
+    "Digit accuracy",
+    "classifier's own test accuracy",
+    "Colour-match share",
+  ):
     assert title in md
   ssim_row = [line for line in md.splitlines() if line.startswith("| SSIM vs ground truth (")]
   assert f"{m['ssim_a2b']:.4f}" in ssim_row[0] and f"{m['ssim_b2a']:.4f}" in ssim_row[0]
@@ -95,22 +105,33 @@ def test_paper_metrics_match_independent_references(workdir, results):
   with the ground truth read straight from the input pipeline."""
   trained = trained_run.load_trained(workdir)
   translator = api.Translator.from_trained(trained, batch_size=8, seed=0)
-  gt_batch = next(input_pipeline.eval_batches(trained.config, split="test",
-                                              batch_size=NUM, num_examples=NUM))
+  gt_batch = next(
+    input_pipeline.eval_batches(trained.config, split="test", batch_size=NUM, num_examples=NUM)
+  )
   for d in ("a2b", "b2a"):
-    pred = np.concatenate([b["pred"] for b in translations.translate_split(
-        translator, trained.config, direction=d, num_examples=NUM)])
+    pred = np.concatenate(
+      [
+        b["pred"]
+        for b in translations.translate_split(
+          translator, trained.config, direction=d, num_examples=NUM
+        )
+      ]
+    )
     gt = np.clip(np.round((gt_batch[f"gt_{d}"] + 1) * 127.5), 0, 255).astype(np.uint8)
-    ssim = np.mean([structural_similarity(p, g, channel_axis=-1, data_range=255)
-                    for p, g in zip(pred, gt)])
+    ssim = np.mean(
+      [structural_similarity(p, g, channel_axis=-1, data_range=255) for p, g in zip(pred, gt)]
+    )
     assert results["metrics"][f"ssim_{d}"] == pytest.approx(ssim, abs=1e-4)
     err = np.abs(pred.astype(int) - gt.astype(int)).sum(-1)
     curve = [(err <= t).mean() for t in range(100)]
     np.testing.assert_allclose(results["curves"][f"pixel_accuracy_{d}"], curve, atol=1e-12)
     s_pred, s_gt = ssim_lib.minmax_stretch(pred), ssim_lib.minmax_stretch(gt)
-    assert results["metrics"][f"ssim_official_stretch_{d}"] == pytest.approx(np.mean(
-        [structural_similarity(p, g, channel_axis=-1, data_range=255)
-         for p, g in zip(s_pred, s_gt)]), abs=1e-4)
+    assert results["metrics"][f"ssim_official_stretch_{d}"] == pytest.approx(
+      np.mean(
+        [structural_similarity(p, g, channel_axis=-1, data_range=255) for p, g in zip(s_pred, s_gt)]
+      ),
+      abs=1e-4,
+    )
 
 
 def test_digit_classifier_is_cached_beside_the_dataset(workdir, results):
@@ -130,20 +151,30 @@ def test_digit_classifier_is_cached_beside_the_dataset(workdir, results):
 def test_test_noise_off_is_deterministic_and_written_apart(workdir, results):
   """docs/method.md §9 A6: the authors keep the latent noise on at test time; with it off
   the scores no longer depend on the noise seed."""
-  kw = dict(num_examples=NUM, classifier_steps=CLASSIFIER_STEPS, batch_size=8,
-            test_noise=False, eval_name="eval_noise_off")
+  kw = dict(
+    num_examples=NUM,
+    classifier_steps=CLASSIFIER_STEPS,
+    batch_size=8,
+    test_noise=False,
+    eval_name="eval_noise_off",
+  )
   off0 = evaluate.evaluate_workdir(workdir, seed=0, **kw)
   off1 = evaluate.evaluate_workdir(workdir, seed=1, **kw)
   assert results["test_noise"] is True and off0["test_noise"] is False
   for key in ("ssim_a2b", "ssim_b2a"):
     assert off0["metrics"][key] == off1["metrics"][key]
-  on1 = evaluate.evaluate_workdir(workdir, seed=1, num_examples=NUM,
-                                  classifier_steps=CLASSIFIER_STEPS, batch_size=8,
-                                  eval_name="eval_seed1")
+  on1 = evaluate.evaluate_workdir(
+    workdir,
+    seed=1,
+    num_examples=NUM,
+    classifier_steps=CLASSIFIER_STEPS,
+    batch_size=8,
+    eval_name="eval_seed1",
+  )
   assert on1["metrics"]["ssim_a2b"] != results["metrics"]["ssim_a2b"]
   assert os.path.isfile(os.path.join(workdir, "eval_noise_off", "results.json"))
   with open(os.path.join(workdir, "eval", "results.json")) as f:
-    assert json.load(f)["test_noise"] is True       # the default results stay
+    assert json.load(f)["test_noise"] is True  # the default results stay
 
 
 def test_clear_errors(workdir, tmp_path):
@@ -173,18 +204,33 @@ def test_clear_errors(workdir, tmp_path):
 @pytest.mark.slow
 def test_cli_smoke(workdir, tmp_path):
   copy = tmp_path / "run"
-  shutil.copytree(workdir, copy)      # the command writes copy/eval, not the shared run's
+  shutil.copytree(workdir, copy)  # the command writes copy/eval, not the shared run's
   proc = subprocess.run(
-      [sys.executable, "-m", "egsc_jax.evaluate", f"--workdir={copy}", "--num_examples=8",
-       f"--classifier_steps={CLASSIFIER_STEPS}", "--batch_size=8"],
-      cwd=REPO, capture_output=True, text=True, timeout=600)
+    [
+      sys.executable,
+      "-m",
+      "egsc_jax.evaluate",
+      f"--workdir={copy}",
+      "--num_examples=8",
+      f"--classifier_steps={CLASSIFIER_STEPS}",
+      "--batch_size=8",
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "| SSIM vs ground truth (paper's metric) |" in proc.stdout
   with open(copy / "eval" / "results.json") as f:
     assert json.load(f)["num_examples"] == 8
-  proc = subprocess.run([sys.executable, "-m", "egsc_jax.evaluate",
-                         f"--workdir={tmp_path / 'none'}"],
-                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, "-m", "egsc_jax.evaluate", f"--workdir={tmp_path / 'none'}"],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 1 and "no config.json" in proc.stderr
 
 
@@ -211,9 +257,8 @@ def write_untrained_workdir(config, path, *, stage1_checkpoint=False):
   if config_lib.needs_stage1(config):
     stage1 = state_lib.init_stage1(models, rng, image_shape=shape, tx=tx, ema=False)
     frozen = state_lib.exemplar_params_from_stage1(stage1.g_params)
-  state = state_lib.init_stage2(models, rng, image_shape=shape, tx=tx, frozen=frozen,
-                                ema=True)
-  config.optim.ema_decay = 0.99      # so the checkpoint's EMA slot is expected
+  state = state_lib.init_stage2(models, rng, image_shape=shape, tx=tx, frozen=frozen, ema=True)
+  config.optim.ema_decay = 0.99  # so the checkpoint's EMA slot is expected
   os.makedirs(path)
   with open(os.path.join(path, "config.json"), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
@@ -228,8 +273,10 @@ def write_untrained_workdir(config, path, *, stage1_checkpoint=False):
 
 @pytest.mark.slow
 def test_gta5_bdd_segmentation_protocol(tmp_path):
-  from configs import gta5_bdd as gta5_bdd_config  # pylint: disable=g-import-not-at-top
   from test_real_builders import make_gta5_bdd, quadrant_labels  # pylint: disable=g-import-not-at-top
+
+  from configs import gta5_bdd as gta5_bdd_config  # pylint: disable=g-import-not-at-top
+
   manual = tmp_path / "manual"
   make_gta5_bdd(manual)
   # Label every GTA5 frame, whichever becomes the test frame: ids road, car, person.
@@ -247,14 +294,17 @@ def test_gta5_bdd_segmentation_protocol(tmp_path):
   # eval_batches passes the labels through, resized nearest-neighbour.
   batch = next(input_pipeline.eval_batches(config, split="test", batch_size=2))
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   stored = list(tfds.as_numpy(builder.as_dataset(split="test")))
-  want = np.stack([images.resize_nearest(ex["label_a"], height=SEG_SIZE[0],
-                                         width=SEG_SIZE[1]) for ex in stored])
+  want = np.stack(
+    [images.resize_nearest(ex["label_a"], height=SEG_SIZE[0], width=SEG_SIZE[1]) for ex in stored]
+  )
   np.testing.assert_array_equal(batch["label_a"], want)
   assert batch["label_a"].dtype == np.uint8
 
-  results = evaluate.evaluate_workdir(workdir, segmenter="test_evaluate:all_flat",
-                                      batch_size=8, num_examples=1000)
+  results = evaluate.evaluate_workdir(
+    workdir, segmenter="test_evaluate:all_flat", batch_size=8, num_examples=1000
+  )
   m = results["metrics"]
   assert results["num_examples"] == 2 and results["num_examples_requested"] == 1000
   assert results["used_ema"] is True and results["checkpoint_step"] == 5
@@ -286,12 +336,17 @@ def test_feature_mask_effect_benchmark(workdir):
   script = os.path.join(REPO, "benchmarks", "feature_mask_effect.py")
   env = dict(os.environ, PYTHONPATH=str(REPO))
   result = subprocess.run(
-      [sys.executable, script, f"--workdir={workdir}", "--num_examples=8",
-       "--batch_size=4"], capture_output=True, text=True, env=env, cwd=REPO,
-      timeout=300, check=False)
+    [sys.executable, script, f"--workdir={workdir}", "--num_examples=8", "--batch_size=4"],
+    capture_output=True,
+    text=True,
+    env=env,
+    cwd=REPO,
+    timeout=300,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   out = result.stdout
-  report = json.loads(out[out.index("\n{") + 1:])
+  report = json.loads(out[out.index("\n{") + 1 :])
   for direction in ("a2b", "b2a"):
     r = report[direction]
     assert 0.5 <= r["mask_min"] <= r["mask_max"] <= 1.0, r
@@ -306,28 +361,34 @@ def test_mnist_multiple_mask_knowledge(tmp_path):
   """evaluate scores what the feature mask knows of MNIST-Multiple's classes,
   for the A sources (classes from gt_a2b) and the B sources (from themselves)."""
   from configs import mnist_multiple as mm_config  # pylint: disable=g-import-not-at-top
+  from egsc_jax import grids  # pylint: disable=g-import-not-at-top
   from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
   from egsc_jax.eval import colour  # pylint: disable=g-import-not-at-top
-  from egsc_jax import grids  # pylint: disable=g-import-not-at-top
+
   manual = tmp_path / "manual"
   mnist_source.write_fake_mnist(manual, num_train=20, num_test=10)
   data_dir = str(tmp_path / "tfds")
   build.build("mnist_multiple", data_dir=data_dir, manual_dir=str(manual))
   config = mm_config.get_config("tiny")
   config.data.data_dir = data_dir
-  config.data.image_size = (28, 28)    # F's mask is 7x7 (two down-samplings)
+  config.data.image_size = (28, 28)  # F's mask is 7x7 (two down-samplings)
   workdir = str(tmp_path / "run")
   write_untrained_workdir(config, workdir, stage1_checkpoint=True)
   results = evaluate.evaluate_workdir(workdir, batch_size=8, num_examples=10)
   mask = results["details"]["mask"]
   # benchmarks/mask_knowledge.py reads the same F from the stage-1 checkpoint.
   script = os.path.join(REPO, "benchmarks", "mask_knowledge.py")
-  out = subprocess.run([sys.executable, script, f"--workdir={workdir}", "--split=test",
-                        "--num_examples=10"], capture_output=True, text=True, cwd=REPO,
-                       env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600,
-                       check=False)
+  out = subprocess.run(
+    [sys.executable, script, f"--workdir={workdir}", "--split=test", "--num_examples=10"],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    env=dict(os.environ, PYTHONPATH=str(REPO)),
+    timeout=600,
+    check=False,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
-  by_step = json.loads(out.stdout[out.stdout.index("\n{") + 1:])
+  by_step = json.loads(out.stdout[out.stdout.index("\n{") + 1 :])
   assert list(by_step) == ["3"]
   for domain in ("a", "b"):
     for key, value in mask[domain].items():
@@ -351,8 +412,7 @@ def test_mnist_multiple_mask_knowledge(tmp_path):
   config.model.use_feature_mask = False
   other = str(tmp_path / "no_mask")
   write_untrained_workdir(config, other)
-  assert "mask" not in evaluate.evaluate_workdir(other, batch_size=8,
-                                                 num_examples=10)["details"]
+  assert "mask" not in evaluate.evaluate_workdir(other, batch_size=8, num_examples=10)["details"]
 
 
 @pytest.mark.slow
@@ -362,14 +422,25 @@ def test_learning_curve_script_compares_runs(workdir, tmp_path):
   script = os.path.join(REPO, "benchmarks", "learning_curve.py")
   out_png = tmp_path / "curve.png"
   result = subprocess.run(
-      [sys.executable, script, f"--workdir=first={workdir}", f"--workdir=again={workdir}",
-       f"--out={out_png}"], capture_output=True, text=True, cwd=REPO,
-      env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=300, check=False)
+    [
+      sys.executable,
+      script,
+      f"--workdir=first={workdir}",
+      f"--workdir=again={workdir}",
+      f"--out={out_png}",
+    ],
+    capture_output=True,
+    text=True,
+    cwd=REPO,
+    env=dict(os.environ, PYTHONPATH=str(REPO)),
+    timeout=300,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert f"first ({workdir}, validation)" in result.stdout
   assert f"again ({workdir}, validation)" in result.stdout
   rows = [l for l in result.stdout.splitlines() if l.startswith("| 3 |")]
-  assert len(rows) == 2 and rows[0] == rows[1]     # the tiny run evaluates at 3
+  assert len(rows) == 2 and rows[0] == rows[1]  # the tiny run evaluates at 3
   with Image.open(out_png) as im:
     assert im.size == (600, 400)
 
@@ -383,20 +454,27 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
   # The path finder sees no TensorFlow, as if it were not installed (a finder
   # that raised would also break etils' find_spec('tensorflow') probe).
   code = (
-      "import importlib.machinery, runpy, sys\n"
-      "class NoTensorFlow(importlib.machinery.PathFinder):\n"
-      "  @classmethod\n"
-      "  def find_spec(cls, name, path=None, target=None):\n"
-      "    if name.split('.')[0] in ('tensorflow', 'tensorflow_datasets'):\n"
-      "      return None\n"
-      "    return importlib.machinery.PathFinder.find_spec(name, path, target)\n"
-      "sys.meta_path = [NoTensorFlow if f is importlib.machinery.PathFinder else f\n"
-      "                 for f in sys.meta_path]\n"
-      f"sys.argv = ['mask_study.py', '--tiny', '--out={out}', '--eval_pairs=8',\n"
-      "            '--train_pairs=32']\n"
-      "runpy.run_path('benchmarks/mask_study.py', run_name='__main__')\n")
-  proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
-                        text=True, timeout=900, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    "import importlib.machinery, runpy, sys\n"
+    "class NoTensorFlow(importlib.machinery.PathFinder):\n"
+    "  @classmethod\n"
+    "  def find_spec(cls, name, path=None, target=None):\n"
+    "    if name.split('.')[0] in ('tensorflow', 'tensorflow_datasets'):\n"
+    "      return None\n"
+    "    return importlib.machinery.PathFinder.find_spec(name, path, target)\n"
+    "sys.meta_path = [NoTensorFlow if f is importlib.machinery.PathFinder else f\n"
+    "                 for f in sys.meta_path]\n"
+    f"sys.argv = ['mask_study.py', '--tiny', '--out={out}', '--eval_pairs=8',\n"
+    "            '--train_pairs=32']\n"
+    "runpy.run_path('benchmarks/mask_study.py', run_name='__main__')\n"
+  )
+  proc = subprocess.run(
+    [sys.executable, "-c", code],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=900,
+    env=dict(os.environ, PYTHONPATH=str(REPO)),
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "tensorflow" not in proc.stderr.lower(), proc.stderr[-3000:]
   report = json.loads((out / "curves.json").read_text())

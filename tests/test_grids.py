@@ -1,5 +1,6 @@
 """Training's image grids: exact nearest-neighbour enlargement, titles drawn
 on a strip above, and an import without TensorFlow."""
+
 import os
 import subprocess
 import sys
@@ -27,12 +28,12 @@ def test_upscale_is_an_exact_nearest_neighbour_repeat():
 
 
 def test_scale_for_brings_the_shorter_side_to_the_minimum():
-  assert grids.scale_for((28, 28)) == 5            # 140 >= 128 > 112
+  assert grids.scale_for((28, 28)) == 5  # 140 >= 128 > 112
   assert grids.scale_for((64, 64)) == 2
   assert grids.scale_for((112, 112)) == 2
   assert grids.scale_for((128, 128)) == 1
   assert grids.scale_for((256, 512)) == 1
-  assert grids.scale_for((32, 100)) == 4           # the shorter side decides
+  assert grids.scale_for((32, 100)) == 4  # the shorter side decides
   assert grids.scale_for((28, 28), min_side=10) == 1
 
 
@@ -45,22 +46,23 @@ def test_titled_grid_body_is_the_upscaled_grid_and_titles_are_drawn():
   plain = grids.image_grid(cells)
   assert plain.shape == (3 * 30 + 2, 4 * 30 + 2, 3)
   assert out.shape == (grids.TITLE_HEIGHT + k * plain.shape[0], k * plain.shape[1], 3)
-  body = out[grids.TITLE_HEIGHT:]
+  body = out[grids.TITLE_HEIGHT :]
   np.testing.assert_array_equal(body, np.repeat(np.repeat(plain, k, 0), k, 1))
   # Cell (r, c) of the body starts at k * (pad + r * (H + pad)) on each axis.
-  np.testing.assert_array_equal(body[k * 32:k * 32 + 140, k * 62:k * 62 + 140],
-                                grids.upscale(cells[1, 2], k))
-  strip = out[:grids.TITLE_HEIGHT]
+  np.testing.assert_array_equal(
+    body[k * 32 : k * 32 + 140, k * 62 : k * 62 + 140], grids.upscale(cells[1, 2], k)
+  )
+  strip = out[: grids.TITLE_HEIGHT]
   column = k * 30
   for j, title in enumerate(titles):
     # The strip over the column's cell, away from the neighbours' titles.
-    part = strip[:, k * 2 + j * column: k * 2 + j * column + k * 28]
+    part = strip[:, k * 2 + j * column : k * 2 + j * column + k * 28]
     inked = (part != 255).any(-1).sum()
     if title:
       assert inked > 20, (title, inked)
-      assert part.min() < 100                       # dark text on white
+      assert part.min() < 100  # dark text on white
     else:
-      assert inked == 0                             # no title: plain background
+      assert inked == 0  # no title: plain background
   with pytest.raises(ValueError, match="3 titles for 4 columns"):
     grids.titled_grid(cells, titles[:3])
 
@@ -74,10 +76,13 @@ def test_titles_differ_in_what_they_draw():
 
 
 def test_grids_import_without_tensorflow():
-  code = ("import sys; sys.modules['tensorflow'] = None; "
-          "import numpy as np; from egsc_jax import grids; "
-          "g = grids.titled_grid(np.zeros((1, 2, 8, 8, 3), np.uint8), ['a', 'b']); "
-          "print(g.shape)")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       cwd=REPO, check=True)
+  code = (
+    "import sys; sys.modules['tensorflow'] = None; "
+    "import numpy as np; from egsc_jax import grids; "
+    "g = grids.titled_grid(np.zeros((1, 2, 8, 8, 3), np.uint8), ['a', 'b']); "
+    "print(g.shape)"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+  )
   assert out.stdout.strip() == f"({grids.TITLE_HEIGHT + 16 * 12}, {16 * 22}, 3)"

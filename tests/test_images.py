@@ -29,8 +29,12 @@ def write_png16(path, array):
 
   header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
   with open(path, "wb") as f:
-    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    f.write(
+      b"\x89PNG\r\n\x1a\n"
+      + chunk(b"IHDR", header)
+      + chunk(b"IDAT", zlib.compress(raw))
+      + chunk(b"IEND", b"")
+    )
 
 
 def test_rgb_png_is_returned_unchanged(tmp_path):
@@ -99,7 +103,7 @@ def test_palette_without_and_with_transparency(tmp_path):
   out = images.read_image(tmp_path / "pt.png")
   white = [255, 255, 255]
   np.testing.assert_array_equal(
-      out, np.array([[[10, 20, 30], white], [white, [10, 20, 30]]], np.uint8)
+    out, np.array([[[10, 20, 30], white], [white, [10, 20, 30]]], np.uint8)
   )
 
 
@@ -189,11 +193,14 @@ def test_plain_bilinear_matches_skimage():
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)
   for height, width in ((7, 9), (26, 40), (132, 5)):
-    ours = images.resize_bilinear_half_pixel(image, height=height, width=width,
-                                             antialias=False)
+    ours = images.resize_bilinear_half_pixel(image, height=height, width=width, antialias=False)
     reference = sk_resize(
-        image.astype(np.float64), (height, width), order=1, mode="edge",
-        anti_aliasing=False, preserve_range=True,
+      image.astype(np.float64),
+      (height, width),
+      order=1,
+      mode="edge",
+      anti_aliasing=False,
+      preserve_range=True,
     )
     assert ours.shape == (height, width, 3) and ours.dtype == np.uint8
     assert np.abs(ours.astype(np.float64) - reference).max() <= 0.5 + 1e-9
@@ -215,12 +222,12 @@ def test_antialiased_bilinear_keeps_constants_and_ramps():
 def test_resize_nearest_takes_the_pixel_under_each_centre():
   labels = np.arange(16, dtype=np.uint8).reshape(4, 4)
   np.testing.assert_array_equal(
-      images.resize_nearest(labels, height=2, width=2), [[5, 7], [13, 15]]
+    images.resize_nearest(labels, height=2, width=2), [[5, 7], [13, 15]]
   )
   small = np.array([[1, 2], [3, 4]], np.uint8)
   np.testing.assert_array_equal(
-      images.resize_nearest(small, height=4, width=4),
-      [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]],
+    images.resize_nearest(small, height=4, width=4),
+    [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]],
   )
 
 

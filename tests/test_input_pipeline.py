@@ -11,9 +11,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from egsc_jax import config_lib
-from egsc_jax.data import input_pipeline
-from egsc_jax.data import mnist_single
-from egsc_jax.data import mnist_source
+from egsc_jax.data import input_pipeline, mnist_single, mnist_source
 
 # 42 fake source digits (labels cycle 0-9: 5, 5, 4, ...) lose one per class to
 # the validation split (mnist_source.hold_out_validation): 32 training pairs.
@@ -24,21 +22,23 @@ NUM_TRAIN = 32
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
   manual = tmp_path_factory.mktemp("manual")
-  mnist_source.write_fake_mnist(manual, num_train=NUM_SOURCE_TRAIN, num_test=NUM_TEST,
-                                seed=1)
+  mnist_source.write_fake_mnist(manual, num_train=NUM_SOURCE_TRAIN, num_test=NUM_TEST, seed=1)
   data_dir = tmp_path_factory.mktemp("tfds")
   mnist_single.MnistSingle(data_dir=str(data_dir)).download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
+    download_config=tfds.download.DownloadConfig(manual_dir=str(manual))
+  )
   return data_dir
 
 
 def _config(data_dir, *, batch_size=4, seed=0, **data):
-  config = ml_collections.ConfigDict({
+  config = ml_collections.ConfigDict(
+    {
       "dataset": "mnist_single",
       "batch_size": batch_size,
       "seed": seed,
       "data": config_lib.data_config(),
-  })
+    }
+  )
   config.data.data_dir = str(data_dir)
   config.data.num_threads = 1
   config.data.update(data)
@@ -70,7 +70,7 @@ def _epochs(batches, *, per_epoch):
   """Splits a list of batches into epochs of (A keys, B keys) per example."""
   a = [_key(x) for batch in batches for x in batch["a"]]
   b = [_key(x) for batch in batches for x in batch["b"]]
-  return [(a[i:i + per_epoch], b[i:i + per_epoch]) for i in range(0, len(a), per_epoch)]
+  return [(a[i : i + per_epoch], b[i : i + per_epoch]) for i in range(0, len(a), per_epoch)]
 
 
 # ---------------------------------------------------------------------------
@@ -103,6 +103,7 @@ def test_a_global_tf_seed_changes_nothing(data_dir):
   """Keras' set_random_seed (or tf.random.set_seed) in the same process must not
   change, or break, the stream: it depends on config.seed alone."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   first = _take(input_pipeline.train_batches(_config(data_dir)), 3)
   tf.random.set_seed(1234)
   try:
@@ -153,8 +154,7 @@ def test_processes_read_disjoint_equal_parts(data_dir, stored_train):
   config = _config(data_dir, augment=False, exemplar_pairing="fixed")
   seen = []
   for index in range(2):
-    batches = _take(input_pipeline.train_batches(config, process_index=index,
-                                                 process_count=2), 8)
+    batches = _take(input_pipeline.train_batches(config, process_index=index, process_count=2), 8)
     assert batches[0]["a"].shape == (2, 28, 28, 3)  # global 4 / 2 processes
     seen.append({_key(x) for batch in batches for x in batch["a"]})
   assert len(seen[0]) == len(seen[1]) == NUM_TRAIN // 2
@@ -164,8 +164,7 @@ def test_processes_read_disjoint_equal_parts(data_dir, stored_train):
 
 def test_process_count_must_divide_batch(data_dir):
   with pytest.raises(ValueError, match="multiple of the process count 3"):
-    next(input_pipeline.train_batches(_config(data_dir), process_index=0,
-                                      process_count=3))
+    next(input_pipeline.train_batches(_config(data_dir), process_index=0, process_count=3))
 
 
 def test_fixed_pairing_keeps_stored_pairs(data_dir, stored_train):
@@ -180,8 +179,7 @@ def test_fixed_pairing_keeps_stored_pairs(data_dir, stored_train):
 
 
 @pytest.mark.parametrize("shuffle_buffer", [2048, 1])
-def test_random_pairing_redraws_exemplars_every_epoch(data_dir, stored_train,
-                                                      shuffle_buffer):
+def test_random_pairing_redraws_exemplars_every_epoch(data_dir, stored_train, shuffle_buffer):
   # With a buffer of 1 only the per-epoch rotation re-pairs the streams.
   config = _config(data_dir, augment=False, shuffle_buffer=shuffle_buffer)
   batches = _take(input_pipeline.train_batches(config), 24)
@@ -203,8 +201,9 @@ def test_colour_schemes_groups_by_background_then_digit_colour():
     x[2:4, 1:5] = fg
     return x
 
-  images = np.stack([image(red, green), image(green, red), image(red, green),
-                     image(blue, green), image(green, red)])
+  images = np.stack(
+    [image(red, green), image(green, red), image(red, green), image(blue, green), image(green, red)]
+  )
   # Pairs (bg, fg) in sorted order: (0,0,255 | ...) none; (0,255,0)+(0,0,255) = 0,
   # (0,255,0)+(255,0,0) = 1, (255,0,0)+(0,255,0) = 2.
   np.testing.assert_array_equal(input_pipeline.colour_schemes(images), [1, 2, 1, 0, 2])
@@ -217,10 +216,17 @@ def _schemes_of(batches):
 
 
 def test_balanced_pairing_draws_every_scheme_equally(data_dir):
-  random = _schemes_of(_take(input_pipeline.train_batches(
-      _config(data_dir, augment=False, seed=3)), 8))          # one epoch: as stored
-  balanced = _schemes_of(_take(input_pipeline.train_batches(
-      _config(data_dir, augment=False, seed=3, exemplar_pairing="balanced")), 200))
+  random = _schemes_of(
+    _take(input_pipeline.train_batches(_config(data_dir, augment=False, seed=3)), 8)
+  )  # one epoch: as stored
+  balanced = _schemes_of(
+    _take(
+      input_pipeline.train_batches(
+        _config(data_dir, augment=False, seed=3, exemplar_pairing="balanced")
+      ),
+      200,
+    )
+  )
   num = random.max() + 1
   assert balanced.max() + 1 == num and num >= 4
   stored = np.bincount(random, minlength=num) / len(random)
@@ -265,8 +271,7 @@ def test_eval_fixed_order_with_ground_truth(data_dir):
     batch, row = divmod(i, 5)
     for key in ("a", "b", "gt_a2b", "gt_b2a"):
       source = ex["image_" + key if key in "ab" else key].astype(np.float32)
-      np.testing.assert_allclose(batches[batch][key][row], (source - 127.5) / 127.5,
-                                 atol=1e-6)
+      np.testing.assert_allclose(batches[batch][key][row], (source - 127.5) / 127.5, atol=1e-6)
     assert batches[batch]["digit_a"][row] == ex["digit_a"]
   assert not batches[-1]["a"][2:].any()
   again = list(input_pipeline.eval_batches(config, split="test", batch_size=5))
@@ -275,9 +280,14 @@ def test_eval_fixed_order_with_ground_truth(data_dir):
 
 def test_eval_processes_split_in_order(data_dir):
   config = _config(data_dir)
-  parts = [list(input_pipeline.eval_batches(config, split="test", batch_size=4,
-                                            num_examples=11, process_index=i,
-                                            process_count=2)) for i in range(2)]
+  parts = [
+    list(
+      input_pipeline.eval_batches(
+        config, split="test", batch_size=4, num_examples=11, process_index=i, process_count=2
+      )
+    )
+    for i in range(2)
+  ]
   assert len(parts[0]) == len(parts[1]) == 3  # ceil(ceil(11 / 2) / 2)
   ids = [np.concatenate([b["id"][b["mask"]] for b in part]) for part in parts]
   assert len(ids[0]) == 6 and len(ids[1]) == 5
@@ -295,6 +305,7 @@ def _bilinear_align_corners(image, box, size):
   """Numpy reference: bilinear sampling of `box` on the align-corners grid."""
   h, w, _ = image.shape
   (y1, x1, y2, x2), (out_h, out_w) = box, size
+
   def grid(lo, hi, n_in, n_out):  # a 1-sample output takes the box centre
     if n_out == 1:
       return np.array([0.5 * (lo + hi) * (n_in - 1)])
@@ -311,22 +322,27 @@ def _bilinear_align_corners(image, box, size):
   return top * (1 - dy) + bottom * dy
 
 
-@pytest.mark.parametrize("box, size", [
+@pytest.mark.parametrize(
+  "box, size",
+  [
     ((0.0, 0.0, 1.0, 1.0), (6, 7)),
     ((0.0, 0.0, 1.0, 1.0), (11, 4)),
     ((0.1, 0.15, 0.95, 1.0), (6, 7)),
     ((0.2, 0.1, 1.0, 0.9), (9, 5)),
     ((0.0, 0.0, 1.0, 1.0), (1, 1)),
-])
+  ],
+)
 def test_resample_matches_numpy_bilinear(box, size):
   image = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
   expected = (_bilinear_align_corners(image, box, size) - 127.5) / 127.5
   for flip in (False, True):
-    out = input_pipeline.resample(tf, tf.constant(image), box=tf.constant(box),
-                                  flip=tf.constant(flip), size=size).numpy()
+    out = input_pipeline.resample(
+      tf, tf.constant(image), box=tf.constant(box), flip=tf.constant(flip), size=size
+    ).numpy()
     np.testing.assert_allclose(out, expected[:, ::-1] if flip else expected, atol=1e-5)
-  identity = input_pipeline.resample(tf, tf.constant(image), box=tf.constant(box),
-                                     flip=tf.constant(True), size=(6, 7)).numpy()
+  identity = input_pipeline.resample(
+    tf, tf.constant(image), box=tf.constant(box), flip=tf.constant(True), size=(6, 7)
+  ).numpy()
   if box == (0.0, 0.0, 1.0, 1.0):  # a true flip: out[x] = in[W-1-x]
     flipped = image[:, ::-1].astype(np.float32)
     half = np.float32(127.5)
@@ -334,8 +350,7 @@ def test_resample_matches_numpy_bilinear(box, size):
 
 
 def test_sample_box_distribution():
-  keys = tf.data.Dataset.range(2000).map(
-      lambda i: tf.stack([tf.constant(3, tf.int64), i]))
+  keys = tf.data.Dataset.range(2000).map(lambda i: tf.stack([tf.constant(3, tf.int64), i]))
   draws = keys.map(lambda k: input_pipeline.sample_box(tf, k, augment=True)).batch(2000)
   boxes, flips = next(iter(draws))
   boxes, flips = boxes.numpy(), flips.numpy()
@@ -356,8 +371,9 @@ def test_sample_box_distribution():
 
 @pytest.mark.slow
 def test_import_does_not_load_tensorflow():
-  code = ("import sys; import egsc_jax.data.input_pipeline, egsc_jax.config_lib as c; "
-          "assert c.data_config().exemplar_pairing == 'random'; "
-          "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
-  subprocess.run([sys.executable, "-c", code], check=True,
-                 cwd=pathlib.Path(__file__).parents[1])
+  code = (
+    "import sys; import egsc_jax.data.input_pipeline, egsc_jax.config_lib as c; "
+    "assert c.data_config().exemplar_pairing == 'random'; "
+    "assert 'tensorflow' not in sys.modules, 'tensorflow imported'"
+  )
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=pathlib.Path(__file__).parents[1])

@@ -1,6 +1,7 @@
 """The launch scripts: shellcheck, argument quoting, the exact gcloud commands of
 --dry-run, and the worker's detached, restarting training loop run for real on
 this machine (with a stand-in for the Python process, which records its argv)."""
+
 import json
 import os
 import shlex
@@ -15,24 +16,31 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(REPO, "launch")
 SCRIPTS = ["lib.sh", "tpu.sh", "tpu_worker.sh", "gpu.sh", "slurm_gpu.sbatch"]
-OVERRIDES = ["--config.data.image_size=(256, 512)", "--config.model.ngf=32",
-             "--config.variant=it's \"quoted\" $HOME `x` ;&|*"]
-ENV = dict(TPU_NAME="egsc-v4", ZONE="us-central2-b", ACCELERATOR_TYPE="v4-16",
-           CONFIG="configs/gta5_bdd.py", WORKDIR="gs://bkt/runs/gta5",
-           DATA_DIR="gs://bkt/tfds", COMMIT="HEAD")
+OVERRIDES = [
+  "--config.data.image_size=(256, 512)",
+  "--config.model.ngf=32",
+  "--config.variant=it's \"quoted\" $HOME `x` ;&|*",
+]
+ENV = dict(
+  TPU_NAME="egsc-v4",
+  ZONE="us-central2-b",
+  ACCELERATOR_TYPE="v4-16",
+  CONFIG="configs/gta5_bdd.py",
+  WORKDIR="gs://bkt/runs/gta5",
+  DATA_DIR="gs://bkt/tfds",
+  COMMIT="HEAD",
+)
 
 
 def shellcheck() -> str:
-  exe = shutil.which("shellcheck") or os.path.join(os.path.dirname(sys.executable),
-                                                   "shellcheck")
+  exe = shutil.which("shellcheck") or os.path.join(os.path.dirname(sys.executable), "shellcheck")
   assert os.path.exists(exe), "shellcheck missing: pip install -r requirements-test.txt"
   return exe
 
 
 def test_every_launch_script_passes_shellcheck():
   assert sorted(SCRIPTS) == sorted(os.listdir(LAUNCH))
-  out = subprocess.run([shellcheck(), "-x", *SCRIPTS], cwd=LAUNCH,
-                       capture_output=True, text=True)
+  out = subprocess.run([shellcheck(), "-x", *SCRIPTS], cwd=LAUNCH, capture_output=True, text=True)
   assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -46,66 +54,124 @@ def test_benchmark_scripts_pass_shellcheck():
 
 def test_quote_args_survives_a_remote_shell():
   # What the TPU worker's shell does with the quoted line: split it back.
-  script = ('source launch/lib.sh; line="$(quote_args "$@")"; '
-            'bash -c "printf \'%s\\\\0\' $line"')
-  out = subprocess.run(["bash", "-c", script, "_", *OVERRIDES], cwd=REPO,
-                       capture_output=True, text=True, check=True)
+  script = 'source launch/lib.sh; line="$(quote_args "$@")"; bash -c "printf \'%s\\\\0\' $line"'
+  out = subprocess.run(
+    ["bash", "-c", script, "_", *OVERRIDES], cwd=REPO, capture_output=True, text=True, check=True
+  )
   assert out.stdout.split("\0")[:-1] == OVERRIDES
 
 
 def dry_run(*args, **env) -> list[list[str]]:
   """The commands `launch/tpu.sh --dry-run ARGS` prints, each split into argv."""
-  out = subprocess.run(["bash", "launch/tpu.sh", "--dry-run", *args], cwd=REPO,
-                       env={**os.environ, **ENV, **env}, capture_output=True,
-                       text=True, check=True)
+  out = subprocess.run(
+    ["bash", "launch/tpu.sh", "--dry-run", *args],
+    cwd=REPO,
+    env={**os.environ, **ENV, **env},
+    capture_output=True,
+    text=True,
+    check=True,
+  )
   return [shlex.split(line) for line in out.stdout.splitlines()]
 
 
 def test_dry_run_create_on_demand_spot_and_queued():
   base = ["gcloud", "compute", "tpus"]
-  assert dry_run("create") == [base + [
-      "tpu-vm", "create", "egsc-v4", "--zone=us-central2-b", "--accelerator-type=v4-16",
-      "--version=tpu-ubuntu2204-base"]]
-  assert dry_run("create", SPOT="1", PROJECT="proj") == [base + [
-      "tpu-vm", "create", "egsc-v4", "--zone=us-central2-b", "--project=proj",
-      "--accelerator-type=v4-16", "--version=tpu-ubuntu2204-base", "--spot"]]
-  assert dry_run("create", QUEUED="1", SPOT="1") == [base + [
-      "queued-resources", "create", "egsc-v4", "--zone=us-central2-b",
-      "--node-id=egsc-v4", "--accelerator-type=v4-16",
-      "--runtime-version=tpu-ubuntu2204-base", "--spot"]]
-  assert dry_run("delete") == [base + [
-      "tpu-vm", "delete", "egsc-v4", "--zone=us-central2-b", "--quiet"]]
-  assert dry_run("delete", QUEUED="1") == [base + [
-      "queued-resources", "delete", "egsc-v4", "--zone=us-central2-b", "--force",
-      "--quiet"]]
+  assert dry_run("create") == [
+    base
+    + [
+      "tpu-vm",
+      "create",
+      "egsc-v4",
+      "--zone=us-central2-b",
+      "--accelerator-type=v4-16",
+      "--version=tpu-ubuntu2204-base",
+    ]
+  ]
+  assert dry_run("create", SPOT="1", PROJECT="proj") == [
+    base
+    + [
+      "tpu-vm",
+      "create",
+      "egsc-v4",
+      "--zone=us-central2-b",
+      "--project=proj",
+      "--accelerator-type=v4-16",
+      "--version=tpu-ubuntu2204-base",
+      "--spot",
+    ]
+  ]
+  assert dry_run("create", QUEUED="1", SPOT="1") == [
+    base
+    + [
+      "queued-resources",
+      "create",
+      "egsc-v4",
+      "--zone=us-central2-b",
+      "--node-id=egsc-v4",
+      "--accelerator-type=v4-16",
+      "--runtime-version=tpu-ubuntu2204-base",
+      "--spot",
+    ]
+  ]
+  assert dry_run("delete") == [
+    base + ["tpu-vm", "delete", "egsc-v4", "--zone=us-central2-b", "--quiet"]
+  ]
+  assert dry_run("delete", QUEUED="1") == [
+    base + ["queued-resources", "delete", "egsc-v4", "--zone=us-central2-b", "--force", "--quiet"]
+  ]
 
 
 def test_dry_run_setup_logs_and_train():
-  commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True, check=True).stdout.strip()
+  commit = subprocess.run(
+    ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+  ).stdout.strip()
   archive, scp, ssh = dry_run("setup", TMPDIR="/tmp")
   tgz = f"/tmp/egsc-jax-{commit}.tar.gz"
-  assert archive == ["git", "-C", f"{LAUNCH}/..", "archive", "--format=tar.gz",
-                     f"--output={tgz}", commit]
-  assert scp == ["gcloud", "compute", "tpus", "tpu-vm", "scp", tgz,
-                 f"egsc-v4:egsc-jax-{commit}.tar.gz", "--zone=us-central2-b",
-                 "--worker=all"]
-  assert ssh[:7] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "egsc-v4",
-                     "--zone=us-central2-b"]
+  assert archive == [
+    "git",
+    "-C",
+    f"{LAUNCH}/..",
+    "archive",
+    "--format=tar.gz",
+    f"--output={tgz}",
+    commit,
+  ]
+  assert scp == [
+    "gcloud",
+    "compute",
+    "tpus",
+    "tpu-vm",
+    "scp",
+    tgz,
+    f"egsc-v4:egsc-jax-{commit}.tar.gz",
+    "--zone=us-central2-b",
+    "--worker=all",
+  ]
+  assert ssh[:7] == [
+    "gcloud",
+    "compute",
+    "tpus",
+    "tpu-vm",
+    "ssh",
+    "egsc-v4",
+    "--zone=us-central2-b",
+  ]
   assert ssh[7] == "--worker=all"
-  assert ssh[8] == (f"--command=set -e; mkdir -p egsc-jax/src-{commit}; tar -xzf "
-                    f"egsc-jax-{commit}.tar.gz -C egsc-jax/src-{commit}; ln -sfn "
-                    f"src-{commit} egsc-jax/current; bash "
-                    "egsc-jax/current/launch/tpu_worker.sh setup")
+  assert ssh[8] == (
+    f"--command=set -e; mkdir -p egsc-jax/src-{commit}; tar -xzf "
+    f"egsc-jax-{commit}.tar.gz -C egsc-jax/src-{commit}; ln -sfn "
+    f"src-{commit} egsc-jax/current; bash "
+    "egsc-jax/current/launch/tpu_worker.sh setup"
+  )
   [logs] = dry_run("logs", "3")
   assert logs[7:] == ["--worker=3", "--command=tail -n 200 -F egsc-jax/logs/train.log"]
   [train] = dry_run("train", *OVERRIDES)
   assert train[:8] == ssh[:8]
   remote = train[8].removeprefix("--command=")
-  assert remote.startswith("cd egsc-jax && mkdir -p logs && { setsid nohup bash "
-                           "current/launch/tpu_worker.sh train ")
-  assert remote.endswith(" >>logs/train.log 2>&1 </dev/null & } && echo started on "
-                         "$(hostname)")
+  assert remote.startswith(
+    "cd egsc-jax && mkdir -p logs && { setsid nohup bash current/launch/tpu_worker.sh train "
+  )
+  assert remote.endswith(" >>logs/train.log 2>&1 </dev/null & } && echo started on $(hostname)")
 
 
 def fake_worker(tmp_path, exit_statuses):
@@ -118,25 +184,27 @@ def fake_worker(tmp_path, exit_statuses):
   os.symlink(REPO, egsc / "current")
   lock = tmp_path / "lock.txt"
   lock.write_text("jax==0.0.0\n")
-  out = subprocess.run(["sha256sum", str(lock)], capture_output=True, text=True,
-                       check=True).stdout[:12]
+  out = subprocess.run(["sha256sum", str(lock)], capture_output=True, text=True, check=True).stdout[
+    :12
+  ]
   venv = egsc / f"venv-{out}"
   (venv / "bin").mkdir(parents=True)
   (venv / ".complete").touch()
   python = venv / "bin" / "python"
   python.write_text(
-      "#!/usr/bin/env python3\n"
-      "import json, os, signal, sys, time\n"
-      f"calls = {str(tmp_path / 'calls.jsonl')!r}\n"
-      "n = sum(1 for _ in open(calls)) if os.path.exists(calls) else 0\n"
-      "open(calls, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
-      "print('training attempt', n, flush=True)\n"
-      f"status = {list(exit_statuses)!r}[n]\n"
-      "if status is None:\n"
-      "  signal.signal(signal.SIGTERM, lambda *_: sys.exit(75))\n"
-      "  open(calls + '.running', 'w').close()\n"
-      "  while True: time.sleep(0.1)\n"
-      "sys.exit(status)\n")
+    "#!/usr/bin/env python3\n"
+    "import json, os, signal, sys, time\n"
+    f"calls = {str(tmp_path / 'calls.jsonl')!r}\n"
+    "n = sum(1 for _ in open(calls)) if os.path.exists(calls) else 0\n"
+    "open(calls, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    "print('training attempt', n, flush=True)\n"
+    f"status = {list(exit_statuses)!r}[n]\n"
+    "if status is None:\n"
+    "  signal.signal(signal.SIGTERM, lambda *_: sys.exit(75))\n"
+    "  open(calls + '.running', 'w').close()\n"
+    "  while True: time.sleep(0.1)\n"
+    "sys.exit(status)\n"
+  )
   python.chmod(0o755)
   return home, lock
 
@@ -171,11 +239,24 @@ def start_detached(tmp_path, exit_statuses, **env):
   [train] = dry_run("train", *OVERRIDES, WORKDIR=str(workdir))
   remote = train[8].removeprefix("--command=")
   marker = f"EGSC_TEST_MARKER={tmp_path}"
-  env = {**os.environ, "HOME": str(home), "LOCK_FILE": str(lock),
-         "TPU_WORKER_ID": "w-0", "EGSC_TEST_MARKER": str(tmp_path), **env}
+  env = {
+    **os.environ,
+    "HOME": str(home),
+    "LOCK_FILE": str(lock),
+    "TPU_WORKER_ID": "w-0",
+    "EGSC_TEST_MARKER": str(tmp_path),
+    **env,
+  }
   # Returns at once (the ssh session of `launch/tpu.sh train` must not wait for the run).
-  out = subprocess.run(["bash", "-c", remote], cwd=home, env=env, check=True,
-                       capture_output=True, text=True, timeout=10)
+  out = subprocess.run(
+    ["bash", "-c", remote],
+    cwd=home,
+    env=env,
+    check=True,
+    capture_output=True,
+    text=True,
+    timeout=10,
+  )
   assert out.stdout.startswith("started on ")
   return workdir, marker
 
@@ -190,9 +271,16 @@ def test_train_command_runs_detached_and_restarts_after_preemption(tmp_path):
   assert wait_until(status_file.exists, 60)
   assert status_file.read_text().strip() == "0"
   calls = [json.loads(l) for l in (tmp_path / "calls.jsonl").read_text().splitlines()]
-  expected = ["-m", "egsc_jax.main", "--distributed", "--config=configs/gta5_bdd.py",
-              f"--workdir={workdir}", "--config.model.compute_dtype=bfloat16",
-              "--config.data.data_dir=gs://bkt/tfds", *OVERRIDES]
+  expected = [
+    "-m",
+    "egsc_jax.main",
+    "--distributed",
+    "--config=configs/gta5_bdd.py",
+    f"--workdir={workdir}",
+    "--config.model.compute_dtype=bfloat16",
+    "--config.data.data_dir=gs://bkt/tfds",
+    *OVERRIDES,
+  ]
   assert calls == [expected, expected]
   log = (workdir / "logs" / "worker-w-0.log").read_text()
   assert "training attempt 0" in log and "training attempt 1" in log
@@ -209,8 +297,11 @@ def test_stopping_the_detached_train_command_leaves_no_process(tmp_path, signal_
   workdir, marker = start_detached(tmp_path, [None, 0], RESTART_DELAY="0")
   assert wait_until((tmp_path / "calls.jsonl.running").exists)
   # The worker script is the session leader (setsid); its log copier is a subshell.
-  scripts = [pid for pid, cmd in processes_with(marker).items()
-             if "tpu_worker.sh train" in cmd and os.getsid(pid) == pid]
+  scripts = [
+    pid
+    for pid, cmd in processes_with(marker).items()
+    if "tpu_worker.sh train" in cmd and os.getsid(pid) == pid
+  ]
   assert len(scripts) == 1, processes_with(marker)
   assert len(processes_with(marker)) >= 3  # the script, its log copier, the training
   os.kill(scripts[0], getattr(signal, f"SIG{signal_name}"))

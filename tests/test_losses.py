@@ -3,6 +3,7 @@
 Small cases are worked out by hand in the comments; larger random cases are
 checked against a float64 numpy re-implementation written from docs/method.md §2.
 """
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,8 +11,7 @@ import pytest
 
 from egsc_jax import losses
 
-WEIGHTS = dict(gan=10.0, kl=0.1, recon=100.0, kl_cycle=0.3, cycle=70.0,
-               style=1e3, content=1e1)
+WEIGHTS = dict(gan=10.0, kl=0.1, recon=100.0, kl_cycle=0.3, cycle=70.0, style=1e3, content=1e1)
 
 
 def _rand(seed, shape, low=-1.0, high=1.0):
@@ -47,8 +47,7 @@ def test_l1_is_the_mean_absolute_error():
   target = jnp.asarray([0.0, 0.0, 0.5])
   assert float(losses.l1(pred=pred, target=target)) == pytest.approx(1.0)
   a, b = _rand(0, (2, 5, 5, 3)), _rand(1, (2, 5, 5, 3))
-  assert float(losses.l1(pred=a, target=b)) == pytest.approx(np.abs(a - b).mean(),
-                                                             rel=1e-6)
+  assert float(losses.l1(pred=a, target=b)) == pytest.approx(np.abs(a - b).mean(), rel=1e-6)
 
 
 def test_kl_like_is_mean_square_of_z():
@@ -66,8 +65,9 @@ def test_spatial_l2_normalize_by_hand():
   np.testing.assert_allclose(out[0, :, 0, 0], [0.6, 0.8], rtol=1e-6)
   np.testing.assert_allclose(out[0, :, 0, 1], [0.0, 1.0], rtol=1e-6)
   # An all-zero map stays zero (eps 1e-12 on the squared sum, no NaN).
-  np.testing.assert_array_equal(np.asarray(losses.spatial_l2_normalize(
-      jnp.zeros((1, 2, 2, 1)))), 0.0)
+  np.testing.assert_array_equal(
+    np.asarray(losses.spatial_l2_normalize(jnp.zeros((1, 2, 2, 1)))), 0.0
+  )
   x = _rand(2, (3, 4, 5, 6))
   ref = x / np.sqrt((x.astype(np.float64) ** 2).sum(axis=(1, 2), keepdims=True))
   np.testing.assert_allclose(np.asarray(losses.spatial_l2_normalize(x)), ref, rtol=1e-5)
@@ -92,7 +92,7 @@ def test_gram_by_hand():
 
 def _np_normalize(phi):
   phi = phi.astype(np.float64)
-  return phi / np.sqrt(np.maximum((phi ** 2).sum(axis=(1, 2), keepdims=True), 1e-12))
+  return phi / np.sqrt(np.maximum((phi**2).sum(axis=(1, 2), keepdims=True), 1e-12))
 
 
 def _np_gram(phi):
@@ -114,8 +114,13 @@ def _np_perceptual(source, translation, exemplar):
 
 def _vgg_like_maps(seed, batch=2):
   """Five non-negative maps shaped like relu1_1..relu5_1 of a 16x16 image."""
-  shapes = [(batch, 16, 16, 4), (batch, 8, 8, 6), (batch, 4, 4, 8), (batch, 2, 2, 8),
-            (batch, 1, 1, 8)]
+  shapes = [
+    (batch, 16, 16, 4),
+    (batch, 8, 8, 6),
+    (batch, 4, 4, 8),
+    (batch, 2, 2, 8),
+    (batch, 1, 1, 8),
+  ]
   return [_rand(seed * 10 + i, s, 0.0, 2.0) for i, s in enumerate(shapes)]
 
 
@@ -187,17 +192,23 @@ def test_stage2_generator_total_is_the_weighted_sum():
   d_fake_a, d_fake_b = _rand(32, (2, 1, 1, 1)), _rand(33, (2, 1, 1, 1))
   feats = {k: _vgg_like_maps(40 + i) for i, k in enumerate(("a", "b", "ab", "ba"))}
   total, terms = losses.stage2_generator(
-      outputs=out, x_a=x_a, x_b=x_b, d_fake_a=d_fake_a, d_fake_b=d_fake_b,
-      weights=WEIGHTS, vgg_feats=feats)
+    outputs=out,
+    x_a=x_a,
+    x_b=x_b,
+    d_fake_a=d_fake_a,
+    d_fake_b=d_fake_b,
+    weights=WEIGHTS,
+    vgg_feats=feats,
+  )
 
   mae = lambda u, v: np.abs(u.astype(np.float64) - v).mean()
   msq = lambda u: (u.astype(np.float64) ** 2).mean()
   ref = dict(
-      gan=msq(d_fake_a - 1) + msq(d_fake_b - 1),
-      recon=mae(out["x_aa"], x_a) + mae(out["x_bb"], x_b),
-      cycle=mae(out["x_aba"], x_a) + mae(out["x_bab"], x_b),
-      kl=2.0 * msq(out["z"]),                 # the shared-z term counted twice
-      kl_cycle=msq(out["z_aba"]) + msq(out["z_bab"]),
+    gan=msq(d_fake_a - 1) + msq(d_fake_b - 1),
+    recon=mae(out["x_aa"], x_a) + mae(out["x_bb"], x_b),
+    cycle=mae(out["x_aba"], x_a) + mae(out["x_bab"], x_b),
+    kl=2.0 * msq(out["z"]),  # the shared-z term counted twice
+    kl_cycle=msq(out["z_aba"]) + msq(out["z_bab"]),
   )
   c_ab, s_ab = _np_perceptual(feats["a"], feats["ab"], feats["b"])
   c_ba, s_ba = _np_perceptual(feats["b"], feats["ba"], feats["a"])
@@ -211,15 +222,16 @@ def test_stage2_generator_total_is_the_weighted_sum():
 
 
 def test_stage2_generator_without_cycle_or_vgg_has_no_such_terms():
-  out = {k: v for k, v in _fake_outputs().items()
-         if k not in ("x_aba", "x_bab", "z_aba", "z_bab")}
+  out = {k: v for k, v in _fake_outputs().items() if k not in ("x_aba", "x_bab", "z_aba", "z_bab")}
   x_a, x_b = _rand(30, (2, 6, 6, 3)), _rand(31, (2, 6, 6, 3))
   d = _rand(32, (2, 1, 1, 1))
-  total, terms = losses.stage2_generator(outputs=out, x_a=x_a, x_b=x_b, d_fake_a=d,
-                                         d_fake_b=d, weights=WEIGHTS, vgg_feats=None)
+  total, terms = losses.stage2_generator(
+    outputs=out, x_a=x_a, x_b=x_b, d_fake_a=d, d_fake_b=d, weights=WEIGHTS, vgg_feats=None
+  )
   assert set(terms) == {"gan", "recon", "kl", "total"}
-  expected = (WEIGHTS["gan"] * terms["gan"] + WEIGHTS["recon"] * terms["recon"]
-              + WEIGHTS["kl"] * terms["kl"])
+  expected = (
+    WEIGHTS["gan"] * terms["gan"] + WEIGHTS["recon"] * terms["recon"] + WEIGHTS["kl"] * terms["kl"]
+  )
   assert float(total) == pytest.approx(float(expected), rel=1e-6)
 
 
@@ -230,9 +242,9 @@ def test_stage2_discriminator_by_hand():
   real_a = jnp.asarray([1.0, 0.0]).reshape(2, 1, 1, 1)
   fake_a = jnp.asarray([0.0, 2.0]).reshape(2, 1, 1, 1)
   real_b, fake_b = jnp.ones((2, 1, 1, 1)), jnp.zeros((2, 1, 1, 1))
-  total, terms = losses.stage2_discriminator(d_real_a=real_a, d_fake_a=fake_a,
-                                             d_real_b=real_b, d_fake_b=fake_b,
-                                             gan_weight=3.0)
+  total, terms = losses.stage2_discriminator(
+    d_real_a=real_a, d_fake_a=fake_a, d_real_b=real_b, d_fake_b=fake_b, gan_weight=3.0
+  )
   assert float(total) == pytest.approx(3.75)
   assert float(terms["d_a"]) == pytest.approx(1.25)
   assert float(terms["d_b"]) == 0.0
@@ -250,8 +262,9 @@ def test_stage1_generator_by_hand():
   x_hat = jnp.asarray([1.0, -1.0, 0.0, 2.0]).reshape(1, 2, 2, 1)
   z = jnp.ones((1, 2, 2, 1))
   d_fake = jnp.asarray([0.0, 1.0]).reshape(1, 1, 2, 1)
-  total, terms = losses.stage1_generator(x=x, x_hat=x_hat, z=z, d_fake=d_fake,
-                                         weights=dict(gan=10.0, recon=100.0, kl=0.1))
+  total, terms = losses.stage1_generator(
+    x=x, x_hat=x_hat, z=z, d_fake=d_fake, weights=dict(gan=10.0, recon=100.0, kl=0.1)
+  )
   assert float(terms["gan"]) == pytest.approx(0.5)
   assert float(terms["recon"]) == pytest.approx(1.0)
   assert float(terms["kl"]) == pytest.approx(1.0)
@@ -261,27 +274,43 @@ def test_stage1_generator_by_hand():
 def test_losses_are_float32_for_bfloat16_inputs():
   a = jnp.asarray(_rand(0, (2, 4, 4, 3)), jnp.bfloat16)
   b = jnp.asarray(_rand(1, (2, 4, 4, 3)), jnp.bfloat16)
-  for v in (losses.l1(pred=a, target=b), losses.lsgan_generator(fake=a),
-            losses.lsgan_discriminator(real=a, fake=b), losses.gram(a),
-            losses.spatial_l2_normalize(a)):
+  for v in (
+    losses.l1(pred=a, target=b),
+    losses.lsgan_generator(fake=a),
+    losses.lsgan_discriminator(real=a, fake=b),
+    losses.gram(a),
+    losses.spatial_l2_normalize(a),
+  ):
     assert v.dtype == jnp.float32
 
 
 def test_munit_generator_by_hand():
   """Each MUNIT term on two- or four-element maps (losses.munit_generator)."""
+
   def a(*v):
     return jnp.asarray(v, jnp.float32).reshape(1, 1, len(v), 1)
+
   outputs = dict(
-      x_aa=a(1.0, -1.0), x_bb=a(0.5, 0.5),          # recon: 1 + 0
-      c_a=a(1.0, 2.0, 3.0, 4.0), c_ab=a(1.0, 2.0, 3.0, 0.0),   # |4| / 4 = 1
-      c_b=a(0.0, 0.0, 0.0, 0.0), c_ba=a(0.5, 0.5, 0.5, 0.5),   # 0.5
-      prior_b=a(1.0, -1.0), s_ab=a(0.0, 0.0),      # the drawn code against Es_B(x_ab): 1
-      prior_a=a(0.0, 0.0), s_ba=a(0.0, 2.0),       # 1
-      x_aba=a(2.0, 0.0), x_bab=a(0.5, 0.5))        # cycle: 1 + 0
-  kw = dict(x_a=a(0.0, 0.0), x_b=a(0.5, 0.5),
-            d_fake_a=a(0.0, 2.0), d_fake_b=a(1.0, 1.0),   # LS_G: 1 + 0
-            weights=dict(gan=1.0, recon=10.0, content_code=1.0, style_code=1.0,
-                         cycle=10.0))
+    x_aa=a(1.0, -1.0),
+    x_bb=a(0.5, 0.5),  # recon: 1 + 0
+    c_a=a(1.0, 2.0, 3.0, 4.0),
+    c_ab=a(1.0, 2.0, 3.0, 0.0),  # |4| / 4 = 1
+    c_b=a(0.0, 0.0, 0.0, 0.0),
+    c_ba=a(0.5, 0.5, 0.5, 0.5),  # 0.5
+    prior_b=a(1.0, -1.0),
+    s_ab=a(0.0, 0.0),  # the drawn code against Es_B(x_ab): 1
+    prior_a=a(0.0, 0.0),
+    s_ba=a(0.0, 2.0),  # 1
+    x_aba=a(2.0, 0.0),
+    x_bab=a(0.5, 0.5),
+  )  # cycle: 1 + 0
+  kw = dict(
+    x_a=a(0.0, 0.0),
+    x_b=a(0.5, 0.5),
+    d_fake_a=a(0.0, 2.0),
+    d_fake_b=a(1.0, 1.0),  # LS_G: 1 + 0
+    weights=dict(gan=1.0, recon=10.0, content_code=1.0, style_code=1.0, cycle=10.0),
+  )
   total, t = losses.munit_generator(outputs=outputs, **kw)
   expected = dict(gan=1.0, recon=1.0, content_code=1.5, style_code=2.0, cycle=1.0)
   assert {k: float(v) for k, v in t.items() if k != "total"} == pytest.approx(expected)

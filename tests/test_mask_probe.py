@@ -1,4 +1,5 @@
 """The feature-mask measures (eval/mask_probe.py) on masks with known answers."""
+
 import numpy as np
 import pytest
 
@@ -14,7 +15,7 @@ def _class_maps(n=6, size=8, seed=0):
   for i in range(n):
     for k, where in enumerate(rng.permutation(16)[:10]):
       r, c = divmod(int(where), 4)
-      maps[i, r * cell:(r + 1) * cell - 1, c * cell:(c + 1) * cell - 1] = k
+      maps[i, r * cell : (r + 1) * cell - 1, c * cell : (c + 1) * cell - 1] = k
   return maps
 
 
@@ -40,8 +41,8 @@ def test_a_channel_that_marks_a_class_scores_one_either_polarity():
   maps = _class_maps()
   rng = np.random.default_rng(1)
   mask = rng.uniform(0.5, 1.0, maps.shape + (4,))
-  mask[..., 1] = np.where(maps == 3, 1.0, 0.5)      # high on class 3
-  mask[..., 2] = np.where(maps >= 0, 0.5, 1.0)      # low on every digit
+  mask[..., 1] = np.where(maps == 3, 1.0, 0.5)  # high on class 3
+  mask[..., 2] = np.where(maps >= 0, 0.5, 1.0)  # low on every digit
   out = mask_probe.best_channel_iou(mask, maps)
   assert out["classes"][3] == 1.0 and out["digits"] == 1.0
   assert out["digits_channel"] == 2
@@ -53,7 +54,7 @@ def test_a_channel_that_marks_a_class_scores_one_either_polarity():
 def test_linear_probe_reads_one_hot_channels_and_not_a_constant():
   maps = _class_maps(n=8)
   classes = np.where(maps < 0, 10, maps)
-  one_hot = 0.5 + 0.5 * np.eye(11)[classes]          # [N, H, W, 11]
+  one_hot = 0.5 + 0.5 * np.eye(11)[classes]  # [N, H, W, 11]
   probe = mask_probe.linear_probe(one_hot, maps)
   assert probe["accuracy"] == 1.0 and probe["balanced_accuracy"] == 1.0
   flat = mask_probe.linear_probe(np.full(maps.shape + (3,), 0.75), maps)
@@ -70,6 +71,12 @@ def test_mask_scores_at_feature_resolution():
   digit = (maps >= 0).reshape(4, 4, 2, 4, 2).mean(axis=(2, 4))[..., None]
   scores = mask_probe.mask_scores(0.5 + 0.5 * digit, maps)
   assert 0 < scores["digit_iou"] <= 1 and scores["digit_share"] == np.mean(maps >= 0)
-  assert set(scores) == {"digit_iou", "digit_share", "class_iou_mean", "probe_accuracy",
-                         "probe_balanced_accuracy", "majority_accuracy",
-                         "majority_balanced_accuracy"}
+  assert set(scores) == {
+    "digit_iou",
+    "digit_share",
+    "class_iou_mean",
+    "probe_accuracy",
+    "probe_balanced_accuracy",
+    "majority_accuracy",
+    "majority_balanced_accuracy",
+  }

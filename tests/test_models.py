@@ -4,6 +4,7 @@ Parameter counts are derived here from layer shapes (docs/method.md §1.2, 1.3, 
 read back from the modules, and checked against docs/method.md §1.3's rounded figures.
 Shapes come from `jax.eval_shape`, so the 256x512 checks cost no compute.
 """
+
 import functools
 
 import jax
@@ -11,9 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from egsc_jax import config_lib
+from egsc_jax import config_lib, steps
 from egsc_jax import state as state_lib
-from egsc_jax import steps
 from egsc_jax.models import build_models, layers
 from egsc_jax.models.encoders import DomainDecoder, DomainEncoder
 from egsc_jax.models.generator import Generator
@@ -40,16 +40,16 @@ def encoder_params(ngf, n_down, n_res):
   """7x7 conv -> n_down stride-2 3x3 convs (channels x2) -> n_res blocks."""
   n = conv_params(7, 3, ngf)
   for i in range(n_down):
-    n += conv_params(3, ngf * 2 ** i, ngf * 2 ** (i + 1))
-  return n + n_res * res_params(ngf * 2 ** n_down)
+    n += conv_params(3, ngf * 2**i, ngf * 2 ** (i + 1))
+  return n + n_res * res_params(ngf * 2**n_down)
 
 
 def decoder_params(ngf, n_up, n_res):
   """n_res blocks -> n_up stride-2 3x3 deconvs (channels / 2) -> 1x1 deconv to 3."""
-  c = ngf * 2 ** n_up
+  c = ngf * 2**n_up
   n = n_res * res_params(c)
   for i in range(n_up):
-    n += conv_params(3, c // 2 ** i, c // 2 ** (i + 1))
+    n += conv_params(3, c // 2**i, c // 2 ** (i + 1))
   return n + conv_params(1, ngf, 3)
 
 
@@ -58,7 +58,7 @@ def discriminator_params(ndf, n_layers):
   then a 1x1 conv to one channel."""
   n = conv_params(4, 3, ndf)
   for i in range(1, n_layers):
-    n += conv_params(4, ndf * 2 ** (i - 1), ndf * 2 ** i) + 2 * ndf * 2 ** i
+    n += conv_params(4, ndf * 2 ** (i - 1), ndf * 2**i) + 2 * ndf * 2**i
   return n + conv_params(1, ndf * 2 ** (n_layers - 1), 1)
 
 
@@ -72,19 +72,19 @@ def _param_shapes(config, image_shape):
   """{network name: abstract params}, without allocating anything."""
   models = build_models(config.model)
   x = jax.ShapeDtypeStruct((1, *image_shape, 3), jnp.float32)
-  gen = jax.eval_shape(
-      functools.partial(models.generator.init, noise=False), RNGS, x, x)["params"]
+  gen = jax.eval_shape(functools.partial(models.generator.init, noise=False), RNGS, x, x)["params"]
   return {
-      "generator": gen,
-      "encoder_a": gen["encoder_a"],
-      "encoder_b": gen["encoder_b"],
-      "shared": {k: gen[k] for k in ("shared_encoder", "shared_generator")},
-      "decoder_a": gen["decoder_a"],
-      "decoder_b": gen["decoder_b"],
-      "exemplar": jax.eval_shape(models.exemplar.init, RNGS, x)["params"],
-      "discriminator": jax.eval_shape(models.discriminator.init, RNGS, x)["params"],
-      "autoencoder": jax.eval_shape(
-          functools.partial(models.autoencoder.init, noise=False), RNGS, x)["params"],
+    "generator": gen,
+    "encoder_a": gen["encoder_a"],
+    "encoder_b": gen["encoder_b"],
+    "shared": {k: gen[k] for k in ("shared_encoder", "shared_generator")},
+    "decoder_a": gen["decoder_a"],
+    "decoder_b": gen["decoder_b"],
+    "exemplar": jax.eval_shape(models.exemplar.init, RNGS, x)["params"],
+    "discriminator": jax.eval_shape(models.discriminator.init, RNGS, x)["params"],
+    "autoencoder": jax.eval_shape(functools.partial(models.autoencoder.init, noise=False), RNGS, x)[
+      "params"
+    ],
   }
 
 
@@ -93,26 +93,27 @@ MNIST_SINGLE = (0, (28, 28))
 RGB = (2, (64, 128))
 
 
-@pytest.mark.parametrize("n_down,image_shape", [MNIST_SINGLE, RGB],
-                         ids=["mnist_single", "rgb"])
+@pytest.mark.parametrize("n_down,image_shape", [MNIST_SINGLE, RGB], ids=["mnist_single", "rgb"])
 def test_parameter_counts_match_layer_shapes(n_down, image_shape):
   ngf = ndf = 64
   shapes = _param_shapes(_config(n_down), image_shape)
-  c = ngf * 2 ** n_down
+  c = ngf * 2**n_down
   expected = {
-      "encoder_a": encoder_params(ngf, n_down, 3),
-      "encoder_b": encoder_params(ngf, n_down, 3),
-      "shared": 2 * res_params(c),
-      "decoder_a": decoder_params(ngf, n_down, 3),
-      "decoder_b": decoder_params(ngf, n_down, 3),
-      "exemplar": encoder_params(ngf, n_down, 3),
-      "discriminator": discriminator_params(ndf, 4),
-      # Stage 1: encoder + 2 single blocks (latent, content) + decoder.
-      "autoencoder": (encoder_params(ngf, n_down, 3) + 2 * res_params(c)
-                      + decoder_params(ngf, n_down, 3)),
+    "encoder_a": encoder_params(ngf, n_down, 3),
+    "encoder_b": encoder_params(ngf, n_down, 3),
+    "shared": 2 * res_params(c),
+    "decoder_a": decoder_params(ngf, n_down, 3),
+    "decoder_b": decoder_params(ngf, n_down, 3),
+    "exemplar": encoder_params(ngf, n_down, 3),
+    "discriminator": discriminator_params(ndf, 4),
+    # Stage 1: encoder + 2 single blocks (latent, content) + decoder.
+    "autoencoder": (
+      encoder_params(ngf, n_down, 3) + 2 * res_params(c) + decoder_params(ngf, n_down, 3)
+    ),
   }
-  expected["generator"] = sum(expected[k] for k in (
-      "encoder_a", "encoder_b", "shared", "decoder_a", "decoder_b"))
+  expected["generator"] = sum(
+    expected[k] for k in ("encoder_a", "encoder_b", "shared", "decoder_a", "decoder_b")
+  )
   got = {k: state_lib.param_count(v) for k, v in shapes.items()}
   assert got == expected
 
@@ -131,11 +132,16 @@ def test_parameter_counts_literal_values():
 
 def test_rgb_counts_agree_with_spec_table():
   """docs/method.md §1.3: E_X 3.92M, shared 2.36M, G_Y 3.91M, F_X 3.92M, D_X 2.76M."""
-  got = {k: state_lib.param_count(v)
-         for k, v in _param_shapes(_config(2), (256, 512)).items()}
-  spec_millions = {"encoder_a": 3.92, "encoder_b": 3.92, "shared": 2.36,
-                   "decoder_a": 3.91, "decoder_b": 3.91, "exemplar": 3.92,
-                   "discriminator": 2.76}
+  got = {k: state_lib.param_count(v) for k, v in _param_shapes(_config(2), (256, 512)).items()}
+  spec_millions = {
+    "encoder_a": 3.92,
+    "encoder_b": 3.92,
+    "shared": 2.36,
+    "decoder_a": 3.91,
+    "decoder_b": 3.91,
+    "exemplar": 3.92,
+    "discriminator": 2.76,
+  }
   for name, millions in spec_millions.items():
     assert round(got[name] / 1e6, 2) == millions, (name, got[name])
 
@@ -167,11 +173,9 @@ def test_bfloat16_compute_keeps_float32_params_and_outputs():
   c.model.compute_dtype = "bfloat16"
   models = build_models(c.model)
   x = jax.ShapeDtypeStruct((2, 28, 28, 3), jnp.float32)
-  variables = jax.eval_shape(
-      functools.partial(models.generator.init, noise=False), RNGS, x, x)
+  variables = jax.eval_shape(functools.partial(models.generator.init, noise=False), RNGS, x, x)
   assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables))
-  out = jax.eval_shape(
-      functools.partial(models.generator.apply, noise=False), variables, x, x)
+  out = jax.eval_shape(functools.partial(models.generator.apply, noise=False), variables, x, x)
   assert out["x_ab"].dtype == jnp.float32
   d = jax.eval_shape(models.discriminator.init, RNGS, x)
   assert jax.eval_shape(models.discriminator.apply, d, x).dtype == jnp.float32
@@ -195,21 +199,26 @@ def _conditioning_shapes(batch, h, w, c):
   return mask, (stat, stat)
 
 
-@pytest.mark.parametrize("n_down,image_shape,latent_shape", [
+@pytest.mark.parametrize(
+  "n_down,image_shape,latent_shape",
+  [
     (0, (28, 28), (28, 28, 64)),
     (2, (64, 128), (16, 32, 256)),
     (2, (256, 512), (64, 128, 256)),
-], ids=["mnist_single", "rgb64x128", "gta256x512"])
+  ],
+  ids=["mnist_single", "rgb64x128", "gta256x512"],
+)
 def test_generator_output_shapes(n_down, image_shape, latent_shape):
   models = build_models(_config(n_down).model)
   batch = 3
   x = jax.ShapeDtypeStruct((batch, *image_shape, 3), jnp.float32)
   mask, style = _conditioning_shapes(batch, *latent_shape)
-  variables = jax.eval_shape(
-      functools.partial(models.generator.init, noise=False), RNGS, x, x)
+  variables = jax.eval_shape(functools.partial(models.generator.init, noise=False), RNGS, x, x)
+
   def apply(v, x_a, x_b, mask, style):
-    return models.generator.apply(v, x_a, x_b, mask_a=mask, mask_b=mask,
-                                  style_a=style, style_b=style, noise=True, rngs=RNGS)
+    return models.generator.apply(
+      v, x_a, x_b, mask_a=mask, mask_b=mask, style_a=style, style_b=style, noise=True, rngs=RNGS
+    )
 
   out = jax.eval_shape(apply, variables, x, x, mask, style)
   for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab"):
@@ -218,20 +227,24 @@ def test_generator_output_shapes(n_down, image_shape, latent_shape):
   assert out["z_aba"].shape == out["z_bab"].shape == (batch, *latent_shape)
   # F's feature f has exactly the content's shape (docs/method.md §1.4, A2).
   f_vars = jax.eval_shape(models.exemplar.init, RNGS, x)
-  assert jax.eval_shape(models.exemplar.apply, f_vars, x).shape == (batch,
-                                                                     *latent_shape)
-  ae_vars = jax.eval_shape(functools.partial(models.autoencoder.init, noise=False),
-                           RNGS, x)
-  x_hat, z = jax.eval_shape(functools.partial(models.autoencoder.apply, noise=True,
-                                              rngs=RNGS), ae_vars, x)
+  assert jax.eval_shape(models.exemplar.apply, f_vars, x).shape == (batch, *latent_shape)
+  ae_vars = jax.eval_shape(functools.partial(models.autoencoder.init, noise=False), RNGS, x)
+  x_hat, z = jax.eval_shape(
+    functools.partial(models.autoencoder.apply, noise=True, rngs=RNGS), ae_vars, x
+  )
   assert x_hat.shape == (batch, *image_shape, 3)
   assert z.shape == (batch, *latent_shape)
 
 
-@pytest.mark.parametrize("image_shape,patch_shape", [
-    ((28, 28), (2, 2)), ((112, 112), (7, 7)), ((128, 128), (8, 8)),
+@pytest.mark.parametrize(
+  "image_shape,patch_shape",
+  [
+    ((28, 28), (2, 2)),
+    ((112, 112), (7, 7)),
+    ((128, 128), (8, 8)),
     ((256, 512), (16, 32)),
-])
+  ],
+)
 def test_discriminator_patch_map_sizes(image_shape, patch_shape):
   """docs/method.md §1.7: 28 -> 2x2, 112 -> 7x7, 128 -> 8x8, 256x512 -> 16x32."""
   models = build_models(config_lib.base_config().model)
@@ -262,7 +275,7 @@ def _np_conv(x, kernel, bias, *, stride, padding):
   out = np.zeros((x.shape[0], ho, wo, kernel.shape[3]))
   for i in range(k):
     for j in range(k):
-      patch = x[:, i:i + stride * (ho - 1) + 1:stride, j:j + stride * (wo - 1) + 1:stride]
+      patch = x[:, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
       out += patch @ kernel[i, j]
   return out + bias
 
@@ -274,8 +287,7 @@ def _lrelu(x):
 def _randomize(params, seed):
   """Every leaf random and non-zero, so biases and norm parameters matter."""
   rs = np.random.RandomState(seed)
-  return jax.tree.map(
-      lambda l: jnp.asarray(0.1 * rs.normal(size=l.shape), jnp.float32), params)
+  return jax.tree.map(lambda l: jnp.asarray(0.1 * rs.normal(size=l.shape), jnp.float32), params)
 
 
 def test_encoder_matches_reflect_pad_reference():
@@ -289,8 +301,7 @@ def test_encoder_matches_reflect_pad_reference():
     k = q["conv"]["kernel"].shape[0]
     pad = (k - 1) // 2
     hp = np.pad(np.asarray(h), ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-    return _np_conv(hp, q["conv"]["kernel"], q["conv"]["bias"], stride=stride,
-                    padding="VALID")
+    return _np_conv(hp, q["conv"]["kernel"], q["conv"]["bias"], stride=stride, padding="VALID")
 
   h = _lrelu(rconv(x, p["conv_in"], 1))
   h = _lrelu(rconv(h, p["down_0"], 2))
@@ -336,8 +347,9 @@ def _np_moments(x):
 def _content_and_style(seed=0, shape=(2, 5, 6, 3)):
   rs = np.random.RandomState(seed)
   # Per-channel scale and offset, so a mean/var mix-up shows.
-  x = (rs.normal(size=shape) * np.array([0.5, 2.0, 3.0]) + np.array([1.0, -2.0, 0.5])
-       ).astype(np.float32)
+  x = (rs.normal(size=shape) * np.array([0.5, 2.0, 3.0]) + np.array([1.0, -2.0, 0.5])).astype(
+    np.float32
+  )
   mean_f = rs.normal(size=(shape[0], 1, 1, shape[3])).astype(np.float32)
   var_f = rs.uniform(0.2, 3.0, size=(shape[0], 1, 1, shape[3])).astype(np.float32)
   return x, mean_f, var_f
@@ -348,13 +360,12 @@ def test_moments_are_population_variance():
   mean, var = layers.moments(jnp.asarray(x))
   assert mean.shape == var.shape == (2, 1, 1, 3)
   assert mean.dtype == var.dtype == jnp.float32
-  np.testing.assert_allclose(np.asarray(mean), x.mean(axis=(1, 2), keepdims=True),
-                             rtol=1e-5, atol=1e-6)
-  np.testing.assert_allclose(np.asarray(var), x.var(axis=(1, 2), ddof=0, keepdims=True),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(mean), x.mean(axis=(1, 2), keepdims=True), rtol=1e-5, atol=1e-6
+  )
+  np.testing.assert_allclose(np.asarray(var), x.var(axis=(1, 2), ddof=0, keepdims=True), rtol=1e-5)
   # ... and not the sample variance (30 pixels: a 3% difference).
-  assert not np.allclose(np.asarray(var), x.var(axis=(1, 2), ddof=1, keepdims=True),
-                         rtol=1e-3)
+  assert not np.allclose(np.asarray(var), x.var(axis=(1, 2), ddof=1, keepdims=True), rtol=1e-3)
 
 
 def test_adain_official_matches_numpy():
@@ -363,13 +374,14 @@ def test_adain_official_matches_numpy():
   eps = 1e-5
   mx, vx = _np_moments(x)
   expected = mean_f * (x - mx) / (vx + eps) + var_f
-  got = layers.adain(jnp.asarray(x), jnp.asarray(mean_f), jnp.asarray(var_f),
-                     mode="official", eps=eps)
+  got = layers.adain(
+    jnp.asarray(x), jnp.asarray(mean_f), jnp.asarray(var_f), mode="official", eps=eps
+  )
   np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
   # The output's statistics: mean var_f, variance mean_f^2 / var_x (not var_f).
   gm, gv = _np_moments(np.asarray(got))
   np.testing.assert_allclose(gm, var_f, rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(gv, mean_f ** 2 * vx / (vx + eps) ** 2, rtol=1e-3)
+  np.testing.assert_allclose(gv, mean_f**2 * vx / (vx + eps) ** 2, rtol=1e-3)
 
 
 def test_adain_standard_matches_numpy():
@@ -378,8 +390,9 @@ def test_adain_standard_matches_numpy():
   eps = 1e-5
   mx, vx = _np_moments(x)
   expected = np.sqrt(var_f) * (x - mx) / np.sqrt(vx + eps) + mean_f
-  got = layers.adain(jnp.asarray(x), jnp.asarray(mean_f), jnp.asarray(var_f),
-                     mode="standard", eps=eps)
+  got = layers.adain(
+    jnp.asarray(x), jnp.asarray(mean_f), jnp.asarray(var_f), mode="standard", eps=eps
+  )
   np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
   gm, gv = _np_moments(np.asarray(got))
   np.testing.assert_allclose(gm, mean_f, rtol=1e-4, atol=1e-5)
@@ -388,8 +401,9 @@ def test_adain_standard_matches_numpy():
 
 def test_adain_eps_guards_a_constant_channel_and_keeps_dtype():
   x = jnp.ones((1, 4, 4, 2), jnp.bfloat16)
-  out = layers.adain(x, jnp.full((1, 1, 1, 2), 2.0), jnp.full((1, 1, 1, 2), 3.0),
-                     mode="official", eps=1e-5)
+  out = layers.adain(
+    x, jnp.full((1, 1, 1, 2), 2.0), jnp.full((1, 1, 1, 2), 3.0), mode="official", eps=1e-5
+  )
   assert out.dtype == jnp.bfloat16
   # (x - mean_x) = 0 exactly, so the output is the shift var_f, not NaN.
   np.testing.assert_array_equal(np.asarray(out, np.float32), 3.0)
@@ -423,8 +437,10 @@ def _small_decoder_and_inputs(seed=0):
   rs = np.random.RandomState(seed)
   c = jnp.asarray(rs.normal(size=(2, 6, 6, 8)), jnp.float32)
   mask = jnp.asarray(rs.uniform(0.5, 1.0, size=(2, 6, 6, 8)), jnp.float32)
-  style = (jnp.asarray(rs.normal(size=(2, 1, 1, 8)), jnp.float32),
-           jnp.asarray(rs.uniform(0.5, 2.0, size=(2, 1, 1, 8)), jnp.float32))
+  style = (
+    jnp.asarray(rs.normal(size=(2, 1, 1, 8)), jnp.float32),
+    jnp.asarray(rs.uniform(0.5, 2.0, size=(2, 1, 1, 8)), jnp.float32),
+  )
   params = dec.init(jax.random.key(seed), c)["params"]
   return dec, params, c, mask, style
 
@@ -439,8 +455,7 @@ def test_decoder_applies_mask_then_adain_before_block_0(mode):
   ref = dec.apply({"params": params}, transferred)
   np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=1e-6)
   # The order matters: AdaIN then mask would differ.
-  wrong = dec.apply({"params": params},
-                    layers.adain(c, *style, mode=mode, eps=1e-5) * mask)
+  wrong = dec.apply({"params": params}, layers.adain(c, *style, mode=mode, eps=1e-5) * mask)
   assert np.abs(np.asarray(out) - np.asarray(wrong)).max() > 1e-3
   assert np.all(np.abs(np.asarray(out)) < 1.0)  # tanh
 
@@ -458,8 +473,7 @@ def test_adain_standard_is_scale_invariant_official_is_not():
   np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5)
   a = layers.adain(x, mean, var, mode="official", eps=0.0)
   b = layers.adain(3.0 * x, mean, var, mode="official", eps=0.0)
-  np.testing.assert_allclose(np.asarray(b - var), np.asarray(a - var) / 3.0,
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(np.asarray(b - var), np.asarray(a - var) / 3.0, rtol=1e-4, atol=1e-5)
   # official_std keeps the official scale and shift but is gain-invariant.
   a = layers.adain(x, mean, var, mode="official_std", eps=0.0)
   b = layers.adain(3.0 * x, mean, var, mode="official_std", eps=0.0)
@@ -474,20 +488,22 @@ def test_adain_official_std_matches_numpy():
   eps = 1e-5
   mx, vx = _np_moments(x)
   expected = mean_f * (x - mx) / np.sqrt(vx + eps) + var_f
-  got = layers.adain(jnp.asarray(x), jnp.asarray(mean_f), jnp.asarray(var_f),
-                     mode="official_std", eps=eps)
+  got = layers.adain(
+    jnp.asarray(x), jnp.asarray(mean_f), jnp.asarray(var_f), mode="official_std", eps=eps
+  )
   np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
   gm, gv = _np_moments(np.asarray(got))
   np.testing.assert_allclose(gm, var_f, rtol=1e-4, atol=1e-5)
-  np.testing.assert_allclose(gv, mean_f ** 2, rtol=1e-3)
+  np.testing.assert_allclose(gv, mean_f**2, rtol=1e-3)
 
 
 def test_output_activation_reaches_the_exact_ends_and_passes_gradients():
   x = jnp.linspace(-4.0, 4.0, 81)
-  np.testing.assert_array_equal(np.asarray(layers.output_activation(x, scale=1.0)),
-                                np.asarray(jnp.tanh(x)))
+  np.testing.assert_array_equal(
+    np.asarray(layers.output_activation(x, scale=1.0)), np.asarray(jnp.tanh(x))
+  )
   y = np.asarray(layers.output_activation(x, scale=1.1))
-  edge = np.arctanh(1 / 1.1)                       # 1.5223
+  edge = np.arctanh(1 / 1.1)  # 1.5223
   far = np.abs(np.asarray(x)) >= edge + 1e-3
   np.testing.assert_array_equal(y[far], np.sign(np.asarray(x))[far])
   np.testing.assert_allclose(y[~far], 1.1 * np.tanh(np.asarray(x))[~far], rtol=1e-5)
@@ -531,18 +547,21 @@ def test_generator_information_flow():
   (docs/method.md §1.1, 1.5)."""
   gen = Generator(ngf=4, n_downsample=1, n_enc_res=1, n_dec_res=1)
   rs = np.random.RandomState(0)
-  x_a, x_b = (jnp.asarray(rs.uniform(-1, 1, (2, 8, 8, 3)), jnp.float32)
-              for _ in range(2))
+  x_a, x_b = (jnp.asarray(rs.uniform(-1, 1, (2, 8, 8, 3)), jnp.float32) for _ in range(2))
   shape = (2, 4, 4, 8)
-  mask_a, mask_b = (jnp.asarray(rs.uniform(0.5, 1, shape), jnp.float32)
-                    for _ in range(2))
-  style_a, style_b = ((jnp.asarray(rs.normal(size=(2, 1, 1, 8)), jnp.float32),
-                       jnp.asarray(rs.uniform(0.5, 2, (2, 1, 1, 8)), jnp.float32))
-                      for _ in range(2))
+  mask_a, mask_b = (jnp.asarray(rs.uniform(0.5, 1, shape), jnp.float32) for _ in range(2))
+  style_a, style_b = (
+    (
+      jnp.asarray(rs.normal(size=(2, 1, 1, 8)), jnp.float32),
+      jnp.asarray(rs.uniform(0.5, 2, (2, 1, 1, 8)), jnp.float32),
+    )
+    for _ in range(2)
+  )
   params = gen.init(RNGS, x_a, x_b, noise=False)["params"]
   v = {"params": params}
-  out = gen.apply(v, x_a, x_b, mask_a=mask_a, mask_b=mask_b, style_a=style_a,
-                  style_b=style_b, noise=False)
+  out = gen.apply(
+    v, x_a, x_b, mask_a=mask_a, mask_b=mask_b, style_a=style_a, style_b=style_b, noise=False
+  )
 
   def manual(g):
     _, c_a = g.encode(x_a, "a", noise=False)
@@ -561,8 +580,9 @@ def test_generator_information_flow():
   for k, r in ref.items():
     np.testing.assert_allclose(np.asarray(out[k]), np.asarray(r), atol=2e-6, err_msg=k)
   # The exemplar's stats matter: swapping style_b changes x_ab.
-  other = gen.apply(v, x_a, x_b, mask_a=mask_a, mask_b=mask_b, style_a=style_a,
-                    style_b=style_a, noise=False)
+  other = gen.apply(
+    v, x_a, x_b, mask_a=mask_a, mask_b=mask_b, style_a=style_a, style_b=style_a, noise=False
+  )
   assert np.abs(np.asarray(other["x_ab"]) - np.asarray(out["x_ab"])).max() > 1e-4
 
 
@@ -575,8 +595,7 @@ def test_latent_noise_is_standard_normal_on_mu():
   def latents(g, noise):
     return g.latent(g.encoder_a(x), noise=noise)
 
-  mu, z = gen.apply({"params": params}, True, method=latents,
-                    rngs={"noise": jax.random.key(5)})
+  mu, z = gen.apply({"params": params}, True, method=latents, rngs={"noise": jax.random.key(5)})
   eps = np.asarray(z - mu)
   assert abs(eps.mean()) < 0.05 and abs(eps.std() - 1.0) < 0.05
   mu0, z0 = gen.apply({"params": params}, False, method=latents)
@@ -591,8 +610,12 @@ def test_cyclegan_generator_has_no_shared_blocks_and_no_noise():
   x = jnp.asarray(np.random.RandomState(0).uniform(-1, 1, (2, 28, 28, 3)), jnp.float32)
   params = models.generator.init(RNGS, x, x, noise=False)["params"]
   assert sorted(params) == ["decoder_a", "decoder_b", "encoder_a", "encoder_b"]
-  outs = [models.generator.apply({"params": params}, x, x[::-1], noise=True,
-                                 rngs={"noise": jax.random.key(s)}) for s in (0, 1)]
+  outs = [
+    models.generator.apply(
+      {"params": params}, x, x[::-1], noise=True, rngs={"noise": jax.random.key(s)}
+    )
+    for s in (0, 1)
+  ]
   for k in ("x_ab", "x_ba", "x_aba", "x_bab"):
     np.testing.assert_array_equal(np.asarray(outs[0][k]), np.asarray(outs[1][k]))
 
@@ -605,8 +628,7 @@ def test_cyclegan_generator_has_no_shared_blocks_and_no_noise():
 def _two_colour_images(fg, bg, seed=0):
   """Digit-like binary shapes m [2, 12, 12, 1] drawn as fg on bg, in [-1, 1]."""
   m = (np.random.RandomState(seed).uniform(size=(2, 12, 12, 1)) > 0.7).astype(np.float32)
-  return np.asarray(bg, np.float32) + (np.asarray(fg, np.float32)
-                                       - np.asarray(bg, np.float32)) * m
+  return np.asarray(bg, np.float32) + (np.asarray(fg, np.float32) - np.asarray(bg, np.float32)) * m
 
 
 def test_sign_normalized_instance_norm_matches_numpy():
@@ -616,15 +638,15 @@ def test_sign_normalized_instance_norm_matches_numpy():
   x = e * np.array([1.0, 3.0, -1.0, -2.0], np.float32) + 0.5
   mx, vx = _np_moments(x)
   y = (x - mx) / np.sqrt(vx + 1e-5)
-  expected = y * np.sign((y ** 3).mean(axis=(1, 2), keepdims=True))
+  expected = y * np.sign((y**3).mean(axis=(1, 2), keepdims=True))
   got = np.asarray(layers.sign_normalized_instance_norm(jnp.asarray(x)))
   np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(got[..., 2:], -y[..., 2:], rtol=1e-5, atol=1e-5)
-  assert ((got ** 3).mean(axis=(1, 2)) > 0).all()
+  assert ((got**3).mean(axis=(1, 2)) > 0).all()
   # The same input negated gives the same output.
   np.testing.assert_allclose(
-      np.asarray(layers.sign_normalized_instance_norm(jnp.asarray(-x))), got,
-      rtol=1e-5, atol=1e-5)
+    np.asarray(layers.sign_normalized_instance_norm(jnp.asarray(-x))), got, rtol=1e-5, atol=1e-5
+  )
 
 
 def test_sign_normalized_encoder_does_not_see_polarity_or_colour_order():
@@ -638,9 +660,10 @@ def test_sign_normalized_encoder_does_not_see_polarity_or_colour_order():
   for sign_norm in (False, True):
     enc = DomainEncoder(ngf=4, n_downsample=0, n_res=1, sign_norm=sign_norm)
     p = _randomize(enc.init(jax.random.key(0), black_on_white)["params"], seed=2)
-    outs[sign_norm] = [np.asarray(enc.apply({"params": p}, jnp.asarray(x)))
-                       for x in (black_on_white, white_on_black, red_on_green,
-                                 green_on_red)]
+    outs[sign_norm] = [
+      np.asarray(enc.apply({"params": p}, jnp.asarray(x)))
+      for x in (black_on_white, white_on_black, red_on_green, green_on_red)
+    ]
   bw, wb, rg, gr = outs[True]
   np.testing.assert_allclose(bw, wb, rtol=1e-4, atol=1e-4)
   np.testing.assert_allclose(rg, gr, rtol=1e-4, atol=1e-4)
@@ -658,10 +681,8 @@ def test_content_sign_norm_reaches_the_generator_encoders_only():
   assert m.generator.content_sign_norm and not m.exemplar.sign_norm
   x = jnp.asarray(_two_colour_images(fg=(-1, -1, -1), bg=(1, 1, 1)))
   params = m.generator.init(RNGS, x, x)["params"]
-  _, c_bw = m.generator.apply({"params": params}, x, "a", noise=False,
-                              method=Generator.encode)
-  _, c_wb = m.generator.apply({"params": params}, -x, "a", noise=False,
-                              method=Generator.encode)
+  _, c_bw = m.generator.apply({"params": params}, x, "a", noise=False, method=Generator.encode)
+  _, c_wb = m.generator.apply({"params": params}, -x, "a", noise=False, method=Generator.encode)
   np.testing.assert_allclose(np.asarray(c_bw), np.asarray(c_wb), rtol=1e-4, atol=1e-4)
 
 
@@ -671,8 +692,7 @@ def test_content_sign_norm_reaches_the_generator_encoders_only():
 
 
 def _munit_small():
-  return MunitGenerator(ngf=4, n_downsample=1, n_enc_res=1, n_dec_res=1, style_dim=2,
-                        mlp_dim=3)
+  return MunitGenerator(ngf=4, n_downsample=1, n_enc_res=1, n_dec_res=1, style_dim=2, mlp_dim=3)
 
 
 def test_munit_parameter_count_by_hand():
@@ -691,9 +711,14 @@ def test_munit_parameter_count_by_hand():
   x = jnp.zeros((1, 8, 8, 3))
   params = jax.eval_shape(lambda: _munit_small().init(RNGS, x, x, noise=False))["params"]
   counts = {k: state_lib.param_count(v) for k, v in params.items()}
-  assert counts == {"content_encoder_a": 2056, "content_encoder_b": 2056,
-                    "style_encoder_a": 4410, "style_encoder_b": 4410,
-                    "decoder_a": 2720, "decoder_b": 2720}
+  assert counts == {
+    "content_encoder_a": 2056,
+    "content_encoder_b": 2056,
+    "style_encoder_a": 4410,
+    "style_encoder_b": 4410,
+    "decoder_a": 2720,
+    "decoder_b": 2720,
+  }
   assert state_lib.param_count(params) == 18372
 
 
@@ -705,18 +730,20 @@ def test_munit_output_shapes():
   out = gen.apply({"params": params}, x_a, x_b, noise=True, rngs={"noise": jax.random.key(3)})
   shapes = {k: v.shape for k, v in out.items()}
   img, content, code = (2, 8, 12, 3), (2, 4, 6, 8), (2, 1, 1, 2)
-  assert shapes == {**{k: img for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")},
-                    **{k: content for k in ("c_a", "c_b", "c_ab", "c_ba")},
-                    **{k: code for k in ("s_a", "s_b", "prior_a", "prior_b", "s_ab",
-                                         "s_ba")}}
+  assert shapes == {
+    **{k: img for k in ("x_aa", "x_bb", "x_ab", "x_ba", "x_aba", "x_bab")},
+    **{k: content for k in ("c_a", "c_b", "c_ab", "c_ba")},
+    **{k: code for k in ("s_a", "s_b", "prior_a", "prior_b", "s_ab", "s_ba")},
+  }
   assert all(float(jnp.max(jnp.abs(out[k]))) <= 1.0 for k in ("x_ab", "x_ba"))
   # The two prior draws differ; without noise they are the prior's mean, 0.
   assert not np.allclose(out["prior_a"], out["prior_b"])
   quiet = gen.apply({"params": params}, x_a, x_b, noise=False, cycle=False)
   assert "x_aba" not in quiet and not np.any(np.asarray(quiet["prior_a"]))
   # The D step's `cross` draws the same codes from the same key: same fakes.
-  x_ab, x_ba = gen.apply({"params": params}, x_a, x_b, noise=True,
-                         rngs={"noise": jax.random.key(3)}, method="cross")
+  x_ab, x_ba = gen.apply(
+    {"params": params}, x_a, x_b, noise=True, rngs={"noise": jax.random.key(3)}, method="cross"
+  )
   np.testing.assert_allclose(x_ab, out["x_ab"], atol=1e-6)
   np.testing.assert_allclose(x_ba, out["x_ba"], atol=1e-6)
 
@@ -730,8 +757,9 @@ def test_munit_exemplar_style_code_drives_the_translation():
   rs = np.random.RandomState(1)
   src, ex = (jnp.asarray(rs.uniform(-1, 1, (2, 28, 28, 3)), jnp.float32) for _ in "ab")
   params = models.generator.init(RNGS, src, ex, noise=False)["params"]
-  translate = functools.partial(steps.translate, params, {}, rng=jax.random.key(0),
-                                models=models, direction="a2b")
+  translate = functools.partial(
+    steps.translate, params, {}, rng=jax.random.key(0), models=models, direction="a2b"
+  )
   same = jnp.concatenate([ex[:1], ex[:1]])
   y_same = np.asarray(translate(jnp.concatenate([src[:1], src[:1]]), same))
   np.testing.assert_array_equal(y_same[0], y_same[1])
@@ -742,6 +770,7 @@ def test_munit_exemplar_style_code_drives_the_translation():
   assert code.shape == (2, 1, 1, c.model.munit_style_dim)
   direct = models.generator.apply({"params": params}, ex, "b", method="style")
   np.testing.assert_array_equal(code, direct)
-  with_code = steps.translate_with_style(params, {}, src, code, jax.random.key(0),
-                                         models=models, direction="a2b")
+  with_code = steps.translate_with_style(
+    params, {}, src, code, jax.random.key(0), models=models, direction="a2b"
+  )
   np.testing.assert_array_equal(with_code, translate(src, ex))

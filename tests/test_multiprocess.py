@@ -3,6 +3,7 @@ devices each) train the tiny config like one process on 4 devices fed the same
 global batch; each reads only its share; only process 0 writes config, images
 and metrics; and a two-process run SIGKILLed after a checkpoint and started
 again ends where the uninterrupted one-process run does."""
+
 import json
 import os
 import socket
@@ -12,13 +13,13 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config  # pylint: disable=g-bad-import-order
+
 from egsc_jax import steps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TIMEOUT = 600          # seconds per group of processes (a hang guard): killed after it
-UMASK = {0: 0o022, 1: 0o077}   # process 1's files are 0600: who wrote what shows
+TIMEOUT = 600  # seconds per group of processes (a hang guard): killed after it
+UMASK = {0: 0o022, 1: 0o077}  # process 1's files are 0600: who wrote what shows
 
 
 def _port() -> int:
@@ -27,25 +28,54 @@ def _port() -> int:
     return s.getsockname()[1]
 
 
-def run_group(tmp_path, name, *, workdir, data_dir, num_processes, devices,
-              stop_at=None, kill_after_stop=False, same_batch_as_processes=None):
+def run_group(
+  tmp_path,
+  name,
+  *,
+  workdir,
+  data_dir,
+  num_processes,
+  devices,
+  stop_at=None,
+  kill_after_stop=False,
+  same_batch_as_processes=None,
+):
   """Starts the processes of one run, waits for all; returns their records."""
   port = _port()
   # The runs of one layout compile the same programs: share a compilation cache.
-  env = {**os.environ, "XLA_FLAGS": "", "JAX_PLATFORMS": "cpu",
-         "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
-         "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+  env = {
+    **os.environ,
+    "XLA_FLAGS": "",
+    "JAX_PLATFORMS": "cpu",
+    "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax_cache"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+  }
   procs, outs = [], []
   for pid in range(num_processes):
     out = str(tmp_path / f"{name}_{pid}")
-    spec = dict(process_id=pid, num_processes=num_processes, port=port, devices=devices,
-                workdir=str(workdir), data_dir=data_dir, out=out, stop_at=stop_at,
-                kill_after_stop=kill_after_stop,
-                same_batch_as_processes=same_batch_as_processes, umask=UMASK[pid])
+    spec = dict(
+      process_id=pid,
+      num_processes=num_processes,
+      port=port,
+      devices=devices,
+      workdir=str(workdir),
+      data_dir=data_dir,
+      out=out,
+      stop_at=stop_at,
+      kill_after_stop=kill_after_stop,
+      same_batch_as_processes=same_batch_as_processes,
+      umask=UMASK[pid],
+    )
     log = open(out + ".log", "w")
-    procs.append(subprocess.Popen(
+    procs.append(
+      subprocess.Popen(
         [sys.executable, os.path.join(HERE, "multiprocess_worker.py"), json.dumps(spec)],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=os.path.dirname(HERE)))
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=os.path.dirname(HERE),
+      )
+    )
     outs.append(out)
   try:
     codes = [p.wait(timeout=TIMEOUT) for p in procs]
@@ -56,9 +86,12 @@ def run_group(tmp_path, name, *, workdir, data_dir, num_processes, devices,
   expected = -9 if kill_after_stop else 0
   if any(code != expected for code in codes):
     # Every process's log: one process's failure is often another's hang.
-    raise AssertionError("\n".join(
+    raise AssertionError(
+      "\n".join(
         f"{out}: exit {code} (expected {expected})\n" + open(out + ".log").read()[-3000:]
-        for out, code in zip(outs, codes)))
+        for out, code in zip(outs, codes)
+      )
+    )
   records = []
   for out in outs:
     with np.load(out + ".npz") as z:
@@ -76,12 +109,28 @@ def test_two_processes_train_like_one(mnist_data_dir, tmp_path):
   # uninterrupted two-process run would only repeat what the interrupted one
   # shows, and each run costs minutes on two cores.)
   workdir = tmp_path / "two"
-  killed = run_group(tmp_path, "killed", workdir=workdir, data_dir=mnist_data_dir,
-                     num_processes=2, devices=2, stop_at=[2, 1], kill_after_stop=True)
-  again = run_group(tmp_path, "again", workdir=workdir, data_dir=mnist_data_dir,
-                    num_processes=2, devices=2)
-  one = run_group(tmp_path, "one", workdir=tmp_path / "one", data_dir=mnist_data_dir,
-                  num_processes=1, devices=4, same_batch_as_processes=2)
+  killed = run_group(
+    tmp_path,
+    "killed",
+    workdir=workdir,
+    data_dir=mnist_data_dir,
+    num_processes=2,
+    devices=2,
+    stop_at=[2, 1],
+    kill_after_stop=True,
+  )
+  again = run_group(
+    tmp_path, "again", workdir=workdir, data_dir=mnist_data_dir, num_processes=2, devices=2
+  )
+  one = run_group(
+    tmp_path,
+    "one",
+    workdir=tmp_path / "one",
+    data_dir=mnist_data_dir,
+    num_processes=1,
+    devices=4,
+    same_batch_as_processes=2,
+  )
   p0, p1 = again
   assert p0["process_count"] == 2 and p0["devices"] == 4 and one[0]["devices"] == 4
   assert killed[0]["status"] == killed[1]["status"] == "stopped"
@@ -97,7 +146,7 @@ def test_two_processes_train_like_one(mnist_data_dir, tmp_path):
   g_steps = steps.step_config(tiny_config(mnist_data_dir), stage=2).g_steps
   assert [s["start_step"] for s in p0["streams"]] == [1 + g_steps]
   seen = [np.concatenate([killed[i]["seen"], again[i]["seen"]]) for i in range(2)]
-  assert seen[0].shape[1] == seen[1].shape[1] == 4    # global batch 8 / 2
+  assert seen[0].shape[1] == seen[1].shape[1] == 4  # global batch 8 / 2
   assert not np.any(np.all(seen[0] == seen[1], axis=(2, 3, 4)))
   np.testing.assert_array_equal(np.concatenate(seen, axis=1), one[0]["seen"])
 
@@ -114,7 +163,7 @@ def test_two_processes_train_like_one(mnist_data_dir, tmp_path):
   # the restart (moments off by the size of a gradient, order 1 relative)
   # still fails it.
   config = tiny_config(mnist_data_dir)
-  num_g_steps = 2 * config.stage2.g_steps    # the worker's 2 stage-2 iterations
+  num_g_steps = 2 * config.stage2.g_steps  # the worker's 2 stage-2 iterations
   for a, b in zip(p0["leaves"], p1["leaves"]):
     np.testing.assert_array_equal(a, b)
   for a, b in zip(p0["leaves"], one[0]["leaves"]):

@@ -12,6 +12,7 @@ EGSC_SCREENSHOT_WORKDIR=DIR makes the notebook use that trained run (its
 WORKDIR parameter) instead of training a tiny one (tests/test_demo.py has the
 command).
 """
+
 import base64
 import io
 import json
@@ -43,15 +44,18 @@ def test_notebook_is_stored_without_outputs():
 
 
 def _figures(cell) -> list[np.ndarray]:
-  return [np.asarray(Image.open(io.BytesIO(base64.b64decode(o["data"]["image/png"])))
-                     .convert("RGB"))
-          for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+  return [
+    np.asarray(Image.open(io.BytesIO(base64.b64decode(o["data"]["image/png"]))).convert("RGB"))
+    for o in cell.get("outputs", [])
+    if "image/png" in o.get("data", {})
+  ]
 
 
 def _stack(figures: list[np.ndarray]) -> np.ndarray:
   width = max(f.shape[1] for f in figures)
-  padded = [np.pad(f, ((0, 8), (0, width - f.shape[1]), (0, 0)), constant_values=255)
-            for f in figures]
+  padded = [
+    np.pad(f, ((0, 8), (0, width - f.shape[1]), (0, 0)), constant_values=255) for f in figures
+  ]
   return np.concatenate(padded)
 
 
@@ -59,32 +63,41 @@ def _stack(figures: list[np.ndarray]) -> np.ndarray:
 def test_notebook_runs_headless_with_the_tiny_parameter(mnist_data_dir, tmp_path):
   import nbclient  # pylint: disable=g-import-not-at-top
   import nbformat  # pylint: disable=g-import-not-at-top
+
   nb = nbformat.read(NOTEBOOK, as_version=4)
-  index = next(i for i, c in enumerate(nb.cells)
-               if "parameters" in c.metadata.get("tags", []))
+  index = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
   trained = os.environ.get("EGSC_SCREENSHOT_WORKDIR", "")
   # :tiny without L_P, on the tests' 8 devices (the kernel inherits XLA_FLAGS):
   # the networks and layout of the other tests' tiny runs, whose compiled
   # programs the training subprocess reads from the session's cache.
-  params = (f"TINY = True\nTINY_CONFIG = 'configs/mnist_single.py:tiny,no_perceptual'\n"
-            f"DATA_DIR = {mnist_data_dir!r}\nWORKDIR = {trained!r}\n"
-            f"NEW_WORKDIR = {str(tmp_path / 'run')!r}\nTENSORBOARD = False\n")
-  nb.cells.insert(index + 1, nbformat.v4.new_code_cell(params,
-                                                       metadata={"tags": ["injected"]}))
+  params = (
+    f"TINY = True\nTINY_CONFIG = 'configs/mnist_single.py:tiny,no_perceptual'\n"
+    f"DATA_DIR = {mnist_data_dir!r}\nWORKDIR = {trained!r}\n"
+    f"NEW_WORKDIR = {str(tmp_path / 'run')!r}\nTENSORBOARD = False\n"
+  )
+  nb.cells.insert(index + 1, nbformat.v4.new_code_cell(params, metadata={"tags": ["injected"]}))
   env_backup = dict(os.environ)
   # No MPLBACKEND: under agg plt.show() displays nothing; the kernel's inline
   # backend turns each figure into an image/png output.
   os.environ.pop("MPLBACKEND", None)
   try:
     client = nbclient.NotebookClient(
-        nb, timeout=900, kernel_name="python3",
-        resources={"metadata": {"path": os.path.join(REPO, "notebooks")}})
-    client.execute()    # raises CellExecutionError on the first failing cell
+      nb,
+      timeout=900,
+      kernel_name="python3",
+      resources={"metadata": {"path": os.path.join(REPO, "notebooks")}},
+    )
+    client.execute()  # raises CellExecutionError on the first failing cell
   finally:
     os.environ.clear()
     os.environ.update(env_backup)
-  text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
-                   for o in c.outputs if o.get("output_type") == "stream")
+  text = "\n".join(
+    o.get("text", "")
+    for c in nb.cells
+    if c.cell_type == "code"
+    for o in c.outputs
+    if o.get("output_type") == "stream"
+  )
   assert "4 sources, 4 exemplars, direction a2b" in text
   if not trained:
     assert "stage-2 iteration 2" in text
@@ -95,12 +108,12 @@ def test_notebook_runs_headless_with_the_tiny_parameter(mnist_data_dir, tmp_path
       heading = c.source.splitlines()[0][3:]
     elif c.cell_type == "code":
       by_heading.setdefault(heading, []).extend(_figures(c))
-  shown = [by_heading[h] for h in ("7. Sources x exemplars", "8. Feature masks",
-                                   "9. Style interpolation")]
+  shown = [
+    by_heading[h] for h in ("7. Sources x exemplars", "8. Feature masks", "9. Style interpolation")
+  ]
   assert all(len(f) == 1 for f in shown), [len(f) for f in shown]
   if os.environ.get("EGSC_UPDATE_SCREENSHOTS"):
-    Image.fromarray(_stack([f[0] for f in shown])).quantize(64).save(SCREENSHOT,
-                                                                     optimize=True)
+    Image.fromarray(_stack([f[0] for f in shown])).quantize(64).save(SCREENSHOT, optimize=True)
 
 
 def _install_commands(runtime, python, **kwargs):
@@ -108,10 +121,13 @@ def _install_commands(runtime, python, **kwargs):
   executing the cell up to its `if IN_COLAB:` (which runs them in Colab)."""
   with open(NOTEBOOK) as f:
     cells = json.load(f)["cells"]
-  (source,) = ["".join(c["source"]) for c in cells
-               if c["cell_type"] == "code" and "def install_commands" in "".join(c["source"])]
+  (source,) = [
+    "".join(c["source"])
+    for c in cells
+    if c["cell_type"] == "code" and "def install_commands" in "".join(c["source"])
+  ]
   namespace = {}
-  exec(source[:source.index("\nif IN_COLAB:")], namespace)  # pylint: disable=exec-used
+  exec(source[: source.index("\nif IN_COLAB:")], namespace)  # pylint: disable=exec-used
   return namespace["install_commands"](runtime, python, **kwargs)
 
 
@@ -131,29 +147,48 @@ def test_colab_install_cell_installs_the_locked_set(tmp_path):
   pin kept."""
   pins = _lock_pins()
   venv = tmp_path / "venv"
-  subprocess.run([sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python",
-                  sys.executable, str(venv)], check=True)
+  subprocess.run(
+    [sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python", sys.executable, str(venv)],
+    check=True,
+  )
   python = str(venv / "bin" / "python")
   (cpu,) = _install_commands("cpu", python)
   assert cpu[:4] == [python, "-m", "pip", "install"]
-  subprocess.run([sys.executable, "-m", "uv", "pip", "install", "--offline", "--python",
-                  python, *cpu[4:]], cwd=REPO, check=True, timeout=600)
+  subprocess.run(
+    [sys.executable, "-m", "uv", "pip", "install", "--offline", "--python", python, *cpu[4:]],
+    cwd=REPO,
+    check=True,
+    timeout=600,
+  )
   check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
   assert check.returncode == 0, check.stdout
   versions = subprocess.run(
-      [python, "-c", "import jax, jaxlib, egsc_jax; print(jax.__version__, "
-       "jaxlib.__version__, egsc_jax.__file__)"],
-      cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    [
+      python,
+      "-c",
+      "import jax, jaxlib, egsc_jax; print(jax.__version__, jaxlib.__version__, egsc_jax.__file__)",
+    ],
+    cwd=tmp_path,
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout.split()
   assert versions[:2] == [pins["jax"], pins["jax"]] and str(venv) in versions[2]
 
   (cuda,) = _install_commands("gpu", python)
   assert cuda[-1] == ".[tf,cuda]"
   report = tmp_path / "report.json"
-  subprocess.run([*cuda, "--dry-run", "--ignore-installed", "--report", str(report)],
-                 cwd=REPO, check=True, timeout=600)
+  subprocess.run(
+    [*cuda, "--dry-run", "--ignore-installed", "--report", str(report)],
+    cwd=REPO,
+    check=True,
+    timeout=600,
+  )
   with open(report) as f:
-    resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"]
-                for item in json.load(f)["install"]}
+    resolved = {
+      item["metadata"]["name"].lower(): item["metadata"]["version"]
+      for item in json.load(f)["install"]
+    }
   for name in ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt"):
     assert resolved[name] == pins["jax"], (name, resolved.get(name))
   moved = {n: (v, resolved[n]) for n, v in pins.items() if n in resolved and resolved[n] != v}
@@ -167,7 +202,7 @@ def test_colab_install_never_puts_tensorflow_cpu_beside_colabs_tensorflow():
   with open(os.path.join(REPO, "requirements-tf.txt")) as f:
     (tf_cpu,) = [l.strip() for l in f if l.startswith("tensorflow-cpu")]
   cwd = os.getcwd()
-  os.chdir(REPO)   # the cell runs in the repository's folder
+  os.chdir(REPO)  # the cell runs in the repository's folder
   try:
     (fresh,) = _install_commands("gpu", "py")
     (colab,) = _install_commands("gpu", "py", tensorflow="2.19.0")
@@ -177,7 +212,7 @@ def test_colab_install_never_puts_tensorflow_cpu_beside_colabs_tensorflow():
   lock = f"requirements/lock-py3{sys.version_info.minor}.txt"
   pip = ["py", "-m", "pip", "install", "-q", "-c", lock]
   assert fresh == pip + [".[tf,cuda]"]
-  assert colab == pip + [".[cuda]", "tensorflow" + tf_cpu[len("tensorflow-cpu"):]]
+  assert colab == pip + [".[cuda]", "tensorflow" + tf_cpu[len("tensorflow-cpu") :]]
   assert colab_cpu == pip + [".", "tensorflow>=2.21,<2.22"]
 
 
@@ -188,22 +223,46 @@ def test_colab_install_keeps_colabs_tensorflow(tmp_path):
   `pip check` is clean and the input pipeline imports."""
   pins = _lock_pins()
   venv = tmp_path / "venv"
-  subprocess.run([sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python",
-                  sys.executable, str(venv)], check=True)
+  subprocess.run(
+    [sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python", sys.executable, str(venv)],
+    check=True,
+  )
   python = str(venv / "bin" / "python")
   colab_tf = pins["tensorflow-cpu"]
-  subprocess.run([sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python,
-                  f"tensorflow=={colab_tf}"], check=True, timeout=900)
+  subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "uv",
+      "pip",
+      "install",
+      "-q",
+      "--python",
+      python,
+      f"tensorflow=={colab_tf}",
+    ],
+    check=True,
+    timeout=900,
+  )
   (command,) = _install_commands("cpu", python, tensorflow=colab_tf)
   assert command[:4] == [python, "-m", "pip", "install"]
-  subprocess.run([sys.executable, "-m", "uv", "pip", "install", "--python", python,
-                  *command[4:]], cwd=REPO, check=True, timeout=900)
+  subprocess.run(
+    [sys.executable, "-m", "uv", "pip", "install", "--python", python, *command[4:]],
+    cwd=REPO,
+    check=True,
+    timeout=900,
+  )
   check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
   assert check.returncode == 0, check.stdout
-  listed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"],
-                          capture_output=True, text=True, check=True).stdout
+  listed = subprocess.run(
+    [python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True
+  ).stdout
   versions = dict(l.split("==") for l in listed.splitlines() if "==" in l)
   assert "tensorflow-cpu" not in versions and versions["tensorflow"] == colab_tf
   assert versions["jax"] == pins["jax"] and versions["egsc-jax"]
-  subprocess.run([python, "-c", "import tensorflow, egsc_jax.data.input_pipeline"],
-                 cwd=tmp_path, check=True, timeout=300)
+  subprocess.run(
+    [python, "-c", "import tensorflow, egsc_jax.data.input_pipeline"],
+    cwd=tmp_path,
+    check=True,
+    timeout=300,
+  )

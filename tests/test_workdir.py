@@ -1,6 +1,7 @@
 """One writer per workdir (egsc_jax/lease.py) and starts that are refused without
 touching the workdir (issue 29). The lease's rules are tested on local files
 here and on gs:// in test_cloud.py; the refusals on a copy of the tiny run."""
+
 import errno
 import hashlib
 import json
@@ -23,8 +24,15 @@ def _holder(path):
 
 
 def _write_lease(path, **fields):
-  holder = dict(id="other", host=socket.gethostname(), pid=os.getpid(),
-                pid_start=None, started=time.time(), heartbeat=time.time(), **{})
+  holder = dict(
+    id="other",
+    host=socket.gethostname(),
+    pid=os.getpid(),
+    pid_start=None,
+    started=time.time(),
+    heartbeat=time.time(),
+    **{},
+  )
   holder.update(fields)
   with open(os.path.join(path, lease.LEASE_FILE), "w") as f:
     json.dump(holder, f)
@@ -45,8 +53,8 @@ def test_second_holder_is_refused_naming_the_first(tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("error: ")
     assert f"host {socket.gethostname()} pid {os.getpid()}" in err
     assert f"delete {workdir}/lease.json" in err
-    assert _holder(workdir) == first   # the refused one changed nothing
-  assert os.listdir(workdir) == []     # released
+    assert _holder(workdir) == first  # the refused one changed nothing
+  assert os.listdir(workdir) == []  # released
 
 
 def test_lease_of_a_dead_process_is_taken_over(tmp_path, caplog):
@@ -56,9 +64,10 @@ def test_lease_of_a_dead_process_is_taken_over(tmp_path, caplog):
   with caplog.at_level(logging.WARNING):
     holder = lease.acquire(str(tmp_path))
   assert _holder(tmp_path) == holder and holder["pid"] == os.getpid()
-  assert any(f"its process {gone.pid} on this host is gone" in r.getMessage()
-             for r in caplog.records)
-  assert sorted(os.listdir(tmp_path)) == ["lease.json"]   # no leftovers of the takeover
+  assert any(
+    f"its process {gone.pid} on this host is gone" in r.getMessage() for r in caplog.records
+  )
+  assert sorted(os.listdir(tmp_path)) == ["lease.json"]  # no leftovers of the takeover
 
 
 def test_a_reused_pid_does_not_keep_a_lease(tmp_path):
@@ -88,6 +97,7 @@ def test_another_hosts_lease_expires_unless_renewed(tmp_path, monkeypatch, caplo
   def renew():
     while not stop.wait(0.1):
       _write_lease(tmp_path, host="elsewhere")
+
   beat = threading.Thread(target=renew)
   beat.start()
   try:
@@ -112,6 +122,7 @@ def test_heartbeat_is_renewed_while_held(tmp_path, monkeypatch):
 # Refused starts of a training leave the workdir as it was
 # ----------------------------------------------------------------------------
 
+
 def checksums(directory) -> dict[str, str]:
   """{relative path: sha256} of every file under `directory`."""
   out = {}
@@ -133,8 +144,9 @@ def test_refused_resume_and_busy_workdir_change_no_file(tiny_run, tmp_path):
   # Other networks than the checkpoints': refused before config.json is touched.
   other = config.copy_and_resolve_references()
   other.model.ngf = 16
-  with pytest.raises(checkpointing.CheckpointMismatchError,
-                     match="holds other arrays than the networks"):
+  with pytest.raises(
+    checkpointing.CheckpointMismatchError, match="holds other arrays than the networks"
+  ):
     train.train_and_evaluate(other, copy)
   assert checksums(copy) == before
 
@@ -150,11 +162,16 @@ def test_refused_resume_and_busy_workdir_change_no_file(tiny_run, tmp_path):
 # Storage faults: a full disk, a read-only and a vanished workdir
 # ----------------------------------------------------------------------------
 
+
 def _mount_tmpfs(path, size: int) -> bool:
   """A tmpfs of `size` bytes at `path`; False where this machine forbids mounts."""
   os.makedirs(path, exist_ok=True)
-  return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path],
-                        capture_output=True).returncode == 0
+  return (
+    subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], capture_output=True
+    ).returncode
+    == 0
+  )
 
 
 def _remount(path, options: str) -> None:
@@ -179,8 +196,10 @@ def test_full_and_read_only_disk_are_reported_and_the_run_resumes(tiny_run, tmp_
   workdir, config, _ = tiny_run
   mnt = str(tmp_path / "mnt")
   if not _mount_tmpfs(mnt, 64 << 20):
-    pytest.skip("mounting a tmpfs is not allowed here (an unwritable workdir is "
-                "covered by test_unwritable_workdir_by_permissions)")
+    pytest.skip(
+      "mounting a tmpfs is not allowed here (an unwritable workdir is "
+      "covered by test_unwritable_workdir_by_permissions)"
+    )
   try:
     run = os.path.join(mnt, "run")
     shutil.copytree(workdir, run)
@@ -188,8 +207,11 @@ def test_full_and_read_only_disk_are_reported_and_the_run_resumes(tiny_run, tmp_
     longer.stage2.num_iterations = config.stage2.num_iterations + 2
     kept = checksums(os.path.join(run, "stage2", "checkpoints", "3"))
     # Room for config.json and the events file, not for one more checkpoint.
-    checkpoint = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in
-                     os.walk(os.path.join(run, "stage2", "checkpoints", "3")) for f in fs)
+    checkpoint = sum(
+      os.path.getsize(os.path.join(r, f))
+      for r, _, fs in os.walk(os.path.join(run, "stage2", "checkpoints", "3"))
+      for f in fs
+    )
     _remount(mnt, f"size={_used(mnt) + checkpoint // 4}")
 
     e = _storage_error(lambda: train.train_and_evaluate(longer, run))
@@ -198,8 +220,9 @@ def test_full_and_read_only_disk_are_reported_and_the_run_resumes(tiny_run, tmp_
     assert f"cannot write {mnt}" in message, message
     # The last complete checkpoint is intact and still the newest listed.
     assert checksums(os.path.join(run, "stage2", "checkpoints", "3")) == kept
-    listed = checkpointing.Checkpointer(os.path.join(run, "stage2", "checkpoints"),
-                                        keep=None, read_only=True)
+    listed = checkpointing.Checkpointer(
+      os.path.join(run, "stage2", "checkpoints"), keep=None, read_only=True
+    )
     assert listed.latest_step() == 3
     listed.close()
 
@@ -240,10 +263,11 @@ def test_storage_faults_are_one_line_with_their_status(capsys):
   the file, tensorstore's message (Orbax's array writer), one wrapped in
   another exception, a GCS quota answer. Other OS errors stay what they were."""
   tensorstore = ValueError(
-      'RESOURCE_EXHAUSTED: Error writing "g_params.conv/0.0.0" in OCDBT database at local '
-      'file "/w/stage2/checkpoints/4.orbax-checkpoint-tmp/": Failed writing: '
-      '"/w/stage2/checkpoints/4.orbax-checkpoint-tmp/d/2dff": Failed to write 120450 '
-      "bytes to file 16: No space left on device [os_error_code='28']")
+    'RESOURCE_EXHAUSTED: Error writing "g_params.conv/0.0.0" in OCDBT database at local '
+    'file "/w/stage2/checkpoints/4.orbax-checkpoint-tmp/": Failed writing: '
+    '"/w/stage2/checkpoints/4.orbax-checkpoint-tmp/d/2dff": Failed to write 120450 '
+    "bytes to file 16: No space left on device [os_error_code='28']"
+  )
   try:
     try:
       raise OSError(errno.EDQUOT, "Disk quota exceeded", "/w/config.json.tmp")
@@ -251,17 +275,25 @@ def test_storage_faults_are_one_line_with_their_status(capsys):
       raise RuntimeError("save failed") from inner
   except RuntimeError as e:
     wrapped = e
-  quota = RuntimeError('403 POST https://storage.googleapis.com/upload/storage/v1/b/bkt'
-                       '/o: {"reason": "quotaExceeded"} for "gs://bkt/run/config.json"')
+  quota = RuntimeError(
+    '403 POST https://storage.googleapis.com/upload/storage/v1/b/bkt'
+    '/o: {"reason": "quotaExceeded"} for "gs://bkt/run/config.json"'
+  )
   cases = [
-      (OSError(errno.ENOSPC, "No space left on device", "/w/x"),
-       "cannot write /w/x: no space left on device"),
-      (tensorstore, "cannot write /w/stage2/checkpoints/4.orbax-checkpoint-tmp/d/2dff: "
-                    "no space left on device"),
-      (wrapped, "cannot write /w/config.json.tmp: disk quota exceeded"),
-      (OSError(errno.EROFS, "Read-only file system", "/w/lease.json"),
-       "cannot write /w/lease.json: read-only file system"),
-      (quota, "cannot write gs://bkt/run/config.json: Cloud Storage quota exceeded"),
+    (
+      OSError(errno.ENOSPC, "No space left on device", "/w/x"),
+      "cannot write /w/x: no space left on device",
+    ),
+    (
+      tensorstore,
+      "cannot write /w/stage2/checkpoints/4.orbax-checkpoint-tmp/d/2dff: no space left on device",
+    ),
+    (wrapped, "cannot write /w/config.json.tmp: disk quota exceeded"),
+    (
+      OSError(errno.EROFS, "Read-only file system", "/w/lease.json"),
+      "cannot write /w/lease.json: read-only file system",
+    ),
+    (quota, "cannot write gs://bkt/run/config.json: Cloud Storage quota exceeded"),
   ]
   for e, message in cases:
     assert errors.report(e) == errors.EXIT_STORAGE == 74
@@ -272,12 +304,11 @@ def test_storage_faults_are_one_line_with_their_status(capsys):
   # directory is named, as training names its workdir.
   bare = errors.storage_fault(OSError(errno.ENOSPC, "No space left on device"), where="/w")
   assert str(bare).startswith("cannot write /w: no space left on device. ")
-  assert str(errors.storage_fault(OSError(errno.ENOSPC, "No space left on device"))
-             ).startswith("cannot write the workdir: ")
-  assert errors.exit_status(ConnectionResetError(errno.ECONNRESET, "reset")) == \
-      errors.EXIT_INTERNAL
-  assert errors.exit_status(FileNotFoundError(errno.ENOENT, "gone", "/x")) == \
-      errors.EXIT_USER_ERROR
+  assert str(errors.storage_fault(OSError(errno.ENOSPC, "No space left on device"))).startswith(
+    "cannot write the workdir: "
+  )
+  assert errors.exit_status(ConnectionResetError(errno.ECONNRESET, "reset")) == errors.EXIT_INTERNAL
+  assert errors.exit_status(FileNotFoundError(errno.ENOENT, "gone", "/x")) == errors.EXIT_USER_ERROR
 
 
 @pytest.mark.slow
@@ -295,6 +326,7 @@ def test_vanished_workdir_is_reported_as_such(tiny_run, tmp_path):
     while not os.path.exists(fourth):
       time.sleep(0.02)
     shutil.rmtree(run, ignore_errors=True)
+
   deleter = threading.Thread(target=delete_after_a_checkpoint, daemon=True)
   deleter.start()
   e = _storage_error(lambda: train.train_and_evaluate(longer, run))
@@ -307,22 +339,37 @@ def test_storage_fault_tracebacks_of_writer_threads_become_one_line():
   the filter each command installs: one line, then nothing."""
   quiet = checkpointing._QuietOrbax()  # pylint: disable=protected-access
   try:
-    raise ValueError('RESOURCE_EXHAUSTED: Error writing "k/0" in OCDBT database at local '
-                     'file "/w/ckpt/": Failed writing: "/w/ckpt/d/1": No space left on '
-                     "device [os_error_code='28']")
+    raise ValueError(
+      'RESOURCE_EXHAUSTED: Error writing "k/0" in OCDBT database at local '
+      'file "/w/ckpt/": Failed writing: "/w/ckpt/d/1": No space left on '
+      "device [os_error_code='28']"
+    )
   except ValueError:
     import sys  # pylint: disable=g-import-not-at-top
+
     exc_info = sys.exc_info()
-  records = [logging.LogRecord("asyncio", logging.ERROR, "/x/asyncio/base_events.py", 1,
-                               "Task exception was never retrieved", (), exc_info)
-             for _ in range(3)]
+  records = [
+    logging.LogRecord(
+      "asyncio",
+      logging.ERROR,
+      "/x/asyncio/base_events.py",
+      1,
+      "Task exception was never retrieved",
+      (),
+      exc_info,
+    )
+    for _ in range(3)
+  ]
   kept = [r for r in records if quiet.filter(r)]
   assert len(kept) == 1 and kept[0].exc_info is None
   message = kept[0].getMessage()
-  assert message.startswith("a checkpoint writer failed: cannot write /w/ckpt/d/1: "
-                            "no space left on device. ") and "\n" not in message
-  other = logging.LogRecord("x", logging.ERROR, "/x/y.py", 1, "unrelated %s", ("bug",),
-                            None)
+  assert (
+    message.startswith(
+      "a checkpoint writer failed: cannot write /w/ckpt/d/1: no space left on device. "
+    )
+    and "\n" not in message
+  )
+  other = logging.LogRecord("x", logging.ERROR, "/x/y.py", 1, "unrelated %s", ("bug",), None)
   assert quiet.filter(other) and other.getMessage() == "unrelated bug"
 
 

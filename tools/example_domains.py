@@ -16,6 +16,7 @@ written as JPEGs at their own size into the image_folder layout:
 The test photographs are not among the training ones. Running it again writes
 the same files (JPEG quality 95).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,10 +27,10 @@ from PIL import Image
 
 # folder -> skimage.data photographs (colour ones are [H, W, 3], grey ones [H, W]).
 DOMAINS = {
-    "trainA": ("astronaut", "chelsea", "coffee", "motorcycle"),
-    "trainB": ("camera", "moon", "coins", "brick", "grass"),
-    "testA": ("rocket",),
-    "testB": ("gravel",),
+  "trainA": ("astronaut", "chelsea", "coffee", "motorcycle"),
+  "trainB": ("camera", "moon", "coins", "brick", "grass"),
+  "testA": ("rocket",),
+  "testB": ("gravel",),
 }
 CROP_FRACTION = 0.75
 
@@ -37,8 +38,9 @@ CROP_FRACTION = 0.75
 def photograph(name: str) -> np.ndarray:
   """A photograph of skimage.data as a uint8 array."""
   from skimage import data  # pylint: disable=g-import-not-at-top
+
   if name == "motorcycle":
-    return data.stereo_motorcycle()[0]   # the left view
+    return data.stereo_motorcycle()[0]  # the left view
   return getattr(data, name)()
 
 
@@ -46,9 +48,14 @@ def crops(image: np.ndarray) -> list[np.ndarray]:
   """The four corner crops and the centre crop, each CROP_FRACTION of each side."""
   height, width = image.shape[:2]
   h, w = int(height * CROP_FRACTION), int(width * CROP_FRACTION)
-  corners = [(0, 0), (0, width - w), (height - h, 0), (height - h, width - w),
-             ((height - h) // 2, (width - w) // 2)]
-  return [image[y:y + h, x:x + w] for y, x in corners]
+  corners = [
+    (0, 0),
+    (0, width - w),
+    (height - h, 0),
+    (height - h, width - w),
+    ((height - h) // 2, (width - w) // 2),
+  ]
+  return [image[y : y + h, x : x + w] for y, x in corners]
 
 
 def write(out_dir: str) -> dict[str, int]:
@@ -59,8 +66,7 @@ def write(out_dir: str) -> dict[str, int]:
     counts[folder] = 0
     for name in names:
       for i, crop in enumerate(crops(photograph(name))):
-        Image.fromarray(crop).save(os.path.join(out_dir, folder, f"{name}_{i}.jpg"),
-                                   quality=95)
+        Image.fromarray(crop).save(os.path.join(out_dir, folder, f"{name}_{i}.jpg"), quality=95)
         counts[folder] += 1
   return counts
 

@@ -7,13 +7,13 @@ notebook's REPO_URL and pyproject.toml's [project.urls] spell it too, since
 Markdown, JSON and TOML cannot import it. This rewrites every one of them;
 tests/test_packaging.py checks that they agree.
 """
+
 import pathlib
 import re
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-FILES = ("egsc_jax/__init__.py", "pyproject.toml", "README.md",
-         "notebooks/egsc_jax_demo.ipynb")
+FILES = ("egsc_jax/__init__.py", "pyproject.toml", "README.md", "notebooks/egsc_jax_demo.ipynb")
 
 
 def current() -> str:
@@ -25,8 +25,10 @@ def main(argv):
   if len(argv) != 2 or not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", argv[1]):
     sys.exit("usage: python tools/set_repository.py https://github.com/OWNER/NAME")
   old, new = current(), argv[1]
-  old_name, new_name = old.removeprefix("https://github.com/"), new.removeprefix(
-      "https://github.com/")
+  old_name, new_name = (
+    old.removeprefix("https://github.com/"),
+    new.removeprefix("https://github.com/"),
+  )
   for name in FILES:
     path = REPO / name
     text = path.read_text()

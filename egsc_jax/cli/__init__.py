@@ -22,6 +22,7 @@ process with `call`. Library modules define no flags and parse no argv;
 `python -m egsc_jax.main` (and `.evaluate`, `.translate`, `.export`, `.demo`,
 `.data.build`) still run these commands.
 """
+
 from __future__ import annotations
 
 import sys
@@ -36,6 +37,7 @@ def call(command: ModuleType, argv: Sequence[str]) -> int:
   its own, fresh flags; returns the exit status, as the console script would
   exit with. For tests and notebooks: nothing touches absl's global FLAGS."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   fv = flags.FlagValues()
   command.define_flags(fv)
   # ml_collections reads `--config.key=value` overrides from sys.argv.

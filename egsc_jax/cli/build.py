@@ -21,6 +21,7 @@ Nothing is downloaded. Exit status 0 when built, 1 with one `error: ...` line
 for anything the user can fix (a missing input, an unknown name, a bad flag),
 70 with a traceback for a bug (`egsc_jax.errors`).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,28 +35,35 @@ def define_flags(flag_values) -> None:
   """Defines the command's flags on `flag_values` (absl.flags.FLAGS for the CLI,
   a fresh absl.flags.FlagValues() in tests)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   fv = dict(flag_values=flag_values)
   flags.DEFINE_string("data_dir", None, "Where TFDS writes the dataset.", **fv)
-  flags.DEFINE_string("manual_dir", None,
-                      "The hand-downloaded files (default: DATA_DIR/downloads/manual).",
-                      **fv)
-  flags.DEFINE_integer("max_side", None,
-                       "image_folder only: the longest side stored, aspect kept, never "
-                       "enlarged; 0 keeps full size (default: the builder's, 256).",
-                       lower_bound=0, **fv)
+  flags.DEFINE_string(
+    "manual_dir", None, "The hand-downloaded files (default: DATA_DIR/downloads/manual).", **fv
+  )
+  flags.DEFINE_integer(
+    "max_side",
+    None,
+    "image_folder only: the longest side stored, aspect kept, never "
+    "enlarged; 0 keeps full size (default: the builder's, 256).",
+    lower_bound=0,
+    **fv,
+  )
   flags.DEFINE_bool("overwrite", False, "Rebuild even if a build exists.", **fv)
 
 
 def main(argv, flag_values=None) -> int:
   """Builds the dataset named by the one positional argument; returns the exit status."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   f = flags.FLAGS if flag_values is None else flag_values
   if len(argv) != 2:
     raise errors.UserError(
-        f"expected one dataset NAME (one of: {', '.join(build.BUILDER_MODULES)}), got "
-        f"{list(argv[1:])} (see egsc-build --help)")
+      f"expected one dataset NAME (one of: {', '.join(build.BUILDER_MODULES)}), got "
+      f"{list(argv[1:])} (see egsc-build --help)"
+    )
   name = argv[1]
-  build.check_name(name)   # before TensorFlow is imported
+  build.check_name(name)  # before TensorFlow is imported
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   hide_accelerators_from_tensorflow()
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
@@ -66,15 +74,15 @@ def main(argv, flag_values=None) -> int:
   try:
     # build() refuses to reuse a build of other files or sizes (StaleBuildError,
     # whose message says how to rebuild).
-    builder = build.build(name, data_dir=f.data_dir, manual_dir=f.manual_dir,
-                          overwrite=f.overwrite, max_side=f.max_side)
+    builder = build.build(
+      name, data_dir=f.data_dir, manual_dir=f.manual_dir, overwrite=f.overwrite, max_side=f.max_side
+    )
   except build.StaleBuildError:
     raise
   except (errors.UserError, FileNotFoundError) as e:  # The message says which input.
     raise errors.UserError(f"cannot build {name}: {e}") from e
   if reused:
-    print(f"{name} is already built; reusing it (pass --overwrite to rebuild).",
-          flush=True)
+    print(f"{name} is already built; reusing it (pass --overwrite to rebuild).", flush=True)
   print(build.describe(builder), flush=True)
   return errors.EXIT_OK
 

@@ -23,6 +23,7 @@ open ports (a TPU VM, a cluster node), either forward the port
 the page through a public gradio.live address for 72 hours (anyone with the
 address can use it; it needs outbound network access to Gradio's servers).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,13 +35,23 @@ def define_flags(flag_values) -> None:
   """Defines the command's flags on `flag_values` (absl.flags.FLAGS for the CLI,
   a fresh absl.flags.FlagValues() in tests)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   fv = dict(flag_values=flag_values)
-  flags.DEFINE_string("workdir", None, "A training workdir (config.json, stage2/), or "
-                      "a model file written by egsc-export.", **fv)
+  flags.DEFINE_string(
+    "workdir",
+    None,
+    "A training workdir (config.json, stage2/), or a model file written by egsc-export.",
+    **fv,
+  )
   flags.DEFINE_integer("port", 7860, "The port to serve on.", **fv)
   flags.DEFINE_string("host", "127.0.0.1", "The address to listen on.", **fv)
-  flags.DEFINE_bool("share", False, "Also serve the page through a temporary public "
-                    "gradio.live address (for a machine without open ports).", **fv)
+  flags.DEFINE_bool(
+    "share",
+    False,
+    "Also serve the page through a temporary public "
+    "gradio.live address (for a machine without open ports).",
+    **fv,
+  )
   flags.DEFINE_bool("native_size", False, "Run at the sources' own sizes.", **fv)
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise.", **fv)
   flags.mark_flags_as_required(["workdir"], **fv)
@@ -60,6 +71,7 @@ def bypass_proxy_for(host: str) -> None:
 def main(argv, flag_values=None) -> int:
   """Runs the command on parsed flags (serves until stopped); returns the exit status."""
   from absl import app, flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS if flag_values is None else flag_values
@@ -69,22 +81,24 @@ def main(argv, flag_values=None) -> int:
   # environment (common on clusters) must not take that request elsewhere.
   bypass_proxy_for(f.host)
   try:
-    import gradio  # pylint: disable=g-import-not-at-top,unused-import
+    import gradio  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
   except ImportError:
     raise errors.UserError(
-        "the demo needs Gradio: pip install -r requirements-demo.txt (or the "
-        "package's demo extra)") from None
+      "the demo needs Gradio: pip install -r requirements-demo.txt (or the package's demo extra)"
+    ) from None
   checkpointing.quiet_orbax_logs()
   # A WorkdirError (no config.json, no readable checkpoint) is a user error:
   # errors.run prints its one line and the documented status.
-  load = (api.Translator.from_export if paths.Path(f.workdir).is_file()
-          else api.Translator.from_workdir)
+  load = (
+    api.Translator.from_export if paths.Path(f.workdir).is_file() else api.Translator.from_workdir
+  )
   translator = load(f.workdir, seed=f.seed, native_size=f.native_size)
   page = demo.build_app(translator)
   print(f"Serving {f.workdir} on http://{f.host}:{f.port}", flush=True)
   # footer_links=[]: no links to the API page and settings (Gradio >= 6).
-  page.launch(server_name=f.host, server_port=f.port, show_error=True, share=f.share,
-              footer_links=[])
+  page.launch(
+    server_name=f.host, server_port=f.port, show_error=True, share=f.share, footer_links=[]
+  )
   return 0
 
 

@@ -45,6 +45,7 @@ Metrics (docs/method.md §5.1 for the paper's; `egsc_jax.eval` for the definitio
   translations and is scored against GTA5's labels (label_a): per-class IoU and
   mIoU over the 8 categories.
 """
+
 from __future__ import annotations
 
 from egsc_jax import api, checkpointing, errors, evaluate
@@ -55,53 +56,88 @@ def define_flags(flag_values) -> None:
   """Defines the command's flags on `flag_values` (absl.flags.FLAGS for the CLI,
   a fresh absl.flags.FlagValues() in tests)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   fv = dict(flag_values=flag_values)
   flags.DEFINE_string("workdir", None, "A training workdir (config.json, stage2/).", **fv)
   flags.DEFINE_string("split", "test", "The TFDS split to evaluate.", **fv)
   flags.DEFINE_integer("num_examples", 1000, "Pairs from the start of the split.", **fv)
-  flags.DEFINE_string("inception_weights", None,
-                      "Keras InceptionV3 no-top weights (.h5): adds FID and KID on "
-                      "Inception features.", **fv)
-  flags.DEFINE_string("segmenter", None,
-                      "PYTHON_MODULE:FUNCTION, f(uint8 [N, H, W, 3]) -> int [N, H, W] in "
-                      "the 8 categories (gta5_bdd).", **fv)
-  flags.DEFINE_bool("official_stretch", False,
-                    "Also score min-max stretched images, as the authors' saved PNGs.",
-                    **fv)
+  flags.DEFINE_string(
+    "inception_weights",
+    None,
+    "Keras InceptionV3 no-top weights (.h5): adds FID and KID on Inception features.",
+    **fv,
+  )
+  flags.DEFINE_string(
+    "segmenter",
+    None,
+    "PYTHON_MODULE:FUNCTION, f(uint8 [N, H, W, 3]) -> int [N, H, W] in "
+    "the 8 categories (gta5_bdd).",
+    **fv,
+  )
+  flags.DEFINE_bool(
+    "official_stretch",
+    False,
+    "Also score min-max stretched images, as the authors' saved PNGs.",
+    **fv,
+  )
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise.", **fv)
   flags.DEFINE_string("data_dir", None, "TFDS data_dir (default: the run's).", **fv)
-  flags.DEFINE_integer("batch_size", api.DEFAULT_BATCH_SIZE,
-                       "Pairs per network call.", **fv)
-  flags.DEFINE_integer("classifier_steps", digit_classifier.CLASSIFIER_STEPS,
-                       "Training steps of the MNIST-Single digit classifier.", **fv)
+  flags.DEFINE_integer("batch_size", api.DEFAULT_BATCH_SIZE, "Pairs per network call.", **fv)
+  flags.DEFINE_integer(
+    "classifier_steps",
+    digit_classifier.CLASSIFIER_STEPS,
+    "Training steps of the MNIST-Single digit classifier.",
+    **fv,
+  )
   flags.DEFINE_bool("use_ema", True, "Use the EMA parameters when the run kept them.", **fv)
-  flags.DEFINE_enum("test_noise", "as_trained", ["as_trained", "on", "off"],
-                    "Latent noise at test time: the run's config.model.test_noise, or "
-                    "forced on (the authors' code) or off (deterministic).", **fv)
-  flags.DEFINE_string("eval_name", EVAL_DIR,
-                      "Sub-directory of the workdir for the results, e.g. eval_noise_off.",
-                      **fv)
-  flags.DEFINE_bool("checkpoint_fallback", True,
-                    "When the latest checkpoint cannot be read, warn and use the next "
-                    "older one; --nocheckpoint_fallback stops with an error.", **fv)
+  flags.DEFINE_enum(
+    "test_noise",
+    "as_trained",
+    ["as_trained", "on", "off"],
+    "Latent noise at test time: the run's config.model.test_noise, or "
+    "forced on (the authors' code) or off (deterministic).",
+    **fv,
+  )
+  flags.DEFINE_string(
+    "eval_name",
+    EVAL_DIR,
+    "Sub-directory of the workdir for the results, e.g. eval_noise_off.",
+    **fv,
+  )
+  flags.DEFINE_bool(
+    "checkpoint_fallback",
+    True,
+    "When the latest checkpoint cannot be read, warn and use the next "
+    "older one; --nocheckpoint_fallback stops with an error.",
+    **fv,
+  )
   flags.mark_flags_as_required(["workdir"], **fv)
 
 
 def main(argv, flag_values=None) -> int:
   """Runs the command on parsed flags; returns the exit status."""
   from absl import app, flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS if flag_values is None else flag_values
   checkpointing.quiet_orbax_logs()
   results = evaluate.evaluate_workdir(
-      f.workdir, split=f.split, num_examples=f.num_examples,
-      inception_weights=f.inception_weights, segmenter=f.segmenter,
-      official_stretch=f.official_stretch, seed=f.seed, data_dir=f.data_dir,
-      batch_size=f.batch_size, classifier_steps=f.classifier_steps,
-      use_ema=f.use_ema,
-      test_noise={"as_trained": None, "on": True, "off": False}[f.test_noise],
-      eval_name=f.eval_name, checkpoint_fallback=f.checkpoint_fallback)
+    f.workdir,
+    split=f.split,
+    num_examples=f.num_examples,
+    inception_weights=f.inception_weights,
+    segmenter=f.segmenter,
+    official_stretch=f.official_stretch,
+    seed=f.seed,
+    data_dir=f.data_dir,
+    batch_size=f.batch_size,
+    classifier_steps=f.classifier_steps,
+    use_ema=f.use_ema,
+    test_noise={"as_trained": None, "on": True, "off": False}[f.test_noise],
+    eval_name=f.eval_name,
+    checkpoint_fallback=f.checkpoint_fallback,
+  )
   print(report.markdown(results))
   return errors.EXIT_OK
 

@@ -26,6 +26,7 @@ warning for the next older one (--nocheckpoint_fallback: stop instead). Exit
 status 0 when at least one translation was written, 1 for an error the message
 explains (`egsc_jax.errors`).
 """
+
 from __future__ import annotations
 
 from egsc_jax import api, checkpointing, errors, translate
@@ -35,30 +36,50 @@ def define_flags(flag_values) -> None:
   """Defines the command's flags on `flag_values` (absl.flags.FLAGS for the CLI,
   a fresh absl.flags.FlagValues() in tests)."""
   from absl import flags  # pylint: disable=g-import-not-at-top
+
   fv = dict(flag_values=flag_values)
-  flags.DEFINE_string("workdir", None, "A training workdir (config.json, stage2/); or "
-                      "give --model.", **fv)
-  flags.DEFINE_string("model", None, "A model file written by egsc-export, instead of "
-                      "--workdir (needs no TensorFlow).", **fv)
-  flags.DEFINE_string("source", None, "An image file or a folder of images to translate.",
-                      **fv)
+  flags.DEFINE_string(
+    "workdir", None, "A training workdir (config.json, stage2/); or give --model.", **fv
+  )
+  flags.DEFINE_string(
+    "model",
+    None,
+    "A model file written by egsc-export, instead of --workdir (needs no TensorFlow).",
+    **fv,
+  )
+  flags.DEFINE_string("source", None, "An image file or a folder of images to translate.", **fv)
   flags.DEFINE_string("exemplar", None, "An image file or a folder of exemplars.", **fv)
   flags.DEFINE_string("output", None, "The folder the translations are written to.", **fv)
-  flags.DEFINE_enum("direction", "a2b", list(api.DIRECTIONS),
-                    "a2b: sources from domain A, exemplars from B; b2a the reverse.", **fv)
+  flags.DEFINE_enum(
+    "direction",
+    "a2b",
+    list(api.DIRECTIONS),
+    "a2b: sources from domain A, exemplars from B; b2a the reverse.",
+    **fv,
+  )
   flags.DEFINE_bool("grid", False, "Also write grid.png (sources x exemplars).", **fv)
-  flags.DEFINE_bool("native_size", False,
-                    "Run at the source's size (rounded down to a multiple of "
-                    "2**n_downsample) instead of the trained resolution.", **fv)
-  flags.DEFINE_integer("seed", 0, "Seed of the latent noise (config.model.test_noise).",
-                       **fv)
-  flags.DEFINE_integer("batch_size", api.DEFAULT_BATCH_SIZE,
-                       "Pairs per network call (rounded up to a multiple of the "
-                       "device count).", **fv)
+  flags.DEFINE_bool(
+    "native_size",
+    False,
+    "Run at the source's size (rounded down to a multiple of "
+    "2**n_downsample) instead of the trained resolution.",
+    **fv,
+  )
+  flags.DEFINE_integer("seed", 0, "Seed of the latent noise (config.model.test_noise).", **fv)
+  flags.DEFINE_integer(
+    "batch_size",
+    api.DEFAULT_BATCH_SIZE,
+    "Pairs per network call (rounded up to a multiple of the device count).",
+    **fv,
+  )
   flags.DEFINE_bool("use_ema", True, "Use the EMA parameters when the run kept them.", **fv)
-  flags.DEFINE_bool("checkpoint_fallback", True,
-                    "When the latest checkpoint cannot be read, warn and use the next "
-                    "older one; --nocheckpoint_fallback stops with an error.", **fv)
+  flags.DEFINE_bool(
+    "checkpoint_fallback",
+    True,
+    "When the latest checkpoint cannot be read, warn and use the next "
+    "older one; --nocheckpoint_fallback stops with an error.",
+    **fv,
+  )
   flags.mark_flags_as_required(["source", "exemplar", "output"], **fv)
   flags.mark_flags_as_mutual_exclusive(["workdir", "model"], required=True, **fv)
 
@@ -66,21 +87,32 @@ def define_flags(flag_values) -> None:
 def main(argv, flag_values=None) -> int:
   """Runs the command on parsed flags; returns the exit status."""
   from absl import app, flags  # pylint: disable=g-import-not-at-top
+
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   f = flags.FLAGS if flag_values is None else flag_values
   checkpointing.quiet_orbax_logs()
   result = translate.translate_paths(
-      workdir=f.workdir, model=f.model, source=f.source, exemplar=f.exemplar, output=f.output,
-      direction=f.direction, grid=f.grid, native_size=f.native_size, seed=f.seed,
-      batch_size=f.batch_size, use_ema=f.use_ema,
-      checkpoint_fallback=f.checkpoint_fallback)
-  print(f"{len(result.written)} translations written to {f.output}"
-        + (f", grid {result.grid}" if result.grid else "")
-        + (f"; {len(result.skipped)} unreadable inputs skipped" if result.skipped else ""))
+    workdir=f.workdir,
+    model=f.model,
+    source=f.source,
+    exemplar=f.exemplar,
+    output=f.output,
+    direction=f.direction,
+    grid=f.grid,
+    native_size=f.native_size,
+    seed=f.seed,
+    batch_size=f.batch_size,
+    use_ema=f.use_ema,
+    checkpoint_fallback=f.checkpoint_fallback,
+  )
+  print(
+    f"{len(result.written)} translations written to {f.output}"
+    + (f", grid {result.grid}" if result.grid else "")
+    + (f"; {len(result.skipped)} unreadable inputs skipped" if result.skipped else "")
+  )
   if not result.written:
-    raise translate.InputError("no translation was written (every input was "
-                               "unreadable)")
+    raise translate.InputError("no translation was written (every input was unreadable)")
   return errors.EXIT_OK
 
 

@@ -17,12 +17,12 @@ from egsc_jax.data.tf_devices import hide_accelerators_from_tensorflow
 # Builder name -> module; imported only when asked for, so that building one
 # dataset never needs another's code (or its optional dependencies).
 BUILDER_MODULES = {
-    "mnist_single": "egsc_jax.data.mnist_single",
-    "mnist_multiple": "egsc_jax.data.mnist_multiple",
-    "celeba_gender": "egsc_jax.data.celeba_gender",
-    "gta5_bdd": "egsc_jax.data.gta5_bdd",
-    "image_folder": "egsc_jax.data.image_folder",
-    "photo_grades": "egsc_jax.data.photo_grades",
+  "mnist_single": "egsc_jax.data.mnist_single",
+  "mnist_multiple": "egsc_jax.data.mnist_multiple",
+  "celeba_gender": "egsc_jax.data.celeba_gender",
+  "gta5_bdd": "egsc_jax.data.gta5_bdd",
+  "image_folder": "egsc_jax.data.image_folder",
+  "photo_grades": "egsc_jax.data.photo_grades",
 }
 
 
@@ -41,12 +41,13 @@ class StaleBuildError(errors.UserError, ValueError):
 def check_name(name: str) -> None:
   if name not in BUILDER_MODULES:
     raise UnknownDatasetError(
-        f"unknown dataset {name!r}; valid names: {', '.join(BUILDER_MODULES)}"
+      f"unknown dataset {name!r}; valid names: {', '.join(BUILDER_MODULES)}"
     )
 
 
-def get_builder(name: str, *, data_dir: str | None = None, require_built: bool = False,
-                **builder_kwargs):
+def get_builder(
+  name: str, *, data_dir: str | None = None, require_built: bool = False, **builder_kwargs
+):
   """Imports NAME's module (registering it with TFDS) and returns its builder.
 
   Args:
@@ -66,9 +67,9 @@ def get_builder(name: str, *, data_dir: str | None = None, require_built: bool =
   builder = tfds.builder(name, data_dir=data_dir, **builder_kwargs)
   if require_built and not builder.is_prepared():
     raise FileNotFoundError(
-        f"Dataset {name!r} is not built in {builder.data_dir}. Build it first: "
-        f"python -m egsc_jax.data.build {name}"
-        + (f" --data_dir {data_dir}" if data_dir else ""))
+      f"Dataset {name!r} is not built in {builder.data_dir}. Build it first: "
+      f"python -m egsc_jax.data.build {name}" + (f" --data_dir {data_dir}" if data_dir else "")
+    )
   return builder
 
 
@@ -77,23 +78,28 @@ def prepare(builder, *, manual_dir: str | None = None, overwrite: bool = False):
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   mode = (
-      tfds.download.GenerateMode.FORCE_REDOWNLOAD
-      if overwrite
-      else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
+    tfds.download.GenerateMode.FORCE_REDOWNLOAD
+    if overwrite
+    else tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS
   )
   builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(
-          manual_dir=manual_dir,
-          download_mode=mode,
-          # Everything is local: never ask GCS for a prepared copy.
-          try_download_gcs=False,
-      )
+    download_config=tfds.download.DownloadConfig(
+      manual_dir=manual_dir,
+      download_mode=mode,
+      # Everything is local: never ask GCS for a prepared copy.
+      try_download_gcs=False,
+    )
   )
   return builder
 
 
-def check_reuse(builder, *, manual_dir: str | None = None, max_side: int | None = None,
-                image_size: Sequence[int] | None = None) -> None:
+def check_reuse(
+  builder,
+  *,
+  manual_dir: str | None = None,
+  max_side: int | None = None,
+  image_size: Sequence[int] | None = None,
+) -> None:
   """Refuses to reuse a prepared build that was made from something else.
 
   Only builders with a `reuse_problem` method (image_folder) record what they
@@ -112,26 +118,28 @@ def check_reuse(builder, *, manual_dir: str | None = None, max_side: int | None 
   check = getattr(builder, "reuse_problem", None)
   if check is None:
     return
-  problem = check(manual_dir=manual_dir, max_side=max_side,
-                  min_side=max(image_size) if image_size else None)
+  problem = check(
+    manual_dir=manual_dir, max_side=max_side, min_side=max(image_size) if image_size else None
+  )
   if problem:
     rebuild = f"egsc-build {builder.name} --data_dir {builder.data_dir_root}"
     rebuild += f" --manual_dir {manual_dir}" if manual_dir else " --manual_dir DIR"
     if max_side is not None or image_size:
       rebuild += f" --max_side {max_side if max_side is not None else max(image_size)}"
     raise StaleBuildError(
-        f"refusing to reuse {builder.name} in {builder.data_dir}: {problem}. "
-        f"Rebuild it ({rebuild} --overwrite) or build into another data_dir.")
+      f"refusing to reuse {builder.name} in {builder.data_dir}: {problem}. "
+      f"Rebuild it ({rebuild} --overwrite) or build into another data_dir."
+    )
 
 
 def build(
-    name: str,
-    *,
-    data_dir: str | None = None,
-    manual_dir: str | None = None,
-    overwrite: bool = False,
-    max_side: int | None = None,
-    image_size: Sequence[int] | None = None,
+  name: str,
+  *,
+  data_dir: str | None = None,
+  manual_dir: str | None = None,
+  overwrite: bool = False,
+  max_side: int | None = None,
+  image_size: Sequence[int] | None = None,
 ):
   """Builds (or reuses) dataset NAME; returns the prepared `tfds.core.DatasetBuilder`.
 
@@ -160,8 +168,10 @@ def build(
     elif image_size:
       kwargs["max_side"] = max(int(s) for s in image_size)
   elif max_side is not None:
-    raise errors.UserError(f"--max_side is for {', '.join(RESIZED_AT_BUILD)} only; "
-                           f"{name} stores its images at a fixed size")
+    raise errors.UserError(
+      f"--max_side is for {', '.join(RESIZED_AT_BUILD)} only; "
+      f"{name} stores its images at a fixed size"
+    )
   builder = get_builder(name, data_dir=data_dir, **kwargs)
   if builder.is_prepared() and not overwrite:
     check_reuse(builder, manual_dir=manual_dir, max_side=max_side, image_size=image_size)
@@ -183,4 +193,5 @@ def describe(builder) -> str:
 if __name__ == "__main__":
   # `python -m egsc_jax.data.build` is the egsc-build command.
   from egsc_jax.cli import build as _command  # pylint: disable=g-import-not-at-top
+
   _command.run()

@@ -58,14 +58,14 @@ ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 # (flat layout, official Google Drive layout), relative to manual_dir.
 _CANDIDATES = {
-    IMAGE_FOLDER: (IMAGE_FOLDER, os.path.join("Img", IMAGE_FOLDER)),
-    ATTR_FILE: (ATTR_FILE, os.path.join("Anno", ATTR_FILE)),
-    PARTITION_FILE: (PARTITION_FILE, os.path.join("Eval", PARTITION_FILE)),
+  IMAGE_FOLDER: (IMAGE_FOLDER, os.path.join("Img", IMAGE_FOLDER)),
+  ATTR_FILE: (ATTR_FILE, os.path.join("Anno", ATTR_FILE)),
+  PARTITION_FILE: (PARTITION_FILE, os.path.join("Eval", PARTITION_FILE)),
 }
 _SOURCES = {
-    IMAGE_FOLDER: 'Img/img_align_celeba.zip ("Align&Cropped Images"; unzip it)',
-    ATTR_FILE: "Anno/list_attr_celeba.txt",
-    PARTITION_FILE: "Eval/list_eval_partition.txt",
+  IMAGE_FOLDER: 'Img/img_align_celeba.zip ("Align&Cropped Images"; unzip it)',
+  ATTR_FILE: "Anno/list_attr_celeba.txt",
+  PARTITION_FILE: "Eval/list_eval_partition.txt",
 }
 
 EXPECTED_LAYOUT = f"""celeba_gender reads the aligned-and-cropped CelebA from the manual dir:
@@ -105,18 +105,18 @@ def find_celeba_files(manual_dir: str) -> CelebAFiles:
     hit = next((p for p in paths if exists(p)), None)
     if hit is None:
       missing.append(
-          f"  {key}: looked for {' and '.join(paths)} "
-          f"(from the CelebA Google Drive folder: {_SOURCES[key]})"
+        f"  {key}: looked for {' and '.join(paths)} "
+        f"(from the CelebA Google Drive folder: {_SOURCES[key]})"
       )
     found[key] = hit
   if missing:
     raise FileNotFoundError(
-        "celeba_gender: missing input(s):\n" + "\n".join(missing) + "\n" + EXPECTED_LAYOUT
+      "celeba_gender: missing input(s):\n" + "\n".join(missing) + "\n" + EXPECTED_LAYOUT
     )
   return CelebAFiles(
-      image_dir=found[IMAGE_FOLDER],
-      attr_file=found[ATTR_FILE],
-      partition_file=found[PARTITION_FILE],
+    image_dir=found[IMAGE_FOLDER],
+    attr_file=found[ATTR_FILE],
+    partition_file=found[PARTITION_FILE],
   )
 
 
@@ -141,26 +141,21 @@ def parse_attributes(path: str, *, attribute: str = "Male") -> dict[str, int]:
   if len(count_tokens) != 1 or not count_tokens[0].isdigit():
     raise CelebAFormatError(f"{path}:1: expected the image count, got {count_tokens}")
   if attribute not in names:
-    raise CelebAFormatError(
-        f"{path}:{header_line}: no {attribute!r} column in the header {names}"
-    )
+    raise CelebAFormatError(f"{path}:{header_line}: no {attribute!r} column in the header {names}")
   column = names.index(attribute) + 1  # Rows start with the file name.
   values = {}
   for line_no, tokens in lines[2:]:
     if len(tokens) != len(names) + 1:
       raise CelebAFormatError(
-          f"{path}:{line_no}: expected a file name and {len(names)} values, "
-          f"got {len(tokens)} fields"
+        f"{path}:{line_no}: expected a file name and {len(names)} values, got {len(tokens)} fields"
       )
     if tokens[column] not in ("1", "-1"):
       raise CelebAFormatError(
-          f"{path}:{line_no}: {attribute} must be 1 or -1, got {tokens[column]!r}"
+        f"{path}:{line_no}: {attribute} must be 1 or -1, got {tokens[column]!r}"
       )
     values[tokens[0]] = int(tokens[column])
   if len(values) != int(count_tokens[0]):
-    logger.warning(
-        "%s: header says %s images, found %d rows", path, count_tokens[0], len(values)
-    )
+    logger.warning("%s: header says %s images, found %d rows", path, count_tokens[0], len(values))
   return values
 
 
@@ -170,14 +165,14 @@ def parse_partition(path: str) -> dict[str, int]:
   for line_no, tokens in _data_lines(path):
     if len(tokens) != 2 or tokens[1] not in ("0", "1", "2"):
       raise CelebAFormatError(
-          f"{path}:{line_no}: expected '<file name> <0|1|2>', got {' '.join(tokens)!r}"
+        f"{path}:{line_no}: expected '<file name> <0|1|2>', got {' '.join(tokens)!r}"
       )
     partition[tokens[0]] = int(tokens[1])
   return partition
 
 
 def split_by_gender(
-    male: dict[str, int], partition: dict[str, int], *, split: int
+  male: dict[str, int], partition: dict[str, int], *, split: int
 ) -> tuple[list[str], list[str]]:
   """Sorted (male, female) file names of one partition."""
   names = sorted(n for n, p in partition.items() if p == split and n in male)
@@ -188,17 +183,17 @@ def preprocess(image: np.ndarray) -> np.ndarray:
   """uint8 `[218, 178, 3]` -> uint8 `[128, 128, 3]` as docs/method.md §4.5."""
   if image.shape != (SOURCE_HEIGHT, SOURCE_WIDTH, 3):
     raise ValueError(
-        f"expected an aligned-and-cropped CelebA image of {SOURCE_WIDTH}x"
-        f"{SOURCE_HEIGHT} (W x H), got {image.shape[1]}x{image.shape[0]}"
+      f"expected an aligned-and-cropped CelebA image of {SOURCE_WIDTH}x"
+      f"{SOURCE_HEIGHT} (W x H), got {image.shape[1]}x{image.shape[0]}"
     )
-  face = image[CROP_ROWS[0]:CROP_ROWS[1]]
+  face = image[CROP_ROWS[0] : CROP_ROWS[1]]
   # cv2.resize(INTER_LINEAR) in the authors' divide script: no antialiasing.
   face = images.resize_bilinear_half_pixel(
-      face, height=INTERMEDIATE_SIZE, width=INTERMEDIATE_SIZE, antialias=False
+    face, height=INTERMEDIATE_SIZE, width=INTERMEDIATE_SIZE, antialias=False
   )
   # scipy.misc.imresize(interp="bilinear") is PIL's BILINEAR.
   return images.resize_bilinear_half_pixel(
-      face, height=IMAGE_SIZE, width=IMAGE_SIZE, antialias=True
+    face, height=IMAGE_SIZE, width=IMAGE_SIZE, antialias=True
   )
 
 
@@ -223,15 +218,17 @@ class CelebaGender(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     shape = (IMAGE_SIZE, IMAGE_SIZE, 3)
     return self.dataset_info_from_configs(
-        description="CelebA male (A) <-> female (B), docs/method.md §4.5 preprocessing.",
-        features=tfds.features.FeaturesDict({
-            "image_a": tfds.features.Image(shape=shape, dtype=np.uint8),
-            "image_b": tfds.features.Image(shape=shape, dtype=np.uint8),
-            "id": tfds.features.Text(),
-        }),
-        homepage="https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+      description="CelebA male (A) <-> female (B), docs/method.md §4.5 preprocessing.",
+      features=tfds.features.FeaturesDict(
+        {
+          "image_a": tfds.features.Image(shape=shape, dtype=np.uint8),
+          "image_b": tfds.features.Image(shape=shape, dtype=np.uint8),
+          "id": tfds.features.Text(),
+        }
+      ),
+      homepage="https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html",
+      disable_shuffling=True,
+      metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -247,57 +244,59 @@ class CelebaGender(tfds.core.GeneratorBasedBuilder):
       b = [n for n in b if n in present]
       if not a or not b:
         raise FileNotFoundError(
-            f"celeba_gender: the {split_name} split (partition {split}) has "
-            f"{len(a)} male and {len(b)} female images in {files.image_dir}; "
-            f"both must be non-empty.\n{EXPECTED_LAYOUT}"
+          f"celeba_gender: the {split_name} split (partition {split}) has "
+          f"{len(a)} male and {len(b)} female images in {files.image_dir}; "
+          f"both must be non-empty.\n{EXPECTED_LAYOUT}"
         )
       lists[split_name] = (a, b)
     if missing:
       logger.warning(
-          "celeba_gender: %d listed image(s) are not in %s and are left out, e.g. %s",
-          len(missing), files.image_dir, ", ".join(missing[:5]),
+        "celeba_gender: %d listed image(s) are not in %s and are left out, e.g. %s",
+        len(missing),
+        files.image_dir,
+        ", ".join(missing[:5]),
       )
     # Catch the in-the-wild images (or another data set) before any work.
     first = os.path.join(files.image_dir, lists["train"][0][0])
     sample = images.read_image(first)
     if sample.shape != (SOURCE_HEIGHT, SOURCE_WIDTH, 3):
       raise CelebAFormatError(
-          f"celeba_gender: {first} is {sample.shape[1]}x{sample.shape[0]}; the "
-          f"aligned-and-cropped images are {SOURCE_WIDTH}x{SOURCE_HEIGHT}.\n"
-          + EXPECTED_LAYOUT
+        f"celeba_gender: {first} is {sample.shape[1]}x{sample.shape[0]}; the "
+        f"aligned-and-cropped images are {SOURCE_WIDTH}x{SOURCE_HEIGHT}.\n" + EXPECTED_LAYOUT
       )
     # A rebuild (--overwrite) starts from the metadata of the old build.
     self.info.metadata.clear()
-    self.info.metadata.update({
+    self.info.metadata.update(
+      {
         "num_missing_images": len(missing),
         "num_skipped_files": 0,
         "skipped_files": [],
         "num_dropped_pairs": {"train": 0, "test": 0},
         "num_images": {
-            f"{s}_{d}": len(lists[s][i])
-            for s in ("train", "test") for i, d in enumerate(("male", "female"))
+          f"{s}_{d}": len(lists[s][i])
+          for s in ("train", "test")
+          for i, d in enumerate(("male", "female"))
         },
         "pairing_seed": PAIRING_SEED,
-    })
+      }
+    )
     return {
-        split_name: self._generate_examples(
-            files.image_dir, *lists[split_name], split_name=split_name
-        )
-        for split_name in ("train", "test")
+      split_name: self._generate_examples(
+        files.image_dir, *lists[split_name], split_name=split_name
+      )
+      for split_name in ("train", "test")
     }
 
   def _generate_examples(
-      self,
-      image_dir: str,
-      names_a: Sequence[str],
-      names_b: Sequence[str],
-      *,
-      split_name: str,
+    self,
+    image_dir: str,
+    names_a: Sequence[str],
+    names_b: Sequence[str],
+    *,
+    split_name: str,
   ) -> Iterator[tuple[str, dict]]:
     shuffle = split_name == "train"
-    idx_a, idx_b = pair_indices(
-        len(names_a), len(names_b), seed=PAIRING_SEED, shuffle=shuffle
-    )
+    idx_a, idx_b = pair_indices(len(names_a), len(names_b), seed=PAIRING_SEED, shuffle=shuffle)
     total = len(idx_a)
     paths_a = [os.path.join(image_dir, n) for n in names_a]
     paths_b = [os.path.join(image_dir, n) for n in names_b]
@@ -307,9 +306,7 @@ class CelebaGender(tfds.core.GeneratorBasedBuilder):
 
     skipped = images.SkippedFiles()
     dropped = 0
-    pairs = images.map_ordered(
-        load, range(total), num_threads=images.default_num_threads()
-    )
+    pairs = images.map_ordered(load, range(total), num_threads=images.default_num_threads())
     for k, (face_a, face_b) in enumerate(pairs):
       errors = [f for f in (face_a, face_b) if isinstance(f, images.ImageReadError)]
       if errors:
@@ -320,4 +317,3 @@ class CelebaGender(tfds.core.GeneratorBasedBuilder):
       key = pair_id(k, total)
       yield key, {"image_a": face_a, "image_b": face_b, "id": key}
     record_skips(self.info.metadata, skipped, dropped, split_name=split_name)
-

@@ -72,47 +72,45 @@ GTA5_SPLIT_SEED = 0
 GTA5_TOTAL, GTA5_TRAIN, GTA5_TEST = 24_966, 24_466, 500
 BDD_TEST = 500
 
-CATEGORY_NAMES = (
-    "void", "flat", "construction", "object", "nature", "sky", "human", "vehicle"
-)
+CATEGORY_NAMES = ("void", "flat", "construction", "object", "nature", "sky", "human", "vehicle")
 
 # Cityscapes labels (cityscapesScripts `labels.py`): (label id, train id,
 # category id, colour). Train id 255 = not trained on.
 CITYSCAPES_LABELS = (
-    (0, 255, 0, (0, 0, 0)),  # unlabeled
-    (1, 255, 0, (0, 0, 0)),  # ego vehicle
-    (2, 255, 0, (0, 0, 0)),  # rectification border
-    (3, 255, 0, (0, 0, 0)),  # out of roi
-    (4, 255, 0, (0, 0, 0)),  # static
-    (5, 255, 0, (111, 74, 0)),  # dynamic
-    (6, 255, 0, (81, 0, 81)),  # ground
-    (7, 0, 1, (128, 64, 128)),  # road
-    (8, 1, 1, (244, 35, 232)),  # sidewalk
-    (9, 255, 1, (250, 170, 160)),  # parking
-    (10, 255, 1, (230, 150, 140)),  # rail track
-    (11, 2, 2, (70, 70, 70)),  # building
-    (12, 3, 2, (102, 102, 156)),  # wall
-    (13, 4, 2, (190, 153, 153)),  # fence
-    (14, 255, 2, (180, 165, 180)),  # guard rail
-    (15, 255, 2, (150, 100, 100)),  # bridge
-    (16, 255, 2, (150, 120, 90)),  # tunnel
-    (17, 5, 3, (153, 153, 153)),  # pole
-    (18, 255, 3, (153, 153, 153)),  # polegroup
-    (19, 6, 3, (250, 170, 30)),  # traffic light
-    (20, 7, 3, (220, 220, 0)),  # traffic sign
-    (21, 8, 4, (107, 142, 35)),  # vegetation
-    (22, 9, 4, (152, 251, 152)),  # terrain
-    (23, 10, 5, (70, 130, 180)),  # sky
-    (24, 11, 6, (220, 20, 60)),  # person
-    (25, 12, 6, (255, 0, 0)),  # rider
-    (26, 13, 7, (0, 0, 142)),  # car
-    (27, 14, 7, (0, 0, 70)),  # truck
-    (28, 15, 7, (0, 60, 100)),  # bus
-    (29, 255, 7, (0, 0, 90)),  # caravan
-    (30, 255, 7, (0, 0, 110)),  # trailer
-    (31, 16, 7, (0, 80, 100)),  # train
-    (32, 17, 7, (0, 0, 230)),  # motorcycle
-    (33, 18, 7, (119, 11, 32)),  # bicycle
+  (0, 255, 0, (0, 0, 0)),  # unlabeled
+  (1, 255, 0, (0, 0, 0)),  # ego vehicle
+  (2, 255, 0, (0, 0, 0)),  # rectification border
+  (3, 255, 0, (0, 0, 0)),  # out of roi
+  (4, 255, 0, (0, 0, 0)),  # static
+  (5, 255, 0, (111, 74, 0)),  # dynamic
+  (6, 255, 0, (81, 0, 81)),  # ground
+  (7, 0, 1, (128, 64, 128)),  # road
+  (8, 1, 1, (244, 35, 232)),  # sidewalk
+  (9, 255, 1, (250, 170, 160)),  # parking
+  (10, 255, 1, (230, 150, 140)),  # rail track
+  (11, 2, 2, (70, 70, 70)),  # building
+  (12, 3, 2, (102, 102, 156)),  # wall
+  (13, 4, 2, (190, 153, 153)),  # fence
+  (14, 255, 2, (180, 165, 180)),  # guard rail
+  (15, 255, 2, (150, 100, 100)),  # bridge
+  (16, 255, 2, (150, 120, 90)),  # tunnel
+  (17, 5, 3, (153, 153, 153)),  # pole
+  (18, 255, 3, (153, 153, 153)),  # polegroup
+  (19, 6, 3, (250, 170, 30)),  # traffic light
+  (20, 7, 3, (220, 220, 0)),  # traffic sign
+  (21, 8, 4, (107, 142, 35)),  # vegetation
+  (22, 9, 4, (152, 251, 152)),  # terrain
+  (23, 10, 5, (70, 130, 180)),  # sky
+  (24, 11, 6, (220, 20, 60)),  # person
+  (25, 12, 6, (255, 0, 0)),  # rider
+  (26, 13, 7, (0, 0, 142)),  # car
+  (27, 14, 7, (0, 0, 70)),  # truck
+  (28, 15, 7, (0, 60, 100)),  # bus
+  (29, 255, 7, (0, 0, 90)),  # caravan
+  (30, 255, 7, (0, 0, 110)),  # trailer
+  (31, 16, 7, (0, 80, 100)),  # train
+  (32, 17, 7, (0, 0, 230)),  # motorcycle
+  (33, 18, 7, (119, 11, 32)),  # bicycle
 )
 
 
@@ -137,10 +135,13 @@ def _colour_key(rgb: np.ndarray) -> np.ndarray:
 
 # Colour-coded labels: colours shared by several ids share the category too.
 _COLOUR_KEYS = np.array(sorted({_colour_key(np.array(c)).item() for *_, c in CITYSCAPES_LABELS}))
-_COLOUR_CATEGORIES = np.array([
+_COLOUR_CATEGORIES = np.array(
+  [
     next(cat for _, _, cat, c in CITYSCAPES_LABELS if _colour_key(np.array(c)) == key)
     for key in _COLOUR_KEYS
-], np.uint8)
+  ],
+  np.uint8,
+)
 
 
 def _look_up(table: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -203,20 +204,20 @@ class BddLayout:
 
 
 BDD_LAYOUTS = (
-    BddLayout(
-        name="seg (2018 release)",
-        image_dirs={s: os.path.join("bdd100k", "seg", "images", s) for s in ("train", "val")},
-        label_dirs={s: os.path.join("bdd100k", "seg", "labels", s) for s in ("train", "val")},
-        label_suffix="_train_id.png",
-    ),
-    BddLayout(
-        name="images/10k + labels/sem_seg (current release)",
-        image_dirs={s: os.path.join("bdd100k", "images", "10k", s) for s in ("train", "val")},
-        label_dirs={
-            s: os.path.join("bdd100k", "labels", "sem_seg", "masks", s) for s in ("train", "val")
-        },
-        label_suffix=".png",
-    ),
+  BddLayout(
+    name="seg (2018 release)",
+    image_dirs={s: os.path.join("bdd100k", "seg", "images", s) for s in ("train", "val")},
+    label_dirs={s: os.path.join("bdd100k", "seg", "labels", s) for s in ("train", "val")},
+    label_suffix="_train_id.png",
+  ),
+  BddLayout(
+    name="images/10k + labels/sem_seg (current release)",
+    image_dirs={s: os.path.join("bdd100k", "images", "10k", s) for s in ("train", "val")},
+    label_dirs={
+      s: os.path.join("bdd100k", "labels", "sem_seg", "masks", s) for s in ("train", "val")
+    },
+    label_suffix=".png",
+  ),
 )
 BDD_EXTRA_DIR = os.path.join("bdd100k", "videos", "out_img")
 GTA5_IMAGE_DIR = os.path.join("gta5", "images")
@@ -252,7 +253,7 @@ def _has_files(folder: str) -> bool:
 
 
 def _label_map(
-    image_paths: Sequence[str], image_root: str, label_root: str, suffix: str
+  image_paths: Sequence[str], image_root: str, label_root: str, suffix: str
 ) -> dict[str, str]:
   """image path -> expected label path (same relative folder, stem + suffix)."""
   out = {}
@@ -269,50 +270,55 @@ def find_gta5_bdd_files(manual_dir: str) -> Gta5BddFiles:
   if not _has_files(gta5_dir):
     problems.append(f"  {gta5_dir}/*.png: missing or empty (GTA5 images)")
   layout = next(
-      (
-          lay for lay in BDD_LAYOUTS
-          if all(_has_files(os.path.join(manual_dir, d)) for d in lay.image_dirs.values())
-      ),
-      None,
+    (
+      lay
+      for lay in BDD_LAYOUTS
+      if all(_has_files(os.path.join(manual_dir, d)) for d in lay.image_dirs.values())
+    ),
+    None,
   )
   if layout is None:
     looked = [os.path.join(manual_dir, d) for lay in BDD_LAYOUTS for d in lay.image_dirs.values()]
     problems.append(
-        "  BDD100K train and val images: found neither layout; looked for\n"
-        + "\n".join(f"    {p}/*.jpg" for p in looked)
+      "  BDD100K train and val images: found neither layout; looked for\n"
+      + "\n".join(f"    {p}/*.jpg" for p in looked)
     )
   if problems:
     raise FileNotFoundError(
-        "gta5_bdd: missing input(s):\n" + "\n".join(problems) + "\n" + EXPECTED_LAYOUT
+      "gta5_bdd: missing input(s):\n" + "\n".join(problems) + "\n" + EXPECTED_LAYOUT
     )
   gta5_images = images.list_image_files(gta5_dir, recursive=True)
   gta5_label_dir = os.path.join(manual_dir, GTA5_LABEL_DIR)
   gta5_labels = (
-      _label_map(gta5_images, gta5_dir, gta5_label_dir, ".png")
-      if _has_files(gta5_label_dir) else None
+    _label_map(gta5_images, gta5_dir, gta5_label_dir, ".png")
+    if _has_files(gta5_label_dir)
+    else None
   )
   bdd_images = {
-      s: images.list_image_files(os.path.join(manual_dir, d))
-      for s, d in layout.image_dirs.items()
+    s: images.list_image_files(os.path.join(manual_dir, d)) for s, d in layout.image_dirs.items()
   }
   label_dirs = {s: os.path.join(manual_dir, d) for s, d in layout.label_dirs.items()}
   bdd_labels = None
   if any(_has_files(d) for d in label_dirs.values()):
     bdd_labels = {}
     for s in ("train", "val"):
-      bdd_labels.update(_label_map(
-          bdd_images[s], os.path.join(manual_dir, layout.image_dirs[s]),
-          label_dirs[s], layout.label_suffix,
-      ))
+      bdd_labels.update(
+        _label_map(
+          bdd_images[s],
+          os.path.join(manual_dir, layout.image_dirs[s]),
+          label_dirs[s],
+          layout.label_suffix,
+        )
+      )
   extra_dir = os.path.join(manual_dir, BDD_EXTRA_DIR)
   extra = images.list_image_files(extra_dir, recursive=True) if os.path.isdir(extra_dir) else []
   return Gta5BddFiles(
-      gta5_images=gta5_images,
-      gta5_labels=gta5_labels,
-      bdd_layout=layout.name,
-      bdd_images=bdd_images,
-      bdd_labels=bdd_labels,
-      bdd_extra=extra,
+    gta5_images=gta5_images,
+    gta5_labels=gta5_labels,
+    bdd_layout=layout.name,
+    bdd_images=bdd_images,
+    bdd_labels=bdd_labels,
+    bdd_extra=extra,
   )
 
 
@@ -329,7 +335,7 @@ def split_gta5(paths: Sequence[str], *, seed: int = GTA5_SPLIT_SEED) -> tuple[li
   n_train, n_test = gta5_split_sizes(len(paths))
   order = np.random.default_rng(seed).permutation(len(paths))
   shuffled = [paths[i] for i in order]
-  return sorted(shuffled[:n_train]), sorted(shuffled[n_train:n_train + n_test])
+  return sorted(shuffled[:n_train]), sorted(shuffled[n_train : n_train + n_test])
 
 
 # ---------------------------------------------------------------------------
@@ -350,7 +356,7 @@ def load_frame(image_path: str, label_path: str | None, *, kind: str) -> _Frame:
   frame = _Frame()
   try:
     frame.image = images.resize_bilinear_half_pixel(
-        images.read_image(image_path), height=HEIGHT, width=WIDTH, antialias=True
+      images.read_image(image_path), height=HEIGHT, width=WIDTH, antialias=True
     )
   except images.ImageReadError as e:
     frame.error = e
@@ -362,7 +368,7 @@ def load_frame(image_path: str, label_path: str | None, *, kind: str) -> _Frame:
     else:
       try:
         categories = images.resize_nearest(
-            read_categories(label_path, kind=kind), height=HEIGHT, width=WIDTH
+          read_categories(label_path, kind=kind), height=HEIGHT, width=WIDTH
         )
       except images.ImageReadError as e:
         frame.label_problem = (label_path, e.reason)
@@ -384,19 +390,21 @@ class Gta5Bdd(tfds.core.GeneratorBasedBuilder):
     image = lambda: tfds.features.Image(shape=(HEIGHT, WIDTH, 3), dtype=np.uint8)
     label = lambda: tfds.features.Image(shape=(HEIGHT, WIDTH, 1), dtype=np.uint8)
     return self.dataset_info_from_configs(
-        description=(
-            "GTA5 (A) <-> BDD100K (B), 256x512, labels as Cityscapes categoryId "
-            f"{dict(enumerate(CATEGORY_NAMES))}, 255 = unknown."
-        ),
-        features=tfds.features.FeaturesDict({
-            "image_a": image(),
-            "image_b": image(),
-            "label_a": label(),
-            "label_b": label(),
-            "id": tfds.features.Text(),
-        }),
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+      description=(
+        "GTA5 (A) <-> BDD100K (B), 256x512, labels as Cityscapes categoryId "
+        f"{dict(enumerate(CATEGORY_NAMES))}, 255 = unknown."
+      ),
+      features=tfds.features.FeaturesDict(
+        {
+          "image_a": image(),
+          "image_b": image(),
+          "label_a": label(),
+          "label_b": label(),
+          "id": tfds.features.Text(),
+        }
+      ),
+      disable_shuffling=True,
+      metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -411,41 +419,43 @@ class Gta5Bdd(tfds.core.GeneratorBasedBuilder):
       logger.warning("gta5_bdd: no BDD100K labels found; label_b is all 255.")
     # A rebuild (--overwrite) starts from the metadata of the old build.
     self.info.metadata.clear()
-    self.info.metadata.update({
+    self.info.metadata.update(
+      {
         "labels_a": files.gta5_labels is not None,
         "labels_b": files.bdd_labels is not None,
         "bdd_layout": files.bdd_layout,
         "num_images": {
-            "gta5": len(files.gta5_images),
-            "gta5_train": len(a_train),
-            "gta5_test": len(a_test),
-            "bdd_seg_train": len(files.bdd_images["train"]),
-            "bdd_extra_frames": len(files.bdd_extra),
-            "bdd_test": len(b_test),
+          "gta5": len(files.gta5_images),
+          "gta5_train": len(a_train),
+          "gta5_test": len(a_test),
+          "bdd_seg_train": len(files.bdd_images["train"]),
+          "bdd_extra_frames": len(files.bdd_extra),
+          "bdd_test": len(b_test),
         },
         "num_skipped_files": 0,
         "skipped_files": [],
         "missing_label_files": 0,
         "pairing_seed": PAIRING_SEED,
         "gta5_split_seed": GTA5_SPLIT_SEED,
-    })
+      }
+    )
     return {
-        "train": self._generate_examples(files, a_train, b_train, split_name="train"),
-        "test": self._generate_examples(files, a_test, b_test, split_name="test"),
+      "train": self._generate_examples(files, a_train, b_train, split_name="train"),
+      "test": self._generate_examples(files, a_test, b_test, split_name="test"),
     }
 
   def _generate_examples(
-      self,
-      files: Gta5BddFiles,
-      paths_a: Sequence[str],
-      paths_b: Sequence[str],
-      *,
-      split_name: str,
+    self,
+    files: Gta5BddFiles,
+    paths_a: Sequence[str],
+    paths_b: Sequence[str],
+    *,
+    split_name: str,
   ) -> Iterator[tuple[str, dict]]:
     if split_name == "train":
       # docs/method.md §4.3: B is repeated or cut to A's length; the pairs are shuffled.
       idx_a, idx_b = pair_indices(
-          len(paths_a), len(paths_b), seed=PAIRING_SEED, shuffle=True, length=len(paths_a)
+        len(paths_a), len(paths_b), seed=PAIRING_SEED, shuffle=True, length=len(paths_a)
       )
     else:
       idx_a, idx_b = pair_indices(len(paths_a), len(paths_b), seed=PAIRING_SEED, shuffle=False)
@@ -455,8 +465,8 @@ class Gta5Bdd(tfds.core.GeneratorBasedBuilder):
     def load(k: int) -> tuple[_Frame, _Frame]:
       a, b = paths_a[idx_a[k]], paths_b[idx_b[k]]
       return (
-          load_frame(a, labels_a.get(a), kind="label_id"),
-          load_frame(b, labels_b.get(b), kind="train_id"),
+        load_frame(a, labels_a.get(a), kind="label_id"),
+        load_frame(b, labels_b.get(b), kind="train_id"),
       )
 
     skipped = images.SkippedFiles()
@@ -474,18 +484,23 @@ class Gta5Bdd(tfds.core.GeneratorBasedBuilder):
         dropped += 1
         continue
       key = pair_id(k, total)
-      yield key, {
+      yield (
+        key,
+        {
           "image_a": a.image,
           "image_b": b.image,
           "label_a": a.label,
           "label_b": b.label,
           "id": key,
-      }
+        },
+      )
     record_skips(self.info.metadata, skipped, dropped, split_name=split_name)
     if label_problems:
       shown = list(label_problems.items())[:10]
       logger.warning(
-          "gta5_bdd %s: %d label file(s) missing or unreadable, stored as 255: %s",
-          split_name, len(label_problems), "; ".join(f"{p}: {r}" for p, r in shown),
+        "gta5_bdd %s: %d label file(s) missing or unreadable, stored as 255: %s",
+        split_name,
+        len(label_problems),
+        "; ".join(f"{p}: {r}" for p, r in shown),
       )
     self.info.metadata["missing_label_files"] += len(label_problems)

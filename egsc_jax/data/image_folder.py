@@ -86,16 +86,16 @@ def list_domain_files(manual_dir: str) -> dict[str, list[str]]:
       continue
     files[folder] = images.list_image_files(path)
     if not files[folder]:
-      problems.append(
-          f"  {path}: no image files ({', '.join(images.IMAGE_EXTENSIONS)})"
-      )
+      problems.append(f"  {path}: no image files ({', '.join(images.IMAGE_EXTENSIONS)})")
     else:
       _warn_unsupported_files(path)
   if problems:
     raise FileNotFoundError(
-        "image_folder needs four folders of images in the manual dir "
-        f"{manual_dir}:\n" + "\n".join(f"  {manual_dir}/{f}/" for f in DOMAIN_FOLDERS)
-        + "\nProblems:\n" + "\n".join(problems)
+      "image_folder needs four folders of images in the manual dir "
+      f"{manual_dir}:\n"
+      + "\n".join(f"  {manual_dir}/{f}/" for f in DOMAIN_FOLDERS)
+      + "\nProblems:\n"
+      + "\n".join(problems)
     )
   return files
 
@@ -103,13 +103,17 @@ def list_domain_files(manual_dir: str) -> dict[str, list[str]]:
 def _warn_unsupported_files(folder: str) -> None:
   with os.scandir(folder) as entries:
     others = sorted(
-        e.name for e in entries
-        if e.is_file() and not e.name.startswith(".") and not images.is_image_file(e.name)
+      e.name
+      for e in entries
+      if e.is_file() and not e.name.startswith(".") and not images.is_image_file(e.name)
     )
   if others:
     logger.warning(
-        "Ignoring %d file(s) in %s without an image extension (%s), e.g. %s",
-        len(others), folder, ", ".join(images.IMAGE_EXTENSIONS), ", ".join(others[:5]),
+      "Ignoring %d file(s) in %s without an image extension (%s), e.g. %s",
+      len(others),
+      folder,
+      ", ".join(images.IMAGE_EXTENSIONS),
+      ", ".join(others[:5]),
     )
 
 
@@ -140,8 +144,7 @@ def source_record(manual_dir: str, listed: dict[str, list[str]]) -> dict[str, di
     for path in listed[folder]:
       name = os.path.relpath(path, os.path.join(manual_dir, folder))
       digest.update(f"{name}\t{_size_and_mtime(path)}\n".encode())
-    record[folder] = {"files": len(listed[folder]),
-                      "fingerprint": digest.hexdigest()[:16]}
+    record[folder] = {"files": len(listed[folder]), "fingerprint": digest.hexdigest()[:16]}
   return record
 
 
@@ -155,9 +158,13 @@ def _size_and_mtime(path: str) -> str:
   return f"{stat.length}\t{int(stat.mtime)}"
 
 
-def reuse_problem(metadata, *, manual_dir: str | None = None,
-                  max_side: int | None = None,
-                  min_side: int | None = None) -> str | None:
+def reuse_problem(
+  metadata,
+  *,
+  manual_dir: str | None = None,
+  max_side: int | None = None,
+  min_side: int | None = None,
+) -> str | None:
   """Why a build with `metadata` cannot stand for what is asked now, or None.
 
   Args:
@@ -180,20 +187,25 @@ def reuse_problem(metadata, *, manual_dir: str | None = None,
     if built != now:
       changed = [f for f in DOMAIN_FOLDERS if (built or {}).get(f) != now[f]]
       counts = ", ".join(
-          f"{f} {(built or {}).get(f, {}).get('files', '?')} -> {now[f]['files']} files"
-          for f in changed)
+        f"{f} {(built or {}).get(f, {}).get('files', '?')} -> {now[f]['files']} files"
+        for f in changed
+      )
       detail = f"{counts}; names, sizes or modification times differ"
       built_from = metadata.get("manual_dir")
       if built_from and paths.absolute(built_from) == paths.absolute(manual_dir):
         return f"the files in {manual_dir} changed since it was built ({detail})"
-      return (f"it was built from {built_from or 'other files'}, and {manual_dir} "
-              f"holds other files ({detail})")
+      return (
+        f"it was built from {built_from or 'other files'}, and {manual_dir} "
+        f"holds other files ({detail})"
+      )
   if max_side is not None and (max_side or None) != stored_side:
     asked = f"max side {max_side}" if max_side else "full size"
     return f"it stores images at {side_text}, and {asked} was asked for"
   if min_side is not None and stored_side is not None and stored_side < min_side:
-    return (f"it stores images at {side_text}, smaller than the image size asked "
-            f"for (longer side {min_side}), which would enlarge them")
+    return (
+      f"it stores images at {side_text}, smaller than the image size asked "
+      f"for (longer side {min_side}), which would enlarge them"
+    )
   return None
 
 
@@ -220,10 +232,10 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
   name = "image_folder"
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {
-      "1.0.0": "Initial release.",
-      "1.1.0": "Images stored shrunk to a max side chosen at build time (aspect "
-               "kept, never enlarged); the metadata records max_side and a "
-               "fingerprint of the source folders (source).",
+    "1.0.0": "Initial release.",
+    "1.1.0": "Images stored shrunk to a max side chosen at build time (aspect "
+    "kept, never enlarged); the metadata records max_side and a "
+    "fingerprint of the source folders (source).",
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Put your two domains in four folders of images (jpg, jpeg, png, bmp or webp, any
@@ -233,10 +245,10 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
 
   def __init__(self, *, max_side: int | None = DEFAULT_MAX_SIDE, **kwargs):
     """`max_side`: the longest side stored (None: full size); only building reads it."""
-    if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int)
-                                 or max_side < 1):
-      raise ValueError(f"image_folder: max_side must be an integer >= 1 or None, "
-                       f"got {max_side!r}")
+    if max_side is not None and (
+      isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1
+    ):
+      raise ValueError(f"image_folder: max_side must be an integer >= 1 or None, got {max_side!r}")
     self.max_side = max_side
     super().__init__(**kwargs)
     self._original_state["max_side"] = max_side  # For pickling.
@@ -247,15 +259,17 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        description="A user's two image domains, one example per (A, B) pair.",
-        features=tfds.features.FeaturesDict({
-            "image_a": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
-            "image_b": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
-            "id": tfds.features.Text(),
-        }),
-        # The stored order is the pairing's order: shuffled train, sorted test.
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+      description="A user's two image domains, one example per (A, B) pair.",
+      features=tfds.features.FeaturesDict(
+        {
+          "image_a": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
+          "image_b": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
+          "id": tfds.features.Text(),
+        }
+      ),
+      # The stored order is the pairing's order: shuffled train, sorted test.
+      disable_shuffling=True,
+      metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -265,26 +279,28 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
     readable, skipped = {}, []
     for folder in DOMAIN_FOLDERS:
       readable[folder], bad = images.check_images(
-          listed[folder],
-          num_threads=num_threads,
-          progress=progress_bar(f"Checking {folder}", len(listed[folder])),
+        listed[folder],
+        num_threads=num_threads,
+        progress=progress_bar(f"Checking {folder}", len(listed[folder])),
       )
       skipped.extend(bad)
     empty = [f for f in DOMAIN_FOLDERS if not readable[f]]
     if empty:
       raise FileNotFoundError(
-          "image_folder: no readable image left in "
-          + ", ".join(os.path.join(manual_dir, f) for f in empty)
-          + f" after skipping {len(skipped)} unreadable file(s)."
+        "image_folder: no readable image left in "
+        + ", ".join(os.path.join(manual_dir, f) for f in empty)
+        + f" after skipping {len(skipped)} unreadable file(s)."
       )
     if skipped:
       logger.warning(
-          "image_folder: skipped %d unreadable file(s): %s",
-          len(skipped), ", ".join(skipped),
+        "image_folder: skipped %d unreadable file(s): %s",
+        len(skipped),
+        ", ".join(skipped),
       )
     # A rebuild (--overwrite) starts from the metadata of the old build.
     self.info.metadata.clear()
-    self.info.metadata.update({
+    self.info.metadata.update(
+      {
         "manual_dir": manual_dir,
         "source": source_record(manual_dir, listed),
         "max_side": self.max_side,
@@ -292,33 +308,26 @@ class ImageFolder(tfds.core.GeneratorBasedBuilder):
         "num_skipped_files": len(skipped),
         "skipped_files": [os.path.relpath(p, manual_dir) for p in skipped],
         "pairing_seed": PAIRING_SEED,
-    })
+      }
+    )
     return {
-        "train": self._generate_examples(
-            readable["trainA"], readable["trainB"], shuffle=True
-        ),
-        "test": self._generate_examples(
-            readable["testA"], readable["testB"], shuffle=False
-        ),
+      "train": self._generate_examples(readable["trainA"], readable["trainB"], shuffle=True),
+      "test": self._generate_examples(readable["testA"], readable["testB"], shuffle=False),
     }
 
   def _generate_examples(
-      self, paths_a: Sequence[str], paths_b: Sequence[str], *, shuffle: bool
+    self, paths_a: Sequence[str], paths_b: Sequence[str], *, shuffle: bool
   ) -> Iterator[tuple[str, dict]]:
-    idx_a, idx_b = pair_indices(
-        len(paths_a), len(paths_b), seed=PAIRING_SEED, shuffle=shuffle
-    )
+    idx_a, idx_b = pair_indices(len(paths_a), len(paths_b), seed=PAIRING_SEED, shuffle=shuffle)
     total = len(idx_a)
 
     def load(k: int):
       return (
-          shrink_to_max_side(images.read_image(paths_a[idx_a[k]]), self.max_side),
-          shrink_to_max_side(images.read_image(paths_b[idx_b[k]]), self.max_side),
+        shrink_to_max_side(images.read_image(paths_a[idx_a[k]]), self.max_side),
+        shrink_to_max_side(images.read_image(paths_b[idx_b[k]]), self.max_side),
       )
 
-    pairs = images.map_ordered(
-        load, range(total), num_threads=images.default_num_threads()
-    )
+    pairs = images.map_ordered(load, range(total), num_threads=images.default_num_threads())
     for k, (image_a, image_b) in enumerate(pairs):
       key = pair_id(k, total)
       yield key, {"image_a": image_a, "image_b": image_b, "id": key}

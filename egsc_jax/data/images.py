@@ -79,9 +79,7 @@ def is_image_file(path: str | os.PathLike[str]) -> bool:
   return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def list_image_files(
-    folder: str | os.PathLike[str], *, recursive: bool = False
-) -> list[str]:
+def list_image_files(folder: str | os.PathLike[str], *, recursive: bool = False) -> list[str]:
   """Paths of the image files in `folder`, sorted by their path relative to it.
 
   Args:
@@ -111,8 +109,12 @@ def list_image_files(
     # A dangling symlink is listed too, so that it is skipped by name with the
     # other unreadable files rather than passed over silently (local folders;
     # object stores have no links).
-    relative = [p.name for p in top.iterdir() if is_image_file(p.name) and (
-        p.is_file() or (os.path.islink(os.fspath(p)) and not os.path.exists(os.fspath(p))))]
+    relative = [
+      p.name
+      for p in top.iterdir()
+      if is_image_file(p.name)
+      and (p.is_file() or (os.path.islink(os.fspath(p)) and not os.path.exists(os.fspath(p))))
+    ]
   # Sort on "/"-separated parts so the order is the same on every platform.
   relative.sort(key=lambda r: r.replace(os.sep, "/"))
   return [os.path.join(folder, r) for r in relative]
@@ -198,8 +200,9 @@ def as_rgb(image) -> np.ndarray:
   else:
     a = np.asarray(image)
     if a.dtype != np.uint8:
-      raise ValueError(f"images must be uint8 arrays (or PIL images), got dtype {a.dtype} "
-                       f"of shape {a.shape}.")
+      raise ValueError(
+        f"images must be uint8 arrays (or PIL images), got dtype {a.dtype} of shape {a.shape}."
+      )
     if a.ndim == 3 and a.shape[-1] == 1:
       a = a[..., 0]
     if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (2, 3, 4))):
@@ -258,9 +261,7 @@ def read_label_image(path: str | os.PathLike[str]) -> np.ndarray:
       image.load()
       mode = image.mode
       if mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L", "I;16N"):
-        raise ImageReadError(
-            path, f"expected a single-channel label map, got PIL mode {mode!r}"
-        )
+        raise ImageReadError(path, f"expected a single-channel label map, got PIL mode {mode!r}")
       return np.asarray(image).astype(np.int64)
   except ImageReadError:
     raise
@@ -319,13 +320,11 @@ class ReadImagesResult:
 
 def _log_skip_summary(skipped: Sequence[str], total: int) -> None:
   if skipped:
-    logger.warning(
-        "Skipped %d unreadable image file(s) of %d.", len(skipped), total
-    )
+    logger.warning("Skipped %d unreadable image file(s) of %d.", len(skipped), total)
 
 
 def read_images(
-    paths: Iterable[str | os.PathLike[str]], *, num_threads: int = 1
+  paths: Iterable[str | os.PathLike[str]], *, num_threads: int = 1
 ) -> ReadImagesResult:
   """Reads many image files, skipping the unreadable ones with a warning each.
 
@@ -341,9 +340,7 @@ def read_images(
   """
   paths = [os.fspath(p) for p in paths]
   images, kept, skipped = [], [], []
-  for path, image in zip(
-      paths, map_ordered(try_read_image, paths, num_threads=num_threads)
-  ):
+  for path, image in zip(paths, map_ordered(try_read_image, paths, num_threads=num_threads)):
     if image is None:
       skipped.append(path)
     else:
@@ -363,17 +360,15 @@ def _decodes(path: str) -> bool:
       to_rgb_uint8(image)
     return True
   except Exception as e:  # pylint: disable=broad-except
-    logger.warning(
-        "Skipping unreadable image %s (%s: %s)", path, type(e).__name__, e
-    )
+    logger.warning("Skipping unreadable image %s (%s: %s)", path, type(e).__name__, e)
     return False
 
 
 def check_images(
-    paths: Iterable[str | os.PathLike[str]],
-    *,
-    num_threads: int = 1,
-    progress: Callable[[Iterable[bool]], Iterable[bool]] | None = None,
+  paths: Iterable[str | os.PathLike[str]],
+  *,
+  num_threads: int = 1,
+  progress: Callable[[Iterable[bool]], Iterable[bool]] | None = None,
 ) -> tuple[list[str], list[str]]:
   """Decodes each file once (and drops the pixels) to find the unreadable ones.
 
@@ -422,7 +417,7 @@ def _bilinear_half_pixel(image: np.ndarray, height: int, width: int) -> np.ndarr
 
 
 def resize_bilinear_half_pixel(
-    image: np.ndarray, *, height: int, width: int, antialias: bool = True
+  image: np.ndarray, *, height: int, width: int, antialias: bool = True
 ) -> np.ndarray:
   """Bilinear resize of uint8 `[H, W, C]` (C = 1 or 3) to `[height, width, C]`.
 
@@ -437,9 +432,7 @@ def resize_bilinear_half_pixel(
     uint8 `[height, width, C]`; the input itself when the size already matches.
   """
   if image.ndim != 3 or image.shape[-1] not in (1, 3) or image.dtype != np.uint8:
-    raise ValueError(
-        f"expected uint8 [H, W, 1|3], got {image.dtype} {image.shape}"
-    )
+    raise ValueError(f"expected uint8 [H, W, 1|3], got {image.dtype} {image.shape}")
   if image.shape[:2] == (height, width):
     return image
   if not antialias:
@@ -448,8 +441,8 @@ def resize_bilinear_half_pixel(
   channels = image.shape[-1]
   pil = Image.fromarray(image[..., 0] if channels == 1 else image)
   resized = np.asarray(
-      pil.resize((width, height), resample=Image.Resampling.BILINEAR),
-      dtype=np.uint8,
+    pil.resize((width, height), resample=Image.Resampling.BILINEAR),
+    dtype=np.uint8,
   )
   return resized.reshape(height, width, channels)
 
@@ -512,11 +505,11 @@ def resize_nearest(labels: np.ndarray, *, height: int, width: int) -> np.ndarray
 
 
 def map_ordered(
-    fn: Callable[[_T], _R],
-    items: Iterable[_T],
-    *,
-    num_threads: int = 1,
-    window: int | None = None,
+  fn: Callable[[_T], _R],
+  items: Iterable[_T],
+  *,
+  num_threads: int = 1,
+  window: int | None = None,
 ) -> Iterator[_R]:
   """Lazily yields `fn(item)` in input order, computing up to `window` ahead.
 

@@ -91,6 +91,7 @@ def _tensorflow(num_threads: int):
   """Imports TensorFlow; once per process hides accelerators and caps its threads."""
   global _tf_configured
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   if _tf_configured:
     return tf
   _tf_configured = True
@@ -115,8 +116,7 @@ def _dataset_options(tf, num_threads: int):
 def _read_config(tfds):
   # One file at a time keeps the stored order, which resuming and eval rely on;
   # caching is left to the shuffle buffer.
-  return tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False,
-                         add_tfds_id=False)
+  return tfds.ReadConfig(interleave_cycle_length=1, try_autocache=False, add_tfds_id=False)
 
 
 def _image_size(config, builder) -> tuple[int, int]:
@@ -125,8 +125,9 @@ def _image_size(config, builder) -> tuple[int, int]:
     height, width, _ = builder.info.features["image_a"].shape
     if height is None or width is None:
       raise errors.ConfigError(
-          f"Dataset {config.dataset!r} stores images of varying size; set "
-          "config.data.image_size = (H, W).")
+        f"Dataset {config.dataset!r} stores images of varying size; set "
+        "config.data.image_size = (H, W)."
+      )
     return int(height), int(width)
   if len(size) != 2 or min(size) < 1:
     raise errors.ConfigError(f"config.data.image_size must be (H, W), got {size!r}.")
@@ -136,15 +137,15 @@ def _image_size(config, builder) -> tuple[int, int]:
 def _local_batch_size(batch_size: int, process_count: int) -> int:
   if batch_size < process_count or batch_size % process_count:
     raise ValueError(
-        f"The global batch size {batch_size} must be a positive multiple of the "
-        f"process count {process_count}.")
+      f"The global batch size {batch_size} must be a positive multiple of the "
+      f"process count {process_count}."
+    )
   return batch_size // process_count
 
 
 def _check_process(process_index: int, process_count: int) -> None:
   if process_count < 1 or not 0 <= process_index < process_count:
-    raise ValueError(
-        f"process_index={process_index} is not in [0, process_count={process_count}).")
+    raise ValueError(f"process_index={process_index} is not in [0, process_count={process_count}).")
 
 
 # ---------------------------------------------------------------------------
@@ -193,10 +194,10 @@ def resample(tf, image, *, box, flip, size: tuple[int, int]):
   """
   pixels = tf.cast(image, tf.float32)
   unchanged = tf.logical_and(
-      tf.reduce_all(tf.equal(tf.shape(pixels)[:2], tf.constant(size))),
-      tf.reduce_all(tf.equal(box, tf.constant([0.0, 0.0, 1.0, 1.0]))))
-  out = tf.cond(unchanged, lambda: pixels,
-                lambda: _crop_and_resize(tf, pixels, box=box, size=size))
+    tf.reduce_all(tf.equal(tf.shape(pixels)[:2], tf.constant(size))),
+    tf.reduce_all(tf.equal(box, tf.constant([0.0, 0.0, 1.0, 1.0]))),
+  )
+  out = tf.cond(unchanged, lambda: pixels, lambda: _crop_and_resize(tf, pixels, box=box, size=size))
   out = tf.ensure_shape(out, [size[0], size[1], None])
   out = tf.cond(flip, lambda: tf.reverse(out, axis=[1]), lambda: out)
   return (out - 127.5) / 127.5
@@ -214,8 +215,9 @@ def _crop_and_resize(tf, pixels, *, box, size):
   scale = tf.tile(shape - 1.0, [2])
   extent = tf.tile(shape + 1.0, [2])
   padded_box = (box * scale + 1.0) / extent
-  return tf.image.crop_and_resize(padded[None], padded_box[None], tf.zeros([1], tf.int32),
-                                  size, method="bilinear")[0]
+  return tf.image.crop_and_resize(
+    padded[None], padded_box[None], tf.zeros([1], tf.int32), size, method="bilinear"
+  )[0]
 
 
 def _seed_key(tf, seed: int):
@@ -229,8 +231,7 @@ def _seed_key(tf, seed: int):
 
 def _random_int(tf, key, *, maxval: int):
   """A stateless random int64 in [0, maxval)."""
-  return tf.random.stateless_uniform([], seed=key, minval=0, maxval=maxval,
-                                     dtype=tf.int64)
+  return tf.random.stateless_uniform([], seed=key, minval=0, maxval=maxval, dtype=tf.int64)
 
 
 def _rotate_and_shuffle(tf, ds, *, num: int, offset, key, buffer: int):
@@ -250,7 +251,7 @@ def colour_schemes(images: np.ndarray) -> np.ndarray:
   in [0, number of distinct pairs), in the sorted order of the pairs.
   """
   images = np.asarray(images, np.int64)
-  bg = images[:, 0, 0]                                           # [N, 3]
+  bg = images[:, 0, 0]  # [N, 3]
   dist = np.abs(images - bg[:, None, None]).sum(-1).reshape(len(images), -1)
   fg = images.reshape(len(images), -1, 3)[np.arange(len(images)), dist.argmax(1)]
   codes = (bg * 256 + fg) @ np.array([256**4, 256**2, 1])  # one integer per pair
@@ -266,8 +267,10 @@ def pairing_problem(pairing: str, dataset: str) -> str | None:
   if pairing not in PAIRINGS:
     return f"config.data.exemplar_pairing must be one of {PAIRINGS}, got {pairing!r}"
   if pairing == "balanced" and dataset not in BALANCED_DATASETS:
-    return (f"config.data.exemplar_pairing = 'balanced' needs B images of two flat "
-            f"colours: dataset one of {BALANCED_DATASETS}, got {dataset!r}")
+    return (
+      f"config.data.exemplar_pairing = 'balanced' needs B images of two flat "
+      f"colours: dataset one of {BALANCED_DATASETS}, got {dataset!r}"
+    )
   return None
 
 
@@ -279,17 +282,20 @@ def _balanced_indices(tf, groups, *, num: int, key):
   order = np.argsort(groups, kind="stable")
   sizes = np.bincount(groups)
   starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-  group = tf.random.stateless_uniform([num], seed=_fold(tf, key, 0), minval=0,
-                                      maxval=len(sizes), dtype=tf.int64)
+  group = tf.random.stateless_uniform(
+    [num], seed=_fold(tf, key, 0), minval=0, maxval=len(sizes), dtype=tf.int64
+  )
   u = tf.random.stateless_uniform([num], seed=_fold(tf, key, 1), dtype=tf.float64)
   size = tf.gather(tf.constant(sizes, tf.int64), group)
   member = tf.minimum(tf.cast(u * tf.cast(size, tf.float64), tf.int64), size - 1)
-  return tf.gather(tf.constant(order, tf.int64),
-                   tf.gather(tf.constant(starts, tf.int64), group) + member)
+  return tf.gather(
+    tf.constant(order, tf.int64), tf.gather(tf.constant(starts, tf.int64), group) + member
+  )
 
 
-def _epoch_stream(tf, encoded, *, num: int, pairing: str, buffer: int, key,
-                  b_bytes=None, b_groups=None):
+def _epoch_stream(
+  tf, encoded, *, num: int, pairing: str, buffer: int, key, b_bytes=None, b_groups=None
+):
   """Returns epoch -> dataset of (stream index, encoded A, encoded B).
 
   b_bytes, b_groups: the encoded B images [N] and their `colour_schemes`, for
@@ -300,9 +306,14 @@ def _epoch_stream(tf, encoded, *, num: int, pairing: str, buffer: int, key,
     epoch_key = _fold(tf, key, _TAG_EPOCH, e)
     offset_a = _random_int(tf, _fold(tf, epoch_key, 0), maxval=num)
     if pairing == "balanced":
-      stream_a = _rotate_and_shuffle(tf, encoded.map(lambda ex: ex["image_a"]), num=num,
-                                     offset=offset_a, key=_fold(tf, epoch_key, 2),
-                                     buffer=buffer)
+      stream_a = _rotate_and_shuffle(
+        tf,
+        encoded.map(lambda ex: ex["image_a"]),
+        num=num,
+        offset=offset_a,
+        key=_fold(tf, epoch_key, 2),
+        buffer=buffer,
+      )
       picks = _balanced_indices(tf, b_groups, num=num, key=_fold(tf, epoch_key, 4))
       stream_b = tf.data.Dataset.from_tensor_slices(tf.gather(b_bytes, picks))
       pairs = tf.data.Dataset.zip(stream_a, stream_b)
@@ -311,17 +322,32 @@ def _epoch_stream(tf, encoded, *, num: int, pairing: str, buffer: int, key,
       # buffer no stored pair survives; the buffers then shuffle each stream alone.
       shift = 1 + _random_int(tf, _fold(tf, epoch_key, 1), maxval=max(num - 1, 1))
       offset_b = (offset_a + shift) % num
-      stream_a = _rotate_and_shuffle(tf, encoded.map(lambda ex: ex["image_a"]), num=num,
-                                     offset=offset_a, key=_fold(tf, epoch_key, 2),
-                                     buffer=buffer)
-      stream_b = _rotate_and_shuffle(tf, encoded.map(lambda ex: ex["image_b"]), num=num,
-                                     offset=offset_b, key=_fold(tf, epoch_key, 3),
-                                     buffer=buffer)
+      stream_a = _rotate_and_shuffle(
+        tf,
+        encoded.map(lambda ex: ex["image_a"]),
+        num=num,
+        offset=offset_a,
+        key=_fold(tf, epoch_key, 2),
+        buffer=buffer,
+      )
+      stream_b = _rotate_and_shuffle(
+        tf,
+        encoded.map(lambda ex: ex["image_b"]),
+        num=num,
+        offset=offset_b,
+        key=_fold(tf, epoch_key, 3),
+        buffer=buffer,
+      )
       pairs = tf.data.Dataset.zip(stream_a, stream_b)
     else:
       pairs = _rotate_and_shuffle(
-          tf, encoded.map(lambda ex: (ex["image_a"], ex["image_b"])), num=num,
-          offset=offset_a, key=_fold(tf, epoch_key, 2), buffer=buffer)
+        tf,
+        encoded.map(lambda ex: (ex["image_a"], ex["image_b"])),
+        num=num,
+        offset=offset_a,
+        key=_fold(tf, epoch_key, 2),
+        buffer=buffer,
+      )
     return pairs.enumerate().map(lambda p, ab: (e * num + p, ab[0], ab[1]))
 
   return epoch
@@ -331,11 +357,15 @@ def _b_images_and_schemes(tf, tfds, encoded, features):
   """(encoded B images as a tf.string [N] constant, their colour_schemes [N])."""
   raw = list(tfds.as_numpy(encoded.map(lambda ex: ex["image_b"])))
   decoded = tfds.as_numpy(
-      tf.data.Dataset.from_tensor_slices(raw)
-      .map(features["image_b"].decode_example).batch(1024))
+    tf.data.Dataset.from_tensor_slices(raw).map(features["image_b"].decode_example).batch(1024)
+  )
   groups = colour_schemes(np.concatenate(list(decoded)))
-  logging.info("balanced exemplar pairing: %d B images in %d colour schemes "
-               "(sizes %s)", len(raw), groups.max() + 1, np.bincount(groups).tolist())
+  logging.info(
+    "balanced exemplar pairing: %d B images in %d colour schemes (sizes %s)",
+    len(raw),
+    groups.max() + 1,
+    np.bincount(groups).tolist(),
+  )
   return tf.constant(raw, tf.string), groups
 
 
@@ -349,6 +379,7 @@ def _without_global_seed(tf):
   seeds even fail there. The functions are traced while this holds.
   """
   from tensorflow.python.eager import context  # pylint: disable=g-import-not-at-top
+
   saved = context.global_seed()
   tf.random.set_seed(None)
   try:
@@ -357,8 +388,9 @@ def _without_global_seed(tf):
     tf.random.set_seed(saved)
 
 
-def train_batches(config, *, process_index: int = 0, process_count: int = 1,
-                  start_step: int = 0) -> Iterator[dict[str, Any]]:
+def train_batches(
+  config, *, process_index: int = 0, process_count: int = 1, start_step: int = 0
+) -> Iterator[dict[str, Any]]:
   """Infinite stream of host-local training batches.
 
   Args:
@@ -384,28 +416,40 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
   tf = _tensorflow(num_threads)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  builder = build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
-                              require_built=True)
+  builder = build.get_builder(
+    config.dataset, data_dir=config.data.get("data_dir"), require_built=True
+  )
   split = tfds.even_splits("train", n=process_count, drop_remainder=True)[process_index]
   num = builder.info.splits[split].num_examples
   if num < 1:
     raise ValueError(
-        f"Dataset {config.dataset!r} has too few training examples "
-        f"({builder.info.splits['train'].num_examples}) for {process_count} processes.")
+      f"Dataset {config.dataset!r} has too few training examples "
+      f"({builder.info.splits['train'].num_examples}) for {process_count} processes."
+    )
   size = _image_size(config, builder)
   features = builder.info.features
   encoded = builder.as_dataset(
-      split=split, shuffle_files=False, read_config=_read_config(tfds),
-      decoders={k: tfds.decode.SkipDecoding() for k in IMAGE_KEYS})
+    split=split,
+    shuffle_files=False,
+    read_config=_read_config(tfds),
+    decoders={k: tfds.decode.SkipDecoding() for k in IMAGE_KEYS},
+  )
 
   key = _fold(tf, _seed_key(tf, config.seed), process_index)
   first_epoch, offset = divmod(start_step * batch, num)
   b_bytes = b_groups = None
   if pairing == "balanced":
     b_bytes, b_groups = _b_images_and_schemes(tf, tfds, encoded, features)
-  epoch = _epoch_stream(tf, encoded, num=num, pairing=pairing,
-                        buffer=int(config.data.shuffle_buffer), key=key,
-                        b_bytes=b_bytes, b_groups=b_groups)
+  epoch = _epoch_stream(
+    tf,
+    encoded,
+    num=num,
+    pairing=pairing,
+    buffer=int(config.data.shuffle_buffer),
+    key=key,
+    b_bytes=b_bytes,
+    b_groups=b_groups,
+  )
   with _without_global_seed(tf):
     stream = tf.data.Dataset.counter(first_epoch).flat_map(epoch).skip(offset)
   augment = bool(config.data.augment)
@@ -419,10 +463,12 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
       out[name] = resample(tf, image, box=box, flip=flip, size=size)
     return out
 
-  stream = (stream.map(decode, num_parallel_calls=num_threads)
-            .batch(batch, drop_remainder=True)
-            .prefetch(2)
-            .with_options(_dataset_options(tf, num_threads)))
+  stream = (
+    stream.map(decode, num_parallel_calls=num_threads)
+    .batch(batch, drop_remainder=True)
+    .prefetch(2)
+    .with_options(_dataset_options(tf, num_threads))
+  )
   yield from tfds.as_numpy(stream)
 
 
@@ -431,9 +477,15 @@ def train_batches(config, *, process_index: int = 0, process_count: int = 1,
 # ---------------------------------------------------------------------------
 
 
-def eval_batches(config, *, split: str = "test", batch_size: int,
-                 num_examples: int | None = None, process_index: int = 0,
-                 process_count: int = 1) -> Iterator[dict[str, Any]]:
+def eval_batches(
+  config,
+  *,
+  split: str = "test",
+  batch_size: int,
+  num_examples: int | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Iterator[dict[str, Any]]:
   """The first `num_examples` pairs of `split` in stored order, without augmentation.
 
   Process p reads the p-th contiguous part; every process yields the same number of
@@ -459,13 +511,16 @@ def eval_batches(config, *, split: str = "test", batch_size: int,
   tf = _tensorflow(num_threads)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  builder = build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
-                              require_built=True)
+  builder = build.get_builder(
+    config.dataset, data_dir=config.data.get("data_dir"), require_built=True
+  )
   total = builder.info.splits[split].num_examples
   if num_examples is not None:
     if not 0 < num_examples <= total:
-      raise ValueError(f"num_examples={num_examples} is not in [1, {total}] "
-                       f"(the size of {config.dataset!r} split {split!r}).")
+      raise ValueError(
+        f"num_examples={num_examples} is not in [1, {total}] "
+        f"(the size of {config.dataset!r} split {split!r})."
+      )
     split, total = f"{split}[:{num_examples}]", num_examples
   local = tfds.even_splits(split, n=process_count, drop_remainder=False)[process_index]
   num_local = builder.info.splits[local].num_examples
@@ -479,24 +534,24 @@ def eval_batches(config, *, split: str = "test", batch_size: int,
 
   def prepare(ex):
     whole, no_flip = tf.constant([0.0, 0.0, 1.0, 1.0]), tf.constant(False)
-    out = {k.replace("image_", ""): resample(tf, ex[k], box=whole, flip=no_flip, size=size)
-           for k in image_keys}
+    out = {
+      k.replace("image_", ""): resample(tf, ex[k], box=whole, flip=no_flip, size=size)
+      for k in image_keys
+    }
     out.update({k: ex[k] for k in label_keys})
     # Class ids must not be mixed: nearest neighbour (a no-op at the stored size).
-    out.update({k: tf.image.resize(ex[k], size, method="nearest")
-                for k in segmentation_keys})
+    out.update({k: tf.image.resize(ex[k], size, method="nearest") for k in segmentation_keys})
     out["id"] = ex["id"]
     out["mask"] = tf.constant(True)
     return out
 
-  ds = builder.as_dataset(split=local, shuffle_files=False,
-                          read_config=_read_config(tfds))
+  ds = builder.as_dataset(split=local, shuffle_files=False, read_config=_read_config(tfds))
   ds = ds.map(prepare, num_parallel_calls=num_threads)
   padding = tf.data.Dataset.from_tensors(_zeros_like_spec(tf, ds.element_spec))
   ds = ds.concatenate(padding.repeat(num_batches * batch - num_local))
-  ds = (ds.batch(batch, drop_remainder=True)
-        .prefetch(2)
-        .with_options(_dataset_options(tf, num_threads)))
+  ds = (
+    ds.batch(batch, drop_remainder=True).prefetch(2).with_options(_dataset_options(tf, num_threads))
+  )
   yield from tfds.as_numpy(ds)
 
 

@@ -1,6 +1,7 @@
 """What the manual_dir builders (image_folder, celeba_gender, gta5_bdd) share
 besides pairing: the manual dir itself, TFDS progress bars, skipped files in
 the dataset's metadata."""
+
 from __future__ import annotations
 
 import logging
@@ -37,11 +38,11 @@ def progress_bar(desc: str, total: int):
 
 
 def record_skips(
-    metadata: dict,
-    skipped: images.SkippedFiles,
-    dropped: int,
-    *,
-    split_name: str,
+  metadata: dict,
+  skipped: images.SkippedFiles,
+  dropped: int,
+  *,
+  split_name: str,
 ) -> None:
   """Adds one split's unreadable files and dropped pairs to a builder's metadata.
 
@@ -55,6 +56,9 @@ def record_skips(
   metadata.setdefault("num_dropped_pairs", {})[split_name] = dropped
   if dropped:
     logger.warning(
-        "%s split: dropped %d pair(s) with %d unreadable file(s): %s",
-        split_name, dropped, len(skipped), ", ".join(skipped.paths),
+      "%s split: dropped %d pair(s) with %d unreadable file(s): %s",
+      split_name,
+      dropped,
+      len(skipped),
+      ", ".join(skipped.paths),
     )

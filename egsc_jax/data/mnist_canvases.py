@@ -53,21 +53,26 @@ def class_colours(rng: np.random.Generator) -> np.ndarray:
   """Per-class jittered HSV colours: float [10, 3] RGB in [0, 1]."""
   s = SV_BASE * rng.uniform(1 - SV_JITTER, 1 + SV_JITTER, NUM_CLASSES)
   v = SV_BASE * rng.uniform(1 - SV_JITTER, 1 + SV_JITTER, NUM_CLASSES)
-  return np.array([colorsys.hsv_to_rgb(c / NUM_CLASSES, s[c], v[c])
-                   for c in range(NUM_CLASSES)])
+  return np.array([colorsys.hsv_to_rgb(c / NUM_CLASSES, s[c], v[c]) for c in range(NUM_CLASSES)])
 
 
-def draw_canvas(rng: np.random.Generator, labels: np.ndarray, *, num_candidates: int,
-                coloured: bool) -> Canvas:
+def draw_canvas(
+  rng: np.random.Generator, labels: np.ndarray, *, num_candidates: int, coloured: bool
+) -> Canvas:
   """Draws the digits, cells, background (and colours) of one canvas."""
   candidates = rng.integers(0, len(labels), num_candidates)
   # np.unique gives the first position of each class among the candidates.
   classes, first = np.unique(labels[candidates], return_index=True)
-  cells = rng.permutation(GRID * GRID)[:len(classes)]
+  cells = rng.permutation(GRID * GRID)[: len(classes)]
   white_background = bool(rng.random() < 0.5)
   colours = class_colours(rng) if coloured else None
-  return Canvas(src=candidates[first], classes=classes.astype(np.int64), cells=cells,
-                white_background=white_background, colours=colours)
+  return Canvas(
+    src=candidates[first],
+    classes=classes.astype(np.int64),
+    cells=cells,
+    white_background=white_background,
+    colours=colours,
+  )
 
 
 def layout_masks(canvas: Canvas, *, masks: np.ndarray) -> np.ndarray:
@@ -80,7 +85,7 @@ def layout_masks(canvas: Canvas, *, masks: np.ndarray) -> np.ndarray:
   class_map = np.full((SIZE, SIZE), -1, np.int64)
   for src, c, cell in zip(canvas.src, canvas.classes, canvas.cells):
     row, col = divmod(int(cell), GRID)
-    window = class_map[row * CELL:(row + 1) * CELL, col * CELL:(col + 1) * CELL]
+    window = class_map[row * CELL : (row + 1) * CELL, col * CELL : (col + 1) * CELL]
     window[masks[src]] = c
   return class_map
 
@@ -103,28 +108,31 @@ def paint_bw(class_map: np.ndarray, *, white_background: bool) -> np.ndarray:
   return bytescale(value)
 
 
-def paint_colour(class_map: np.ndarray, *, colours: np.ndarray,
-                 white_background: bool) -> np.ndarray:
+def paint_colour(
+  class_map: np.ndarray, *, colours: np.ndarray, white_background: bool
+) -> np.ndarray:
   """Per-class colours on a white or black background, stretched: uint8 [112, 112, 3]."""
   background = np.full(3, 1.0 if white_background else 0.0)
-  image = np.where(class_map[..., None] >= 0, colours[np.maximum(class_map, 0)],
-                   background)
+  image = np.where(class_map[..., None] >= 0, colours[np.maximum(class_map, 0)], background)
   return bytescale(image)
 
 
-def render_pair(canvas_a: Canvas, canvas_b: Canvas, *, masks: np.ndarray,
-                with_gt: bool) -> dict[str, np.ndarray]:
+def render_pair(
+  canvas_a: Canvas, canvas_b: Canvas, *, masks: np.ndarray, with_gt: bool
+) -> dict[str, np.ndarray]:
   """image_a, image_b, gt_a2b, gt_b2a: uint8 [112, 112, 3] each."""
   map_a = layout_masks(canvas_a, masks=masks)
   map_b = layout_masks(canvas_b, masks=masks)
   out = {
-      "image_a": paint_bw(map_a, white_background=canvas_a.white_background),
-      "image_b": paint_colour(map_b, colours=canvas_b.colours,
-                              white_background=canvas_b.white_background),
+    "image_a": paint_bw(map_a, white_background=canvas_a.white_background),
+    "image_b": paint_colour(
+      map_b, colours=canvas_b.colours, white_background=canvas_b.white_background
+    ),
   }
   if with_gt:
-    out["gt_a2b"] = paint_colour(map_a, colours=canvas_b.colours,
-                                 white_background=canvas_b.white_background)
+    out["gt_a2b"] = paint_colour(
+      map_a, colours=canvas_b.colours, white_background=canvas_b.white_background
+    )
     out["gt_b2a"] = paint_bw(map_b, white_background=canvas_a.white_background)
   else:
     zeros = np.zeros((SIZE, SIZE, 3), np.uint8)
@@ -137,8 +145,9 @@ def domain_rng(*, split: str, domain: str, seed: int = SEED) -> np.random.Genera
   return np.random.default_rng((seed, _SPLIT_STREAM[split], _DOMAIN_STREAM[domain]))
 
 
-def split_examples(digits: mnist_source.MnistDigits, split: str
-                   ) -> Iterator[dict[str, np.ndarray | str]]:
+def split_examples(
+  digits: mnist_source.MnistDigits, split: str
+) -> Iterator[dict[str, np.ndarray | str]]:
   """The pairs of `split` ('train', 'validation' or 'test'), in stored order:
   render_pair's images (ground truth except for 'train') and 'id'."""
   images, labels = digits.split(split)

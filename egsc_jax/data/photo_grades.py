@@ -63,21 +63,23 @@ class PhotoGrades(tfds.core.GeneratorBasedBuilder):
     size = photo_grading.SIZE
     image = lambda: tfds.features.Image(shape=(size, size, 3))  # noqa: E731
     return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image_a": image(),
-            "image_b": image(),
-            "gt_a2b": image(),
-            "gt_b2a": image(),
-            "grade_b": tfds.features.ClassLabel(names=photo_grading.GRADE_NAMES),
-            "photo_a": tfds.features.Text(),
-            "photo_b": tfds.features.Text(),
-            "id": tfds.features.Text(),
-        }),
-        # Test pair i is the i-th example, as on the MNIST sets.
-        disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+      builder=self,
+      description=__doc__,
+      features=tfds.features.FeaturesDict(
+        {
+          "image_a": image(),
+          "image_b": image(),
+          "gt_a2b": image(),
+          "gt_b2a": image(),
+          "grade_b": tfds.features.ClassLabel(names=photo_grading.GRADE_NAMES),
+          "photo_a": tfds.features.Text(),
+          "photo_b": tfds.features.Text(),
+          "id": tfds.features.Text(),
+        }
+      ),
+      # Test pair i is the i-th example, as on the MNIST sets.
+      disable_shuffling=True,
+      metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager):
@@ -86,12 +88,23 @@ class PhotoGrades(tfds.core.GeneratorBasedBuilder):
     for split, names in photo_grading.SPLIT_PHOTOS.items():
       for name in names:
         photo = photo_grading.PHOTOS[name]
-        photos[name] = dict(split=split, package=photo.package, path=photo.path,
-                            sha256=photo_grading.photo_digest(photo))
+        photos[name] = dict(
+          split=split,
+          package=photo.package,
+          path=photo.path,
+          sha256=photo_grading.photo_digest(photo),
+        )
     self.info.metadata["photos"] = photos
     self.info.metadata["grades"] = [
-        dict(name=g.name, saturation=g.saturation, gamma=list(g.gamma),
-             lift=list(g.lift), gain=list(g.gain)) for g in photo_grading.GRADES]
+      dict(
+        name=g.name,
+        saturation=g.saturation,
+        gamma=list(g.gamma),
+        lift=list(g.lift),
+        gain=list(g.gain),
+      )
+      for g in photo_grading.GRADES
+    ]
     logging.info("%s: photographs %s", self.name, photo_grading.SPLIT_PHOTOS)
     return {split: self._generate_examples(split) for split in photo_grading.SPLIT_PHOTOS}
 

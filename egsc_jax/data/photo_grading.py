@@ -43,6 +43,7 @@ class Photo:
     package: the importable package whose folder holds the file.
     path: the file, relative to that folder.
   """
+
   name: str
   package: str
   path: str
@@ -53,7 +54,9 @@ class Photo:
 # Hopper (a runtime dependency of egsc-jax). Left out: greyscale images,
 # synthetic ones (color.png, the chessboards, the logo) and the mostly black
 # hubble_deep_field.jpg and retina.jpg, whose crops would be mostly uniform.
-PHOTOS = {p.name: p for p in (
+PHOTOS = {
+  p.name: p
+  for p in (
     Photo("astronaut", "skimage", "data/astronaut.png"),
     Photo("rocket", "skimage", "data/rocket.jpg"),
     # A stereo pair: one scene, so both views stay in the same split.
@@ -63,16 +66,16 @@ PHOTOS = {p.name: p for p in (
     Photo("grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
     Photo("chelsea", "skimage", "data/chelsea.png"),
     Photo("coffee", "skimage", "data/coffee.png"),
-)}
+  )
+}
 
 # Split by photograph: no validation or test photograph is seen in training.
 # Validation is a held-out photograph of its own (settings are chosen there),
 # test two more (the numbers we report): a cat's fur and a cup on a table.
 SPLIT_PHOTOS = {
-    "train": ("astronaut", "rocket", "motorcycle_left", "motorcycle_right",
-              "immunohistochemistry"),
-    "validation": ("grace_hopper",),
-    "test": ("chelsea", "coffee"),
+  "train": ("astronaut", "rocket", "motorcycle_left", "motorcycle_right", "immunohistochemistry"),
+  "validation": ("grace_hopper",),
+  "test": ("chelsea", "coffee"),
 }
 
 
@@ -91,6 +94,7 @@ class Grade:
     lift: [3] per-channel output of black: > 0 lifts (fades) the shadows.
     gain: [3] per-channel output of white: < 1 darkens and tints the highlights.
   """
+
   name: str
   saturation: float
   gamma: tuple[float, float, float]
@@ -101,25 +105,35 @@ class Grade:
 # Domain B's grades, in label order (ClassLabel names of `grade_b`). Domain A
 # is the photographs as they are ("neutral": the identity grade).
 GRADES = (
-    # Warm (golden) daylight: richer colours, brighter warm mid-tones, yellow whites.
-    Grade("day", saturation=1.35, gamma=(0.8, 0.85, 1.0), lift=(0.03, 0.01, 0.0),
-          gain=(1.0, 0.9, 0.7)),
-    # Night ("day for night"): dark, blue and washed of colour.
-    Grade("night", saturation=0.35, gamma=(1.6, 1.5, 1.2), lift=(0.0, 0.02, 0.06),
-          gain=(0.35, 0.45, 0.7)),
-    # Sepia: grey, then a brown tone from warm lifted shadows to cream highlights.
-    Grade("sepia", saturation=0.0, gamma=(0.9, 0.95, 1.05), lift=(0.12, 0.08, 0.04),
-          gain=(0.98, 0.85, 0.64)),
-    # Faded film: lifted blacks, dimmed whites (low contrast), muted colours.
-    Grade("faded", saturation=0.6, gamma=(0.9, 0.9, 0.95), lift=(0.22, 0.2, 0.24),
-          gain=(0.88, 0.86, 0.8)),
-    # Cool: a blue-cyan cast, muted colours, brightness kept.
-    Grade("cool", saturation=0.8, gamma=(1.2, 1.05, 0.85), lift=(0.0, 0.03, 0.08),
-          gain=(0.78, 0.92, 1.0)),
+  # Warm (golden) daylight: richer colours, brighter warm mid-tones, yellow whites.
+  Grade(
+    "day", saturation=1.35, gamma=(0.8, 0.85, 1.0), lift=(0.03, 0.01, 0.0), gain=(1.0, 0.9, 0.7)
+  ),
+  # Night ("day for night"): dark, blue and washed of colour.
+  Grade(
+    "night", saturation=0.35, gamma=(1.6, 1.5, 1.2), lift=(0.0, 0.02, 0.06), gain=(0.35, 0.45, 0.7)
+  ),
+  # Sepia: grey, then a brown tone from warm lifted shadows to cream highlights.
+  Grade(
+    "sepia",
+    saturation=0.0,
+    gamma=(0.9, 0.95, 1.05),
+    lift=(0.12, 0.08, 0.04),
+    gain=(0.98, 0.85, 0.64),
+  ),
+  # Faded film: lifted blacks, dimmed whites (low contrast), muted colours.
+  Grade(
+    "faded", saturation=0.6, gamma=(0.9, 0.9, 0.95), lift=(0.22, 0.2, 0.24), gain=(0.88, 0.86, 0.8)
+  ),
+  # Cool: a blue-cyan cast, muted colours, brightness kept.
+  Grade(
+    "cool", saturation=0.8, gamma=(1.2, 1.05, 0.85), lift=(0.0, 0.03, 0.08), gain=(0.78, 0.92, 1.0)
+  ),
 )
 GRADE_NAMES = tuple(g.name for g in GRADES)
-NEUTRAL = Grade("neutral", saturation=1.0, gamma=(1.0, 1.0, 1.0), lift=(0.0, 0.0, 0.0),
-                gain=(1.0, 1.0, 1.0))
+NEUTRAL = Grade(
+  "neutral", saturation=1.0, gamma=(1.0, 1.0, 1.0), lift=(0.0, 0.0, 0.0), gain=(1.0, 1.0, 1.0)
+)
 
 
 def grade_names(labels: np.ndarray) -> list[str]:
@@ -156,16 +170,21 @@ def photo_path(photo: Photo) -> pathlib.Path:
     if path.is_file():
       return path
   pip_name = {"skimage": "scikit-image"}.get(photo.package, photo.package)
-  problem = (f"the installed {photo.package} ({', '.join(locations)}) has no "
-             f"{photo.path}" if locations else f"{photo.package} is not installed")
+  problem = (
+    f"the installed {photo.package} ({', '.join(locations)}) has no {photo.path}"
+    if locations
+    else f"{photo.package} is not installed"
+  )
   raise FileNotFoundError(
-      f"photograph {photo.name!r}: {problem}; photo_grades reads it from that "
-      f"package: pip install {pip_name}")
+    f"photograph {photo.name!r}: {problem}; photo_grades reads it from that "
+    f"package: pip install {pip_name}"
+  )
 
 
 def load_photo(photo: Photo) -> np.ndarray:
   """The photograph as uint8 [H, W, 3] RGB."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   with Image.open(photo_path(photo)) as im:
     return np.asarray(im.convert("RGB"))
 
@@ -190,14 +209,16 @@ class Crop:
     left, top: its top-left corner.
     side: its side.
   """
+
   photo: str
   left: float
   top: float
   side: float
 
 
-def draw_crops(rng: np.random.Generator, photos: tuple[str, ...],
-               shapes: dict[str, tuple[int, int]], num: int) -> list[Crop]:
+def draw_crops(
+  rng: np.random.Generator, photos: tuple[str, ...], shapes: dict[str, tuple[int, int]], num: int
+) -> list[Crop]:
   """`num` random square crops, the photographs taken in turn (as equal shares as
   `num` allows) in a random order.
 
@@ -217,8 +238,7 @@ def draw_crops(rng: np.random.Generator, photos: tuple[str, ...],
     name = photos[k]
     h, w = shapes[name]
     side = (CROP_SCALE[0] + (CROP_SCALE[1] - CROP_SCALE[0]) * us) * min(h, w)
-    crops.append(Crop(photo=name, left=ux * (w - side), top=uy * (h - side),
-                      side=side))
+    crops.append(Crop(photo=name, left=ux * (w - side), top=uy * (h - side), side=side))
   return crops
 
 
@@ -229,9 +249,9 @@ def render_crop(image: np.ndarray, crop: Crop) -> np.ndarray:
   source pixels under it (no aliasing when shrinking; sub-pixel crop edges).
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   box = (crop.left, crop.top, crop.left + crop.side, crop.top + crop.side)
-  out = Image.fromarray(image).resize((SIZE, SIZE), resample=Image.Resampling.BOX,
-                                      box=box)
+  out = Image.fromarray(image).resize((SIZE, SIZE), resample=Image.Resampling.BOX, box=box)
   return np.asarray(out)
 
 
@@ -249,13 +269,15 @@ class PairPlan:
     crops_b: N crops of domain B.
     grades_b: int64 [N] index into GRADES of B's grade.
   """
+
   crops_a: list[Crop]
   crops_b: list[Crop]
   grades_b: np.ndarray
 
 
-def plan_split(split: str, num: int, *, shapes: dict[str, tuple[int, int]],
-               seed: int = SEED) -> PairPlan:
+def plan_split(
+  split: str, num: int, *, shapes: dict[str, tuple[int, int]], seed: int = SEED
+) -> PairPlan:
   """Draws the crops and grades of `num` pairs of `split`.
 
   A and B crops are independent draws from the split's photographs; the grades
@@ -271,8 +293,9 @@ def plan_split(split: str, num: int, *, shapes: dict[str, tuple[int, int]],
   return PairPlan(crops_a=crops_a, crops_b=crops_b, grades_b=grades_b)
 
 
-def render_pair(plan: PairPlan, i: int, *, images: dict[str, np.ndarray],
-                with_gt: bool) -> dict[str, np.ndarray]:
+def render_pair(
+  plan: PairPlan, i: int, *, images: dict[str, np.ndarray], with_gt: bool
+) -> dict[str, np.ndarray]:
   """Images of pair i: image_a, image_b, gt_a2b, gt_b2a, uint8 [64, 64, 3] each.
 
   image_a is A's crop as photographed; image_b is B's crop in grade g =
@@ -298,8 +321,9 @@ def render_pair(plan: PairPlan, i: int, *, images: dict[str, np.ndarray],
   return out
 
 
-def split_examples(split: str, num: int | None = None, *, seed: int = SEED
-                   ) -> Iterator[dict[str, np.ndarray | str | int]]:
+def split_examples(
+  split: str, num: int | None = None, *, seed: int = SEED
+) -> Iterator[dict[str, np.ndarray | str | int]]:
   """The pairs of `split` ('train', 'validation' or 'test'), in stored order:
   render_pair's images (ground truth except for 'train'), 'grade_b' (int),
   'photo_a', 'photo_b' (names) and 'id'.

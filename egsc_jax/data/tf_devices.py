@@ -1,4 +1,5 @@
 """TensorFlow is only the input pipeline's engine: it never sees the accelerators."""
+
 from __future__ import annotations
 
 import logging

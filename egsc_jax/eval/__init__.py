@@ -22,4 +22,4 @@ The command is `python -m egsc_jax.evaluate`. The metrics are pure functions
 (no I/O but plots and the classifier cache).
 """
 
-EVAL_DIR = "eval"   # workdir/eval: the evaluate command's results
+EVAL_DIR = "eval"  # workdir/eval: the evaluate command's results

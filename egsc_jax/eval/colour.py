@@ -4,6 +4,7 @@
 foreground / background colour; `scheme_names` and `per_scheme_means` break any
 per-example metric down by the exemplar's scheme.
 """
+
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -13,8 +14,7 @@ import numpy as np
 from egsc_jax.eval import inputs
 
 # The colours of the MNIST-Single schemes (docs/method.md §4.1): index order also breaks ties.
-PALETTE = np.array(
-    [[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.int32)
+PALETTE = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.int32)
 PALETTE_NAMES = ("black", "white", "red", "green", "blue")
 
 
@@ -57,8 +57,9 @@ def foreground_mask(images: np.ndarray) -> np.ndarray:
   return (q == fg[:, None, None]) & (fg != bg)[:, None, None]
 
 
-def scheme_colours(images: np.ndarray, *, fg_mask: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def scheme_colours(
+  images: np.ndarray, *, fg_mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
   """Foreground and background palette indices of digit images. -> ([N], [N]).
 
   Without `fg_mask`, the `foreground_mask` rule (fg = the rarer of the two most
@@ -86,8 +87,13 @@ def scheme_colours(images: np.ndarray, *, fg_mask: np.ndarray | None = None
   return fg, bg
 
 
-def colour_match_share(pred: np.ndarray, exemplar: np.ndarray, fg_mask: np.ndarray, *,
-                       exemplar_fg_mask: np.ndarray | None = None) -> np.ndarray:
+def colour_match_share(
+  pred: np.ndarray,
+  exemplar: np.ndarray,
+  fg_mask: np.ndarray,
+  *,
+  exemplar_fg_mask: np.ndarray | None = None,
+) -> np.ndarray:
   """Share of pixels whose colour follows the exemplar's scheme (MNIST-Single).
 
   Every pixel of `pred` is snapped to the nearest of black, white, red, green,
@@ -136,8 +142,9 @@ def scheme_names(images: np.ndarray) -> list[str]:
   return [f"{PALETTE_NAMES[f]} on {PALETTE_NAMES[b]}" for f, b in zip(fg, bg)]
 
 
-def per_scheme_means(values: Mapping[str, np.ndarray], schemes: Sequence[str]
-                     ) -> dict[str, dict[str, float]]:
+def per_scheme_means(
+  values: Mapping[str, np.ndarray], schemes: Sequence[str]
+) -> dict[str, dict[str, float]]:
   """Means of per-example metrics grouped by colour scheme.
 
   Args:
@@ -197,8 +204,9 @@ def digit_class_map(images: np.ndarray) -> np.ndarray:
   return out[0] if single else out
 
 
-def per_class_colour_match(pred: np.ndarray, gt: np.ndarray, class_map: np.ndarray
-                           ) -> tuple[np.ndarray, np.ndarray]:
+def per_class_colour_match(
+  pred: np.ndarray, gt: np.ndarray, class_map: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """Per-class colour match of MNIST-Multiple translations, as pixel counts.
 
   A pixel of class c matches when the translation's colour there is at least as
@@ -223,21 +231,24 @@ def per_class_colour_match(pred: np.ndarray, gt: np.ndarray, class_map: np.ndarr
   if class_map.ndim == 2:
     class_map = class_map[None]
   if pred.shape != gt.shape or class_map.shape != pred.shape[:3]:
-    raise ValueError(f"pred {pred.shape}, gt {gt.shape} and class_map {class_map.shape} "
-                     "must be the same images.")
+    raise ValueError(
+      f"pred {pred.shape}, gt {gt.shape} and class_map {class_map.shape} must be the same images."
+    )
   k = NUM_DIGIT_CLASSES + 1
-  index = np.where(class_map == BACKGROUND, NUM_DIGIT_CLASSES, class_map)   # [N, H, W]
+  index = np.where(class_map == BACKGROUND, NUM_DIGIT_CLASSES, class_map)  # [N, H, W]
   matched = np.zeros((len(pred), k), np.int64)
   total = np.zeros((len(pred), k), np.int64)
-  for n in range(len(pred)):   # one canvas at a time: [H*W, k] distances, bounded memory
+  for n in range(len(pred)):  # one canvas at a time: [H*W, k] distances, bounded memory
     idx = index[n].ravel()
     total[n] = np.bincount(idx, minlength=k)
     # Each class's ground-truth colour: its pixels' mean (they share one colour).
     g = gt[n].reshape(-1, 3).astype(np.float64)
-    colours = np.stack([np.bincount(idx, weights=g[:, ch], minlength=k) for ch in range(3)],
-                       -1) / np.maximum(total[n], 1)[:, None]                # [k, 3]
+    colours = (
+      np.stack([np.bincount(idx, weights=g[:, ch], minlength=k) for ch in range(3)], -1)
+      / np.maximum(total[n], 1)[:, None]
+    )  # [k, 3]
     p = pred[n].reshape(-1, 3).astype(np.float64)
-    d = np.square(p[:, None, :] - colours[None]).sum(-1)                     # [H*W, k]
+    d = np.square(p[:, None, :] - colours[None]).sum(-1)  # [H*W, k]
     d[:, total[n] == 0] = np.inf
     match = d[np.arange(len(idx)), idx] <= d.min(-1)
     matched[n] = np.bincount(idx, weights=match, minlength=k).astype(np.int64)

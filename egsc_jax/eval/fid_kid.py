@@ -3,6 +3,7 @@
 Report VGG-16 features under `KID_VGG16_NAME`, never as "KID" or "FID": the
 names say which network the numbers come from.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,8 @@ def _check_features(real: np.ndarray, fake: np.ndarray) -> tuple[np.ndarray, np.
   fake = np.asarray(fake, np.float64)
   if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
     raise ValueError(
-        f"features must be [N, D] with the same D, got real {real.shape}, "
-        f"fake {fake.shape}.")
+      f"features must be [N, D] with the same D, got real {real.shape}, fake {fake.shape}."
+    )
   return real, fake
 
 
@@ -41,8 +42,14 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
   return float(xx + yy - 2.0 * kxy.mean())
 
 
-def kid(features_real: np.ndarray, features_fake: np.ndarray, *, subset_size: int = 1000,
-        num_subsets: int = 100, seed: int = 0) -> tuple[float, float]:
+def kid(
+  features_real: np.ndarray,
+  features_fake: np.ndarray,
+  *,
+  subset_size: int = 1000,
+  num_subsets: int = 100,
+  seed: int = 0,
+) -> tuple[float, float]:
   """Kernel Inception Distance (Binkowski et al. 2018) on any features.
 
   Each of `num_subsets` rounds draws `subset_size` real and `subset_size` fake rows
@@ -63,8 +70,9 @@ def kid(features_real: np.ndarray, features_fake: np.ndarray, *, subset_size: in
   real, fake = _check_features(features_real, features_fake)
   if not 2 <= subset_size <= min(len(real), len(fake)):
     raise ValueError(
-        f"subset_size={subset_size} must be in [2, min(N_real, N_fake)] = "
-        f"[2, {min(len(real), len(fake))}].")
+      f"subset_size={subset_size} must be in [2, min(N_real, N_fake)] = "
+      f"[2, {min(len(real), len(fake))}]."
+    )
   if num_subsets < 1:
     raise ValueError(f"num_subsets must be >= 1, got {num_subsets}.")
   rng = np.random.default_rng(seed)
@@ -82,8 +90,9 @@ def _sqrt_psd(a: np.ndarray) -> np.ndarray:
   return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray) -> float:
+def frechet_distance(
+  mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
   """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) of two Gaussians.
 
   Tr((S1 S2)^(1/2)) is the sum of the square roots of the eigenvalues of the
@@ -97,8 +106,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
   inner = root1 @ sigma2 @ root1
   eig = np.linalg.eigvalsh((inner + inner.T) / 2)
   tr_covmean = np.sqrt(np.clip(eig, 0, None)).sum()
-  return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2)
-               - 2.0 * tr_covmean)
+  return float(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 
 
 def fid(features_real: np.ndarray, features_fake: np.ndarray) -> float:
@@ -109,5 +117,6 @@ def fid(features_real: np.ndarray, features_fake: np.ndarray) -> float:
   real, fake = _check_features(features_real, features_fake)
   if len(real) < 2 or len(fake) < 2:
     raise ValueError(f"FID needs at least 2 samples per set, got {len(real)}, {len(fake)}.")
-  return frechet_distance(real.mean(0), np.cov(real, rowvar=False),
-                          fake.mean(0), np.cov(fake, rowvar=False))
+  return frechet_distance(
+    real.mean(0), np.cov(real, rowvar=False), fake.mean(0), np.cov(fake, rowvar=False)
+  )

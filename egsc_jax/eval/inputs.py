@@ -3,6 +3,7 @@
 "uint8 images" are RGB [N, H, W, 3] (or one [H, W, 3]) in 0..255; "float images"
 are [-1, 1]. `grids.to_uint8` converts the latter to the former, `to_float` back.
 """
+
 from __future__ import annotations
 
 import jax
@@ -19,20 +20,21 @@ def as_batch(images: np.ndarray, *, name: str, ndim: int = 4) -> tuple[np.ndarra
   if images.ndim == ndim - 1:
     return images[None], True
   if images.ndim != ndim:
-    raise ValueError(
-        f"{name}: expected shape [N, H, W, C] or [H, W, C], got {images.shape}.")
+    raise ValueError(f"{name}: expected shape [N, H, W, C] or [H, W, C], got {images.shape}.")
   return images, False
 
 
-def check_uint8_pair(pred: np.ndarray, ref: np.ndarray, *, pred_name: str,
-                      ref_name: str) -> tuple[np.ndarray, np.ndarray, bool]:
+def check_uint8_pair(
+  pred: np.ndarray, ref: np.ndarray, *, pred_name: str, ref_name: str
+) -> tuple[np.ndarray, np.ndarray, bool]:
   pred, single = as_batch(pred, name=pred_name)
   ref, _ = as_batch(ref, name=ref_name)
   for arr, name in ((pred, pred_name), (ref, ref_name)):
     if arr.dtype != np.uint8:
       raise ValueError(
-          f"{name}: expected uint8 images (0..255), got dtype {arr.dtype}; convert "
-          "[-1, 1] floats with grids.to_uint8.")
+        f"{name}: expected uint8 images (0..255), got dtype {arr.dtype}; convert "
+        "[-1, 1] floats with grids.to_uint8."
+      )
   if pred.shape != ref.shape:
     raise ValueError(f"{pred_name} has shape {pred.shape} but {ref_name} has {ref.shape}.")
   return pred, ref, single

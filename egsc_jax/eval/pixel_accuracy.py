@@ -1,5 +1,6 @@
 """Pixel accuracy against the ground truth (docs/method.md §5.1): the share of
 pixels with sum_RGB |pred - gt| <= tau, for tau = 0..99."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -9,8 +10,9 @@ import numpy as np
 from egsc_jax.eval import inputs
 
 
-def pixel_accuracy_curve(pred: np.ndarray, gt: np.ndarray, *,
-                         taus: Sequence[int] = range(100)) -> np.ndarray:
+def pixel_accuracy_curve(
+  pred: np.ndarray, gt: np.ndarray, *, taus: Sequence[int] = range(100)
+) -> np.ndarray:
   """Share of pixels with sum_RGB |pred - gt| <= tau, for each tau.
 
   The difference is taken in int32. The authors subtracted uint8 arrays, so their
@@ -34,7 +36,7 @@ def pixel_accuracy_curve(pred: np.ndarray, gt: np.ndarray, *,
   max_err = 255 * pred.shape[-1]
   hist = np.zeros(max_err + 1, np.int64)
   for i in range(0, len(pred), 256):
-    err = np.abs(pred[i:i + 256].astype(np.int32) - gt[i:i + 256].astype(np.int32)).sum(-1)
+    err = np.abs(pred[i : i + 256].astype(np.int32) - gt[i : i + 256].astype(np.int32)).sum(-1)
     hist += np.bincount(err.ravel(), minlength=max_err + 1)
   cdf = np.cumsum(hist) / max(hist.sum(), 1)
   return cdf[np.minimum(taus, max_err)]

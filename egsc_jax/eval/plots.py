@@ -1,4 +1,5 @@
 """Plots of evaluation results (pixel accuracy, learning curves), written as PNG files (local or gs://)."""
+
 from __future__ import annotations
 
 import os
@@ -7,9 +8,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 
-def plot_pixel_accuracy_curves(curves: Mapping[str, np.ndarray], *, path: str | os.PathLike,
-                               taus: Sequence[int] = range(100),
-                               title: str = "Pixel accuracy vs threshold") -> None:
+def plot_pixel_accuracy_curves(
+  curves: Mapping[str, np.ndarray],
+  *,
+  path: str | os.PathLike,
+  taus: Sequence[int] = range(100),
+  title: str = "Pixel accuracy vs threshold",
+) -> None:
   """Writes a PNG of pixel-accuracy curves, e.g. {'A->B': c1, 'B->A': c2}.
 
   Args:
@@ -31,14 +36,26 @@ def plot_pixel_accuracy_curves(curves: Mapping[str, np.ndarray], *, path: str | 
     if curve.shape != taus.shape:
       raise ValueError(f"curve {label!r} has shape {curve.shape}, taus {taus.shape}.")
     ax.plot(taus, curve, label=label)
-  _finish_and_save(fig, ax, path=path, xlabel="threshold tau (sum over RGB of |pred - gt|)",
-                   ylabel="pixel accuracy", ylim=(0.0, 1.0), title=title)
+  _finish_and_save(
+    fig,
+    ax,
+    path=path,
+    xlabel="threshold tau (sum over RGB of |pred - gt|)",
+    ylabel="pixel accuracy",
+    ylim=(0.0, 1.0),
+    title=title,
+  )
 
 
-def plot_learning_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
-                         path: str | os.PathLike, ylabel: str = "test SSIM",
-                         title: str = "Learning curve", ylim: tuple[float, float] = (0.0, 1.0),
-                         targets: Mapping[str, float] | None = None) -> None:
+def plot_learning_curves(
+  curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+  *,
+  path: str | os.PathLike,
+  ylabel: str = "test SSIM",
+  title: str = "Learning curve",
+  ylim: tuple[float, float] = (0.0, 1.0),
+  targets: Mapping[str, float] | None = None,
+) -> None:
   """Writes a PNG of scores against the training iteration.
 
   Args:
@@ -56,19 +73,30 @@ def plot_learning_curves(curves: Mapping[str, tuple[Sequence[float], Sequence[fl
   for label, (x, y) in curves.items():
     x, y = np.asarray(x, float), np.asarray(y, float)
     if x.shape != y.shape or x.ndim != 1 or not len(x):
-      raise ValueError(f"curve {label!r}: iterations {x.shape} and values {y.shape} "
-                       "must be the same non-empty 1-D shape.")
+      raise ValueError(
+        f"curve {label!r}: iterations {x.shape} and values {y.shape} "
+        "must be the same non-empty 1-D shape."
+      )
     ax.plot(x, y, marker="o", markersize=3, label=label)
   for label, value in (targets or {}).items():
     ax.axhline(value, linestyle="--", linewidth=1, color="grey")
-    ax.annotate(label, (0.0, value), xycoords=("axes fraction", "data"),
-                textcoords="offset points", xytext=(4, 2), fontsize=8, color="grey")
-  _finish_and_save(fig, ax, path=path, xlabel="stage-2 iteration", ylabel=ylabel, ylim=ylim,
-                   title=title)
+    ax.annotate(
+      label,
+      (0.0, value),
+      xycoords=("axes fraction", "data"),
+      textcoords="offset points",
+      xytext=(4, 2),
+      fontsize=8,
+      color="grey",
+    )
+  _finish_and_save(
+    fig, ax, path=path, xlabel="stage-2 iteration", ylabel=ylabel, ylim=ylim, title=title
+  )
 
 
-def _finish_and_save(fig, ax, *, path, xlabel: str, ylabel: str,
-                     ylim: tuple[float, float], title: str) -> None:
+def _finish_and_save(
+  fig, ax, *, path, xlabel: str, ylabel: str, ylim: tuple[float, float], title: str
+) -> None:
   """Labels, grid and legend of a one-axes figure, then the PNG (local or gs://)."""
   ax.set_xlabel(xlabel)
   ax.set_ylabel(ylabel)
@@ -78,5 +106,6 @@ def _finish_and_save(fig, ax, *, path, xlabel: str, ylabel: str,
   ax.legend(loc="lower right")
   fig.tight_layout()
   from egsc_jax import paths  # pylint: disable=g-import-not-at-top
+
   with paths.Path(path).open("wb") as f:
     fig.savefig(f, format="png")

@@ -6,6 +6,7 @@ confusion matrix); `accumulate` adds one batch of `translations.translate_split`
 `summarize` turns a run's Stats into the metrics of results.json.
 The evaluate command and training's periodic scores both go through here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,23 +15,32 @@ from typing import Any, Callable
 
 import numpy as np
 
-from egsc_jax.eval import colour, features, fid_kid, inputs, lpips, pixel_accuracy
-from egsc_jax.eval import segmentation, ssim
+from egsc_jax.eval import (
+  colour,
+  features,
+  fid_kid,
+  inputs,
+  lpips,
+  pixel_accuracy,
+  segmentation,
+  ssim,
+)
 
 TAUS = tuple(range(100))
 KID_SUBSET_SIZE = 1000
 KID_NUM_SUBSETS = 100
 
-Segment = Callable[[np.ndarray], np.ndarray]   # uint8 [N, H, W, 3] -> int [N, H, W]
+Segment = Callable[[np.ndarray], np.ndarray]  # uint8 [N, H, W, 3] -> int [N, H, W]
 
 
 @dataclasses.dataclass
 class Stats:
   """Everything one direction needs, accumulated batch by batch (bounded memory)."""
+
   count: int = 0
   ssim: list = dataclasses.field(default_factory=list)
   ssim_stretch: list = dataclasses.field(default_factory=list)
-  lpips: list = dataclasses.field(default_factory=list)   # LPIPS vs the ground truth
+  lpips: list = dataclasses.field(default_factory=list)  # LPIPS vs the ground truth
   # Pixel-accuracy curves times the batch's pixel count: their sum over batches
   # divided by the total pixel count is the pooled curve.
   pix: np.ndarray | None = None
@@ -40,7 +50,7 @@ class Stats:
   vgg_real: list = dataclasses.field(default_factory=list)
   inc_fake: list = dataclasses.field(default_factory=list)
   inc_real: list = dataclasses.field(default_factory=list)
-  digits_correct: list = dataclasses.field(default_factory=list)   # bool [n] per batch
+  digits_correct: list = dataclasses.field(default_factory=list)  # bool [n] per batch
   colour: list = dataclasses.field(default_factory=list)
   # The exemplars' schemes (MNIST-Single), or the grades of the pairs' B images
   # (photo_grades).
@@ -57,10 +67,19 @@ def _add(total: np.ndarray | None, x: np.ndarray) -> np.ndarray:
   return x if total is None else total + x
 
 
-def accumulate(stats: Stats, batch: dict, *, direction: str, official_stretch: bool,
-               inception_weights: str | None, classifier: dict | None,
-               colour_match: bool, segment: Segment | None,
-               class_colour_match: bool = False, lpips_gt: bool = False) -> None:
+def accumulate(
+  stats: Stats,
+  batch: dict,
+  *,
+  direction: str,
+  official_stretch: bool,
+  inception_weights: str | None,
+  classifier: dict | None,
+  colour_match: bool,
+  segment: Segment | None,
+  class_colour_match: bool = False,
+  lpips_gt: bool = False,
+) -> None:
   """Adds one batch (pred, exemplar, gt, ...) of `direction` to `stats`.
 
   `segment` (A->B only, when the batch has source labels) labels the
@@ -76,35 +95,52 @@ def accumulate(stats: Stats, batch: dict, *, direction: str, official_stretch: b
       stats.lpips.append(lpips.lpips_distance(inputs.to_float(pred), inputs.to_float(gt)))
     npix = pred.shape[0] * pred.shape[1] * pred.shape[2]
     stats.pixels += npix
-    stats.pix = _add(stats.pix,
-                     npix * pixel_accuracy.pixel_accuracy_curve(pred, gt, taus=TAUS))
+    stats.pix = _add(stats.pix, npix * pixel_accuracy.pixel_accuracy_curve(pred, gt, taus=TAUS))
     if official_stretch:
       p, g = ssim.minmax_stretch(pred), ssim.minmax_stretch(gt)
       stats.ssim_stretch.append(ssim.ssim(p, g))
-      stats.pix_stretch = _add(stats.pix_stretch,
-                               npix * pixel_accuracy.pixel_accuracy_curve(p, g, taus=TAUS))
+      stats.pix_stretch = _add(
+        stats.pix_stretch, npix * pixel_accuracy.pixel_accuracy_curve(p, g, taus=TAUS)
+      )
   # The exemplars are the real target-domain images of the same pairs.
   stats.vgg_fake.append(features.vgg16_features(pred))
   stats.vgg_real.append(features.vgg16_features(real))
   if inception_weights:
     stats.inc_fake.append(features.inception_features(pred, weights_path=inception_weights))
     stats.inc_real.append(features.inception_features(real, weights_path=inception_weights))
-  accumulate_scheme_scores(stats, batch, classifier=classifier, colour_match=colour_match,
-                           class_colour_match=class_colour_match, direction=direction)
+  accumulate_scheme_scores(
+    stats,
+    batch,
+    classifier=classifier,
+    colour_match=colour_match,
+    class_colour_match=class_colour_match,
+    direction=direction,
+  )
   if segment is not None and direction == "a2b" and "label" in batch:
-    stats.confusion = _add(stats.confusion, segmentation.confusion_matrix(
-        segment(pred), batch["label"], num_classes=len(category_names())))
+    stats.confusion = _add(
+      stats.confusion,
+      segmentation.confusion_matrix(
+        segment(pred), batch["label"], num_classes=len(category_names())
+      ),
+    )
 
 
-def accumulate_scheme_scores(stats: Stats, batch: dict, *, classifier: dict | None,
-                             colour_match: bool, class_colour_match: bool = False,
-                             direction: str | None = None) -> None:
+def accumulate_scheme_scores(
+  stats: Stats,
+  batch: dict,
+  *,
+  classifier: dict | None,
+  colour_match: bool,
+  class_colour_match: bool = False,
+  direction: str | None = None,
+) -> None:
   """Per-example digit correctness, colour match and exemplar scheme of a batch
   (MNIST-Single), the per-class colour match of `direction` (MNIST-Multiple,
   `class_colour_match`; needs the ground truth), or the grade of each pair's
   B image (photo_grades, whose batches have 'grade')."""
   if classifier is not None and "digit" in batch:
     from egsc_jax.eval import digit_classifier as dc  # pylint: disable=g-import-not-at-top
+
     stats.digits_correct.append(dc.classify(classifier, batch["pred"]) == batch["digit"])
   if colour_match:
     stats.colour.append(scheme_match(batch))
@@ -112,6 +148,7 @@ def accumulate_scheme_scores(stats: Stats, batch: dict, *, classifier: dict | No
     stats.source_schemes += colour.scheme_names(batch["source"])
   if "grade" in batch:
     from egsc_jax.data import photo_grading  # pylint: disable=g-import-not-at-top
+
     stats.schemes += photo_grading.grade_names(batch["grade"])
   if class_colour_match and batch.get("gt") is not None:
     if direction not in ("a2b", "b2a"):
@@ -119,8 +156,9 @@ def accumulate_scheme_scores(stats: Stats, batch: dict, *, classifier: dict | No
     # The coloured image of the pair names each pixel's class: the ground truth
     # A->B, the source B->A.
     coloured = batch["gt"] if direction == "a2b" else batch["source"]
-    matched, total = colour.per_class_colour_match(batch["pred"], batch["gt"],
-                                                   colour.digit_class_map(coloured))
+    matched, total = colour.per_class_colour_match(
+      batch["pred"], batch["gt"], colour.digit_class_map(coloured)
+    )
     stats.class_matched = _add(stats.class_matched, matched.sum(0))
     stats.class_total = _add(stats.class_total, total.sum(0))
 
@@ -152,8 +190,10 @@ def per_class(stats: Stats) -> dict[str, dict[str, float]]:
   'background': ...}; a class with no pixels has colour_match NaN."""
   m, t = stats.class_matched, stats.class_total
   share = lambda a, b: float(a / b) if b else float("nan")  # noqa: E731
-  out = {str(c): {"pixels": int(t[c]), "colour_match": share(m[c], t[c])}
-         for c in range(colour.NUM_DIGIT_CLASSES)}
+  out = {
+    str(c): {"pixels": int(t[c]), "colour_match": share(m[c], t[c])}
+    for c in range(colour.NUM_DIGIT_CLASSES)
+  }
   d = colour.NUM_DIGIT_CLASSES
   out["digits"] = {"pixels": int(t[:d].sum()), "colour_match": share(m[:d].sum(), t[:d].sum())}
   out["background"] = {"pixels": int(t[d]), "colour_match": share(m[d], t[d])}
@@ -179,8 +219,9 @@ def per_source_and_exemplar_scheme(stats: Stats) -> dict[str, dict[str, dict[str
   out = {}
   for name in sorted(set(stats.source_schemes)):
     keep = sources == name
-    out[name] = colour.per_scheme_means({k: np.asarray(v)[keep] for k, v in values.items()},
-                                        np.asarray(stats.schemes)[keep])
+    out[name] = colour.per_scheme_means(
+      {k: np.asarray(v)[keep] for k, v in values.items()}, np.asarray(stats.schemes)[keep]
+    )
   return out
 
 
@@ -201,12 +242,18 @@ def kid_estimate(real: list, fake: list, *, seed: int) -> tuple[float, float, in
 def category_names() -> tuple[str, ...]:
   """The 8 street-scene categories of the segmentation scores (gta5_bdd)."""
   from egsc_jax.data import gta5_bdd  # pylint: disable=g-import-not-at-top
+
   return tuple(gta5_bdd.CATEGORY_NAMES)
 
 
-def summarize(stats: dict[str, Stats], diversity: dict[str, float], *, seed: int,
-              classifier: bool, classifier_accuracy: float | None
-              ) -> tuple[dict[str, float | None], dict[str, list], dict[str, Any]]:
+def summarize(
+  stats: dict[str, Stats],
+  diversity: dict[str, float],
+  *,
+  seed: int,
+  classifier: bool,
+  classifier_accuracy: float | None,
+) -> tuple[dict[str, float | None], dict[str, list], dict[str, Any]]:
   """The accumulated statistics as (metrics, curves, details) of results.json."""
   metrics: dict[str, float] = {}
   curves: dict[str, list] = {}
@@ -220,8 +267,7 @@ def summarize(stats: dict[str, Stats], diversity: dict[str, float], *, seed: int
     if s.lpips:
       metrics[f"lpips_gt_{direction}"] = float(np.mean(np.concatenate(s.lpips)))
     if s.ssim_stretch:
-      metrics[f"ssim_official_stretch_{direction}"] = float(
-          np.mean(np.concatenate(s.ssim_stretch)))
+      metrics[f"ssim_official_stretch_{direction}"] = float(np.mean(np.concatenate(s.ssim_stretch)))
       curve = s.pix_stretch / s.pixels
       curves[f"pixel_accuracy_official_stretch_{direction}"] = curve.tolist()
       metrics[f"pixel_accuracy_official_stretch_mean_{direction}"] = float(curve.mean())
@@ -239,14 +285,14 @@ def summarize(stats: dict[str, Stats], diversity: dict[str, float], *, seed: int
       if k is not None:
         metrics[f"kid_inception_{direction}"], metrics[f"kid_inception_{direction}_std"] = k[:2]
     if classifier:
-      metrics[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(
-          s.digits_correct)))
+      metrics[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(s.digits_correct)))
     if s.colour:
       metrics[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
       details.setdefault("per_scheme", {})[direction] = per_scheme(s)
       details.setdefault("per_source_and_exemplar_scheme", {})[direction] = (
-          per_source_and_exemplar_scheme(s))
-    elif s.schemes:   # photo_grades: the grades of the pairs' B images
+        per_source_and_exemplar_scheme(s)
+      )
+    elif s.schemes:  # photo_grades: the grades of the pairs' B images
       details.setdefault("per_grade", {})[direction] = per_scheme(s)
     if s.class_total is not None:
       by_class = per_class(s)
@@ -257,14 +303,16 @@ def summarize(stats: dict[str, Stats], diversity: dict[str, float], *, seed: int
       metrics[f"segmentation_miou_{direction}"] = seg["miou"]
       metrics[f"segmentation_pixel_accuracy_{direction}"] = seg["pixel_accuracy"]
       details[f"segmentation_{direction}"] = dict(
-          categories=list(category_names()),
-          iou=[None if math.isnan(v) else float(v) for v in seg["iou"]],
-          confusion=s.confusion.tolist())
+        categories=list(category_names()),
+        iou=[None if math.isnan(v) else float(v) for v in seg["iou"]],
+        confusion=s.confusion.tolist(),
+      )
   if classifier_accuracy is not None:
     metrics["digit_classifier_test_accuracy"] = classifier_accuracy
   # Strict JSON has no NaN (e.g. an mIoU without labelled pixels): null instead.
-  metrics = {k: None if isinstance(v, float) and math.isnan(v) else float(v)
-             for k, v in metrics.items()}
+  metrics = {
+    k: None if isinstance(v, float) and math.isnan(v) else float(v) for k, v in metrics.items()
+  }
   if curves:
     curves["taus"] = list(TAUS)
   return metrics, curves, details

@@ -1,12 +1,14 @@
 """Segmentation scores of translations (the GTA5 -> BDD protocol hook): per-class
 IoU and mIoU over the 8 street-scene categories."""
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def confusion_matrix(pred_labels: np.ndarray, gt_labels: np.ndarray, *,
-                     num_classes: int = 8, ignore: int = 255) -> np.ndarray:
+def confusion_matrix(
+  pred_labels: np.ndarray, gt_labels: np.ndarray, *, num_classes: int = 8, ignore: int = 255
+) -> np.ndarray:
   """Pixel confusion matrix, int64 [num_classes, num_classes + 1].
 
   Row = ground-truth class, column = predicted class; the last column counts
@@ -31,11 +33,11 @@ def confusion_matrix(pred_labels: np.ndarray, gt_labels: np.ndarray, *,
   bad = (gt < 0) | (gt >= num_classes)
   if bad.any():
     raise ValueError(
-        f"gt_labels holds {np.unique(gt[bad]).tolist()}, outside 0..{num_classes - 1} "
-        f"and not the ignore value {ignore}.")
+      f"gt_labels holds {np.unique(gt[bad]).tolist()}, outside 0..{num_classes - 1} "
+      f"and not the ignore value {ignore}."
+    )
   pred = np.where((pred >= 0) & (pred < num_classes), pred, num_classes)
-  flat = np.bincount(gt * (num_classes + 1) + pred,
-                     minlength=num_classes * (num_classes + 1))
+  flat = np.bincount(gt * (num_classes + 1) + pred, minlength=num_classes * (num_classes + 1))
   return flat.reshape(num_classes, num_classes + 1)
 
 
@@ -58,18 +60,18 @@ def scores_from_confusion(confusion: np.ndarray) -> dict:
     iou = np.where(union > 0, tp / union, np.nan)
   total = confusion.sum()
   return {
-      "iou": iou,
-      "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
-      "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
+    "iou": iou,
+    "miou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
+    "pixel_accuracy": float(tp.sum() / total) if total else float("nan"),
   }
 
 
-def segmentation_scores(pred_labels: np.ndarray, gt_labels: np.ndarray, *,
-                        num_classes: int = 8, ignore: int = 255) -> dict:
+def segmentation_scores(
+  pred_labels: np.ndarray, gt_labels: np.ndarray, *, num_classes: int = 8, ignore: int = 255
+) -> dict:
   """Per-class IoU and mIoU of predicted label maps against the source labels.
 
   Returns `scores_from_confusion`'s dict plus 'confusion' (int64 [C, C + 1]).
   """
-  confusion = confusion_matrix(pred_labels, gt_labels, num_classes=num_classes,
-                               ignore=ignore)
+  confusion = confusion_matrix(pred_labels, gt_labels, num_classes=num_classes, ignore=ignore)
   return {**scores_from_confusion(confusion), "confusion": confusion}

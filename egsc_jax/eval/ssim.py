@@ -5,6 +5,7 @@ and `minmax_stretch`, the "official" post-processing of their saved PNGs.
 written here in numpy (7x7 uniform window, sample covariance, K1=0.01, K2=0.03,
 data range 255, mean after cropping the 3-px border, channels averaged).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,10 +27,10 @@ def _box_mean_valid(x: np.ndarray, win: int) -> np.ndarray:
   """
   # Window sum ending at row k + win - 1: c[k + win - 1] - c[k - 1], with c[-1] = 0.
   c = np.cumsum(x, axis=-2)
-  rows = c[..., win - 1:, :].copy()
+  rows = c[..., win - 1 :, :].copy()
   rows[..., 1:, :] -= c[..., :-win, :]
   c = np.cumsum(rows, axis=-1)
-  x = c[..., win - 1:].copy()
+  x = c[..., win - 1 :].copy()
   x[..., 1:] -= c[..., :-win]
   return x / (win * win)
 
@@ -72,12 +73,13 @@ def ssim(pred: np.ndarray, ref: np.ndarray, *, chunk_size: int = 64) -> np.ndarr
   pred, ref, single = inputs.check_uint8_pair(pred, ref, pred_name="pred", ref_name="ref")
   if min(pred.shape[1:3]) < SSIM_WIN_SIZE:
     raise ValueError(
-        f"SSIM needs images of at least {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE}, got "
-        f"{pred.shape[1:3]}.")
+      f"SSIM needs images of at least {SSIM_WIN_SIZE}x{SSIM_WIN_SIZE}, got {pred.shape[1:3]}."
+    )
   scores = [
-      _ssim_batch(pred[i:i + chunk_size].astype(np.float64),
-                  ref[i:i + chunk_size].astype(np.float64))
-      for i in range(0, len(pred), chunk_size)
+    _ssim_batch(
+      pred[i : i + chunk_size].astype(np.float64), ref[i : i + chunk_size].astype(np.float64)
+    )
+    for i in range(0, len(pred), chunk_size)
   ]
   scores = np.concatenate(scores) if scores else np.zeros([0])
   return float(scores[0]) if single else scores

@@ -13,6 +13,7 @@ reported numbers). The scores:
 Process-local: each process evaluates the same examples on its own devices;
 only process 0 writes (train.py decides).
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,10 @@ def _local(tree: PyTree) -> PyTree:
 
 def _splits(config):
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
-  return build.get_builder(config.dataset, data_dir=config.data.get("data_dir"),
-                           require_built=True).info.splits
+
+  return build.get_builder(
+    config.dataset, data_dir=config.data.get("data_dir"), require_built=True
+  ).info.splits
 
 
 def eval_split(config) -> str:
@@ -58,13 +61,19 @@ def _eval_examples(config, wanted: int, *, key: str) -> tuple[str, int]:
   splits = _splits(config)
   split = config.train.get("eval_split", "test")
   if split not in splits:
-    logging.warning("%s has no %r split; training evaluates on 'test'",
-                    config.dataset, split)
+    logging.warning("%s has no %r split; training evaluates on 'test'", config.dataset, split)
     split = "test"
   total = splits[split].num_examples
   if total < wanted:
-    logging.warning("%s's %s split has %d pairs, fewer than config.%s = %d; "
-                    "using all %d", config.dataset, split, total, key, wanted, total)
+    logging.warning(
+      "%s's %s split has %d pairs, fewer than config.%s = %d; using all %d",
+      config.dataset,
+      split,
+      total,
+      key,
+      wanted,
+      total,
+    )
   return split, min(wanted, total)
 
 
@@ -72,11 +81,15 @@ def fixed_examples(config) -> dict:
   """The first num_image_examples pairs of the evaluation split (with ground
   truth when present), or the whole split when it is smaller."""
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
-  split, k = _eval_examples(config, config.train.num_image_examples,
-                            key="train.num_image_examples")
-  batch = next(iter(input_pipeline.eval_batches(
-      config, split=split, batch_size=k, num_examples=k,
-      process_index=0, process_count=1)))
+
+  split, k = _eval_examples(config, config.train.num_image_examples, key="train.num_image_examples")
+  batch = next(
+    iter(
+      input_pipeline.eval_batches(
+        config, split=split, batch_size=k, num_examples=k, process_index=0, process_count=1
+      )
+    )
+  )
   return batch
 
 
@@ -87,8 +100,8 @@ def _generator_params(state) -> PyTree:
 
 def _translator(state, models: Models):
   from egsc_jax import api  # pylint: disable=g-import-not-at-top
-  return api.Translator(models, _local(_generator_params(state)),
-                        _local(state.frozen))
+
+  return api.Translator(models, _local(_generator_params(state)), _local(state.frozen))
 
 
 def stage2_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray]:
@@ -99,8 +112,9 @@ def stage2_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray
   for direction, src, ex, gt in (("a2b", "a", "b", "gt_a2b"), ("b2a", "b", "a", "gt_b2a")):
     y = translator(fixed[src], fixed[ex], np.arange(len(fixed[src])), direction=direction)
     cols = [fixed[src], fixed[ex], np.asarray(y)] + ([fixed[gt]] if gt in fixed else [])
-    titles = [f"source {src.upper()}", f"exemplar {ex.upper()}",
-              "translation", "ground truth"][:len(cols)]
+    titles = [f"source {src.upper()}", f"exemplar {ex.upper()}", "translation", "ground truth"][
+      : len(cols)
+    ]
     cells = np.stack([grids.to_uint8(c) for c in cols], axis=1)
     out[f"translate_{direction}"] = grids.titled_grid(cells, titles)
   return out
@@ -119,16 +133,16 @@ def stage1_images(state, fixed: dict, *, models: Models) -> dict[str, np.ndarray
   for d in ("a", "b"):
     y = _reconstruct(models, d)(params, fixed[d], jax.random.key(0))
     cells = np.stack([grids.to_uint8(fixed[d]), grids.to_uint8(y)], axis=1)
-    out[f"reconstruct_{d}"] = grids.titled_grid(cells, [f"image {d.upper()}",
-                                                        "reconstruction"])
+    out[f"reconstruct_{d}"] = grids.titled_grid(cells, [f"image {d.upper()}", "reconstruction"])
   return out
 
 
 def has_scores(config) -> bool:
   """Whether stage 2 scores itself: every dataset unless
   train.label_free_examples is 0, and the ground-truth datasets always."""
-  return (config.dataset in GROUND_TRUTH_DATASETS
-          or int(config.train.get("label_free_examples", 0)) > 0)
+  return (
+    config.dataset in GROUND_TRUTH_DATASETS or int(config.train.get("label_free_examples", 0)) > 0
+  )
 
 
 def label_free_reference(config) -> dict | None:
@@ -141,18 +155,23 @@ def label_free_reference(config) -> dict | None:
   if wanted <= 0:
     return None
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+
   split, k = _eval_examples(config, wanted, key="train.label_free_examples")
-  batch = next(iter(input_pipeline.eval_batches(
-      config, split=split, batch_size=k, num_examples=k,
-      process_index=0, process_count=1)))
+  batch = next(
+    iter(
+      input_pipeline.eval_batches(
+        config, split=split, batch_size=k, num_examples=k, process_index=0, process_count=1
+      )
+    )
+  )
   pairs = {d: np.asarray(batch[d], np.float32) for d in ("a", "b")}
-  pairs["features"] = {d: features.vgg16_features(grids.to_uint8(pairs[d]))
-                       for d in ("a", "b")}
+  pairs["features"] = {d: features.vgg16_features(grids.to_uint8(pairs[d])) for d in ("a", "b")}
   return pairs
 
 
-def exemplar_diversity(translator, sources: np.ndarray, exemplars: np.ndarray, *,
-                       direction: str) -> float:
+def exemplar_diversity(
+  translator, sources: np.ndarray, exemplars: np.ndarray, *, direction: str
+) -> float:
   """Mean pairwise LPIPS between the translations of each source with every
   exemplar (`lpips.lpips_diversity`). Source s keeps one latent noise (id s)
   for all its exemplars, so only the exemplar changes: identical exemplars
@@ -165,9 +184,12 @@ def exemplar_diversity(translator, sources: np.ndarray, exemplars: np.ndarray, *
     direction: 'a2b' or 'b2a'.
   """
   s, e = len(sources), len(exemplars)
-  y = translator(np.repeat(np.asarray(sources, np.float32), e, axis=0),
-                 np.tile(np.asarray(exemplars, np.float32), (s, 1, 1, 1)),
-                 np.repeat(np.arange(s), e), direction=direction)
+  y = translator(
+    np.repeat(np.asarray(sources, np.float32), e, axis=0),
+    np.tile(np.asarray(exemplars, np.float32), (s, 1, 1, 1)),
+    np.repeat(np.arange(s), e),
+    direction=direction,
+  )
   return lpips.lpips_diversity(y.reshape((s, e) + y.shape[1:]))
 
 
@@ -186,25 +208,30 @@ def label_free_scores(translator, reference: dict) -> dict[str, float]:
     (fewer when N is smaller; none below 2 exemplars).
   """
   from egsc_jax import api  # pylint: disable=g-import-not-at-top
+
   out = {}
   for direction in api.DIRECTIONS:
     src, ex = direction[0], direction[2]
     n = len(reference[src])
     y = translator(reference[src], reference[ex], np.arange(n), direction=direction)
-    kid = scores.kid_estimate([reference["features"][ex]],
-                              [features.vgg16_features(grids.to_uint8(y))], seed=0)
+    kid = scores.kid_estimate(
+      [reference["features"][ex]], [features.vgg16_features(grids.to_uint8(y))], seed=0
+    )
     if kid is not None:
       out[f"kid_vgg16_{direction}"] = kid[0]
     if min(n, DIVERSITY_EXEMPLARS) >= 2:
       out[f"lpips_diversity_{direction}"] = exemplar_diversity(
-          translator, reference[src][:DIVERSITY_SOURCES],
-          reference[ex][:DIVERSITY_EXEMPLARS], direction=direction)
+        translator,
+        reference[src][:DIVERSITY_SOURCES],
+        reference[ex][:DIVERSITY_EXEMPLARS],
+        direction=direction,
+      )
   return out
 
 
-def stage2_scores(state, *, models: Models, config, workdir: str,
-                  reference: Callable[[], dict | None] | None = None
-                  ) -> dict[str, float]:
+def stage2_scores(
+  state, *, models: Models, config, workdir: str, reference: Callable[[], dict | None] | None = None
+) -> dict[str, float]:
   """The scores of an evaluation (the module docstring): `label_free_scores`
   on every dataset, and on MNIST-Single / -Multiple `training_scores` as well.
   The digit classifier is trained on first use and cached beside the dataset,
@@ -227,21 +254,20 @@ def _ground_truth_scores(translator, config) -> dict[str, float]:
   """`training_scores` on train.eval_examples pairs, with the digit classifier
   on MNIST-Single."""
   classifier = None
-  clf_steps = int(config.train.get("digit_classifier_steps",
-                                   digit_classifier.CLASSIFIER_STEPS))
+  clf_steps = int(config.train.get("digit_classifier_steps", digit_classifier.CLASSIFIER_STEPS))
   if config.dataset == "mnist_single" and clf_steps > 0:
     classifier, _ = digit_classifier.load_or_train(
-        digit_classifier.dataset_cache_dir(config.dataset,
-                                           data_dir=config.data.get("data_dir")),
-        manual_dir=config.data.get("manual_dir"), steps=clf_steps)
-  split, num = _eval_examples(config, config.train.eval_examples,
-                              key="train.eval_examples")
-  return training_scores(translator, config, num_examples=num,
-                         classifier=classifier, split=split)
+      digit_classifier.dataset_cache_dir(config.dataset, data_dir=config.data.get("data_dir")),
+      manual_dir=config.data.get("manual_dir"),
+      steps=clf_steps,
+    )
+  split, num = _eval_examples(config, config.train.eval_examples, key="train.eval_examples")
+  return training_scores(translator, config, num_examples=num, classifier=classifier, split=split)
 
 
-def training_scores(translator, config, *, num_examples: int,
-                    classifier: dict | None, split: str) -> dict[str, float]:
+def training_scores(
+  translator, config, *, num_examples: int, classifier: dict | None, split: str
+) -> dict[str, float]:
   """The scores training logs at each evaluation: SSIM against the ground
   truth per direction and, on MNIST-Single, colour match and digit accuracy,
   overall and per exemplar scheme (keys 'a2b/red_on_green/ssim', ...); on
@@ -257,32 +283,40 @@ def training_scores(translator, config, *, num_examples: int,
   """
   from egsc_jax import api  # pylint: disable=g-import-not-at-top
   from egsc_jax.eval import translations  # pylint: disable=g-import-not-at-top
+
   is_single = config.dataset == "mnist_single"
   is_multiple = config.dataset == "mnist_multiple"
   out = {}
   for direction in api.DIRECTIONS:
     s = scores.Stats()
-    for batch in translations.translate_split(translator, config, direction=direction,
-                                              num_examples=num_examples, split=split):
+    for batch in translations.translate_split(
+      translator, config, direction=direction, num_examples=num_examples, split=split
+    ):
       s.ssim.append(ssim.ssim(batch["pred"], batch["gt"]))
-      scores.accumulate_scheme_scores(s, batch,
-                                      classifier=classifier if is_single else None,
-                                      colour_match=is_single,
-                                      class_colour_match=is_multiple, direction=direction)
+      scores.accumulate_scheme_scores(
+        s,
+        batch,
+        classifier=classifier if is_single else None,
+        colour_match=is_single,
+        class_colour_match=is_multiple,
+        direction=direction,
+      )
     out[f"ssim_{direction}"] = float(np.mean(np.concatenate(s.ssim)))
     if is_multiple:
       for name, row in scores.per_class(s).items():
-        key = (f"colour_match_{direction}" if name == "digits"
-               else f"{direction}/class_{name}/colour_match")
+        key = (
+          f"colour_match_{direction}"
+          if name == "digits"
+          else f"{direction}/class_{name}/colour_match"
+        )
         out[key] = row["colour_match"]
-    if s.schemes and not is_single:   # photo_grades: SSIM by the B image's grade
+    if s.schemes and not is_single:  # photo_grades: SSIM by the B image's grade
       for grade, row in scores.per_scheme(s).items():
         out[f"{direction}/{grade}/ssim"] = row["ssim"]
     if is_single:
       out[f"colour_match_{direction}"] = float(np.mean(np.concatenate(s.colour)))
       if s.digits_correct:
-        out[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(
-            s.digits_correct)))
+        out[f"digit_accuracy_{direction}"] = float(np.mean(np.concatenate(s.digits_correct)))
       for scheme, row in scores.per_scheme(s).items():
         for metric, value in row.items():
           if metric != "count":

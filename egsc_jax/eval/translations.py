@@ -4,6 +4,7 @@
 stored order (pair i's exemplar is the other image of pair i, its noise id i);
 `translate_pairs_grid` translates every source with every exemplar.
 """
+
 from __future__ import annotations
 
 from typing import Iterator
@@ -13,8 +14,14 @@ import numpy as np
 from egsc_jax import api, grids
 
 
-def translate_split(translator: api.Translator, config, *, direction: str,
-                    num_examples: int | None, split: str = "test") -> Iterator[dict]:
+def translate_split(
+  translator: api.Translator,
+  config,
+  *,
+  direction: str,
+  num_examples: int | None,
+  split: str = "test",
+) -> Iterator[dict]:
   """The first `num_examples` pairs of `split`, translated, in the stored order.
 
   Source i is translated with the other domain's image of the same stored pair
@@ -28,23 +35,33 @@ def translate_split(translator: api.Translator, config, *, direction: str,
     grade of the pair's B image, the exemplar's A->B and the source's B->A, int [n]).
   """
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
+
   if direction not in api.DIRECTIONS:
     raise ValueError(f"direction must be one of {api.DIRECTIONS}, got {direction!r}")
   src, ex = ("a", "b") if direction == "a2b" else ("b", "a")
   start = 0
   for batch in input_pipeline.eval_batches(
-      config, split=split, batch_size=translator.batch_size, num_examples=num_examples,
-      process_index=0, process_count=1):
-    keep = np.asarray(batch["mask"], bool)   # the last batch is zero-padded
+    config,
+    split=split,
+    batch_size=translator.batch_size,
+    num_examples=num_examples,
+    process_index=0,
+    process_count=1,
+  ):
+    keep = np.asarray(batch["mask"], bool)  # the last batch is zero-padded
     index = start + np.arange(int(keep.sum()))
     start += len(index)
     source, exemplar = batch[src][keep], batch[ex][keep]
     y = translator(source, exemplar, index, direction=direction)
     gt = batch.get(f"gt_{direction}")
-    out = dict(pred=grids.to_uint8(y),
-               gt=None if gt is None else grids.to_uint8(gt[keep]),
-               source=grids.to_uint8(source), exemplar=grids.to_uint8(exemplar),
-               id=batch["id"][keep], index=index)
+    out = dict(
+      pred=grids.to_uint8(y),
+      gt=None if gt is None else grids.to_uint8(gt[keep]),
+      source=grids.to_uint8(source),
+      exemplar=grids.to_uint8(exemplar),
+      id=batch["id"][keep],
+      index=index,
+    )
     if f"digit_{src}" in batch:
       out["digit"] = np.asarray(batch[f"digit_{src}"])[keep]
     if f"label_{src}" in batch:
@@ -54,8 +71,9 @@ def translate_split(translator: api.Translator, config, *, direction: str,
     yield out
 
 
-def translate_pairs_grid(translator: api.Translator, sources: np.ndarray,
-                         exemplars: np.ndarray, *, direction: str) -> np.ndarray:
+def translate_pairs_grid(
+  translator: api.Translator, sources: np.ndarray, exemplars: np.ndarray, *, direction: str
+) -> np.ndarray:
   """Every source with every exemplar: [S, H, W, 3], [E, h, w, 3] -> [S, E, H, W, 3].
 
   Floats in [-1, 1]; the pair (s, e) has noise id s * E + e.

@@ -7,6 +7,7 @@ were trained with them:
   * the 1x1 output logit also goes through LeakyReLU.
 Zero 'SAME' padding, Glorot-uniform kernels, zero biases.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,6 +23,7 @@ Dtype = Any
 
 class Discriminator(nn.Module):
   """x [B, H, W, 3] -> patch map [B, H / 2**n_layers, W / 2**n_layers, 1] (f32)."""
+
   ndf: int = 64
   n_layers: int = 4
   dtype: Dtype = jnp.float32
@@ -29,14 +31,21 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     def conv(features, kernel, stride, name):
-      return nn.Conv(features, (kernel, kernel), strides=(stride, stride),
-                     padding="SAME", kernel_init=nn.initializers.glorot_uniform(),
-                     dtype=self.dtype, param_dtype=jnp.float32, name=name)
+      return nn.Conv(
+        features,
+        (kernel, kernel),
+        strides=(stride, stride),
+        padding="SAME",
+        kernel_init=nn.initializers.glorot_uniform(),
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name=name,
+      )
 
     x = x.astype(self.dtype)
     x = layers.leaky_relu(layers.leaky_relu(conv(self.ndf, 4, 2, "conv_0")(x)))
     for i in range(1, self.n_layers):
-      x = layers.leaky_relu(conv(self.ndf * 2 ** i, 4, 2, f"conv_{i}")(x))
+      x = layers.leaky_relu(conv(self.ndf * 2**i, 4, 2, f"conv_{i}")(x))
       x = layers.leaky_relu(layers.InstanceNorm(name=f"norm_{i}")(x))
     x = layers.leaky_relu(conv(1, 1, 1, "conv_out")(x))
     return x.astype(jnp.float32)

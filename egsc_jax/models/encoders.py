@@ -8,6 +8,7 @@ layer is conv -> layers.sign_normalized_instance_norm (docs/method.md §1.6a).
 The decoder mirrors it: n_res residual blocks -> n_downsample x [3x3 stride-2
 transposed conv, channels halving] -> 1x1 transposed conv to 3 channels, tanh.
 """
+
 from __future__ import annotations
 
 import functools
@@ -24,7 +25,7 @@ Dtype = Any
 
 def bottleneck_channels(ngf: int, n_downsample: int) -> int:
   """Channels of the content code c: ngf * 2**n_downsample (256 for RGB)."""
-  return ngf * 2 ** n_downsample
+  return ngf * 2**n_downsample
 
 
 class DomainEncoder(nn.Module):
@@ -34,17 +35,23 @@ class DomainEncoder(nn.Module):
   (trained in stage 1, frozen in stage 2; their last residual block output f
   gives the feature mask and the AdaIN statistics).
   """
+
   ngf: int = 64
   n_downsample: int = 2
   n_res: int = 3
-  sign_norm: bool = False         # see layers.sign_normalized_instance_norm
+  sign_norm: bool = False  # see layers.sign_normalized_instance_norm
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = x.astype(self.dtype)
-    x = layers.ReflectConv(self.ngf, 7, dtype=self.dtype, name="conv_in",
-                           activation=None if self.sign_norm else layers.leaky_relu)(x)
+    x = layers.ReflectConv(
+      self.ngf,
+      7,
+      dtype=self.dtype,
+      name="conv_in",
+      activation=None if self.sign_norm else layers.leaky_relu,
+    )(x)
     if self.sign_norm:
       x = layers.sign_normalized_instance_norm(x)
     ch = self.ngf
@@ -59,6 +66,7 @@ class DomainEncoder(nn.Module):
 class SharedBlocks(nn.Module):
   """A stack of weight-shared residual blocks (UNIT's shared encoder end or
   shared generator start). [B, h, w, C] -> [B, h, w, C]."""
+
   features: int
   n_blocks: int = 1
   dtype: Dtype = jnp.float32
@@ -76,17 +84,23 @@ class DomainDecoder(nn.Module):
   When `mask` or `style` is given, the transfer block (docs/method.md §1.5-1.6) runs
   before residual block 0: x = AdaIN(mask * c) with the exemplar statistics.
   """
+
   ngf: int = 64
   n_upsample: int = 2
   n_res: int = 3
   adain_mode: str = "standard"
   adain_eps: float = 1e-5
-  output_scale: float = 1.0       # see layers.output_activation
+  output_scale: float = 1.0  # see layers.output_activation
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, c: jax.Array, *, mask: jax.Array | None = None,
-               style: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
+  def __call__(
+    self,
+    c: jax.Array,
+    *,
+    mask: jax.Array | None = None,
+    style: tuple[jax.Array, jax.Array] | None = None,
+  ) -> jax.Array:
     """c: [B, h, w, C]; mask: [B, h, w, C] in (0.5, 1) or None;
     style: (mean [B, 1, 1, C], var [B, 1, 1, C]) of the exemplar feature, or None."""
     x = c.astype(self.dtype)
@@ -100,7 +114,12 @@ class DomainDecoder(nn.Module):
     for i in range(self.n_upsample):
       ch //= 2
       x = layers.Deconv(ch, 3, stride=2, dtype=self.dtype, name=f"up_{i}")(x)
-    x = layers.Deconv(3, 1, stride=1, dtype=self.dtype, name="deconv_out",
-                      activation=functools.partial(layers.output_activation,
-                                                   scale=self.output_scale))(x)
+    x = layers.Deconv(
+      3,
+      1,
+      stride=1,
+      dtype=self.dtype,
+      name="deconv_out",
+      activation=functools.partial(layers.output_activation, scale=self.output_scale),
+    )(x)
     return x.astype(jnp.float32)

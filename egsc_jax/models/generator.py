@@ -15,6 +15,7 @@ Variants (docs/method.md §5.2) are constructor switches: `n_shared=0` gives Cyc
 generator (no shared blocks, no latent noise); the mask and AdaIN are switched
 by passing `mask=None` / `style=None` (see `exemplar_conditioning`).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,15 +25,15 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from egsc_jax.models import layers
-from egsc_jax.models.encoders import (DomainDecoder, DomainEncoder, SharedBlocks,
-                                      bottleneck_channels)
+from egsc_jax.models.encoders import DomainDecoder, DomainEncoder, SharedBlocks, bottleneck_channels
 
 Dtype = Any
 Style = tuple[jax.Array, jax.Array]
 
 
-def exemplar_conditioning(f: jax.Array, *, use_mask: bool, use_adain: bool
-                          ) -> tuple[jax.Array | None, Style | None]:
+def exemplar_conditioning(
+  f: jax.Array, *, use_mask: bool, use_adain: bool
+) -> tuple[jax.Array | None, Style | None]:
   """Feature mask and AdaIN statistics from a frozen F feature f [B, h, w, C].
 
   Returns (mask [B, h, w, C] or None, (mean, var) each [B, 1, 1, C] or None).
@@ -58,6 +59,7 @@ def _repeat2(x):
 
 class Generator(nn.Module):
   """E_A, E_B, the shared blocks, G_A and G_B of EGSC-IT (or UNIT/CycleGAN)."""
+
   ngf: int = 64
   n_downsample: int = 2
   n_enc_res: int = 3
@@ -71,11 +73,22 @@ class Generator(nn.Module):
 
   def setup(self):
     ch = bottleneck_channels(self.ngf, self.n_downsample)
-    enc = dict(ngf=self.ngf, n_downsample=self.n_downsample, n_res=self.n_enc_res,
-               sign_norm=self.content_sign_norm, dtype=self.dtype)
-    dec = dict(ngf=self.ngf, n_upsample=self.n_downsample, n_res=self.n_dec_res,
-               adain_mode=self.adain_mode, adain_eps=self.adain_eps,
-               output_scale=self.output_scale, dtype=self.dtype)
+    enc = dict(
+      ngf=self.ngf,
+      n_downsample=self.n_downsample,
+      n_res=self.n_enc_res,
+      sign_norm=self.content_sign_norm,
+      dtype=self.dtype,
+    )
+    dec = dict(
+      ngf=self.ngf,
+      n_upsample=self.n_downsample,
+      n_res=self.n_dec_res,
+      adain_mode=self.adain_mode,
+      adain_eps=self.adain_eps,
+      output_scale=self.output_scale,
+      dtype=self.dtype,
+    )
     self.encoder_a = DomainEncoder(**enc)
     self.encoder_b = DomainEncoder(**enc)
     if self.n_shared:
@@ -109,8 +122,7 @@ class Generator(nn.Module):
   def content(self, z: jax.Array) -> jax.Array:
     return self.shared_generator(z) if self.n_shared else z
 
-  def encode(self, x: jax.Array, domain: str, *, noise: bool
-             ) -> tuple[jax.Array, jax.Array]:
+  def encode(self, x: jax.Array, domain: str, *, noise: bool) -> tuple[jax.Array, jax.Array]:
     """x [B, H, W, 3] of `domain` -> (z [B, h, w, C], content c [B, h, w, C])."""
     _, z = self.latent(self._encoder(domain)(x), noise=noise)
     return z, self.content(z)
@@ -121,17 +133,27 @@ class Generator(nn.Module):
 
   # -- whole passes -----------------------------------------------------------
 
-  def translate(self, x: jax.Array, *, source: str, mask=None, style=None,
-                noise: bool) -> jax.Array:
+  def translate(
+    self, x: jax.Array, *, source: str, mask=None, style=None, noise: bool
+  ) -> jax.Array:
     """x [B, H, W, 3] of `source` -> the other domain, conditioned on the
     source's mask and the exemplar's statistics."""
     target = "b" if source == "a" else "a"
     _, c = self.encode(x, source, noise=noise)
     return self.decode(c, target, mask=mask, style=style)
 
-  def __call__(self, x_a: jax.Array, x_b: jax.Array, *, mask_a=None, mask_b=None,
-               style_a: Style | None = None, style_b: Style | None = None,
-               noise: bool = True, cycle: bool = True) -> dict[str, jax.Array]:
+  def __call__(
+    self,
+    x_a: jax.Array,
+    x_b: jax.Array,
+    *,
+    mask_a=None,
+    mask_b=None,
+    style_a: Style | None = None,
+    style_b: Style | None = None,
+    noise: bool = True,
+    cycle: bool = True,
+  ) -> dict[str, jax.Array]:
     """The full stage-2 forward pass of one batch (docs/method.md §1.3, 1.5, 2).
 
     Args:
@@ -156,8 +178,7 @@ class Generator(nn.Module):
     if cycle:
       # Cycle: re-encode the translations; decode with the ORIGINAL image's
       # mask and statistics, no new exemplar (docs/method.md §1.5).
-      h_cyc = jnp.concatenate([self.encoder_b(out["x_ab"]),
-                               self.encoder_a(out["x_ba"])], axis=0)
+      h_cyc = jnp.concatenate([self.encoder_b(out["x_ab"]), self.encoder_a(out["x_ba"])], axis=0)
       _, z_cyc = self.latent(h_cyc, noise=noise)
       c_cyc = self.content(z_cyc)
       out["x_aba"] = self.decode(c_cyc[:n], "a", mask=mask_a, style=style_a)
@@ -172,6 +193,7 @@ class AutoEncoder(nn.Module):
   part1 = `encoder` (becomes F of that domain), part2 = shared-style residual
   block + N(0, 1) noise, part3 = residual block, part4 = decoder.
   """
+
   ngf: int = 64
   n_downsample: int = 2
   n_enc_res: int = 3
@@ -180,19 +202,24 @@ class AutoEncoder(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, *, noise: bool = True
-               ) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, x: jax.Array, *, noise: bool = True) -> tuple[jax.Array, jax.Array]:
     """x [B, H, W, 3] -> (reconstruction [B, H, W, 3], noisy latent z)."""
     ch = bottleneck_channels(self.ngf, self.n_downsample)
-    f = DomainEncoder(self.ngf, self.n_downsample, self.n_enc_res, dtype=self.dtype,
-                      name="encoder")(x)
+    f = DomainEncoder(
+      self.ngf, self.n_downsample, self.n_enc_res, dtype=self.dtype, name="encoder"
+    )(x)
     mu = SharedBlocks(ch, 1, dtype=self.dtype, name="latent")(f)
     z = mu
     if noise:
       eps = jax.random.normal(self.make_rng("noise"), mu.shape, jnp.float32)
       z = (mu.astype(jnp.float32) + eps).astype(mu.dtype)
     c = SharedBlocks(ch, 1, dtype=self.dtype, name="content")(z)
-    x_hat = DomainDecoder(self.ngf, self.n_downsample, self.n_dec_res,
-                          output_scale=self.output_scale, dtype=self.dtype,
-                          name="decoder")(c)
+    x_hat = DomainDecoder(
+      self.ngf,
+      self.n_downsample,
+      self.n_dec_res,
+      output_scale=self.output_scale,
+      dtype=self.dtype,
+      name="decoder",
+    )(c)
     return x_hat, z

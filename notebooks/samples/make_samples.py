@@ -5,9 +5,9 @@
 a/: four domain A digits (black/white); b/: four domain B digits, each in
 another colour pair. The notebook's tiny mode and the demo test use them.
 """
+
 import os
 
-import numpy as np
 from PIL import Image
 
 from egsc_jax.data import mnist_single, mnist_source
