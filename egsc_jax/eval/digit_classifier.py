@@ -263,7 +263,7 @@ def classify(params: dict, images: np.ndarray, *, batch_size: int = 500) -> np.n
 CACHE_DIRNAME = "egsc_jax_cache"
 # Bumped when the cached file's layout or the training function changes, so
 # that an old file is not read as a new one.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: keyed by the digits' content, not their path
 
 
 def dataset_cache_dir(dataset: str, *, data_dir: str | None) -> str:
@@ -279,6 +279,16 @@ def dataset_cache_dir(dataset: str, *, data_dir: str | None) -> str:
   return os.path.join(
     os.fspath(builder.data_dir_root), CACHE_DIRNAME, builder.name, str(builder.version)
   )
+
+
+def _digits_fingerprint(*arrays: np.ndarray) -> str:
+  """sha256 of the arrays' dtypes, shapes and bytes, in order."""
+  h = hashlib.sha256()
+  for a in arrays:
+    a = np.ascontiguousarray(a)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+  return h.hexdigest()
 
 
 def cache_key(meta: dict) -> str:
@@ -339,8 +349,9 @@ def load_or_train(
     steps, batch_size, seed: `train_digit_classifier`'s.
 
   The file is cache_dir/digit_classifier-<key>.msgpack, the key a hash of the
-  settings and of the digits' description, so classifiers of other settings
-  live side by side; it holds the flax params and the settings with the test
+  settings and of the digits themselves (their pixels and labels, not where
+  they were read from: every checkout and venv shares one), so classifiers of
+  other settings live side by side; it holds the flax params and the settings with the test
   accuracy measured after training (the MNIST test digits in the 8
   MNIST-Single schemes), which is returned from then on. Training is
   deterministic, so concurrent first users write identical files; each
@@ -350,12 +361,14 @@ def load_or_train(
   from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
 
   digits = mnist_source.load_mnist(manual_dir)
+  train_images, train_labels = digits.split("train")
+  test_images, test_labels = digits.split("test")
   meta = dict(
     format=CACHE_FORMAT,
     steps=int(steps),
     batch_size=int(batch_size),
     seed=int(seed),
-    digits=digits.description,
+    digits_sha256=_digits_fingerprint(train_images, train_labels, test_images, test_labels),
   )
   stem = os.path.join(cache_dir, f"digit_classifier-{cache_key(meta)}")
   cached = _read_cache(stem + ".msgpack", meta)
@@ -363,8 +376,6 @@ def load_or_train(
     logging.info("digit classifier: cached in %s.msgpack", stem)
     return cached
   logging.info("digit classifier: training %d steps on %s", steps, digits.description)
-  train_images, train_labels = digits.split("train")
-  test_images, test_labels = digits.split("test")
   params, accuracy = train_digit_classifier(
     train_images,
     train_labels,
@@ -374,7 +385,7 @@ def load_or_train(
     batch_size=batch_size,
     seed=seed,
   )
-  full_meta = json.dumps(dict(meta, test_accuracy=accuracy), indent=2)
+  full_meta = json.dumps(dict(meta, digits=digits.description, test_accuracy=accuracy), indent=2)
   paths.Path(cache_dir).mkdir(parents=True, exist_ok=True)
   _write_atomically(stem + ".json", full_meta.encode())
   _write_atomically(
