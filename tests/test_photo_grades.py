@@ -12,7 +12,7 @@ from skimage.metrics import structural_similarity
 
 from egsc_jax import config_lib, evaluate, grids, train
 from egsc_jax.data import build, input_pipeline, photo_grades, photo_grading
-from egsc_jax.eval import scores
+from egsc_jax.eval import report, scores
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "photo_grades.py")
@@ -293,4 +293,4 @@ def test_tiny_training_scores_each_grade_and_evaluates(data_dir, tmp_path):
     rows = results["details"]["per_grade"][d]
     assert sorted(rows) == sorted(photo_grading.GRADE_NAMES)
     assert sum(r["count"] for r in rows.values()) == SIZES["test"]
-  assert "By the grade of the pair's B image" in evaluate.markdown(results)
+  assert "By the grade of the pair's B image" in report.markdown(results)
