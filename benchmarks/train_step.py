@@ -522,7 +522,7 @@ def sweep(args: argparse.Namespace) -> dict[str, Any]:
     f"call(s) of each step after {args.warmup} warm-up; images/s counts both "
     "domains' images of every step"
   )
-  fmt = lambda v: "n/a" if v is None else f"{v:.4g}"  # noqa: E731
+  fmt = lambda v: "n/a" if v is None else f"{v:.4g}"
   print(
     f"ceilings (bf16): 3x3 conv fwd+bwd [{args.ceiling_batch}, {args.ceiling_size}^2, "
     f"{args.ceiling_channels}] {fmt(conv_tflops)} TFLOP/s; matmul "

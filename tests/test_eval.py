@@ -804,7 +804,7 @@ def test_digit_classifier_cache_is_shared_keyed_and_atomic(tmp_path, caplog):
   train = lambda steps: dc.load_or_train(
     cache,
     manual_dir=None,
-    steps=steps,  # noqa: E731
+    steps=steps,
     batch_size=CLASSIFIER_BATCH,
   )
   with concurrent.futures.ThreadPoolExecutor(2) as pool:

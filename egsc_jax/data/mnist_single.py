@@ -175,7 +175,7 @@ class MnistSingle(tfds.core.GeneratorBasedBuilder):
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def _info(self) -> tfds.core.DatasetInfo:
-    image = lambda: tfds.features.Image(shape=(SIZE, SIZE, 3))  # noqa: E731
+    image = lambda: tfds.features.Image(shape=(SIZE, SIZE, 3))
     return tfds.core.DatasetInfo(
       builder=self,
       description=__doc__,

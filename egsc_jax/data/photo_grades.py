@@ -61,7 +61,7 @@ class PhotoGrades(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     size = photo_grading.SIZE
-    image = lambda: tfds.features.Image(shape=(size, size, 3))  # noqa: E731
+    image = lambda: tfds.features.Image(shape=(size, size, 3))
     return tfds.core.DatasetInfo(
       builder=self,
       description=__doc__,

@@ -189,7 +189,7 @@ def per_class(stats: Stats) -> dict[str, dict[str, float]]:
   (MNIST-Multiple): {'0': {'pixels': n, 'colour_match': share}, ..., 'digits': ...,
   'background': ...}; a class with no pixels has colour_match NaN."""
   m, t = stats.class_matched, stats.class_total
-  share = lambda a, b: float(a / b) if b else float("nan")  # noqa: E731
+  share = lambda a, b: float(a / b) if b else float("nan")
   out = {
     str(c): {"pixels": int(t[c]), "colour_match": share(m[c], t[c])}
     for c in range(colour.NUM_DIGIT_CLASSES)
