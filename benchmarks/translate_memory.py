@@ -3,15 +3,18 @@
   # the tiny model (ngf 8, 1+1 residual blocks) on a 1-megapixel photo
   python benchmarks/translate_memory.py --config configs/celeba_gender.py:tiny --megapixels 1
 
-  # the paper-size generator (ngf 64) on 4 megapixels, batch padding as before
+  # the paper-size generator (ngf 64) on 12 megapixels, in tiles (the default)
+  python benchmarks/translate_memory.py --config configs/celeba_gender.py --megapixels 12
+
+  # the same untiled (--tile_size 0), as before tiling existed
   python benchmarks/translate_memory.py --config configs/celeba_gender.py \
-      --megapixels 4 --batch_size 32
+      --megapixels 4 --tile_size 0
 
 One process per measurement (peak RSS is per process): builds the config's
 networks with freshly initialised parameters (memory and time do not depend on
 their values), then `Translator(..., native_size=True).translate` of one random
 square source of that many megapixels with one exemplar, as `translate
---native_size` does. Prints one JSON line: pixels, seconds for the first call
+--native_size [--tile_size]` does. Prints one JSON line: pixels, seconds for the first call
 (compile included) and for a second call, and the process's peak resident
 memory (ru_maxrss) before and after. Runs without TensorFlow.
 """
@@ -30,7 +33,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from egsc_jax import api, config_lib  # noqa: E402
+from egsc_jax import api, config_lib, tiling  # noqa: E402
 from egsc_jax import state as state_lib  # noqa: E402
 from egsc_jax.models import build_models  # noqa: E402
 
@@ -45,6 +48,9 @@ def main() -> None:
   parser.add_argument("--megapixels", type=float, default=1.0)
   parser.add_argument("--batch_size", type=int, default=api.DEFAULT_BATCH_SIZE)
   parser.add_argument("--repeat", type=int, default=1, help="timed calls after the first")
+  parser.add_argument(
+    "--tile_size", type=int, default=tiling.DEFAULT_TILE_SIZE, help="tile core side; 0: untiled"
+  )
   args = parser.parse_args()
 
   config = config_lib.load_file(args.config)
@@ -58,9 +64,19 @@ def main() -> None:
     lambda k: state_lib.init_stage2(models, k, image_shape=size, tx=tx, frozen=frozen, ema=False)
   )(key)
   translator = api.Translator(
-    models, s2.g_params, frozen, image_size=size, native_size=True, batch_size=args.batch_size
+    models,
+    s2.g_params,
+    frozen,
+    image_size=size,
+    native_size=True,
+    batch_size=args.batch_size,
+    tile_size=args.tile_size or None,
   )
-  side = int(round((args.megapixels * 1e6) ** 0.5))
+  align = 2**models.generator.n_downsample
+  # A multiple of the down-sampling, so that the network runs at this size.
+  side = int(round((args.megapixels * 1e6) ** 0.5)) // align * align
+  tiled = tiling.needs_tiles((side, side), models, args.tile_size or None)
+  margin = tiling.halo(models)
   rng = np.random.default_rng(0)
   source = rng.integers(0, 256, (side, side, 3), np.uint8)
   exemplar = rng.integers(0, 256, size + (3,), np.uint8)
@@ -82,6 +98,11 @@ def main() -> None:
         side=side,
         megapixels=round(side * side / 1e6, 2),
         batch_size=args.batch_size,
+        tile_size=args.tile_size,
+        tiles=len(tiling.tiles((side, side), core=args.tile_size, margin=margin, align=align))
+        if tiled
+        else 1,
+        halo=margin,
         devices=jax.device_count(),
         first_call_s=round(first, 1),
         again_s=[round(t, 1) for t in again],

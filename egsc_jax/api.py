@@ -31,9 +31,9 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from egsc_jax import grids, jit_cache, steps, trained_run
+from egsc_jax import grids, jit_cache, steps, tiling, trained_run
 from egsc_jax.data import images as images_lib
-from egsc_jax.models import Models
+from egsc_jax.models import Models, layers
 
 PyTree = Any
 DIRECTIONS = ("a2b", "b2a")
@@ -259,6 +259,13 @@ class Translator:
   The pair (source s, exemplar e) of a call with E exemplars draws its latent
   noise (config.model.test_noise) from id s * E + e, whatever the batching.
 
+  Large images (`native_size`): a source, exemplar or mask input whose network
+  size is larger than one tile (`tile_size` plus the network's halo on both
+  sides) is processed in overlapping tiles on one device, with every
+  statistic taken over the whole image (`egsc_jax.tiling`): the result equals
+  the untiled one up to float rounding, in memory bounded by the tile.
+  `tile_size=None` never tiles. MUNIT runs are never tiled.
+
   The low-level `__call__` works on network-ready float batches paired one to
   one (evaluation and training use it). Examples are processed in chunks of
   `batch_size` (rounded up to a multiple of the device count), the last one
@@ -277,10 +284,12 @@ class Translator:
     devices: Sequence[jax.Device] | None = None,
     image_size: tuple[int, int] | None = None,
     native_size: bool = False,
+    tile_size: int | None = tiling.DEFAULT_TILE_SIZE,
     trained: trained_run.Trained | None = None,
   ):
-    """`image_size`: the trained (H, W), needed by the uint8 methods; `trained`:
-    the loaded run, kept as `self.trained` (step, config) when known."""
+    """`image_size`: the trained (H, W), needed by the uint8 methods; `tile_size`:
+    the tile core's side in pixels for large images, None never tiles;
+    `trained`: the loaded run, kept as `self.trained` (step, config) when known."""
     self.models = models
     self.mesh = trained_run.local_mesh(devices)
     n = self.mesh.devices.size
@@ -292,7 +301,9 @@ class Translator:
     self.key = jax.device_put(jax.random.key(seed), rep)
     self.image_size = None if image_size is None else tuple(int(s) for s in image_size)
     self.native_size = bool(native_size)
+    self.tile_size = int(tile_size) if tile_size else None
     self.trained = trained
+    self._one_device = None  # (params, frozen, key) on one device, for tiles
 
   @classmethod
   def from_trained(cls, trained: trained_run.Trained, **kwargs) -> "Translator":
@@ -315,7 +326,7 @@ class Translator:
     Args:
       workdir: a training workdir (config.json, stage2/checkpoints/).
       use_ema, test_noise, devices, checkpoint_fallback: as in `load_trained`.
-      **kwargs: batch_size, seed, native_size (see the class docstring).
+      **kwargs: batch_size, seed, native_size, tile_size (see the class docstring).
     Raises:
       WorkdirError: the workdir holds no usable checkpoint.
     """
@@ -343,7 +354,7 @@ class Translator:
     Args:
       path: the export file (local or gs://).
       test_noise, devices: as in `load_trained`.
-      **kwargs: batch_size, seed, native_size (see the class docstring).
+      **kwargs: batch_size, seed, native_size, tile_size (see the class docstring).
     Raises:
       export.ExportError: not a readable export file (the message names it).
     """
@@ -400,6 +411,39 @@ class Translator:
       return np.zeros((0,) + source.shape[1:], np.float32)
     return self._run(_jitted(self.models, direction), source, exemplar, noise_ids, key=True)
 
+  # -- large images in tiles --------------------------------------------------------
+
+  def _tiled(self, shape: tuple[int, int]) -> bool:
+    return tiling.needs_tiles(shape, self.models, self.tile_size)
+
+  def _on_one_device(self):
+    """(params, frozen, key) on the first device of the mesh (tiles run there)."""
+    if self._one_device is None:
+      device = self.mesh.devices.flat[0]
+      self._one_device = jax.device_put((self.params, self.frozen, self.key), device)
+    return self._one_device
+
+  def _translate_tiled(self, x: np.ndarray, style: Style, ids: np.ndarray, direction: str):
+    """One source float [H, W, 3] with each of K statistics -> [K, H, W, 3]."""
+    params, frozen, key = self._on_one_device()
+    out = []
+    for k in range(len(style)):
+      stats = (style.mean[k : k + 1], style.var[k : k + 1]) if self.models.use_adain else None
+      pair_key = jax.random.fold_in(key, np.int32(ids[k])) if self.models.test_noise else None
+      out.append(
+        tiling.translate(
+          params,
+          frozen,
+          x,
+          stats,
+          pair_key,
+          models=self.models,
+          direction=direction,
+          tile_size=self.tile_size,
+        )
+      )
+    return np.stack(out)
+
   # -- uint8 images of any size ---------------------------------------------------
 
   def _trained_size(self) -> tuple[int, int]:
@@ -445,7 +489,15 @@ class Translator:
       raise ValueError("style needs at least one exemplar.")
     size = self._trained_size() if size is None else tuple(size)
     x = np.stack([to_network_input(e, size) for e in exs])
-    mean, var = self._run(_jitted(self.models, domain, "style"), x)
+    if self._tiled(size) and self.models.use_adain:
+      _, frozen, _ = self._on_one_device()
+      stats = [
+        tiling.style(frozen, e, models=self.models, domain=domain, tile_size=self.tile_size)
+        for e in x
+      ]
+      mean, var = (np.concatenate(v) for v in zip(*stats))
+    else:
+      mean, var = self._run(_jitted(self.models, domain, "style"), x)
     return Style(domain, mean, var)
 
   def _translate_network(
@@ -469,6 +521,10 @@ class Translator:
           f"got {len(style)} of {style.domain!r}."
         )
       x = np.stack([to_network_input(sources[i], shape) for i in idx])
+      if self._tiled(shape):
+        for n, i in enumerate(idx):
+          out[i] = self._translate_tiled(x[n], style, ids[i], direction)
+        continue
       # Pairs source-major: (source i, exemplar j) at row i * k + j.
       y = self._run(
         fn,
@@ -621,7 +677,22 @@ class Translator:
     fn = _jitted(self.models, domain, "mask")
     out: list[np.ndarray | None] = [None] * len(srcs)
     for shape, idx in self._by_shape(srcs).items():
-      m = self._run(fn, np.stack([to_network_input(srcs[i], shape) for i in idx]))
+      x = np.stack([to_network_input(srcs[i], shape) for i in idx])
+      if self._tiled(shape):
+        _, frozen, _ = self._on_one_device()
+        m = np.stack(
+          [
+            np.asarray(jnp.mean(layers.feature_mask(f), axis=-1))
+            for f in (
+              tiling.features(
+                frozen, xi, models=self.models, domain=domain, tile_size=self.tile_size
+              )
+              for xi in x
+            )
+          ]
+        )
+      else:
+        m = self._run(fn, x)
       for n, i in enumerate(idx):
         out[i] = images_lib.resize_bilinear_align_corners(m[n][..., None], srcs[i].shape[:2])[
           ..., 0

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from egsc_jax import api, errors, grids, paths
+from egsc_jax import api, errors, grids, paths, tiling
 from egsc_jax.data import images as images_lib
 
 GRID_NAME = "grid.png"
@@ -92,6 +92,7 @@ def translate_paths(
   direction: str = "a2b",
   grid: bool = False,
   native_size: bool = False,
+  tile_size: int | None = tiling.DEFAULT_TILE_SIZE,
   seed: int = 0,
   batch_size: int = api.DEFAULT_BATCH_SIZE,
   use_ema: bool = True,
@@ -123,7 +124,7 @@ def translate_paths(
   if model is not None:
     # An export holds the parameters it was written with (EMA where kept).
     translator = api.Translator.from_export(
-      model, batch_size=batch_size, seed=seed, native_size=native_size
+      model, batch_size=batch_size, seed=seed, native_size=native_size, tile_size=tile_size
     )
   else:
     translator = api.Translator.from_workdir(
@@ -133,6 +134,7 @@ def translate_paths(
       batch_size=batch_size,
       seed=seed,
       native_size=native_size,
+      tile_size=tile_size,
     )
   trained, trained_size = translator.trained, translator.image_size
   paths.Path(output).mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Translates your own images with a trained run: every source with every exemplar.
 
   egsc-translate --workdir=DIR --source=PATH --exemplar=PATH \\
-      --output=OUT [--direction=a2b|b2a] [--grid] [--native_size] [--seed=0]
+      --output=OUT [--direction=a2b|b2a] [--grid] [--native_size] [--tile_size=512]
+      [--seed=0]
   egsc-translate --model=FILE ...      (a model written by egsc-export, no workdir)
   python -m egsc_jax.translate ...     (the same command, without installing egsc-jax)
 
@@ -17,9 +18,11 @@ Inputs of any size and mode (grey, RGBA on white, palette, 16-bit) are read as
 scaled to [-1, 1], as the training pipeline does. The network runs at the trained
 resolution, or with --native_size at the source's size rounded down to a
 multiple of 2**n_downsample (exemplars are resized to the same size); the result
-is resized back to the source's size. Memory grows with the pixels: about 0.26
-GB per megapixel at ngf 8 and 1.6-1.9 GB at ngf 64 on CPU (docs/benchmarks.md);
-a 12-megapixel photo takes 3.6 GB at ngf 8. An unreadable file gets one error line
+is resized back to the source's size. A source larger than one tile
+(--tile_size, default 512, plus the network's halo) runs in overlapping tiles
+with every statistic taken over the whole image, equal to the untiled result
+up to float rounding, in memory bounded by the tile (egsc_jax/tiling.py;
+docs/benchmarks.md has the memory table). An unreadable file gets one error line
 naming it and is skipped. The latent noise follows config.model.test_noise
 (seeded by --seed). An unreadable newest checkpoint is passed over with a
 warning for the next older one (--nocheckpoint_fallback: stop instead). Exit
@@ -29,7 +32,7 @@ explains (`egsc_jax.errors`).
 
 from __future__ import annotations
 
-from egsc_jax import api, checkpointing, errors, translate
+from egsc_jax import api, checkpointing, errors, tiling, translate
 
 
 def define_flags(flag_values) -> None:
@@ -63,6 +66,13 @@ def define_flags(flag_values) -> None:
     False,
     "Run at the source's size (rounded down to a multiple of "
     "2**n_downsample) instead of the trained resolution.",
+    **fv,
+  )
+  flags.DEFINE_integer(
+    "tile_size",
+    tiling.DEFAULT_TILE_SIZE,
+    "With --native_size, images larger than one tile (this core side plus the "
+    "network's halo) run in overlapping tiles, exactly (0: never tile).",
     **fv,
   )
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise (config.model.test_noise).", **fv)
@@ -101,6 +111,7 @@ def main(argv, flag_values=None) -> int:
     direction=f.direction,
     grid=f.grid,
     native_size=f.native_size,
+    tile_size=f.tile_size or None,
     seed=f.seed,
     batch_size=f.batch_size,
     use_ema=f.use_ema,

@@ -43,7 +43,9 @@ class DomainEncoder(nn.Module):
   dtype: Dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array, *, sign_norm_stats=None) -> jax.Array:
+    """x [B, H, W, 3]; sign_norm_stats: `layers.sign_norm_stats` of the whole
+    image when x is a tile of it (tiling.py), else None."""
     x = x.astype(self.dtype)
     x = layers.ReflectConv(
       self.ngf,
@@ -53,7 +55,9 @@ class DomainEncoder(nn.Module):
       activation=None if self.sign_norm else layers.leaky_relu,
     )(x)
     if self.sign_norm:
-      x = layers.sign_normalized_instance_norm(x)
+      # Sown (a no-op unless 'intermediates' is mutable) for tiling's statistics.
+      self.sow("intermediates", "sign_norm_input", x)
+      x = layers.sign_normalized_instance_norm(x, stats=sign_norm_stats)
     ch = self.ngf
     for i in range(self.n_downsample):
       ch *= 2
@@ -100,14 +104,25 @@ class DomainDecoder(nn.Module):
     *,
     mask: jax.Array | None = None,
     style: tuple[jax.Array, jax.Array] | None = None,
+    adain_stats: tuple[jax.Array, jax.Array] | None = None,
   ) -> jax.Array:
     """c: [B, h, w, C]; mask: [B, h, w, C] in (0.5, 1) or None;
-    style: (mean [B, 1, 1, C], var [B, 1, 1, C]) of the exemplar feature, or None."""
+    style: (mean [B, 1, 1, C], var [B, 1, 1, C]) of the exemplar feature, or None;
+    adain_stats: the moments of mask * c over the whole image when c is a tile
+    of it (tiling.py), else None."""
     x = c.astype(self.dtype)
     if mask is not None:
       x = (x * mask.astype(self.dtype)).astype(self.dtype)
     if style is not None:
-      x = layers.adain(x, style[0], style[1], mode=self.adain_mode, eps=self.adain_eps)
+      self.sow("intermediates", "adain_input", x)  # for tiling's statistics
+      x = layers.adain(
+        x,
+        style[0],
+        style[1],
+        mode=self.adain_mode,
+        eps=self.adain_eps,
+        content_stats=adain_stats,
+      )
     ch = c.shape[-1]
     for i in range(self.n_res):
       x = layers.ResBlock(ch, dtype=self.dtype, name=f"res_{i}")(x)

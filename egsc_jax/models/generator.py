@@ -105,42 +105,71 @@ class Generator(nn.Module):
   def _decoder(self, domain: str) -> DomainDecoder:
     return {"a": self.decoder_a, "b": self.decoder_b}[domain]
 
-  def latent(self, h: jax.Array, *, noise: bool) -> tuple[jax.Array, jax.Array]:
+  def latent_noise(self, shape: tuple[int, ...]) -> jax.Array:
+    """The N(0, 1) noise `latent` adds, float32 of `shape` (the first draw
+    from the 'noise' RNG stream; tiling.py draws it once for a whole image)."""
+    return jax.random.normal(self.make_rng("noise"), shape, jnp.float32)
+
+  def latent(
+    self, h: jax.Array, *, noise: bool, eps: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array]:
     """Encoder features [B, h, w, C] -> (mu, z); z = mu + N(0, 1) when `noise`.
 
-    The noise needs the 'noise' RNG stream. Without shared blocks (CycleGAN)
-    mu = z = h.
+    The noise needs the 'noise' RNG stream, unless `eps` [B, h, w, C] gives it.
+    Without shared blocks (CycleGAN) mu = z = h.
     """
     if not self.n_shared:
       return h, h
     mu = self.shared_encoder(h)
     if not noise:
       return mu, mu
-    eps = jax.random.normal(self.make_rng("noise"), mu.shape, jnp.float32)
+    eps = self.latent_noise(mu.shape) if eps is None else eps
     return mu, (mu.astype(jnp.float32) + eps).astype(mu.dtype)
 
   def content(self, z: jax.Array) -> jax.Array:
     return self.shared_generator(z) if self.n_shared else z
 
-  def encode(self, x: jax.Array, domain: str, *, noise: bool) -> tuple[jax.Array, jax.Array]:
-    """x [B, H, W, 3] of `domain` -> (z [B, h, w, C], content c [B, h, w, C])."""
-    _, z = self.latent(self._encoder(domain)(x), noise=noise)
+  def encode(
+    self, x: jax.Array, domain: str, *, noise: bool, sign_norm_stats=None, eps=None
+  ) -> tuple[jax.Array, jax.Array]:
+    """x [B, H, W, 3] of `domain` -> (z [B, h, w, C], content c [B, h, w, C]).
+
+    sign_norm_stats, eps: a tile's image-wide statistics and noise (tiling.py).
+    """
+    h = self._encoder(domain)(x, sign_norm_stats=sign_norm_stats)
+    _, z = self.latent(h, noise=noise, eps=eps)
     return z, self.content(z)
 
-  def decode(self, c: jax.Array, domain: str, *, mask=None, style=None) -> jax.Array:
+  def decode(
+    self, c: jax.Array, domain: str, *, mask=None, style=None, adain_stats=None
+  ) -> jax.Array:
     """Content [B, h, w, C] -> image of `domain` [B, H, W, 3] in (-1, 1)."""
-    return self._decoder(domain)(c, mask=mask, style=style)
+    return self._decoder(domain)(c, mask=mask, style=style, adain_stats=adain_stats)
 
   # -- whole passes -----------------------------------------------------------
 
   def translate(
-    self, x: jax.Array, *, source: str, mask=None, style=None, noise: bool
+    self,
+    x: jax.Array,
+    *,
+    source: str,
+    mask=None,
+    style=None,
+    noise: bool,
+    sign_norm_stats=None,
+    adain_stats=None,
+    eps=None,
   ) -> jax.Array:
     """x [B, H, W, 3] of `source` -> the other domain, conditioned on the
-    source's mask and the exemplar's statistics."""
+    source's mask and the exemplar's statistics.
+
+    When x is a tile of a larger image (tiling.py): sign_norm_stats and
+    adain_stats are the whole image's statistics at the two non-local layers,
+    eps [B, h, w, C] the tile's slice of the whole image's latent noise.
+    """
     target = "b" if source == "a" else "a"
-    _, c = self.encode(x, source, noise=noise)
-    return self.decode(c, target, mask=mask, style=style)
+    _, c = self.encode(x, source, noise=noise, sign_norm_stats=sign_norm_stats, eps=eps)
+    return self.decode(c, target, mask=mask, style=style, adain_stats=adain_stats)
 
   def __call__(
     self,

@@ -20,6 +20,9 @@ LEAKY_SLOPE = 0.2
 # real std is 0.02 * 0.8796; jax's truncated_normal rescales to the stddev given,
 # hence the factor (docs/method.md §1.2, 7).
 TF1_TRUNC_NORMAL_STD = 0.02 * 0.87962566
+# The eps of the parameter-free instance norms (sign norm; D's InstanceNorm
+# has its own).
+NORM_EPS = 1e-5
 
 
 def generator_init() -> Callable:
@@ -143,9 +146,25 @@ class InstanceNorm(nn.Module):
     return (y * scale + bias).astype(x.dtype)
 
 
-def sign_normalized_instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
+def sign_norm_stats(x: jax.Array, eps: float = NORM_EPS) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """What `sign_normalized_instance_norm` takes from x [B, H, W, C]: the
+  per-channel mean and variance, and the skewness mean(y**3) of the
+  instance-normalised y. Each [B, 1, 1, C], float32."""
+  mean, var = moments(x)
+  y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + eps)
+  return mean, var, jnp.mean(y**3, axis=(1, 2), keepdims=True)
+
+
+def sign_normalized_instance_norm(
+  x: jax.Array,
+  eps: float = NORM_EPS,
+  stats: tuple[jax.Array, jax.Array, jax.Array] | None = None,
+) -> jax.Array:
   """Instance norm without scale or offset, each channel's sign chosen so that
   its skewness is >= 0. [B, H, W, C] -> same.
+
+  `stats`: `sign_norm_stats` of the whole image when x is a tile of it
+  (tiling.py); default x's own.
 
   The content encoders' first layer with `model.content_sign_norm`. For a
   two-colour image x = c_bg + (c_fg - c_bg) * m (m the figure's shape), a
@@ -163,8 +182,8 @@ def sign_normalized_instance_norm(x: jax.Array, eps: float = 1e-5) -> jax.Array:
   exactly 0 keeps its sign. The sign is piecewise constant: no gradient
   flows through it, only through y.
   """
-  y = instance_normalize(x, eps)
-  skew = jnp.mean(y**3, axis=(1, 2), keepdims=True)
+  mean, var, skew = sign_norm_stats(x, eps) if stats is None else stats
+  y = (x.astype(jnp.float32) - mean) * jax.lax.rsqrt(var + eps)
   return jnp.where(skew >= 0, y, -y).astype(x.dtype)
 
 
@@ -172,7 +191,13 @@ ADAIN_MODES = ("official", "official_std", "standard")
 
 
 def adain(
-  x: jax.Array, style_mean: jax.Array, style_var: jax.Array, *, mode: str, eps: float
+  x: jax.Array,
+  style_mean: jax.Array,
+  style_var: jax.Array,
+  *,
+  mode: str,
+  eps: float,
+  content_stats: tuple[jax.Array, jax.Array] | None = None,
 ) -> jax.Array:
   """Exemplar AdaIN of content `x` with the exemplar feature statistics.
 
@@ -192,10 +217,12 @@ def adain(
   Args:
     x: [B, H, W, C] masked content.
     style_mean, style_var: [B, 1, 1, C] statistics of the exemplar feature.
+    content_stats: (mean_x, var_x) [B, 1, 1, C] of the whole image when x is
+      a tile of it (tiling.py); default x's own `moments`.
   Returns:
     [B, H, W, C] in x's dtype; the arithmetic is float32.
   """
-  mean_x, var_x = moments(x)
+  mean_x, var_x = moments(x) if content_stats is None else content_stats
   xf = x.astype(jnp.float32)
   if mode == "official":
     out = style_mean * (xf - mean_x) / (var_x + eps) + style_var
