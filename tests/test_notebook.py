@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import fresh_venv
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -147,11 +148,7 @@ def test_colab_install_cell_installs_the_locked_set(tmp_path):
   pin kept."""
   pins = _lock_pins()
   venv = tmp_path / "venv"
-  subprocess.run(
-    [sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python", sys.executable, str(venv)],
-    check=True,
-  )
-  python = str(venv / "bin" / "python")
+  python = fresh_venv(venv, seed=True)
   (cpu,) = _install_commands("cpu", python)
   assert cpu[:4] == [python, "-m", "pip", "install"]
   subprocess.run(
@@ -223,11 +220,7 @@ def test_colab_install_keeps_colabs_tensorflow(tmp_path):
   `pip check` is clean and the input pipeline imports."""
   pins = _lock_pins()
   venv = tmp_path / "venv"
-  subprocess.run(
-    [sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python", sys.executable, str(venv)],
-    check=True,
-  )
-  python = str(venv / "bin" / "python")
+  python = fresh_venv(venv, seed=True)
   colab_tf = pins["tensorflow-cpu"]
   subprocess.run(
     [

@@ -12,6 +12,7 @@ import tomllib
 
 import pytest
 from absl import flags
+from conftest import fresh_venv
 
 import egsc_jax
 from egsc_jax import config_files, config_lib, errors
@@ -186,7 +187,7 @@ def test_wheel_installs_in_a_fresh_venv_and_trains_from_an_empty_folder(mnist_da
   )
   (wheel,) = wheels.glob("egsc_jax-*.whl")
   venv = tmp_path / "venv"
-  subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+  fresh_venv(venv)
   lock = REPO / "requirements" / f"lock-py3{sys.version_info.minor}.txt"
   subprocess.run(
     [
