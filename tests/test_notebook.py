@@ -44,6 +44,19 @@ def test_notebook_is_stored_without_outputs():
   # Its badge and REPO_URL: tests/test_packaging.py (the repository's address).
 
 
+def test_colab_installs_this_releases_tag():
+  """REPO_REF, what Colab checks out, is the tag of this version, not a branch
+  that moves on after the notebook was written."""
+  import egsc_jax  # pylint: disable=g-import-not-at-top
+
+  with open(NOTEBOOK) as f:
+    nb = json.load(f)
+  (cell,) = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+  parameters = {}
+  exec("".join(cell["source"]), parameters)  # pylint: disable=exec-used
+  assert parameters["REPO_REF"] == f"v{egsc_jax.__version__}"
+
+
 def _figures(cell) -> list[np.ndarray]:
   return [
     np.asarray(Image.open(io.BytesIO(base64.b64decode(o["data"]["image/png"]))).convert("RGB"))
