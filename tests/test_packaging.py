@@ -2,10 +2,12 @@
 repository address, and the wheel really installing and training (slow)."""
 
 import ast
+import glob
 import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -125,6 +127,52 @@ def test_extras_and_python_versions_match_the_locks():
   assert [v.split(".")[1] for v in claimed] == locks
   low, high = claimed[0], claimed[-1]
   assert PYPROJECT["project"]["requires-python"] == f">={low},<3.{int(high.split('.')[1]) + 1}"
+
+
+def python_3_10(tmp_path) -> str:
+  """A Python 3.10 (no lock of ours): a real one where this machine has one,
+  else a stand-in that answers setup.sh's version question as 3.10 would."""
+  for candidate in [
+    shutil.which("python3.10"),
+    *glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python")),
+  ]:
+    if candidate:
+      probe = subprocess.run(
+        [candidate, "-c", "import sys; print(*sys.version_info[:2], sep='.')"],
+        capture_output=True,
+        text=True,
+      )
+      if probe.returncode == 0 and probe.stdout.strip() == "3.10":
+        return candidate
+  stand_in = tmp_path / "python3.10"
+  stand_in.write_text("#!/bin/sh\necho 3.10\n")
+  stand_in.chmod(0o755)
+  return str(stand_in)
+
+
+def test_setup_on_a_python_without_a_lock_is_one_line(tmp_path):
+  """tools/setup.sh on Python 3.10 exits 1 with one line naming the supported
+  versions (from requirements/lock-py3*.txt), before making a venv."""
+  python = python_3_10(tmp_path)
+  venv = tmp_path / "venv"
+  proc = subprocess.run(
+    ["bash", str(REPO / "tools" / "setup.sh")],
+    env={**os.environ, "PYTHON": python, "VENV": str(venv)},
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
+  assert proc.returncode == 1 and proc.stdout == ""
+  supported = ", ".join(
+    f"3.{p.name[len('lock-py3') : -len('.txt')]}"
+    for p in sorted((REPO / "requirements").glob("lock-py3*.txt"))
+  )
+  assert supported.startswith("3.11, 3.12")
+  assert proc.stderr == (
+    f"setup: egsc-jax supports Python {supported}, not 3.10 ({python}); run with "
+    "PYTHON=python3.11 (for example), or get one with: uv python install 3.11\n"
+  )
+  assert not venv.exists()
 
 
 def test_tensorflow_is_the_tf_extra_and_its_absence_is_one_line(tmp_path):
@@ -297,8 +345,6 @@ def test_readme_commands_are_what_ci_runs():
 def test_set_repository_rewrites_every_place(tmp_path):
   """tools/set_repository.py on a copy of the files that spell the address:
   afterwards each spells the fork's, and nothing the old one."""
-  import shutil  # pylint: disable=g-import-not-at-top
-
   for name in (
     "tools/set_repository.py",
     "egsc_jax/__init__.py",
