@@ -213,7 +213,17 @@ def test_repository_address_is_written_once():
   badge = (
     f"https://colab.research.google.com/github/{owner_name}/blob/main/notebooks/egsc_jax_demo.ipynb"
   )
-  assert badge in (REPO / "README.md").read_text()
+  readme = (REPO / "README.md").read_text()
+  assert badge in readme
+  # The install without a checkout: this version's tag and its lock, which the
+  # wheel does not hold.
+  tag = f"v{egsc_jax.__version__}"
+  lock = "requirements/lock-py311.txt"
+  assert (REPO / lock).is_file()
+  assert (
+    f"pip install -c https://raw.githubusercontent.com/{owner_name}/{tag}/{lock} \\\n"
+    f'    "egsc-jax[tf] @ git+{url}@{tag}"\n'
+  ) in readme
   notebook = json.loads((REPO / "notebooks" / "egsc_jax_demo.ipynb").read_text())
   text = "".join("".join(c["source"]) for c in notebook["cells"])
   assert badge in text and f'REPO_URL = "{url}"' in text
@@ -374,6 +384,8 @@ def test_set_repository_rewrites_every_place(tmp_path):
   assert f'Source = "{fork}"' in texts["pyproject.toml"]
   badge = "colab.research.google.com/github/someone/egsc-fork/blob/main/notebooks/"
   assert badge in texts["README.md"] and badge in texts["notebooks/egsc_jax_demo.ipynb"]
+  assert "raw.githubusercontent.com/someone/egsc-fork/v" in texts["README.md"]
+  assert f"git+{fork}@v" in texts["README.md"]
   assert f'REPO_URL = \\"{fork}\\"' in texts["notebooks/egsc_jax_demo.ipynb"]
   for name, text in texts.items():
     assert old_name not in text, name
