@@ -498,9 +498,9 @@ def test_image_folder_config_builds_and_trains_on_a_tiny_folder(tmp_path, caplog
   """`--config=image_folder:tiny,no_perceptual` on four folders of JPEGs of
   other sizes: training builds the dataset (shrunk to the image size's longer
   side), trains both stages (two stage-1 iterations: two progress lines) and
-  writes the translation grids; a second start reuses the build. Without the perceptual loss, whose VGG adds about 35 s of
-  compiling (75 s of CPU without it on a 2-core CPU, 2026-12-05); the
-  MNIST trainings run it."""
+  writes the translation grids; a second start reuses the build. Without the
+  perceptual loss, whose VGG adds about 35 s of compiling (75 s of CPU without
+  it on a 2-core CPU, 2026-12-05); the MNIST trainings run it."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
