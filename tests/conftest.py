@@ -62,6 +62,17 @@ def pytest_collection_modifyitems(session, config, items):
   items.sort(key=lambda item: rank.get(item.path.name, len(SLOWEST_FILES)))
 
 
+def fresh_venv(path, seed: bool = False) -> str:
+  """A new, empty venv at `path` made by uv (pip in it only with `seed`), on
+  the interpreter running the tests; returns its python."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  args = [sys.executable, "-m", "uv", "venv", "-q", *(["--seed"] if seed else [])]
+  subprocess.run([*args, "--python", sys.executable, str(path)], check=True, timeout=120)
+  return os.path.join(str(path), "bin", "python")
+
+
 def logged_warnings(caplog) -> list[str]:
   """The messages of the WARNING records pytest's caplog holds."""
   import logging  # pylint: disable=g-import-not-at-top

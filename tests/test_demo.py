@@ -14,8 +14,10 @@ tiny one, so the README's picture shows real translations:
     python -m pytest tests/test_demo.py tests/test_notebook.py -k "browser or headless"
 """
 
+import inspect
 import io
 import os
+import pathlib
 import shutil
 import socket
 import subprocess
@@ -25,9 +27,10 @@ import urllib.request
 
 import numpy as np
 import pytest
+from conftest import fresh_venv
 from PIL import Image
 
-from egsc_jax import Translator, demo, grids
+from egsc_jax import Translator, demo, export, grids
 from egsc_jax.cli import demo as cli_demo
 from egsc_jax.data import images
 
@@ -101,6 +104,24 @@ def test_bypass_proxy_keeps_what_is_there(monkeypatch):
   cli_demo.bypass_proxy_for("10.0.0.5")
   assert os.environ["NO_PROXY"] == "internal.example,localhost,10.0.0.5,127.0.0.1"
   assert os.environ["no_proxy"] == "10.0.0.5,127.0.0.1,localhost"
+
+
+def test_share_and_host_reach_gradios_launch():
+  """--share and --host become launch()'s share and server_name, and every
+  argument the command passes is one this Gradio's Blocks.launch takes."""
+  import gradio  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  fv = flags.FlagValues()
+  cli_demo.define_flags(fv)
+  fv(["egsc-demo", "--workdir=model.egsc", "--share", "--host=0.0.0.0", "--port=8123"])
+  options = cli_demo.launch_options(fv)
+  assert options == dict(
+    server_name="0.0.0.0", server_port=8123, show_error=True, share=True, footer_links=[]
+  )
+  fv(["egsc-demo", "--workdir=model.egsc", "--noshare"])
+  assert cli_demo.launch_options(fv)["share"] is False
+  assert set(options) <= set(inspect.signature(gradio.Blocks.launch).parameters)
 
 
 def test_enlarge_and_panels(tiny_run):
@@ -191,3 +212,102 @@ def shrink_png(path: str, width: int = 800) -> None:
     if im.width > width:
       im = im.resize((width, round(im.height * width / im.width)), Image.LANCZOS)
     im.quantize(64).save(path, optimize=True)
+
+
+# What the demo's package needs to install, copied so that building it writes
+# nothing into the checkout (other tests may build from it at the same time).
+PACKAGE_FILES = ("pyproject.toml", "README.md", "LICENSE", "egsc_jax", "configs")
+
+
+@pytest.mark.slow
+def test_demo_starts_on_the_lowest_gradio_we_allow(tiny_run, tmp_path):
+  """requirements-demo.txt's lowest Gradio (6.0.0) in a fresh venv with the
+  package (uv; like the Colab install tests, this reads the package index:
+  6.0.0 and the older pillow and pandas it needs are not in the locks). The
+  egsc-demo command serves an export of the tiny run there: GET / is 200.
+
+  The lock's own Gradio (the newest we allow) is the one the browser test
+  above drives. Gradio 6.0.0 needs pillow < 12, so our direct dependencies are
+  held at the lock's versions except pillow."""
+  (lowest,) = [
+    l.split(">=")[1].split(",")[0]
+    for l in (pathlib.Path(REPO) / "requirements-demo.txt").read_text().splitlines()
+    if l.startswith("gradio>=")
+  ]
+  assert lowest == "6.0"
+  src = tmp_path / "src"
+  src.mkdir()
+  for name in PACKAGE_FILES:
+    if os.path.isdir(os.path.join(REPO, name)):
+      shutil.copytree(
+        os.path.join(REPO, name), src / name, ignore=shutil.ignore_patterns("__pycache__")
+      )
+    else:
+      shutil.copy(os.path.join(REPO, name), src)
+  for path in pathlib.Path(REPO).glob("requirements*.txt"):
+    shutil.copy(path, src)
+  lock = pathlib.Path(REPO) / "requirements" / f"lock-py3{sys.version_info.minor}.txt"
+  direct = {
+    l.split("<")[0].split(">")[0].split("=")[0].strip().lower()
+    for l in (src / "requirements.txt").read_text().splitlines()
+    if l.strip() and not l.startswith("#")
+  } - {"pillow"}
+  constraints = tmp_path / "constraints.txt"
+  constraints.write_text(
+    "".join(
+      l.split()[0] + "\n"
+      for l in lock.read_text().splitlines()
+      if "==" in l and l.split("==")[0].lower() in direct
+    )
+  )
+  python = fresh_venv(tmp_path / "venv")
+  subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "uv",
+      "pip",
+      "install",
+      "-q",
+      "--python",
+      python,
+      "-c",
+      str(constraints),
+      str(src),
+      "gradio==6.0.0",
+    ],
+    check=True,
+    timeout=600,
+  )
+  model = tmp_path / "model.egsc"
+  export.export(tiny_run[0], str(model))
+  env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+  env.pop("PYTHONPATH", None)
+  version = subprocess.run(
+    [python, "-c", "import gradio, egsc_jax; print(gradio.__version__, egsc_jax.__file__)"],
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout.split()
+  assert version[0] == "6.0.0" and str(tmp_path / "venv") in version[1]
+  port = free_port()
+  log_path = str(tmp_path / "demo.log")
+  with open(log_path, "w") as log:
+    proc = subprocess.Popen(
+      [python, "-m", "egsc_jax.demo", f"--workdir={model}", f"--port={port}"],
+      cwd=tmp_path,
+      env=env,
+      stdout=log,
+      stderr=subprocess.STDOUT,
+    )
+  try:
+    wait_for(f"http://127.0.0.1:{port}/", proc, log_path)
+  finally:
+    proc.terminate()
+    try:
+      proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+  assert f"Serving {model} on http://127.0.0.1:{port}" in log_tail(log_path)

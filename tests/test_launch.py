@@ -310,3 +310,71 @@ def test_stopping_the_detached_train_command_leaves_no_process(tmp_path, signal_
   assert len((tmp_path / "calls.jsonl").read_text().splitlines()) == 1
   if signal_name == "TERM":  # the script ended normally, reporting the status
     assert (workdir / "logs" / "exit_status-w-0").read_text().strip() == "75"
+
+
+def dist_info(site, name: str, version: str) -> None:
+  """Installed-package metadata for `name`, as importlib.metadata finds it."""
+  folder = site / f"{name.replace('-', '_')}-{version}.dist-info"
+  folder.mkdir(parents=True)
+  (folder / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+@pytest.mark.parametrize(
+  "venv, sets_up",
+  [
+    ({}, True),  # no .venv yet
+    ({"jax": "0.10.2"}, True),  # tools/setup.sh without --cuda: no plugin
+    ({"jax": "0.10.2", "jax-cuda12-plugin": "0.10.1"}, True),  # another JAX's plugin
+    ({"jax": "0.10.2", "jax-cuda12-plugin": "0.10.2"}, False),
+  ],
+  ids=["no-venv", "cpu-venv", "other-plugin", "cuda-venv"],
+)
+def test_gpu_sh_sets_up_cuda_unless_the_venv_has_the_plugin(tmp_path, venv, sets_up):
+  """launch/gpu.sh in a copy of the repository whose tools/setup.sh and
+  .venv/bin/egsc-train are stand-ins that record their arguments, and whose
+  .venv/bin/python is this Python seeing the packages `venv` lists: setup.sh
+  --cuda runs unless .venv has JAX's CUDA plugin of its JAX version."""
+  repo = tmp_path / "repo"
+  (repo / "launch").mkdir(parents=True)
+  shutil.copy(os.path.join(LAUNCH, "gpu.sh"), repo / "launch")
+  calls = tmp_path / "calls"
+  site = repo / ".venv" / "site"
+  bin_ = repo / ".venv" / "bin"
+  scripts = {
+    bin_ / "python": f'#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} "$@"\n',
+    bin_ / "egsc-train": f'#!/bin/sh\necho "egsc-train $*" >>{calls}\n',
+  }
+  # The stand-in setup makes the CUDA venv that the real one would.
+  setup = (
+    f'#!/bin/sh\necho "setup $*" >>{calls}\nmkdir -p {bin_}\n'
+    + "".join(
+      f"cat >{path} <<'END'\n{text}END\nchmod +x {path}\n" for path, text in scripts.items()
+    )
+    + "".join(
+      f"mkdir -p {site}/{n.replace('-', '_')}-0.10.2.dist-info\n"
+      f"printf 'Metadata-Version: 2.1\\nName: {n}\\nVersion: 0.10.2\\n' "
+      f">{site}/{n.replace('-', '_')}-0.10.2.dist-info/METADATA\n"
+      for n in ("jax", "jax-cuda12-plugin")
+      if n not in venv
+    )
+  )
+  (repo / "tools").mkdir()
+  (repo / "tools" / "setup.sh").write_text(setup)
+  if venv:
+    bin_.mkdir(parents=True)
+    for path, text in scripts.items():
+      path.write_text(text)
+      path.chmod(0o755)
+    for name, version in venv.items():
+      dist_info(site, name, version)
+  subprocess.run(
+    ["bash", str(repo / "launch" / "gpu.sh"), "--config.seed=3"],
+    env={**os.environ, "CONFIG": "mnist_single", "WORKDIR": "/runs/w"},
+    check=True,
+    timeout=60,
+  )
+  train = (
+    "egsc-train --config=mnist_single --workdir=/runs/w "
+    "--config.model.compute_dtype=bfloat16 --config.seed=3"
+  )
+  assert calls.read_text().splitlines() == (["setup --cuda"] if sets_up else []) + [train]

@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import fresh_venv
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,6 +42,19 @@ def test_notebook_is_stored_without_outputs():
   tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
   assert len(tagged) == 1 and "TINY = False" in "".join(tagged[0]["source"])
   # Its badge and REPO_URL: tests/test_packaging.py (the repository's address).
+
+
+def test_colab_installs_this_releases_tag():
+  """REPO_REF, what Colab checks out, is the tag of this version, not a branch
+  that moves on after the notebook was written."""
+  import egsc_jax  # pylint: disable=g-import-not-at-top
+
+  with open(NOTEBOOK) as f:
+    nb = json.load(f)
+  (cell,) = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+  parameters = {}
+  exec("".join(cell["source"]), parameters)  # pylint: disable=exec-used
+  assert parameters["REPO_REF"] == f"v{egsc_jax.__version__}"
 
 
 def _figures(cell) -> list[np.ndarray]:
@@ -147,11 +161,7 @@ def test_colab_install_cell_installs_the_locked_set(tmp_path):
   pin kept."""
   pins = _lock_pins()
   venv = tmp_path / "venv"
-  subprocess.run(
-    [sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python", sys.executable, str(venv)],
-    check=True,
-  )
-  python = str(venv / "bin" / "python")
+  python = fresh_venv(venv, seed=True)
   (cpu,) = _install_commands("cpu", python)
   assert cpu[:4] == [python, "-m", "pip", "install"]
   subprocess.run(
@@ -223,11 +233,7 @@ def test_colab_install_keeps_colabs_tensorflow(tmp_path):
   `pip check` is clean and the input pipeline imports."""
   pins = _lock_pins()
   venv = tmp_path / "venv"
-  subprocess.run(
-    [sys.executable, "-m", "uv", "venv", "-q", "--seed", "--python", sys.executable, str(venv)],
-    check=True,
-  )
-  python = str(venv / "bin" / "python")
+  python = fresh_venv(venv, seed=True)
   colab_tf = pins["tensorflow-cpu"]
   subprocess.run(
     [

@@ -2,16 +2,19 @@
 repository address, and the wheel really installing and training (slow)."""
 
 import ast
+import glob
 import json
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
 
 import pytest
 from absl import flags
+from conftest import fresh_venv
 
 import egsc_jax
 from egsc_jax import config_files, config_lib, errors
@@ -126,6 +129,52 @@ def test_extras_and_python_versions_match_the_locks():
   assert PYPROJECT["project"]["requires-python"] == f">={low},<3.{int(high.split('.')[1]) + 1}"
 
 
+def python_3_10(tmp_path) -> str:
+  """A Python 3.10 (no lock of ours): a real one where this machine has one,
+  else a stand-in that answers setup.sh's version question as 3.10 would."""
+  for candidate in [
+    shutil.which("python3.10"),
+    *glob.glob(os.path.expanduser("~/.pyenv/versions/3.10*/bin/python")),
+  ]:
+    if candidate:
+      probe = subprocess.run(
+        [candidate, "-c", "import sys; print(*sys.version_info[:2], sep='.')"],
+        capture_output=True,
+        text=True,
+      )
+      if probe.returncode == 0 and probe.stdout.strip() == "3.10":
+        return candidate
+  stand_in = tmp_path / "python3.10"
+  stand_in.write_text("#!/bin/sh\necho 3.10\n")
+  stand_in.chmod(0o755)
+  return str(stand_in)
+
+
+def test_setup_on_a_python_without_a_lock_is_one_line(tmp_path):
+  """tools/setup.sh on Python 3.10 exits 1 with one line naming the supported
+  versions (from requirements/lock-py3*.txt), before making a venv."""
+  python = python_3_10(tmp_path)
+  venv = tmp_path / "venv"
+  proc = subprocess.run(
+    ["bash", str(REPO / "tools" / "setup.sh")],
+    env={**os.environ, "PYTHON": python, "VENV": str(venv)},
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
+  assert proc.returncode == 1 and proc.stdout == ""
+  supported = ", ".join(
+    f"3.{p.name[len('lock-py3') : -len('.txt')]}"
+    for p in sorted((REPO / "requirements").glob("lock-py3*.txt"))
+  )
+  assert supported.startswith("3.11, 3.12")
+  assert proc.stderr == (
+    f"setup: egsc-jax supports Python {supported}, not 3.10 ({python}); run with "
+    "PYTHON=python3.11 (for example), or get one with: uv python install 3.11\n"
+  )
+  assert not venv.exists()
+
+
 def test_tensorflow_is_the_tf_extra_and_its_absence_is_one_line(tmp_path):
   """TensorFlow is not a core dependency (the `tf` extra; Colab keeps its own):
   a command that needs it, where it cannot be imported, exits 1 with one line
@@ -164,7 +213,17 @@ def test_repository_address_is_written_once():
   badge = (
     f"https://colab.research.google.com/github/{owner_name}/blob/main/notebooks/egsc_jax_demo.ipynb"
   )
-  assert badge in (REPO / "README.md").read_text()
+  readme = (REPO / "README.md").read_text()
+  assert badge in readme
+  # The install without a checkout: this version's tag and its lock, which the
+  # wheel does not hold.
+  tag = f"v{egsc_jax.__version__}"
+  lock = "requirements/lock-py311.txt"
+  assert (REPO / lock).is_file()
+  assert (
+    f"pip install -c https://raw.githubusercontent.com/{owner_name}/{tag}/{lock} \\\n"
+    f'    "egsc-jax[tf] @ git+{url}@{tag}"\n'
+  ) in readme
   notebook = json.loads((REPO / "notebooks" / "egsc_jax_demo.ipynb").read_text())
   text = "".join("".join(c["source"]) for c in notebook["cells"])
   assert badge in text and f'REPO_URL = "{url}"' in text
@@ -186,7 +245,7 @@ def test_wheel_installs_in_a_fresh_venv_and_trains_from_an_empty_folder(mnist_da
   )
   (wheel,) = wheels.glob("egsc_jax-*.whl")
   venv = tmp_path / "venv"
-  subprocess.run([*uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+  fresh_venv(venv)
   lock = REPO / "requirements" / f"lock-py3{sys.version_info.minor}.txt"
   subprocess.run(
     [
@@ -296,8 +355,6 @@ def test_readme_commands_are_what_ci_runs():
 def test_set_repository_rewrites_every_place(tmp_path):
   """tools/set_repository.py on a copy of the files that spell the address:
   afterwards each spells the fork's, and nothing the old one."""
-  import shutil  # pylint: disable=g-import-not-at-top
-
   for name in (
     "tools/set_repository.py",
     "egsc_jax/__init__.py",
@@ -327,6 +384,8 @@ def test_set_repository_rewrites_every_place(tmp_path):
   assert f'Source = "{fork}"' in texts["pyproject.toml"]
   badge = "colab.research.google.com/github/someone/egsc-fork/blob/main/notebooks/"
   assert badge in texts["README.md"] and badge in texts["notebooks/egsc_jax_demo.ipynb"]
+  assert "raw.githubusercontent.com/someone/egsc-fork/v" in texts["README.md"]
+  assert f"git+{fork}@v" in texts["README.md"]
   assert f'REPO_URL = \\"{fork}\\"' in texts["notebooks/egsc_jax_demo.ipynb"]
   for name, text in texts.items():
     assert old_name not in text, name

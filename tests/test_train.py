@@ -6,8 +6,10 @@ into a temporary data_dir), real Orbax checkpoints and a real 8-device mesh
 """
 
 import functools
+import logging
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -492,13 +494,13 @@ def test_profile_steps_writes_a_tensorboard_trace(tmp_path):
 # ----------------------------------------------------------------------------
 
 
-def test_image_folder_config_builds_and_trains_on_a_tiny_folder(tmp_path):
+def test_image_folder_config_builds_and_trains_on_a_tiny_folder(tmp_path, caplog):
   """`--config=image_folder:tiny,no_perceptual` on four folders of JPEGs of
   other sizes: training builds the dataset (shrunk to the image size's longer
-  side), trains both stages and writes the translation grids; a second start
-  reuses the build. Without the perceptual loss, whose VGG adds about 35 s of
-  compiling (75 s of CPU without it on a 2-core CPU, 2026-12-05); the
-  MNIST trainings run it."""
+  side), trains both stages (two stage-1 iterations: two progress lines) and
+  writes the translation grids; a second start reuses the build. Without the
+  perceptual loss, whose VGG adds about 35 s of compiling (75 s of CPU without
+  it on a 2-core CPU, 2026-12-05); the MNIST trainings run it."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
@@ -520,15 +522,30 @@ def test_image_folder_config_builds_and_trains_on_a_tiny_folder(tmp_path):
       f"--config.data.data_dir={tmp_path / 'tfds'}",
       f"--config.data.manual_dir={manual}",
       "--config.data.image_size=(16, 16)",
-      "--config.stage1.num_iterations=1",
+      "--config.stage1.num_iterations=2",
       "--config.stage2.num_iterations=1",
       "--config.train.eval_every=1",
       "--config.train.image_every=1",
     ]
   )
   config_lib.validate(c)
+  assert c.train.log_every == 1
   workdir = str(tmp_path / "run")
-  assert train.train_and_evaluate(c, workdir)["status"] == "done"
+  with caplog.at_level(logging.INFO):
+    assert train.train_and_evaluate(c, workdir)["status"] == "done"
+  # The log has one progress line per log_every interval, with progress_line's
+  # few numbers; every scalar (steps_per_sec, per-scheme scores) is for
+  # TensorBoard only (test_tensorboard_has_every_scalar_and_the_hparams).
+  package = os.path.dirname(train.__file__)
+  ours = [r.getMessage() for r in caplog.records if r.pathname.startswith(package)]
+  progress = [m for m in ours if re.match(r"stage \d  iter \d+/\d+  ", m)]
+  assert [m.split("%")[0] for m in progress] == [
+    "stage 1  iter 1/2  50",
+    "stage 1  iter 2/2  100",
+    "stage 2  iter 1/1  100",
+  ], progress
+  assert {k for m in progress for k in re.findall(r"  ([^ =]+)=", m)} <= set(train._SHOWN)
+  assert not [m for m in (r.getMessage() for r in caplog.records) if "steps_per_sec" in m]
   builder = tfds.builder("image_folder", data_dir=str(tmp_path / "tfds"))
   assert builder.info.metadata["max_side"] == 16
   assert {ex["image_a"].shape for ex in tfds.as_numpy(builder.as_dataset(split="train"))} == {

@@ -3,7 +3,8 @@
   python tools/set_repository.py https://github.com/you/egsc-jax
 
 The address is `egsc_jax.REPOSITORY`; the Colab badge (README, notebook), the
-notebook's REPO_URL and pyproject.toml's [project.urls] spell it too, since
+notebook's REPO_URL, the README's install from a tag and pyproject.toml's
+[project.urls] spell it too, since
 Markdown, JSON and TOML cannot import it. This rewrites every one of them;
 tests/test_packaging.py checks that they agree.
 """
@@ -32,8 +33,11 @@ def main(argv):
   for name in FILES:
     path = REPO / name
     text = path.read_text()
-    # The full address first, then the owner/name of the Colab badge's link.
-    updated = text.replace(old, new).replace(f"/github/{old_name}/", f"/github/{new_name}/")
+    # The full address first, then the owner/name of the Colab badge's link
+    # and of the README's raw lock-file address.
+    updated = text.replace(old, new)
+    for host in ("colab.research.google.com/github", "raw.githubusercontent.com"):
+      updated = updated.replace(f"{host}/{old_name}/", f"{host}/{new_name}/")
     if updated != text:
       path.write_text(updated)
       print(f"{name}: {old} -> {new}")

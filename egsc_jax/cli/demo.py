@@ -95,11 +95,16 @@ def main(argv, flag_values=None) -> int:
   translator = load(f.workdir, seed=f.seed, native_size=f.native_size)
   page = demo.build_app(translator)
   print(f"Serving {f.workdir} on http://{f.host}:{f.port}", flush=True)
+  page.launch(**launch_options(f))
+  return 0
+
+
+def launch_options(f) -> dict:
+  """The keyword arguments of Gradio's `Blocks.launch` for parsed flags `f`."""
   # footer_links=[]: no links to the API page and settings (Gradio >= 6).
-  page.launch(
+  return dict(
     server_name=f.host, server_port=f.port, show_error=True, share=f.share, footer_links=[]
   )
-  return 0
 
 
 def run():
