@@ -1,5 +1,6 @@
 """The Python API of a trained run (`egsc_jax.Translator`), on the tiny two-stage run."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from egsc_jax import Style, Translator, api, export, trained_run, translate
+from egsc_jax import Style, Translator, api, export, lease, trained_run, translate
 from egsc_jax.data import images
 from egsc_jax.models import layers
 from egsc_jax.models.encoders import bottleneck_channels
@@ -87,6 +88,19 @@ def test_translate_shapes_and_the_command_writes_the_same(translator, tiny_run, 
     for j in range(2):
       written = np.asarray(Image.open(tmp_path / "out" / f"s{i}__e{j}.png"))
       np.testing.assert_array_equal(written, out[i][j])
+
+
+def test_a_workdir_is_read_freely_while_a_training_holds_its_lease(tiny_run, translator):
+  """translate (and the API under evaluate and the demo) ignore the lease."""
+  workdir = tiny_run[0]
+  sources, exemplars = _inputs()
+  with lease.hold(workdir) as holder:
+    loaded = Translator.from_workdir(workdir, batch_size=8)
+    out = loaded.translate(sources, exemplars, "a2b")
+    with open(os.path.join(workdir, lease.LEASE_FILE)) as f:
+      assert json.load(f)["id"] == holder["id"]  # still the training's
+  for got, want in zip(out, translator.translate(sources, exemplars, "a2b")):
+    np.testing.assert_array_equal(got, want)
 
 
 def test_translate_agrees_with_the_paired_low_level_call(translator):
