@@ -467,6 +467,14 @@ def _run_stage(
       state, metrics = iteration(state, batches, loop_rng, *spec.extra_args, sc=spec.sc)
       step += 1
       pending.append((step, metrics))
+      # At most two iterations in flight. JAX dispatches asynchronously: left
+      # alone, the loop runs ahead of the device until the next fetch of the
+      # metrics (log_every iterations), and a SIGTERM is then answered only
+      # after all of them have run (minutes on a loaded host, where a TPU VM
+      # gives 30 s). Waiting for the previous iteration still lets the host
+      # read the next batch while the device computes this one.
+      if len(pending) > 1:
+        jax.block_until_ready(pending[-2][1])
       if profile is not None:
         profile(step)
       final = step == spec.sc.num_iterations
