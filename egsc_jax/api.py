@@ -416,6 +416,10 @@ class Translator:
   def _tiled(self, shape: tuple[int, int]) -> bool:
     return tiling.needs_tiles(shape, self.models, self.tile_size)
 
+  def needs_tiles(self, image: np.ndarray) -> bool:
+    """Whether a source of this size (uint8 [h, w, ...]) is translated in tiles."""
+    return self._tiled(self._network_shape(np.asarray(image)))
+
   def _on_one_device(self):
     """(params, frozen, key) on the first device of the mesh (tiles run there)."""
     if self._one_device is None:
@@ -488,15 +492,22 @@ class Translator:
     if not exs:
       raise ValueError("style needs at least one exemplar.")
     size = self._trained_size() if size is None else tuple(size)
-    x = np.stack([to_network_input(e, size) for e in exs])
     if self._tiled(size) and self.models.use_adain:
+      # One exemplar at a time: at this size each is large.
       _, frozen, _ = self._on_one_device()
       stats = [
-        tiling.style(frozen, e, models=self.models, domain=domain, tile_size=self.tile_size)
-        for e in x
+        tiling.style(
+          frozen,
+          to_network_input(e, size),
+          models=self.models,
+          domain=domain,
+          tile_size=self.tile_size,
+        )
+        for e in exs
       ]
       mean, var = (np.concatenate(v) for v in zip(*stats))
     else:
+      x = np.stack([to_network_input(e, size) for e in exs])
       mean, var = self._run(_jitted(self.models, domain, "style"), x)
     return Style(domain, mean, var)
 
@@ -520,11 +531,12 @@ class Translator:
           f"a style of {k} exemplars of domain {target!r} was needed, "
           f"got {len(style)} of {style.domain!r}."
         )
-      x = np.stack([to_network_input(sources[i], shape) for i in idx])
       if self._tiled(shape):
-        for n, i in enumerate(idx):
-          out[i] = self._translate_tiled(x[n], style, ids[i], direction)
+        for i in idx:  # one source at a time: at this size each is large
+          x = to_network_input(sources[i], shape)
+          out[i] = self._translate_tiled(x, style, ids[i], direction)
         continue
+      x = np.stack([to_network_input(sources[i], shape) for i in idx])
       # Pairs source-major: (source i, exemplar j) at row i * k + j.
       y = self._run(
         fn,

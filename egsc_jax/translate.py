@@ -182,8 +182,10 @@ def translate_paths(
     img = _read(src_path, skipped)
     if img is None or not exemplars:
       continue
+    if translator.needs_tiles(img):
+      flush()  # a photo large enough for tiles goes alone, to bound the memory
     pending.append((src_path, img))
-    if len(pending) >= per_call:
+    if len(pending) >= per_call or translator.needs_tiles(img):
       flush()
   flush()
 

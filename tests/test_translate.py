@@ -233,6 +233,27 @@ def test_results_do_not_depend_on_batching_and_native_size_keeps_sizes(workdir, 
     np.asarray(Image.open(os.path.join(native, "grey__noise.png"))),
     np.asarray(Image.open(os.path.join(a, "grey__noise.png"))),
   )
+  # Sources larger than one tile (a core of 8 plus the halo) run in tiles, one
+  # at a time, and write what the whole-image pass writes (tests/test_tiling.py
+  # has the tolerance: outputs within 1e-4, so PNGs within one level).
+  tiled = str(tmp_path / "tiled")
+  translate.translate_paths(
+    workdir=workdir,
+    source=src,
+    exemplar=ex,
+    output=tiled,
+    native_size=True,
+    tile_size=8,
+    direction="b2a",
+    batch_size=8,
+  )
+  translator = api.Translator.from_workdir(workdir, native_size=True, tile_size=8)
+  big = [s for s in SOURCES if translator.needs_tiles(np.asarray(Image.open(f"{src}/{s}.png")))]
+  assert big  # the test needs at least one tiled source
+  for name in os.listdir(native):
+    want = np.asarray(Image.open(os.path.join(native, name))).astype(int)
+    got = np.asarray(Image.open(os.path.join(tiled, name))).astype(int)
+    assert np.abs(got - want).max() <= 1, name
 
 
 def test_bad_paths_and_nothing_written(workdir, tmp_path):
