@@ -66,6 +66,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.latent_noise = True  # N(0,1) noise on z while training
   c.model.test_noise = True  # ... and at test time, as the authors' code
   c.model.compute_dtype = "float32"  # "bfloat16" on accelerators
+  # How D's stride-2 convs run (models/layers.py CONV_IMPLS): "space_to_depth"
+  # (stride-1 convs of the rearranged input; their gradients are about 4x
+  # faster on XLA:CPU) or "xla" (lax's strided conv). The same parameters and
+  # the same products either way (docs/benchmarks.md, issue 28).
+  c.model.conv_impl = "space_to_depth"
   # Output activation clip(scale * tanh, -1, 1); 1.0 is the paper's plain tanh
   # (layers.output_activation says why MNIST's pure colours want more).
   c.model.output_scale = 1.0
@@ -478,6 +483,12 @@ def _compute_dtypes() -> tuple:
   return tuple(models.COMPUTE_DTYPES)
 
 
+def _conv_impls() -> tuple:
+  from egsc_jax.models import layers  # pylint: disable=g-import-not-at-top
+
+  return tuple(layers.CONV_IMPLS)
+
+
 def _architectures() -> tuple:
   from egsc_jax import models  # pylint: disable=g-import-not-at-top
 
@@ -519,6 +530,7 @@ RULES: dict[str, Allowed] = {
   "model.latent_noise": Allowed("bool"),
   "model.test_noise": Allowed("bool"),
   "model.compute_dtype": _choice(_compute_dtypes),
+  "model.conv_impl": _choice(_conv_impls),
   "model.output_scale": _float(1.0, 2.0),
   "model.architecture": _choice(_architectures),
   "model.munit_style_dim": _COUNT,

@@ -312,10 +312,11 @@ def test_encoder_matches_reflect_pad_reference():
   np.testing.assert_allclose(np.asarray(out), h, atol=1e-5, rtol=1e-5)
 
 
-def test_discriminator_matches_spec_layer_order():
+@pytest.mark.parametrize("conv_impl", layers.CONV_IMPLS)
+def test_discriminator_matches_spec_layer_order(conv_impl):
   """docs/method.md §1.7: conv-LReLU-LReLU; (conv-LReLU-IN-LReLU) x3; 1x1 conv-LReLU;
-  zero 'SAME' padding."""
-  d = build_models(config_lib.base_config().model).discriminator.clone(ndf=4)
+  zero 'SAME' padding; whichever way the stride-2 convs run."""
+  d = build_models(config_lib.base_config().model).discriminator.clone(ndf=4, conv_impl=conv_impl)
   # 28 -> 14 -> 7 -> 4 -> 2: the 7 -> 4 conv pads unevenly (1 before, 2 after).
   x = jax.random.normal(jax.random.key(3), (2, 28, 28, 3))
   p = _randomize(d.init(jax.random.key(0), x)["params"], seed=2)
@@ -338,6 +339,73 @@ def test_discriminator_matches_spec_layer_order():
   out = d.apply({"params": p}, x)
   assert out.shape == (2, 2, 2, 1)
   np.testing.assert_allclose(np.asarray(out), h, atol=1e-5, rtol=1e-4)
+
+
+# D's stride-2 4x4 convs (layers.space_to_depth_conv) at the sizes of its
+# layers on 28x28 and 56x56 images (28 -> 14 -> 7 -> 4 -> 2, 56 -> ... -> 4)
+# and odd ones. The products are lax's, summed in another order: over k*k*C
+# <= 4*4*32 = 512 terms, float32 rounding of the two orders differs by about
+# sqrt(512) * 6e-8 = 1.4e-6 of the largest term; 2e-5 of the output's largest
+# value leaves a 10x margin, and a wrong regrouping of the kernel or a
+# misplaced pixel of padding is off by O(1).
+@pytest.mark.parametrize(
+  "shape,features",
+  [((2, 28, 28, 3), 8), ((2, 7, 7, 16), 32), ((2, 4, 4, 32), 16), ((3, 9, 6, 5), 4)],
+)
+def test_space_to_depth_conv_equals_strided_conv_and_gradients(shape, features):
+  rs = np.random.RandomState(0)
+  x = jnp.asarray(rs.normal(size=shape), jnp.float32)
+  w = jnp.asarray(rs.normal(size=(4, 4, shape[-1], features)) / 8, jnp.float32)
+  g = jnp.asarray(rs.normal(size=(shape[0], -(-shape[1] // 2), -(-shape[2] // 2), features)))
+
+  def lax_conv(x, w):
+    return jax.lax.conv_general_dilated(
+      x, w, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+  def s2d_conv(x, w):
+    return layers.space_to_depth_conv(x, w, 2)
+
+  ref, ref_vjp = jax.vjp(lax_conv, x, w)
+  out, out_vjp = jax.vjp(s2d_conv, x, w)
+  for a, b in zip((out, *out_vjp(g)), (ref, *ref_vjp(g))):
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * float(jnp.max(jnp.abs(b))))
+  # And against the independent numpy reference.
+  np.testing.assert_allclose(
+    out,
+    _np_conv(x, w, np.zeros(features), stride=2, padding="SAME"),
+    rtol=0,
+    atol=2e-5 * float(jnp.max(jnp.abs(ref))),
+  )
+
+
+def test_discriminator_parameters_do_not_depend_on_conv_impl():
+  """The same initial parameters (names, shapes, values) either way, and one
+  set of parameters gives the same patch map through both: checkpoints load
+  whichever `model.conv_impl` a run uses."""
+  x = jax.random.normal(jax.random.key(3), (2, 28, 28, 3))
+  d = build_models(config_lib.base_config().model).discriminator.clone(ndf=8)
+  assert d.conv_impl == "space_to_depth"  # the default
+  p_s2d = d.init(jax.random.key(0), x)["params"]
+  p_xla = d.clone(conv_impl="xla").init(jax.random.key(0), x)["params"]
+  assert jax.tree.structure(p_s2d) == jax.tree.structure(p_xla)
+  for a, b in zip(jax.tree.leaves(p_s2d), jax.tree.leaves(p_xla)):
+    np.testing.assert_array_equal(a, b)
+  p = _randomize(p_xla, seed=4)
+  y_xla = d.clone(conv_impl="xla").apply({"params": p}, x)
+  y_s2d = d.apply({"params": p}, x)
+  np.testing.assert_allclose(y_s2d, y_xla, rtol=0, atol=2e-5 * float(jnp.max(jnp.abs(y_xla))))
+
+
+def test_unknown_conv_impl_is_a_clear_error():
+  c = config_lib.base_config()
+  c.model.conv_impl = "im2col"
+  with pytest.raises(ValueError, match="model.conv_impl"):
+    config_lib.validate(c)
+  d = build_models(config_lib.base_config().model).discriminator.clone(conv_impl="im2col")
+  with pytest.raises(ValueError, match="config.model.conv_impl"):
+    d.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)))
 
 
 def _np_moments(x):

@@ -83,7 +83,10 @@ def build_models(model_config) -> Models:
   return Models(
     generator=generator,
     autoencoder=AutoEncoder(**common, **out),
-    discriminator=Discriminator(ndf=m.ndf, n_layers=m.n_dis, dtype=dtype),
+    # Run configs written before conv_impl existed have no such key.
+    discriminator=Discriminator(
+      ndf=m.ndf, n_layers=m.n_dis, dtype=dtype, conv_impl=m.get("conv_impl", "space_to_depth")
+    ),
     exemplar=DomainEncoder(ngf=m.ngf, n_downsample=m.n_downsample, n_res=m.n_enc_res, dtype=dtype),
     use_mask=bool(m.use_feature_mask),
     use_adain=bool(m.use_adain),

@@ -27,10 +27,26 @@ class Discriminator(nn.Module):
   ndf: int = 64
   n_layers: int = 4
   dtype: Dtype = jnp.float32
+  # layers.CONV_IMPLS: how the stride-2 convs run (the same parameters either way).
+  conv_impl: str = "space_to_depth"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
+    if self.conv_impl not in layers.CONV_IMPLS:
+      raise ValueError(
+        f"config.model.conv_impl must be one of {layers.CONV_IMPLS}, got {self.conv_impl!r}"
+      )
+
     def conv(features, kernel, stride, name):
+      if self.conv_impl == "space_to_depth" and stride > 1:
+        return layers.SpaceToDepthConv(
+          features,
+          kernel,
+          stride,
+          kernel_init=nn.initializers.glorot_uniform(),
+          dtype=self.dtype,
+          name=name,
+        )
       return nn.Conv(
         features,
         (kernel, kernel),
