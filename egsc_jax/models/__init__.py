@@ -85,7 +85,7 @@ def build_models(model_config) -> Models:
     autoencoder=AutoEncoder(**common, **out),
     # Run configs written before conv_impl existed have no such key.
     discriminator=Discriminator(
-      ndf=m.ndf, n_layers=m.n_dis, dtype=dtype, conv_impl=m.get("conv_impl", "space_to_depth")
+      ndf=m.ndf, n_layers=m.n_dis, dtype=dtype, conv_impl=m.get("conv_impl", "xla")
     ),
     exemplar=DomainEncoder(ngf=m.ngf, n_downsample=m.n_downsample, n_res=m.n_enc_res, dtype=dtype),
     use_mask=bool(m.use_feature_mask),

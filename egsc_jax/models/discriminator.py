@@ -28,7 +28,7 @@ class Discriminator(nn.Module):
   n_layers: int = 4
   dtype: Dtype = jnp.float32
   # layers.CONV_IMPLS: how the stride-2 convs run (the same parameters either way).
-  conv_impl: str = "space_to_depth"
+  conv_impl: str = "xla"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
