@@ -201,31 +201,24 @@ def _sown(variables: PyTree, module: str, name: str) -> jax.Array:
   return variables["intermediates"][module][name][0]
 
 
+def _first_conv(params, tile, *, models: Models, domain: str) -> jax.Array:
+  """E_domain's first convolution of tile [1, T, T, 3], before the sign norm
+  (the rest of the encoder is traced but dropped from the compiled program)."""
+  _, sown = models.generator.apply(
+    {"params": params}, tile, domain, noise=False, method="encode", mutable=["intermediates"]
+  )
+  return _sown(sown, f"encoder_{domain}", "sign_norm_input")
+
+
 def _sign_norm_moments(params, tile, win, *, models: Models, domain: str):
   """Moments of E_domain's first convolution over the core win of tile [1, T, T, 3]."""
-  _, sown = models.generator.apply(
-    {"params": params},
-    tile,
-    domain,
-    noise=False,
-    method="encode",
-    mutable=["intermediates"],
-  )
-  return _window_moments(_sown(sown, f"encoder_{domain}", "sign_norm_input"), win)
+  return _window_moments(_first_conv(params, tile, models=models, domain=domain), win)
 
 
 def _sign_norm_skew_sum(params, tile, win, mean, var, *, models: Models, domain: str):
   """Sum over the core of ((x - mean) / sqrt(var + eps))**3, x the first
   convolution of E_domain; mean, var [1, 1, 1, C] of the whole image."""
-  _, sown = models.generator.apply(
-    {"params": params},
-    tile,
-    domain,
-    noise=False,
-    method="encode",
-    mutable=["intermediates"],
-  )
-  x = _sown(sown, f"encoder_{domain}", "sign_norm_input").astype(jnp.float32)
+  x = _first_conv(params, tile, models=models, domain=domain).astype(jnp.float32)
   y = (x - mean) * jax.lax.rsqrt(var + layers.NORM_EPS)
   return jnp.sum(_window_weights(x, win) * y**3, axis=(0, 1, 2))
 

@@ -39,6 +39,15 @@ SAMPLES = os.path.join(REPO, "notebooks", "samples")
 SCREENSHOT = os.path.join(REPO, "docs", "images", "demo.png")
 
 
+def _stop(proc: subprocess.Popen) -> None:
+  """Stops a served demo: SIGTERM, then SIGKILL after 30 s."""
+  proc.terminate()
+  try:
+    proc.wait(timeout=30)
+  except subprocess.TimeoutExpired:
+    proc.kill()
+
+
 def chromium() -> str:
   """The system chromium; CI installs it (apt-get install chromium)."""
   for name in (os.environ.get("CHROMIUM"), "chromium", "chromium-browser"):
@@ -190,11 +199,7 @@ def test_demo_in_a_headless_browser(tiny_run, tmp_path):
       page.screenshot(path=shot, full_page=True)
       browser.close()
   finally:
-    proc.terminate()
-    try:
-      proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-      proc.kill()
+    _stop(proc)
   assert "1 sources x 2 exemplars, a2b" in status
   t = Translator.from_workdir(workdir, batch_size=8)
   expected = demo.enlarge(
@@ -305,9 +310,5 @@ def test_demo_starts_on_the_lowest_gradio_we_allow(tiny_run, tmp_path):
   try:
     wait_for(f"http://127.0.0.1:{port}/", proc, log_path)
   finally:
-    proc.terminate()
-    try:
-      proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-      proc.kill()
+    _stop(proc)
   assert f"Serving {model} on http://127.0.0.1:{port}" in log_tail(log_path)

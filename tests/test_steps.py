@@ -784,7 +784,7 @@ def test_benchmark_sweep_runs_on_tiny_sizes(tmp_path):
     "  sys.modules[m] = None\n"
     f"sys.argv = [{str(script)!r}, '--sweep', '--variant', 'tiny', '--perceptual', "
     "'off', '--sweep_sizes', '16x16,16x32', '--sweep_dtypes', 'float32,bfloat16', "
-    "'--sweep_batches', '1,2,max', '--iters', '1', '--warmup', '0', "
+    "'--sweep_batches', '1,max', '--iters', '1', '--warmup', '0', "
     "'--time_budget', '3000', "
     "'--ceiling_batch', '2', '--ceiling_size', '8', '--ceiling_channels', '8', "
     f"'--ceiling_matmul_n', '64', '--json_out', {str(out)!r}]\n"
@@ -805,11 +805,12 @@ def test_benchmark_sweep_runs_on_tiny_sizes(tmp_path):
   assert "ceilings (bf16): 3x3 conv fwd+bwd [2, 8^2, 8]" in table and "matmul 64^2" in table
   for size in ("16x16", "16x32"):
     for dtype in ("float32", "bfloat16"):
-      for batch in ("1", "2"):
-        assert f"| {size} | {dtype} | {batch} | " in table, (size, dtype, batch)
+      assert f"| {size} | {dtype} | 1 | " in table, (size, dtype)
       assert f"| {size} | {dtype} | max | - |" in table and "needs device memory" in table
   rows = json.loads(out.read_text())["rows"]
-  assert len(rows) == 8 and all(r["images_per_s"] > 0 for r in rows)
+  # One measured batch per (size, dtype): each row is a compile of a training
+  # iteration, the test's whole cost.
+  assert len(rows) == 4 and all(r["images_per_s"] > 0 for r in rows)
   # images/s counts both domains of 1 D + 2 G steps: 2 * batch * 3 per iteration.
   for r in rows:
     assert r["images_per_s"] * r["seconds_per_iteration"] == pytest.approx(6 * r["batch"])
