@@ -73,6 +73,16 @@ def fresh_venv(path, seed: bool = False) -> str:
   return os.path.join(str(path), "bin", "python")
 
 
+def uv_install(python: str, *args: str, timeout: int, cwd=None) -> None:
+  """`uv pip install -q --python PYTHON ARGS...` (uv from the test's own
+  environment), for the venvs `fresh_venv` makes."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  cmd = [sys.executable, "-m", "uv", "pip", "install", "-q", "--python", python, *args]
+  subprocess.run(cmd, cwd=cwd, check=True, timeout=timeout)
+
+
 def logged_warnings(caplog) -> list[str]:
   """The messages of the WARNING records pytest's caplog holds."""
   import logging  # pylint: disable=g-import-not-at-top

@@ -27,7 +27,7 @@ import urllib.request
 
 import numpy as np
 import pytest
-from conftest import fresh_venv
+from conftest import fresh_venv, uv_install
 from PIL import Image
 
 from egsc_jax import Translator, demo, export, grids
@@ -266,24 +266,7 @@ def test_demo_starts_on_the_lowest_gradio_we_allow(tiny_run, tmp_path):
     )
   )
   python = fresh_venv(tmp_path / "venv")
-  subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "uv",
-      "pip",
-      "install",
-      "-q",
-      "--python",
-      python,
-      "-c",
-      str(constraints),
-      str(src),
-      "gradio==6.0.0",
-    ],
-    check=True,
-    timeout=600,
-  )
+  uv_install(python, "-c", str(constraints), str(src), "gradio==6.0.0", timeout=600)
   model = tmp_path / "model.egsc"
   export.export(tiny_run[0], str(model))
   env = dict(os.environ, NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")

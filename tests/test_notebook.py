@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import fresh_venv
+from conftest import fresh_venv, uv_install
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -164,12 +164,7 @@ def test_colab_install_cell_installs_the_locked_set(tmp_path):
   python = fresh_venv(venv, seed=True)
   (cpu,) = _install_commands("cpu", python)
   assert cpu[:4] == [python, "-m", "pip", "install"]
-  subprocess.run(
-    [sys.executable, "-m", "uv", "pip", "install", "--offline", "--python", python, *cpu[4:]],
-    cwd=REPO,
-    check=True,
-    timeout=600,
-  )
+  uv_install(python, "--offline", *cpu[4:], cwd=REPO, timeout=600)
   check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
   assert check.returncode == 0, check.stdout
   versions = subprocess.run(
@@ -235,29 +230,10 @@ def test_colab_install_keeps_colabs_tensorflow(tmp_path):
   venv = tmp_path / "venv"
   python = fresh_venv(venv, seed=True)
   colab_tf = pins["tensorflow-cpu"]
-  subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "uv",
-      "pip",
-      "install",
-      "-q",
-      "--python",
-      python,
-      f"tensorflow=={colab_tf}",
-    ],
-    check=True,
-    timeout=900,
-  )
+  uv_install(python, f"tensorflow=={colab_tf}", timeout=900)
   (command,) = _install_commands("cpu", python, tensorflow=colab_tf)
   assert command[:4] == [python, "-m", "pip", "install"]
-  subprocess.run(
-    [sys.executable, "-m", "uv", "pip", "install", "--python", python, *command[4:]],
-    cwd=REPO,
-    check=True,
-    timeout=900,
-  )
+  uv_install(python, *command[4:], cwd=REPO, timeout=900)
   check = subprocess.run([python, "-m", "pip", "check"], capture_output=True, text=True)
   assert check.returncode == 0, check.stdout
   listed = subprocess.run(
