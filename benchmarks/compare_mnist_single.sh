@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# The paper's MNIST-Single comparison (docs/method.md §5.2) at one shared budget: EGSC-IT,
-# its three ablations and the UNIT and CycleGAN baselines, each trained from
-# scratch, for every seed.
+# The paper's MNIST-Single comparison (docs/method.md §5.2) at one shared budget:
+# EGSC-IT as published (`faithful`), the tailored default (`egsc`, the `:cpu`
+# setting), its three ablations, and the UNIT, CycleGAN and MUNIT baselines,
+# each trained from scratch, for every seed.
 #
 #   [BUDGET=cpu|paper] [SEEDS="19 20 21"] [EVALUATE=1] [ROOT=DIR] \
 #     bash benchmarks/compare_mnist_single.sh [VARIANT ...] [-- --config.KEY=VALUE ...]
 #
-# BUDGET=cpu (default) is the README's 2-core-CPU budget (configs/mnist_single.py:cpu);
-# BUDGET=paper the paper setting. VARIANTs default to all six: egsc no_mask
-# no_adain no_perceptual unit cyclegan. SEEDS default to 19 (the config's).
-# Flags after `--` go to every training run (e.g. --config.train.eval_every=120
-# to evaluate only at the end). Each run's training ends with its test scores
-# in ROOT/<variant>_s<seed>/stage2/final_metrics.json; EVALUATE=1 also runs
-# `python -m egsc_jax.evaluate` on it (KID, pixel accuracy; ~3 min a run on a
-# 2-core CPU). The training wall time goes to ROOT/<variant>_s<seed>/wall_seconds.
+# BUDGET=cpu (default) is the README's 2-core-CPU budget (configs/mnist_single.py:cpu:
+# 300 stage-1 + 120 stage-2 iterations, batch 8) for every row; `faithful` keeps
+# its own networks, losses and learning rate (configs/_mnist_common.py) and
+# takes that budget. At this budget no setting is chosen from these runs, so
+# each run's one evaluation, at its end, is on the 1,000 test pairs
+# (stage2/final_metrics.json): the test numbers, scored once.
+# BUDGET=paper is the paper setting; its periodic scores stay on validation and
+# EVALUATE=1 scores the test split afterwards.
+# VARIANTs default to all eight: faithful egsc no_mask no_adain no_perceptual
+# unit cyclegan munit. SEEDS default to 19 (the config's). Flags after `--` go
+# to every training run. EVALUATE=1 also runs `python -m egsc_jax.evaluate` on
+# each run (KID, pixel accuracy; ~4 min a run on a 2-core CPU). The training
+# wall time goes to ROOT/<variant>_s<seed>/wall_seconds.
 # Tabulate with: python benchmarks/comparison_table.py ROOT
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,17 +29,35 @@ read -r -a seeds <<< "${SEEDS:-19}"
 variants=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do variants+=("$1"); shift; done
 [ $# -gt 0 ] && shift
-[ ${#variants[@]} -eq 0 ] && variants=(egsc no_mask no_adain no_perceptual unit cyclegan)
+[ ${#variants[@]} -eq 0 ] &&
+  variants=(faithful egsc no_mask no_adain no_perceptual unit cyclegan munit)
+# The cpu budget's evaluation: once, at the end, on test (see above).
+budget_flags=()
+[ "$budget" = cpu ] &&
+  budget_flags=(--config.train.eval_split=test --config.train.eval_examples=1000)
 for v in "${variants[@]}"; do
   spec=()
-  [ "$budget" = cpu ] && spec+=(cpu)
-  [ "$v" != egsc ] && spec+=("$v")
+  extra=()
+  if [ "$v" = faithful ] && [ "$budget" = paper ]; then
+    : # the paper setting is EGSC-IT as published: the plain config
+  elif [ "$v" = faithful ]; then
+    spec+=(faithful)
+    # :faithful's own length and intervals are those of a 2.5-hour curve; at
+    # the cpu budget it gets the `cpu` rows' (configs/_mnist_common.py:cpu_budget).
+    [ "$budget" = cpu ] && extra+=(--config.stage1.num_iterations=300
+      --config.stage2.num_iterations=120 --config.train.eval_every=120
+      --config.train.image_every=60 --config.train.checkpoint_every=30)
+  else
+    [ "$budget" = cpu ] && spec+=(cpu)
+    [ "$v" != egsc ] && spec+=("$v")
+  fi
   config="configs/mnist_single.py"
   [ ${#spec[@]} -gt 0 ] && config="$config:$(IFS=,; echo "${spec[*]}")"
   for seed in "${seeds[@]}"; do
     dir="$root/${v}_s$seed"
     start=$(date +%s)
-    python -m egsc_jax.main --config="$config" --workdir="$dir" --config.seed="$seed" "$@"
+    python -m egsc_jax.main --config="$config" --workdir="$dir" --config.seed="$seed" \
+      "${budget_flags[@]}" "${extra[@]}" "$@"
     echo $(( $(date +%s) - start )) > "$dir/wall_seconds"
     if [ "${EVALUATE:-0}" = 1 ]; then python -m egsc_jax.evaluate --workdir="$dir"; fi
   done

@@ -23,10 +23,11 @@ ROWS = (
   ("cyclegan", "CycleGAN"),
   ("unit", "UNIT"),
   ("munit", "MUNIT"),
-  ("no_mask", "EGSC-IT w/o feature mask"),
-  ("no_adain", "EGSC-IT w/o AdaIN"),
-  ("no_perceptual", "EGSC-IT w/o L_P"),
-  ("egsc", "EGSC-IT"),
+  ("no_mask", "`:cpu` w/o feature mask"),
+  ("no_adain", "`:cpu` w/o AdaIN (and w/o the sign-normalised encoder)"),
+  ("no_perceptual", "`:cpu` w/o L_P"),
+  ("egsc", "EGSC-IT + sign-normalised encoder + official_std AdaIN + colour loss (`:cpu`)"),
+  ("faithful", "EGSC-IT as published (`:faithful` at this budget)"),
 )
 COLUMNS = (
   ("ssim_a2b", "SSIM A->B"),
