@@ -229,6 +229,19 @@ def test_plot_learning_curves_writes_png(tmp_path):
     plots.plot_learning_curves({"SSIM A->B": ([1, 2], [0.5])}, path=tmp_path / "x.png")
 
 
+def test_plot_learning_curves_puts_a_long_legend_below_the_axes(tmp_path):
+  import matplotlib.image
+
+  # Eight flat curves near the top and the bottom: a legend inside the axes
+  # would cover some of them, so it goes below and the PNG grows by its height.
+  curves = {f"run {i}: SSIM": ([50, 100], [0.05 + 0.13 * i] * 2) for i in range(8)}
+  plots.plot_learning_curves(curves, path=tmp_path / "many.png")
+  img = matplotlib.image.imread(tmp_path / "many.png")
+  assert img.shape[0] > 400 + 8 * 10, img.shape
+  # Below the x label (the 400 rows of a plain plot) lies the legend's text.
+  assert (img[400:, :, :3].mean(-1) < 0.3).sum() > 200
+
+
 # ---------------------------------------------------------------------------
 # LPIPS diversity
 # ---------------------------------------------------------------------------

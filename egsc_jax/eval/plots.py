@@ -103,7 +103,15 @@ def _finish_and_save(
   ax.set_ylim(*ylim)
   ax.set_title(title)
   ax.grid(True, alpha=0.3)
-  ax.legend(loc="lower right")
+  n_entries = len(ax.get_legend_handles_labels()[1])
+  if n_entries > 4:
+    # Many curves: the legend goes below the axes, where it covers none of
+    # them, and the figure grows by its height (about 0.17 inch a line).
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + 0.17 * n_entries + 0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), fontsize=8)
+  else:
+    ax.legend(loc="best")
   fig.tight_layout()
   from egsc_jax import paths  # pylint: disable=g-import-not-at-top
 
