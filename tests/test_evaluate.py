@@ -490,3 +490,38 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
   with Image.open(out / "curves.png") as im:
     assert im.size == (600, 400)
   assert "| EGSC-IT | 2 |" in (out / "summary.md").read_text()
+
+
+def test_comparison_grid_puts_each_runs_translations_under_its_label(workdir, tmp_path):
+  """benchmarks/comparison_grid.py: rows are the first test pairs, columns
+  source | exemplar | ground truth | each run's translation, as egsc-evaluate
+  translates them (pair i's exemplar is the other image of pair i)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+
+  from egsc_jax import grids  # pylint: disable=g-import-not-at-top
+
+  spec = importlib.util.spec_from_file_location(
+    "comparison_grid", os.path.join(REPO, "benchmarks", "comparison_grid.py")
+  )
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  trained = trained_run.load_trained(workdir)
+  translator = api.Translator.from_trained(trained, batch_size=8)
+  (ref,) = translations.translate_split(
+    translator, trained.config, direction="b2a", num_examples=3, split="test"
+  )
+  assert not np.array_equal(ref["pred"], ref["gt"])
+  expected = grids.titled_grid(
+    np.stack([ref["source"], ref["exemplar"], ref["gt"], ref["pred"], ref["pred"]], axis=1),
+    ["source B", "exemplar A", "ground truth", "first", "again"],
+  )
+  got = script.grid(
+    [("first", workdir), ("again", workdir)], direction="b2a", pairs=3, split="test"
+  )
+  np.testing.assert_array_equal(got, expected)
+  script.main([f"--workdir=first={workdir}", f"--out={tmp_path}/cmp", "--pairs=2"])
+  for direction in ("a2b", "b2a"):
+    with Image.open(tmp_path / f"cmp_{direction}.png") as im:
+      written = np.asarray(im.convert("RGB"))
+    one_run = script.grid([("first", workdir)], direction=direction, pairs=2, split="test")
+    np.testing.assert_array_equal(written, one_run)
