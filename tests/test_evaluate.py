@@ -488,7 +488,9 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
     mask = summary["stage1"]["mask"][domain]
     assert 0 < mask["digit_share"] < 0.5 and 0 <= mask["digit_iou"] <= 1
   with Image.open(out / "curves.png") as im:
-    assert im.size == (600, 400)
+    # Eight curves (two runs x SSIM and colour match, both ways): the legend
+    # goes below the 600x400 axes.
+    assert im.size[0] == 600 and im.size[1] > 400, im.size
   assert "| EGSC-IT | 2 |" in (out / "summary.md").read_text()
 
 
