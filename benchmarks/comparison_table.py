@@ -5,8 +5,10 @@
 Reads every run ROOT/<variant>_s<seed> (extra runs elsewhere: DIR=VARIANT, e.g.
 workdirs/mnist_single_cpu=egsc), its test scores from eval/results.json when
 the evaluate command ran on it, else training's final evaluation
-(stage2/final_metrics.json: the same 1,000 test pairs, SSIM, colour match and
-digit accuracy only), and its training wall time from wall_seconds. Each cell
+(stage2/final_metrics.json: at the script's cpu budget the same 1,000 test
+pairs, SSIM, colour match and digit accuracy only; at BUDGET=paper it is the
+validation split, so run EVALUATE=1 there), and its training wall time from
+wall_seconds. The row names are the cpu budget's (`egsc` is `:cpu`). Each cell
 is the mean +- the standard deviation over the seeds (ddof 1). The last two
 columns are the lowest colour match of any exemplar scheme in any seed, per
 direction: the scheme a user would see fail.
