@@ -25,10 +25,10 @@ from egsc_jax import api, grids, trained_run  # noqa: E402
 from egsc_jax.eval import translations  # noqa: E402
 
 
-def translated(workdir: str, *, direction: str, pairs: int, split: str) -> dict[str, np.ndarray]:
-  """The run's translations of the first `pairs` pairs, with their sources,
-  exemplars and ground truth: uint8 [pairs, H, W, 3] each."""
-  trained = trained_run.load_trained(workdir)
+def translated(trained, *, direction: str, pairs: int, split: str) -> dict[str, np.ndarray]:
+  """A loaded run's (`trained_run.load_trained`) translations of the first
+  `pairs` pairs, with their sources, exemplars and ground truth: uint8
+  [pairs, H, W, 3] each."""
   translator = api.Translator.from_trained(trained, batch_size=pairs)
   batches = list(
     translations.translate_split(
@@ -38,10 +38,10 @@ def translated(workdir: str, *, direction: str, pairs: int, split: str) -> dict[
   return {k: np.concatenate([b[k] for b in batches]) for k in ("pred", "source", "exemplar", "gt")}
 
 
-def grid(runs: list[tuple[str, str]], *, direction: str, pairs: int, split: str) -> np.ndarray:
+def grid(runs: list[tuple[str, object]], *, direction: str, pairs: int, split: str) -> np.ndarray:
   """uint8 titled grid [.., .., 3] of the pairs (rows) by source, exemplar, ground
-  truth and each run's translation (columns)."""
-  outs = [translated(d, direction=direction, pairs=pairs, split=split) for _, d in runs]
+  truth and each run's translation (columns); runs are (label, loaded run)."""
+  outs = [translated(t, direction=direction, pairs=pairs, split=split) for _, t in runs]
   first = outs[0]
   for (label, _), out in zip(runs, outs):
     if not np.array_equal(out["source"], first["source"]):
@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     label, sep, workdir = spec.partition("=")
     if not sep:
       raise SystemExit(f"--workdir={spec!r}: expected LABEL=DIR")
-    runs.append((label, workdir))
+    runs.append((label, trained_run.load_trained(workdir)))  # once, for both directions
   for direction in api.DIRECTIONS:
     path = f"{args.out}_{direction}.png"
     grids.save_png(grid(runs, direction=direction, pairs=args.pairs, split=args.split), path)
