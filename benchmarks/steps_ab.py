@@ -23,7 +23,6 @@ the models must keep their parameters (both runs start from one state).
 from __future__ import annotations
 
 import argparse
-import ast
 import functools
 import importlib.util
 import os
@@ -50,25 +49,6 @@ def _load_baseline(path: str):
   sys.modules["baseline_steps"] = module  # flax's struct.dataclass looks it up
   spec.loader.exec_module(module)
   return module
-
-
-def _with_overrides(c, overrides: list[str]):
-  """A copy of config `c` with KEY=VALUE overrides (VALUE a Python literal or
-  a bare string)."""
-  c = c.copy_and_resolve_references()
-  for item in overrides:
-    key, _, text = item.partition("=")
-    try:
-      value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-      value = text
-    *path, leaf = key.split(".")
-    node = c
-    for part in path:
-      node = node[part]
-    node[leaf] = value
-  config_lib.validate(c)
-  return c
 
 
 def main(argv=None) -> None:
@@ -112,7 +92,7 @@ def main(argv=None) -> None:
   }
   key = jax.random.key(5)
 
-  base_c = _with_overrides(c, args.baseline_set)
+  base_c = config_lib.with_overrides(c, args.baseline_set)
   base_steps = _load_baseline(args.baseline) if args.baseline else this_steps
   compiled = {}
   for name, module, cfg in (("baseline", base_steps, base_c), ("this", this_steps, c)):

@@ -58,6 +58,7 @@ def faithful_setting() -> ml_collections.ConfigDict:
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = config_lib.base_config()
   c.dataset = "mnist_multiple"
+  c.data.layout = "paper"  # the canvases: egsc_jax/data/mnist_canvases.py LAYOUTS
   c.data.image_size = (112, 112)
   c.model.n_downsample = 2  # n_encoder = n_gen_decoder = 3
   c.batch_size = 8

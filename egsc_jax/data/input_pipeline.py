@@ -416,9 +416,7 @@ def train_batches(
   tf = _tensorflow(num_threads)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  builder = build.get_builder(
-    config.dataset, data_dir=config.data.get("data_dir"), require_built=True
-  )
+  builder = build.config_builder(config)
   split = tfds.even_splits("train", n=process_count, drop_remainder=True)[process_index]
   num = builder.info.splits[split].num_examples
   if num < 1:
@@ -511,9 +509,7 @@ def eval_batches(
   tf = _tensorflow(num_threads)
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
-  builder = build.get_builder(
-    config.dataset, data_dir=config.data.get("data_dir"), require_built=True
-  )
+  builder = build.config_builder(config)
   total = builder.info.splits[split].num_examples
   if num_examples is not None:
     if not 0 < num_examples <= total:

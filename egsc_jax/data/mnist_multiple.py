@@ -27,7 +27,12 @@ default offline source (`mnist_source`). The source is stored in
 The canvases are drawn by `mnist_canvases` (numpy only); this module is the
 TFDS builder around it.
 
-Build: `python -m egsc_jax.data.build mnist_multiple [--manual_dir DIR]`.
+Configs (`mnist_canvases.LAYOUTS`): `mnist_multiple/paper`, the default and the
+rules above, and `mnist_multiple/small`: 56x56 canvases holding exactly one digit
+each of 0, 2, 4 and 7 in the four cells of a 2x2 grid, painted by the same rules
+(training picks it with `config.data.layout = 'small'`, the `small` variant).
+
+Build: `python -m egsc_jax.data.build mnist_multiple[/small] [--manual_dir DIR]`.
 """
 
 from __future__ import annotations
@@ -37,19 +42,31 @@ import tensorflow_datasets as tfds
 from egsc_jax.data import mnist_canvases, mnist_single, mnist_source
 
 
+class MnistMultipleConfig(tfds.core.BuilderConfig):
+  """One canvas layout (`mnist_canvases.Layout`), named as the layout."""
+
+  def __init__(self, layout: mnist_canvases.Layout):
+    super().__init__(name=layout.name, description=f"canvases of layout {layout}")
+    self.layout = layout
+
+
 class MnistMultiple(tfds.core.GeneratorBasedBuilder):
   """MNIST-Multiple of EGSC-IT (docs/method.md §4.2)."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
     "1.0.0": "First release.",
     "1.1.0": "A validation split held out of the training digits (1/8 of each "
     "class); the test split is unchanged.",
+    "1.2.0": "Two configs: 'paper' (the default: 1.1.0's canvases, unchanged) "
+    "and 'small' (56x56, one digit each of 0, 2, 4, 7 in a 2x2 grid).",
   }
+  # The first is the default: `mnist_multiple` is `mnist_multiple/paper`.
+  BUILDER_CONFIGS = [MnistMultipleConfig(layout) for layout in mnist_canvases.LAYOUTS.values()]
   MANUAL_DOWNLOAD_INSTRUCTIONS = mnist_single.MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def _info(self) -> tfds.core.DatasetInfo:
-    size = mnist_canvases.SIZE
+    size = self.builder_config.layout.size
     image = lambda: tfds.features.Image(shape=(size, size, 3))
     return tfds.core.DatasetInfo(
       builder=self,
@@ -73,5 +90,6 @@ class MnistMultiple(tfds.core.GeneratorBasedBuilder):
     return {split: self._generate_examples(digits, split) for split in mnist_source.SPLITS}
 
   def _generate_examples(self, digits: mnist_source.MnistDigits, split: str):
-    for i, example in enumerate(mnist_canvases.split_examples(digits, split)):
+    layout = self.builder_config.layout
+    for i, example in enumerate(mnist_canvases.split_examples(digits, split, layout)):
       yield i, example

@@ -16,6 +16,11 @@ known (`colour.digit_class_map`; -1 = background):
   balanced accuracy (the mean per-class recall, as the background is most
   pixels), beside the same probe on a constant input (the majority class).
 
+Two more, of the mask inside the generator (benchmarks/mask_anatomy.py):
+`pattern_share`, how much of the masked content m * c is the mask's own
+pattern, and `channel_correlation`, to compare the masks of two images (a
+canvas and its inverse).
+
 F is frozen in stage 2, so the mask of a stage-2 run is that of its stage 1:
 these numbers describe what stage 1 learned. The mask is at F's feature
 resolution; each value is repeated over the pixels it covers
@@ -180,3 +185,32 @@ def channel_masks(translator, images: np.ndarray, domain: str) -> np.ndarray:
     _channel_masks_fn(translator.models, domain),  # pylint: disable=protected-access
     np.asarray(images, np.float32),
   )
+
+
+def pattern_share(content: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  """Share of the variance of mean(c) * m in that of the two parts of m * c.
+
+  Args:
+    content: c [N, h, w, C].
+    mask: m [N, h, w, C].
+  Returns:
+    float64 [N, C] in [0, 1]: Var(mean(c) m) / (Var(mean(c) m) + Var(m (c -
+    mean(c)))), variances over the h*w pixels; 0 where both parts are flat.
+  """
+  c = np.asarray(content, np.float64)
+  m = np.asarray(mask, np.float64)
+  mean = c.mean(axis=(1, 2), keepdims=True)
+  pattern = (mean * m).var(axis=(1, 2))
+  rest = (m * (c - mean)).var(axis=(1, 2))
+  total = pattern + rest
+  return np.divide(pattern, total, out=np.zeros_like(total), where=total > 0)
+
+
+def channel_correlation(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+  """Pearson correlation per channel of x and y [N, h, w, C] over N*h*w: [C]
+  (0 for a channel that is constant in either)."""
+  x = np.asarray(x, np.float64).reshape(-1, x.shape[-1])
+  y = np.asarray(y, np.float64).reshape(-1, y.shape[-1])
+  x, y = x - x.mean(0), y - y.mean(0)
+  denom = np.sqrt((x * x).sum(0) * (y * y).sum(0))
+  return np.divide((x * y).sum(0), denom, out=np.zeros(x.shape[1]), where=denom > 0)

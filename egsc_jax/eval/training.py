@@ -44,9 +44,7 @@ def _local(tree: PyTree) -> PyTree:
 def _splits(config):
   from egsc_jax.data import build  # pylint: disable=g-import-not-at-top
 
-  return build.get_builder(
-    config.dataset, data_dir=config.data.get("data_dir"), require_built=True
-  ).info.splits
+  return build.config_builder(config).info.splits
 
 
 def eval_split(config) -> str:
