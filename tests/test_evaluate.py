@@ -466,7 +466,7 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
     "                 for f in sys.meta_path]\n"
     f"sys.argv = ['mask_study.py', '--tiny', '--out={out}', '--eval_pairs=8',\n"
     "            '--train_pairs=32', '--variant=small', '--set', 'optim.lr=1e-3',\n"
-    "            '--test_pairs=6']\n"
+    "            '--test_pairs=6', '--stage2_iterations=3']\n"
     "runpy.run_path('benchmarks/mask_study.py', run_name='__main__')\n"
   )
   proc = subprocess.run(
@@ -483,7 +483,8 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
   summary, curves = report["summary"], report["curves"]
   assert summary["stage1"]["iterations"] == 2
   for name in ("EGSC-IT", "w/o feature mask"):
-    assert [r["iteration"] for r in curves[name]] == [1, 2]
+    assert [r["iteration"] for r in curves[name]] == [1, 2, 3]
+    assert summary[name]["iterations"] == 3
     for row in curves[name]:
       assert -1 <= row["ssim_a2b"] <= 1 and 0 <= row["colour_match_b2a"] <= 1
   for domain in ("a", "b"):
@@ -494,8 +495,8 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
     # goes below the axes, and the 4-inch figure grows by 0.17 inch a line
     # + 0.3 (plots._finish_and_save): 5.66 inches at 100 dpi.
     assert im.size == (600, 566)
-  assert "| EGSC-IT | validation | 2 |" in (out / "summary.md").read_text()
-  assert "| w/o feature mask | test | 2 |" in (out / "summary.md").read_text()
+  assert "| EGSC-IT | validation | 3 |" in (out / "summary.md").read_text()
+  assert "| w/o feature mask | test | 3 |" in (out / "summary.md").read_text()
   _check_mask_study_saved_runs(out)
   _, mask_study = _mask_study_modules()
   # --test_only scores the saved runs again: the same numbers, on 6 test pairs.
