@@ -42,7 +42,7 @@ import jax.numpy as jnp  # noqa: E402
 import mask_study  # noqa: E402
 import numpy as np  # noqa: E402
 
-from egsc_jax import steps, trained_run  # noqa: E402
+from egsc_jax import grids, steps, trained_run  # noqa: E402
 from egsc_jax.data import mnist_source  # noqa: E402
 from egsc_jax.eval import mask_probe  # noqa: E402
 from egsc_jax.models import build_models  # noqa: E402
@@ -99,10 +99,35 @@ def anatomy(models, params: dict, val: dict) -> dict:
   return out
 
 
+def heatmap_grid(source: np.ndarray, mask: np.ndarray, *, channels: int = 6) -> np.ndarray:
+  """Rows of source | mean mask | the `channels` channels that vary most over
+  space (mean over the rows), each a heat map on its own scale (bright = high).
+
+  Args:
+    source: [N, H, W, 3] in [-1, 1].
+    mask: [N, h, w, C], h and w dividing H and W.
+  Returns:
+    uint8, `grids.titled_grid` of N rows and channels + 2 columns.
+  """
+  m = mask_probe.upsample_to(np.asarray(mask, np.float32), source.shape[1:3])
+  order = np.argsort(-m.var(axis=(1, 2)).mean(0))[:channels]
+  rows = [
+    [grids.to_uint8(x), grids.heatmap(mm.mean(-1))] + [grids.heatmap(mm[..., k]) for k in order]
+    for x, mm in zip(source, m)
+  ]
+  titles = ["source", "mean"] + [f"ch {k}" for k in order]
+  return grids.titled_grid(np.asarray(rows), titles)
+
+
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--study", required=True, help="a benchmarks/mask_study.py --out folder")
   p.add_argument("--pairs", type=int, default=200, help="validation pairs")
+  p.add_argument(
+    "--heatmaps",
+    help="also write PREFIX_{a,b}.png: the first 4 sources of each domain beside "
+    "heat maps of their mask (the mean and the 6 channels that vary most)",
+  )
   args = p.parse_args(argv)
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
@@ -120,6 +145,12 @@ def main(argv=None) -> dict:
     layout=config.data.layout,
   )
   result = anatomy(models, params, val)
+  if args.heatmaps:
+    for domain in ("a", "b"):
+      mask, _ = steps.conditioning(models, params["frozen"], val[domain][:4], domain)
+      grids.save_png(
+        heatmap_grid(val[domain][:4], np.asarray(mask)), f"{args.heatmaps}_{domain}.png"
+      )
   print(json.dumps(result, indent=1))
   return result
 

@@ -229,17 +229,30 @@ def plot(curves: dict, path: pathlib.Path) -> None:
       for d, arrow in (("a2b", "A->B"), ("b2a", "B->A")):
         lines[f"{run}: {name} {arrow}"] = (its, [r[f"{key}_{d}"] for r in rows])
   plots.plot_learning_curves(
-    lines, path=path, ylabel="validation score", title="MNIST-Multiple: EGSC-IT vs w/o feature mask"
+    lines, path=path, ylabel="validation score", title="MNIST-Multiple: " + " vs ".join(curves)
   )
 
 
-RUNS = (("EGSC-IT", "full", True), ("w/o feature mask", "no_mask", False))
+# slug -> the run's name in the curves and tables.
+RUNS = {"full": "EGSC-IT", "no_mask": "w/o feature mask", "munit": "MUNIT"}
+
+
+def run_config(config, slug: str):
+  """The study's config for one run: the full model, w/o feature mask, or
+  MUNIT (the `munit` variant's edits: its own style encoders, no F)."""
+  c = config.copy_and_resolve_references()
+  if slug == "no_mask":
+    c.model.use_feature_mask = False
+  elif slug == "munit":
+    c = config_lib.apply_variant(c, "munit")
+  config_lib.validate(c)
+  return c
 
 
 def test_scores(out: pathlib.Path, *, pairs: int, mnist_csv: str | None = None) -> dict:
-  """Both saved runs of a study (OUT/config.json, OUT/{full,no_mask}.msgpack)
-  scored as `evaluate` does on the first `pairs` test pairs; written to
-  OUT/test.json and returned: {run name: scores}."""
+  """The saved runs of a study (OUT/config.json, OUT/SLUG.msgpack for each
+  run that has one) scored as `evaluate` does on the first `pairs` test pairs;
+  written to OUT/test.json and returned: {run name: scores}."""
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
   from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
@@ -254,9 +267,10 @@ def test_scores(out: pathlib.Path, *, pairs: int, mnist_csv: str | None = None) 
     layout=config.data.layout,
   )
   result = {}
-  for name, slug, use_mask in RUNS:
-    config.model.use_feature_mask = use_mask
-    models = build_models(config.model)
+  for slug, name in RUNS.items():
+    if not (out / f"{slug}.msgpack").exists():
+      continue
+    models = build_models(run_config(config, slug).model)
     params = serialization.msgpack_restore((out / f"{slug}.msgpack").read_bytes())
     result[name] = {
       "pairs": len(test["a"]),
@@ -293,6 +307,9 @@ def main(argv=None) -> dict:
     help="the test: tiny nets, 2 + 2 + 2 iterations (stage 2: unless --stage2_iterations)",
   )
   p.add_argument("--train_pairs", type=int, default=0, help="0: all")
+  p.add_argument(
+    "--runs", default="full,no_mask", help=f"comma-separated, in order, of {', '.join(RUNS)}"
+  )
   p.add_argument(
     "--stage2_iterations",
     type=int,
@@ -333,43 +350,51 @@ def main(argv=None) -> dict:
   )
   budget = args.minutes * 60 - (time.perf_counter() - t_start)
 
-  # Stage 1, shared.
-  models = build_models(config.model)
-  stage1 = Runner(config, stage=1, models=models, train=train, seed=args.seed)
-  n1, per1 = (2, 0.0) if args.tiny else stage1.iterations_in(budget * args.stage1_share)
-  sc1 = stage1.sc.replace(num_iterations=n1)
-  state1 = stage1.run(stage1.init(jax.random.key(args.seed)), n1, sc1)
-  # On the host: each stage-2 state gets its own device copy (the iteration
-  # donates its state, F included).
-  frozen = jax.device_get(state_lib.exemplar_params_from_stage1(state1.g_params))
-  summary = {
-    "device": jax.devices()[0].device_kind,
-    "image_size": list(size),
-    "dtype": args.dtype,
-    "stage1": {
+  runs = args.runs.split(",")
+  unknown = sorted(set(runs) - set(RUNS))
+  if unknown:
+    raise SystemExit(f"--runs: unknown {unknown}; choose from {sorted(RUNS)}")
+  summary = {"device": jax.devices()[0].device_kind, "image_size": list(size), "dtype": args.dtype}
+  # Stage 1, shared by the runs that use F (MUNIT does not).
+  frozen: dict = {}
+  n1 = 0
+  if any(config_lib.needs_stage1(run_config(config, slug)) for slug in runs):
+    models = build_models(config.model)
+    stage1 = Runner(config, stage=1, models=models, train=train, seed=args.seed)
+    n1, per1 = (2, 0.0) if args.tiny else stage1.iterations_in(budget * args.stage1_share)
+    sc1 = stage1.sc.replace(num_iterations=n1)
+    state1 = stage1.run(stage1.init(jax.random.key(args.seed)), n1, sc1)
+    # On the host: each stage-2 state gets its own device copy (the iteration
+    # donates its state, F included).
+    frozen = jax.device_get(state_lib.exemplar_params_from_stage1(state1.g_params))
+    summary["stage1"] = {
       "iterations": n1,
       "seconds_per_iteration": per1,
       "mask": mask_knowledge(models, frozen, val),
-    },
-  }
-  print(f"stage 1: {n1} iterations; mask knowledge {summary['stage1']['mask']}", flush=True)
+    }
+    print(f"stage 1: {n1} iterations; mask knowledge {summary['stage1']['mask']}", flush=True)
 
-  # Stage 2 twice from the same F: with and without the mask.
+  # Stage 2 of each run, from the same F.
   curves = {}
   remaining = args.minutes * 60 - (time.perf_counter() - t_start)
-  for name, slug, use_mask in RUNS:
-    run_config = config.copy_and_resolve_references()
-    run_config.model.use_feature_mask = use_mask
-    run_models = build_models(run_config.model)
+  for slug in runs:
+    name = RUNS[slug]
+    rc = run_config(config, slug)
+    run_models = build_models(rc.model)
     runner = Runner(
-      run_config, stage=2, models=run_models, train=train, frozen=frozen, seed=args.seed
+      rc,
+      stage=2,
+      models=run_models,
+      train=train,
+      frozen=frozen if config_lib.needs_stage1(rc) else {},
+      seed=args.seed,
     )
     if args.stage2_iterations:
       n2, per2 = args.stage2_iterations, runner.iterations_in(1.0)[1]
     elif args.tiny:
       n2, per2 = 2, 0.0
     else:
-      n2, per2 = runner.iterations_in(remaining / 2 * 0.85)
+      n2, per2 = runner.iterations_in(remaining / len(runs) * 0.85)
     every = args.eval_every or max(1, n2 // 8)
     sc2 = runner.sc.replace(num_iterations=n2)
     rows = []
@@ -410,10 +435,11 @@ def main(argv=None) -> dict:
         f"{f['ssim_b2a']:.3f} | {f['colour_match_a2b']:.3f} | "
         f"{f['colour_match_b2a']:.3f} |"
       )
-  lines += [
-    "",
-    f"Stage 1: {n1} iterations. Mask knowledge: {json.dumps(summary['stage1']['mask'])}",
-  ]
+  if "stage1" in summary:
+    lines += [
+      "",
+      f"Stage 1: {n1} iterations. Mask knowledge: {json.dumps(summary['stage1']['mask'])}",
+    ]
   (out / "summary.md").write_text("\n".join(lines) + "\n")
   print("\n".join(lines))
   return summary

@@ -449,8 +449,8 @@ def test_learning_curve_script_compares_runs(workdir, tmp_path):
 def test_mask_study_script_runs_without_tensorflow(tmp_path):
   """benchmarks/mask_study.py (the accelerator run of the mask study) on tiny
   sizes and the small canvases, with TensorFlow and tfds blocked as on a lent
-  GPU machine: one shared stage 1, both stage-2 runs, their validation curves,
-  the mask's scores, and each run's saved parameters and grids."""
+  GPU machine: one shared stage 1, the three stage-2 runs (MUNIT without F), their
+  validation curves, the mask's scores, and each run's saved parameters and grids."""
   out = tmp_path / "study"
   # The path finder sees no TensorFlow, as if it were not installed (a finder
   # that raised would also break etils' find_spec('tensorflow') probe).
@@ -466,7 +466,7 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
     "                 for f in sys.meta_path]\n"
     f"sys.argv = ['mask_study.py', '--tiny', '--out={out}', '--eval_pairs=8',\n"
     "            '--train_pairs=32', '--variant=small', '--set', 'optim.lr=1e-3',\n"
-    "            '--test_pairs=6', '--stage2_iterations=3']\n"
+    "            '--test_pairs=6', '--stage2_iterations=3', '--runs=full,no_mask,munit']\n"
     "runpy.run_path('benchmarks/mask_study.py', run_name='__main__')\n"
   )
   proc = subprocess.run(
@@ -482,7 +482,8 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
   report = json.loads((out / "curves.json").read_text())
   summary, curves = report["summary"], report["curves"]
   assert summary["stage1"]["iterations"] == 2
-  for name in ("EGSC-IT", "w/o feature mask"):
+  assert list(curves) == ["EGSC-IT", "w/o feature mask", "MUNIT"]
+  for name in curves:
     assert [r["iteration"] for r in curves[name]] == [1, 2, 3]
     assert summary[name]["iterations"] == 3
     for row in curves[name]:
@@ -491,17 +492,18 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
     mask = summary["stage1"]["mask"][domain]
     assert 0 < mask["digit_share"] < 0.5 and 0 <= mask["digit_iou"] <= 1
   with Image.open(out / "curves.png") as im:
-    # Eight curves (two runs x SSIM and colour match, both ways): the legend
+    # Twelve curves (three runs x SSIM and colour match, both ways): the legend
     # goes below the axes, and the 4-inch figure grows by 0.17 inch a line
-    # + 0.3 (plots._finish_and_save): 5.66 inches at 100 dpi.
-    assert im.size == (600, 566)
+    # + 0.3 (plots._finish_and_save): 6.34 inches at 100 dpi.
+    assert im.size == (600, 634)
   assert "| EGSC-IT | validation | 3 |" in (out / "summary.md").read_text()
   assert "| w/o feature mask | test | 3 |" in (out / "summary.md").read_text()
   _check_mask_study_saved_runs(out)
   _, mask_study = _mask_study_modules()
   # --test_only scores the saved runs again: the same numbers, on 6 test pairs.
   again = mask_study.main([f"--out={out}", "--test_only", "--test_pairs=6"])
-  assert again == summary["test"] and again["EGSC-IT"]["pairs"] == 6
+  assert again == summary["test"] and list(again) == list(curves)
+  assert again["MUNIT"]["pairs"] == 6
   assert -1 <= again["EGSC-IT"]["ssim_a2b"] <= 1
 
 
@@ -548,7 +550,10 @@ def _check_mask_study_saved_runs(out):
         grid[y : y + 28 * k : k, x : x + 28 * k : k], grids.to_uint8(pred[row])
       )
   # benchmarks/mask_anatomy.py reads the study's config.json and full.msgpack.
-  anatomy = mask_anatomy.main([f"--study={out}", "--pairs=6"])
+  anatomy = mask_anatomy.main([f"--study={out}", "--pairs=6", f"--heatmaps={out}/heat"])
+  for domain in ("a", "b"):  # 4 rows of source | mean | 6 channels, 28x28 cells
+    with Image.open(out / f"heat_{domain}.png") as im:
+      assert im.size == (k * (8 * 30 + 2), grids.TITLE_HEIGHT + k * (4 * 30 + 2))
   assert 0 <= anatomy["pattern_share_a"]["median"] <= 1
   assert 0 <= anatomy["pattern_share_b"]["above_half"] <= 1
   assert -1 <= anatomy["polarity_correlation"] <= 1
