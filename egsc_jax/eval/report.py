@@ -166,7 +166,13 @@ def markdown(results: dict) -> str:
       lines.append(f"| {grade} | {r['count']} | {_fmt(r, 'ssim')} | {_fmt(r, 'lpips')} |")
   per_class = results["details"].get("per_class", {})
   if per_class:
-    names = list(next(iter(per_class.values())))
+    # A class no canvas held (the small canvases hold 0, 2, 4 and 7) has no
+    # score in either direction: no column.
+    names = [
+      n
+      for n in next(iter(per_class.values()))
+      if any(_fmt(rows[n], "colour_match") not in ("n/a", "–") for rows in per_class.values())
+    ]
     lines += [
       "",
       "Colour match by digit class (share of the class's pixels nearest its ground-truth colour):",
