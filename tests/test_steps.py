@@ -719,15 +719,25 @@ def test_benchmark_imports_no_tensorflow():
 
 
 @pytest.mark.slow
-def test_benchmark_runs_end_to_end(tmp_path):
+@pytest.mark.parametrize(
+  "extra",
+  [
+    "'--batch_size', '2'",
+    # As training runs: the batch split over the tests' 8 CPU devices.
+    "'--batch_size', '8', '--mesh', '--set', 'model.conv_impl=space_to_depth'",
+  ],
+  ids=["one_device", "mesh"],
+)
+def test_benchmark_runs_end_to_end(tmp_path, extra):
   """One warm-up and one timed iteration of the `:tiny` model, TF blocked (its
-  2 G steps compile in a third of the time of the default 5)."""
+  2 G steps compile in a third of the time of the default 5); on one device,
+  and data-parallel over all of them with a config override."""
   script = REPO / "benchmarks" / "train_step.py"
   code = (
     "import sys, runpy\n"
     "for m in ('tensorflow', 'tensorflow_datasets', 'clu'):\n"
     "  sys.modules[m] = None\n"
-    f"sys.argv = [{str(script)!r}, '--variant', 'tiny', '--batch_size', '2', "
+    f"sys.argv = [{str(script)!r}, '--variant', 'tiny', {extra}, "
     "'--iters', '1', '--warmup', '1', '--perceptual', 'off']\n"
     f"runpy.run_path({str(script)!r}, run_name='__main__')\n"
   )
@@ -745,6 +755,9 @@ def test_benchmark_runs_end_to_end(tmp_path):
   out = result.stdout
   for needle in ("images/s", "FLOPs", "TFLOP/s", "compile", "peak"):
     assert needle in out, (needle, out)
+  if "--mesh" in extra:
+    assert f"data-parallel over {jax.device_count()} devices" in out, out
+    assert "batch 8" in out
 
 
 def _train_step_module():
@@ -814,6 +827,65 @@ def test_benchmark_sweep_runs_on_tiny_sizes(tmp_path):
   # images/s counts both domains of 1 D + 2 G steps: 2 * batch * 3 per iteration.
   for r in rows:
     assert r["images_per_s"] * r["seconds_per_iteration"] == pytest.approx(6 * r["batch"])
+  # The peer comparison reads this JSON as written: the best bf16 row of one
+  # size against the ceiling, and the best images/s of the other against a peer.
+  peer_munit = _peer_munit()
+  sweep = json.loads(out.read_text())
+  peer = {"device": "cpu", "rows": [{"size": "16x16", "images_per_s": 2.0}]}
+  c = peer_munit.compare(sweep, peer, fast_size="16x32", peer_size="16x16")
+  bf16 = [r for r in rows if r["size"] == "16x32" and r["dtype"] == "bfloat16"]
+  assert c["share_of_conv_ceiling"] == pytest.approx(
+    bf16[0]["tflops"] / sweep["conv_ceiling_tflops"]
+  )
+  best_16 = max(r["images_per_s"] for r in rows if r["size"] == "16x16")
+  assert c["speedup_over_peer"] == pytest.approx(best_16 / 2.0)
+
+
+def _peer_munit():
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  try:
+    import peer_munit  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  return peer_munit
+
+
+def test_peer_comparison_known_values():
+  """benchmarks/peer_munit.py's ratios on made-up rows: the best bf16 256x512
+  TFLOP/s over the conv ceiling, the best 256x256 images/s over the peer's best;
+  rows without a value and other sizes or dtypes are not candidates; a side with
+  no row gives None, and the printed lines say met / not met / n/a."""
+  peer_munit = _peer_munit()
+  ours = {
+    "device": "card",
+    "conv_ceiling_tflops": 400.0,
+    "rows": [
+      {"size": "256x512", "dtype": "bfloat16", "batch": 8, "tflops": 100.0, "images_per_s": 50},
+      {"size": "256x512", "dtype": "bfloat16", "batch": 32, "tflops": 200.0, "images_per_s": 60},
+      {"size": "256x512", "dtype": "float32", "batch": 32, "tflops": 300.0, "images_per_s": 40},
+      {"size": "256x256", "dtype": "bfloat16", "batch": 32, "tflops": None, "images_per_s": 900},
+      {"size": "256x256", "dtype": "float32", "batch": 8, "tflops": 9.0, "images_per_s": 300},
+    ],
+  }
+  peer = {
+    "device": "card",
+    "rows": [
+      {"size": "256x256", "dtype": "float32", "batch": 32, "images_per_s": 100.0},
+      {"size": "256x256", "dtype": "bfloat16", "batch": 32, "images_per_s": 450.0},
+      {"size": "256x256", "dtype": "bfloat16", "batch": 64, "note": "out of memory"},
+      {"size": "256x512", "dtype": "bfloat16", "batch": 8, "images_per_s": 10_000.0},
+    ],
+  }
+  c = peer_munit.compare(ours, peer)
+  assert c["share_of_conv_ceiling"] == pytest.approx(0.5)
+  assert c["speedup_over_peer"] == pytest.approx(2.0)
+  assert c["rows"]["ours_fast_bf16"]["batch"] == 32
+  assert c["rows"]["peer"]["dtype"] == "bfloat16"
+  lines = peer_munit.compare_lines(c)
+  assert "0.5 (target >= 0.5: met)" in lines[1] and "2 (target >= 3: not met)" in lines[2]
+  none = peer_munit.compare(dict(ours, rows=[]), peer)
+  assert none["share_of_conv_ceiling"] is None and none["speedup_over_peer"] is None
+  assert "n/a" in peer_munit.compare_lines(none)[1]
 
 
 # ---------------------------------------------------------------------------
