@@ -9,6 +9,11 @@
   # any config file (configs/*.py, with its variant string), flags override it
   python benchmarks/train_step.py --config configs/celeba_gender.py --batch_size 16
 
+  # data-parallel over every device, as training runs (here both CPU cores as
+  # two devices), with a config override
+  XLA_FLAGS=--xla_force_host_platform_device_count=2 python benchmarks/train_step.py \
+    --config configs/mnist_single.py:cpu --mesh --set model.conv_impl=space_to_depth
+
   # too slow for whole iterations (a 256x512 model on a small CPU): time one D
   # step and one G step separately and extrapolate to 1 D + 5 G
   python benchmarks/train_step.py --experiment gta5_bdd --mode split --iters 1
