@@ -9,8 +9,9 @@ card that `train_step.py --sweep` ran on, and the ratios issue 28 asks for.
   # both, and our sweep first, in one command on one card (about 8 minutes)
   bash benchmarks/gpu_comparison.sh MUNIT OUT
 
-The iteration is MUNIT's own `MUNIT_Trainer`: `dis_update(x_a, x_b, hp)` then
-`gen_update(x_a, x_b, hp)` on one batch of each domain, with the
+The iteration is MUNIT's own `MUNIT_Trainer`, as its train.py loop runs it
+(cudnn.benchmark on, `update_learning_rate()`, `dis_update(x_a, x_b, hp)`,
+`gen_update(x_a, x_b, hp)`) on one batch of each domain, with the
 hyper-parameters of its `configs/edges2handbags_folder.yaml` (vgg_w 0 there,
 so no VGG file is needed) at the crop size of each row. The inputs are random
 [-1, 1] tensors already on the device (no data loading, as in our sweep).
@@ -90,7 +91,8 @@ def time_munit(trainer_module, hp: dict, *, device: str, dtype: str, warmup: int
   x_b = torch.rand(shape, device=device) * 2 - 1
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
-  def iteration():
+  def iteration():  # the body of MUNIT's train.py loop, without data loading or logging
+    model.update_learning_rate()
     with torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bfloat16"):
       model.dis_update(x_a, x_b, hp)
       model.gen_update(x_a, x_b, hp)
@@ -114,6 +116,7 @@ def run(args) -> dict:
 
   munit_dir = pathlib.Path(args.munit_dir)
   trainer_module = _import_munit(munit_dir, cpu=args.device == "cpu")
+  torch.backends.cudnn.benchmark = True  # as MUNIT's train.py sets it
   name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
   commit = _git_head(munit_dir)
   rows = []
