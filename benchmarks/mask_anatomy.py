@@ -49,8 +49,8 @@ from egsc_jax.models import build_models  # noqa: E402
 
 @functools.partial(jax.jit, static_argnames=("models", "domain"))
 def _reconstruct(g_params, frozen, x, *, models, domain: str):
-  """x_DD of stage 2 (no latent noise), from the content and from its spatial
-  mean (the mask and statistics kept), with the content and mask used.
+  """x_DD of stage 2 (no latent noise) twice, from the content code and from
+  its spatial mean (the same mask and AdaIN statistics), with the two inputs.
 
   Returns:
     (x_DD, x_DD from the flat content, c, m): [N, H, W, 3] twice, then
