@@ -22,8 +22,10 @@ curves; --test_pairs scores both runs once on the test pairs at the end
 
 Writes OUT/config.json, OUT/curves.json (every evaluation), OUT/curves.png
 (SSIM and digit colour match against the stage-2 iteration, both runs),
-OUT/summary.md, and for each run OUT/{full,no_mask}.msgpack (its generator and
-F) and OUT/{full,no_mask}_{a2b,b2a}.png (its first validation translations).
+OUT/summary.md, and for each run OUT/SLUG.msgpack (its generator and F),
+OUT/SLUG_{a2b,b2a}.png (its first validation translations) and, with
+--test_pairs, OUT/SLUG_test_{a2b,b2a}.png (the first test pairs, the same for
+every run).
 
 Runs where only JAX, flax, optax, numpy and ml_collections are installed (a
 lent GPU machine has no TensorFlow): the canvases are drawn by
@@ -201,25 +203,30 @@ def evaluate(models, g_params, frozen, val: dict) -> dict[str, float]:
   return out
 
 
-def save_run(out: pathlib.Path, slug: str, models, state, val: dict, num: int = 6) -> None:
+def save_run(out: pathlib.Path, slug: str, models, state, val: dict) -> None:
   """OUT/SLUG.msgpack (the generator and F, `flax.serialization`) and
-  OUT/SLUG_{a2b,b2a}.png: the first `num` validation pairs, each row
-  source | exemplar | translation | ground truth."""
+  OUT/SLUG_{a2b,b2a}.png (`save_grids` of the validation pairs)."""
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
   params = jax.device_get({"g_params": state.g_params, "frozen": state.frozen})
   (out / f"{slug}.msgpack").write_bytes(serialization.to_bytes(params))
+  save_grids(out / slug, models, params, val)
+
+
+def save_grids(prefix: pathlib.Path, models, params: dict, pairs: dict, num: int = 6) -> None:
+  """PREFIX_{a2b,b2a}.png: the first `num` pairs, each row source | exemplar |
+  translation | ground truth (`params`: {'g_params', 'frozen'})."""
   for direction, (src, ex) in (("a2b", ("a", "b")), ("b2a", ("b", "a"))):
     fn = _translate_fn(models, direction)
     pred = fn(
-      params["g_params"], params["frozen"], val[src][:num], val[ex][:num], jax.random.key(0)
+      params["g_params"], params["frozen"], pairs[src][:num], pairs[ex][:num], jax.random.key(0)
     )
     cells = np.stack(
-      [val[src][:num], val[ex][:num], np.asarray(pred), val[f"gt_{direction}"][:num]], 1
+      [pairs[src][:num], pairs[ex][:num], np.asarray(pred), pairs[f"gt_{direction}"][:num]], 1
     )
     grids.save_png(
       grids.titled_grid(grids.to_uint8(cells), ["source", "exemplar", "translation", "truth"]),
-      str(out / f"{slug}_{direction}.png"),
+      f"{prefix}_{direction}.png",
     )
 
 
@@ -269,7 +276,8 @@ def test_scores(
 ) -> dict:
   """The saved runs of a study (OUT/config.json, OUT/SLUG.msgpack for each
   run that has one) scored as `evaluate` does on the first `pairs` test pairs;
-  written to OUT/test.json and returned: {run name: scores}."""
+  written to OUT/test.json and returned: {run name: scores}. Also
+  OUT/SLUG_test_{a2b,b2a}.png: every run's grids of the same test pairs."""
   from flax import serialization  # pylint: disable=g-import-not-at-top
 
   from egsc_jax import trained_run  # pylint: disable=g-import-not-at-top
@@ -282,6 +290,7 @@ def test_scores(
       continue
     models = build_models(run_config(config, slug).model)
     params = serialization.msgpack_restore((out / f"{slug}.msgpack").read_bytes())
+    save_grids(out / f"{slug}_test", models, params, test)
     result[name] = {
       "pairs": len(test["a"]),
       **evaluate(models, params["g_params"], params["frozen"], test),

@@ -504,6 +504,22 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
   again = mask_study.main([f"--out={out}", "--test_only", "--test_pairs=6"])
   assert again == summary["test"] and list(again) == list(curves)
   assert again["MUNIT"]["pairs"] == 6
+  # Each run's grids of the same test pairs: the source column is the first six
+  # test canvases of the small layout.
+  from egsc_jax import grids  # pylint: disable=g-import-not-at-top
+
+  config = config_lib.load_file(os.path.join(REPO, "configs", "mnist_multiple.py:small,tiny"))
+  config.data.image_size = (28, 28)
+  test = mask_study.canvases(config, {"test": 6})["test"]
+  k = grids.scale_for((28, 28))
+  for slug in ("full", "no_mask", "munit"):
+    with Image.open(out / f"{slug}_test_a2b.png") as im:
+      grid = np.asarray(im.convert("RGB"))
+    for row in range(6):
+      y, x = grids.TITLE_HEIGHT + k * (2 + row * 30), k * 2
+      np.testing.assert_array_equal(
+        grid[y : y + 28 * k : k, x : x + 28 * k : k], grids.to_uint8(test["a"][row])
+      )
   assert -1 <= again["EGSC-IT"]["ssim_a2b"] <= 1
 
 
