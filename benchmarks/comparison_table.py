@@ -4,7 +4,8 @@
 
 Reads every run ROOT/<variant>_s<seed> (extra runs elsewhere: DIR=VARIANT, e.g.
 workdirs/mnist_single_cpu=egsc), its test scores from eval/results.json when
-the evaluate command ran on it, else training's final evaluation
+the evaluate command ran on it (on the test split: any other split is an
+error naming the file), else training's final evaluation
 (stage2/final_metrics.json: at the script's cpu budget the same 1,000 test
 pairs, SSIM, colour match and digit accuracy only; at BUDGET=paper it is the
 validation split, so run EVALUATE=1 there), and its training wall time from
@@ -47,7 +48,14 @@ def read_run(path: str) -> dict[str, float] | None:
   final = os.path.join(path, "stage2", "final_metrics.json")
   if os.path.exists(results):
     with open(results) as f:
-      m = json.load(f)["metrics"]
+      r = json.load(f)
+    if r.get("split") != "test":
+      # The table reports test numbers; a validation score would pass for one.
+      raise SystemExit(
+        f"{results}: scored on the {r.get('split')!r} split, not 'test': move it aside "
+        "or run `python -m egsc_jax.evaluate --workdir=... --split=test`"
+      )
+    m = r["metrics"]
   elif os.path.exists(final):
     with open(final) as f:
       m = json.load(f)

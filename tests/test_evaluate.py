@@ -607,3 +607,26 @@ def test_comparison_grid_puts_each_runs_translations_under_its_label(workdir, tm
       written = np.asarray(im.convert("RGB"))
     one_run = script.grid([("first", trained)], direction=direction, pairs=2, split="test")
     np.testing.assert_array_equal(written, one_run)
+
+
+def test_comparison_table_reads_test_scores_and_refuses_others(tmp_path):
+  """benchmarks/comparison_table.py: a run's eval/results.json (the evaluate
+  command on test) or else its training's final evaluation, mean ± std over
+  seeds; an eval/results.json of another split is an error naming the file."""
+  sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+  try:
+    import comparison_table  # pylint: disable=g-import-not-at-top
+  finally:
+    sys.path.pop(0)
+  root = tmp_path / "root"
+  (root / "munit_s19" / "eval").mkdir(parents=True)
+  (root / "munit_s20" / "stage2").mkdir(parents=True)
+  results = root / "munit_s19" / "eval" / "results.json"
+  results.write_text(json.dumps({"split": "test", "metrics": {"ssim_a2b": 0.4}}))
+  (root / "munit_s20" / "stage2" / "final_metrics.json").write_text(json.dumps({"ssim_a2b": 0.6}))
+  lines = comparison_table.table(comparison_table.collect(str(root), {})).splitlines()
+  munit = [line for line in lines if line.startswith("| MUNIT |")]
+  assert munit and munit[0].startswith("| MUNIT | 2 | 0.500 ± 0.141 |")
+  results.write_text(json.dumps({"split": "validation", "metrics": {"ssim_a2b": 0.4}}))
+  with pytest.raises(SystemExit, match=f"{results}: scored on the 'validation' split"):
+    comparison_table.collect(str(root), {})
