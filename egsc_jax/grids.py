@@ -136,10 +136,13 @@ def heatmap(values: np.ndarray, *, cmap: str = "inferno") -> np.ndarray:
 
 
 def save_png(image: np.ndarray, path: str) -> None:
-  """Writes uint8 [H, W, 3] to `path`, local or gs:// (`paths`)."""
+  """Writes uint8 [H, W, 3] to `path`, local or gs:// (`paths`), making its
+  folder if need be."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
   from egsc_jax import paths  # pylint: disable=g-import-not-at-top
 
-  with paths.Path(path).open("wb") as f:
+  path = paths.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open("wb") as f:
     Image.fromarray(np.asarray(image, np.uint8)).save(f, format="PNG")

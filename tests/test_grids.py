@@ -86,3 +86,15 @@ def test_grids_import_without_tensorflow():
     [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
   )
   assert out.stdout.strip() == f"({grids.TITLE_HEIGHT + 16 * 12}, {16 * 22}, 3)"
+
+
+def test_save_png_makes_its_folder_and_round_trips(tmp_path):
+  """save_png writes into a folder that does not exist yet, and the PNG reads
+  back pixel for pixel."""
+  from PIL import Image
+
+  image = np.random.default_rng(0).integers(0, 256, (5, 7, 3)).astype(np.uint8)
+  path = tmp_path / "new" / "deeper" / "grid.png"
+  grids.save_png(image, str(path))
+  with Image.open(path) as im:
+    np.testing.assert_array_equal(np.asarray(im.convert("RGB")), image)
