@@ -107,11 +107,16 @@ def _cross_table(table: dict, direction_name: str) -> list[str]:
   return lines
 
 
+def _is_score(value) -> bool:
+  """False for the None or NaN of a metric with nothing to score."""
+  return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
 def _fmt(metrics: dict, key: str) -> str:
   if key not in metrics:
     return "–"
   value = metrics[key]
-  if value is None or (isinstance(value, float) and math.isnan(value)):
+  if not _is_score(value):
     return "n/a"
   text = f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
   if f"{key}_std" in metrics:
@@ -171,7 +176,7 @@ def markdown(results: dict) -> str:
     names = [
       n
       for n in next(iter(per_class.values()))
-      if any(_fmt(rows[n], "colour_match") not in ("n/a", "–") for rows in per_class.values())
+      if any(_is_score(rows[n].get("colour_match")) for rows in per_class.values())
     ]
     lines += [
       "",
