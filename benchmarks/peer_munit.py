@@ -23,7 +23,8 @@ size and batch runs in float32 and under `torch.autocast(dtype=bfloat16)`.
 Two things a current PyTorch needs, neither in the iteration: MUNIT's
 `utils.py` imports `torch.utils.serialization.load_lua` (removed from
 PyTorch; MUNIT used it only to convert the Lua VGG file), so a stand-in
-module that raises if called is registered first; and `--device=cpu` (this
+module that raises if called is registered first (as for torchvision and
+PIL where they are not installed: MUNIT imports them for data loading); and `--device=cpu` (this
 script's own check on a machine without a GPU) makes `Tensor.cuda()`, which
 the trainer calls on its noise, return the tensor itself. On a GPU nothing is
 patched. `--compare` needs neither PyTorch nor JAX.
@@ -32,6 +33,7 @@ patched. `--compare` needs neither PyTorch nor JAX.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import pathlib
 import subprocess
@@ -44,6 +46,18 @@ CONFIG = "configs/edges2handbags_folder.yaml"
 # the card's conv ceiling, our best images/s at 256x256 against MUNIT's.
 TARGET_SHARE_OF_CEILING = 0.5
 TARGET_SPEEDUP = 3.0
+
+
+class _Unused(types.ModuleType):
+  """A module MUNIT imports but the timed iteration never uses."""
+
+  def __getattr__(self, attr):
+    if attr.startswith("__"):
+      raise AttributeError(attr)
+    return _Unused(f"{self.__name__}.{attr}")
+
+  def __call__(self, *args, **kwargs):
+    raise RuntimeError(f"{self.__name__} is not installed here; the benchmark does not need it")
 
 
 def _import_munit(munit_dir: pathlib.Path, *, cpu: bool):
@@ -59,6 +73,14 @@ def _import_munit(munit_dir: pathlib.Path, *, cpu: bool):
 
   stand_in.load_lua = load_lua
   sys.modules.setdefault("torch.utils.serialization", stand_in)
+  # MUNIT's utils.py and data.py import torchvision and PIL for data loading
+  # and image files, which the iteration does not use; a machine with PyTorch
+  # alone (a lent GPU) gets stand-ins that fail if anything does use them.
+  for name in ("torchvision", "torchvision.transforms", "torchvision.utils", "PIL", "PIL.Image"):
+    try:
+      importlib.import_module(name)
+    except ImportError:
+      sys.modules[name] = _Unused(name)
   if cpu:
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
   sys.path.insert(0, str(munit_dir))
