@@ -19,11 +19,15 @@ munit="${1:?MUNIT_DIR: a checkout of NVlabs/MUNIT}"
 out="${2:?OUT: a folder for the results}"
 budget="${3:-330}"
 mkdir -p "$out"
+# The extra arguments, split into words as a shell would.
+read -r -a sweep_args <<< "${SWEEP_ARGS:-}"
+read -r -a peer_args <<< "${PEER_ARGS:-}"
+read -r -a compare_args <<< "${COMPARE_ARGS:-}"
 {
   nvidia-smi -L 2>/dev/null || true
   python benchmarks/train_step.py --sweep --experiment gta5_bdd \
-    --time_budget "$budget" --json_out "$out/sweep.json" ${SWEEP_ARGS:-}
-  python benchmarks/peer_munit.py --munit_dir "$munit" --json_out "$out/peer.json" ${PEER_ARGS:-}
+    --time_budget "$budget" --json_out "$out/sweep.json" "${sweep_args[@]}"
+  python benchmarks/peer_munit.py --munit_dir "$munit" --json_out "$out/peer.json" "${peer_args[@]}"
   python benchmarks/peer_munit.py --compare "$out/sweep.json" "$out/peer.json" \
-    --json_out "$out/compare.json" ${COMPARE_ARGS:-}
+    --json_out "$out/compare.json" "${compare_args[@]}"
 } 2>&1 | tee "$out/log.txt"
