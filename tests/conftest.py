@@ -90,6 +90,20 @@ def logged_warnings(caplog) -> list[str]:
   return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
+def benchmark_module(name: str):
+  """benchmarks/NAME.py imported as the module NAME, with benchmarks/ on
+  sys.path while it loads (mask_anatomy imports mask_study by name)."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  folder = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+  sys.path.insert(0, folder)
+  try:
+    return importlib.import_module(name)
+  finally:
+    sys.path.remove(folder)
+
+
 def parse_config(argv):
   """--config and its overrides parsed as the train command does (config_flags
   reads the overrides from sys.argv itself) -> the config."""

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 import pytest
 import scipy.linalg
+from conftest import benchmark_module  # pylint: disable=g-bad-import-order
 from skimage.metrics import structural_similarity
 
 from egsc_jax.data import mnist_source
@@ -871,16 +872,7 @@ def test_digit_classifier_cache_lives_beside_the_dataset(tmp_path):
 def test_trivial_translations_background_is_the_majority_colour():
   """benchmarks/trivial_translations.py's `background` translation: each
   exemplar filled with its most frequent colour, whatever the source."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-
-  path = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-    "benchmarks",
-    "trivial_translations.py",
-  )
-  spec = importlib.util.spec_from_file_location("trivial_translations", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
+  module = benchmark_module("trivial_translations")
   ex = np.full((2, 6, 6, 3), -1.0, np.float32)  # black, then ...
   ex[0, :2] = [1.0, -1.0, -1.0]  # 12 red pixels of 36
   ex[1] = [-1.0, 1.0, -1.0]  # all green

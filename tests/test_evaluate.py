@@ -13,6 +13,7 @@ import sys
 import jax
 import numpy as np
 import pytest
+from conftest import benchmark_module  # pylint: disable=g-bad-import-order
 from PIL import Image
 from skimage.metrics import structural_similarity
 from test_translate import REPO  # pylint: disable=g-bad-import-order
@@ -499,7 +500,7 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
   assert "| EGSC-IT | validation | 3 |" in (out / "summary.md").read_text()
   assert "| w/o feature mask | test | 3 |" in (out / "summary.md").read_text()
   _check_mask_study_saved_runs(out)
-  _, mask_study = _mask_study_modules()
+  mask_study = benchmark_module("mask_study")
   # --test_only scores the saved runs again: the same numbers, on 6 test pairs.
   again = mask_study.main([f"--out={out}", "--test_only", "--test_pairs=6"])
   assert again == summary["test"] and list(again) == list(curves)
@@ -523,16 +524,6 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
   assert -1 <= again["EGSC-IT"]["ssim_a2b"] <= 1
 
 
-def _mask_study_modules():
-  sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-  try:
-    import mask_anatomy  # pylint: disable=g-import-not-at-top
-    import mask_study  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.pop(0)
-  return mask_anatomy, mask_study
-
-
 def _check_mask_study_saved_runs(out):
   """Each run's OUT/{full,no_mask}.msgpack holds the parameters whose A->B
   translations of the first validation pairs are the grid's third column."""
@@ -540,7 +531,7 @@ def _check_mask_study_saved_runs(out):
 
   from egsc_jax import grids, steps  # pylint: disable=g-import-not-at-top
 
-  mask_anatomy, mask_study = _mask_study_modules()
+  mask_anatomy, mask_study = benchmark_module("mask_anatomy"), benchmark_module("mask_study")
   config = config_lib.load_file(os.path.join(REPO, "configs", "mnist_multiple.py:small,tiny"))
   config.data.image_size = (28, 28)
   val = mask_study.canvases(config, {"validation": 6})["validation"]
@@ -578,15 +569,9 @@ def test_comparison_grid_puts_each_runs_translations_under_its_label(workdir, tm
   """benchmarks/comparison_grid.py: rows are the first test pairs, columns
   source | exemplar | ground truth | each run's translation, as egsc-evaluate
   translates them (pair i's exemplar is the other image of pair i)."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-
   from egsc_jax import grids  # pylint: disable=g-import-not-at-top
 
-  spec = importlib.util.spec_from_file_location(
-    "comparison_grid", os.path.join(REPO, "benchmarks", "comparison_grid.py")
-  )
-  script = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(script)
+  script = benchmark_module("comparison_grid")
   trained = trained_run.load_trained(workdir)
   translator = api.Translator.from_trained(trained, batch_size=8)
   (ref,) = translations.translate_split(
@@ -613,11 +598,7 @@ def test_comparison_table_reads_test_scores_and_refuses_others(tmp_path):
   """benchmarks/comparison_table.py: a run's eval/results.json (the evaluate
   command on test) or else its training's final evaluation, mean ± std over
   seeds; an eval/results.json of another split is an error naming the file."""
-  sys.path.insert(0, os.path.join(REPO, "benchmarks"))
-  try:
-    import comparison_table  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.pop(0)
+  comparison_table = benchmark_module("comparison_table")
   root = tmp_path / "root"
   (root / "munit_s19" / "eval").mkdir(parents=True)
   (root / "munit_s20" / "stage2").mkdir(parents=True)

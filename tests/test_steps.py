@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import benchmark_module  # pylint: disable=g-bad-import-order
 
 from egsc_jax import config_lib, steps
 from egsc_jax import state as state_lib
@@ -760,21 +761,10 @@ def test_benchmark_runs_end_to_end(tmp_path, extra):
     assert "batch 8" in out
 
 
-def _train_step_module():
-  import importlib.util  # pylint: disable=g-import-not-at-top
-
-  spec = importlib.util.spec_from_file_location(
-    "train_step_bench", REPO / "benchmarks" / "train_step.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 def test_sweep_largest_batch_from_two_estimates():
   """Memory affine in the batch: 1 GiB fixed + 0.5 GiB an example, 80 GiB card:
   (80 * 0.85 - 1) / 0.5 = 134 -> 128 (a multiple of 8); tiny cards give 1."""
-  bench = _train_step_module()
+  bench = benchmark_module("train_step")
   gib = 2**30
   at = {8: 1 * gib + 8 * gib // 2, 32: 1 * gib + 32 * gib // 2}
   assert bench.largest_batch(at, 80 * gib) == 128
@@ -829,7 +819,7 @@ def test_benchmark_sweep_runs_on_tiny_sizes(tmp_path):
     assert r["images_per_s"] * r["seconds_per_iteration"] == pytest.approx(6 * r["batch"])
   # The peer comparison reads this JSON as written: the best bf16 row of one
   # size against the ceiling, and the best images/s of the other against a peer.
-  peer_munit = _peer_munit()
+  peer_munit = benchmark_module("peer_munit")
   sweep = json.loads(out.read_text())
   peer = {"device": "cpu", "rows": [{"size": "16x16", "images_per_s": 2.0}]}
   c = peer_munit.compare(sweep, peer, fast_size="16x32", peer_size="16x16")
@@ -841,21 +831,12 @@ def test_benchmark_sweep_runs_on_tiny_sizes(tmp_path):
   assert c["speedup_over_peer"] == pytest.approx(best_16 / 2.0)
 
 
-def _peer_munit():
-  sys.path.insert(0, str(REPO / "benchmarks"))
-  try:
-    import peer_munit  # pylint: disable=g-import-not-at-top
-  finally:
-    sys.path.pop(0)
-  return peer_munit
-
-
 def test_peer_comparison_known_values():
   """benchmarks/peer_munit.py's ratios on made-up rows: the best bf16 256x512
   TFLOP/s over the conv ceiling, the best 256x256 images/s over the peer's best;
   rows without a value and other sizes or dtypes are not candidates; a side with
   no row gives None, and the printed lines say met / not met / n/a."""
-  peer_munit = _peer_munit()
+  peer_munit = benchmark_module("peer_munit")
   ours = {
     "device": "card",
     "conv_ceiling_tflops": 400.0,
