@@ -173,7 +173,7 @@ def run(args) -> dict:
         rows.append(dict(row, seconds=s, images_per_s=2 * batch / s, peak_gib=peak))
   result = dict(
     peer="NVlabs/MUNIT MUNIT_Trainer",
-    commit=commit or None,
+    commit=commit,
     config=CONFIG,
     device=name,
     torch=torch.__version__,
@@ -201,7 +201,7 @@ def _git_head(munit_dir: pathlib.Path) -> str | None:
   proc = subprocess.run(
     ["git", "-C", str(munit_dir), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
   )
-  return proc.stdout.strip() or None if proc.returncode == 0 else None
+  return (proc.stdout.strip() or None) if proc.returncode == 0 else None
 
 
 def compare(

@@ -236,12 +236,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
   sc = steps.step_config(c, stage=2)
   n_steps = 1 + sc.g_steps
 
-  vgg, vgg_params = None, None
-  if sc.use_perceptual:
-    from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
-
-    vgg, vgg_params = vgg_weights.init_vgg(c.vgg.arch, c.vgg.weights, dtype=models.generator.dtype)
-    vgg_params = jax.device_put(vgg_params, device)
   # --mesh: as training runs it, on every device (sharding.py): parameters
   # replicated, each batch split along its batch axis.
   mesh = sharding.make_mesh() if args.mesh else None
@@ -249,7 +243,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.mode != "iteration":
       raise SystemExit("--mesh times whole iterations: use it with --mode iteration")
     sharding.check_batch_size(batch, mesh)
-    vgg_params = jax.device_put(vgg_params, sharding.replicated(mesh))
+  placement = device if mesh is None else sharding.replicated(mesh)
+
+  vgg, vgg_params = None, None
+  if sc.use_perceptual:
+    from egsc_jax.models import vgg_weights  # pylint: disable=g-import-not-at-top
+
+    vgg, vgg_params = vgg_weights.init_vgg(c.vgg.arch, c.vgg.weights, dtype=models.generator.dtype)
+    vgg_params = jax.device_put(vgg_params, placement)
 
   # Random F (its values do not change the cost); {} for UNIT / CycleGAN.
   rng = jax.random.key(c.seed)
@@ -274,7 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     "b": jax.random.uniform(kb, shape, jnp.float32, -1.0, 1.0),
   }
   if mesh is not None:
-    state = jax.device_put(state, sharding.replicated(mesh))
+    state = jax.device_put(state, placement)
     batches = jax.device_put(batches, sharding.stacked_batch_sharding(mesh))
   jax.block_until_ready((state, batches))
 
@@ -325,7 +326,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     iteration = jax.jit(
       functools.partial(steps.stage2_iteration, vgg=vgg, **kw),
       donate_argnums=0,
-      out_shardings=None if mesh is None else (sharding.replicated(mesh),) * 2,
+      out_shardings=None if mesh is None else (placement,) * 2,
     )
     compiled, lower_s, compile_s = _compile(iteration, state, batches, k_run, vgg_params)
     flops = flops_of(compiled)

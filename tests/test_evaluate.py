@@ -509,9 +509,7 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
   # test canvases of the small layout.
   from egsc_jax import grids  # pylint: disable=g-import-not-at-top
 
-  config = config_lib.load_file(os.path.join(REPO, "configs", "mnist_multiple.py:small,tiny"))
-  config.data.image_size = (28, 28)
-  test = mask_study.canvases(config, {"test": 6})["test"]
+  test = mask_study.canvases(_study_config(), {"test": 6})["test"]
   k = grids.scale_for((28, 28))
   for slug in ("full", "no_mask", "munit"):
     with Image.open(out / f"{slug}_test_a2b.png") as im:
@@ -524,6 +522,13 @@ def test_mask_study_script_runs_without_tensorflow(tmp_path):
   assert -1 <= again["EGSC-IT"]["ssim_a2b"] <= 1
 
 
+def _study_config():
+  """The config the test's mask study trains with (`--tiny --variant=small`)."""
+  config = config_lib.load_file(os.path.join(REPO, "configs", "mnist_multiple.py:small,tiny"))
+  config.data.image_size = (28, 28)
+  return config
+
+
 def _check_mask_study_saved_runs(out):
   """Each run's OUT/{full,no_mask}.msgpack holds the parameters whose A->B
   translations of the first validation pairs are the grid's third column."""
@@ -532,8 +537,7 @@ def _check_mask_study_saved_runs(out):
   from egsc_jax import grids, steps  # pylint: disable=g-import-not-at-top
 
   mask_anatomy, mask_study = benchmark_module("mask_anatomy"), benchmark_module("mask_study")
-  config = config_lib.load_file(os.path.join(REPO, "configs", "mnist_multiple.py:small,tiny"))
-  config.data.image_size = (28, 28)
+  config = _study_config()
   val = mask_study.canvases(config, {"validation": 6})["validation"]
   for slug, use_mask in (("full", True), ("no_mask", False)):
     config.model.use_feature_mask = use_mask
