@@ -8,7 +8,7 @@ the evaluate command ran on it (on the test split: any other split is an
 error naming the file), else training's final evaluation
 (stage2/final_metrics.json: at the script's cpu budget the same 1,000 test
 pairs, SSIM, colour match and digit accuracy only; at BUDGET=paper it is the
-validation split, so run EVALUATE=1 there), and its training wall time from
+validation split, which is refused, so run EVALUATE=1 there), and its training wall time from
 wall_seconds. The row names are the cpu budget's (`egsc` is `:cpu`). Each cell
 is the mean +- the standard deviation over the seeds (ddof 1). The last two
 columns are the lowest colour match of any exemplar scheme in any seed, per
@@ -57,6 +57,16 @@ def read_run(path: str) -> dict[str, float] | None:
       )
     m = r["metrics"]
   elif os.path.exists(final):
+    # Training's evaluation is on the split its config names (config.json,
+    # train.eval_split): the cpu budget's is test, BUDGET=paper's validation;
+    # configs older than the validation split lack the key and used test.
+    with open(os.path.join(path, "config.json")) as f:
+      split = json.load(f)["train"].get("eval_split", "test")
+    if split != "test":
+      raise SystemExit(
+        f"{final}: training evaluated on the {split!r} split, not 'test': score the run "
+        "with `python -m egsc_jax.evaluate --workdir=...` (EVALUATE=1) first"
+      )
     with open(final) as f:
       m = json.load(f)
   else:
