@@ -131,7 +131,7 @@ def main(argv=None):
   p.add_argument("--title", help="default: the dataset and the split evaluated")
   args = p.parse_args(argv)
   runs = [_labelled(w) for w in args.workdir]
-  curves, splits = {}, set()
+  curves, styles, splits = {}, {}, set()
   for label, workdir in runs:
     split, dataset = evaluated_split(workdir)
     splits.add(split)
@@ -145,10 +145,15 @@ def main(argv=None):
     prefix = f"{label}: " if len(runs) > 1 else ""
     for d, name in DIRECTIONS:
       curves[f"{prefix}SSIM {name}"] = (its, [r[f"ssim_{d}"] for r in rows])
+      # One colour per run, a dashed line for B->A: a run's two curves pair up.
+      styles[f"{prefix}SSIM {name}"] = dict(
+        color=f"C{len(styles) // 2 % 10}", linestyle="-" if d == "a2b" else "--"
+      )
     if len(runs) == 1:
       for d, name in DIRECTIONS:
         if all(f"worst_{d}" in r for r in rows):
           curves[f"weakest {name} scheme"] = (its, [r[f"worst_{d}"][1] for r in rows])
+          styles[f"weakest {name} scheme"] = dict(color="C1", linestyle="-" if d == "a2b" else "--")
   if len(splits) > 1:
     raise SystemExit(
       f"the runs were evaluated on different splits {sorted(splits)}: "
@@ -160,6 +165,7 @@ def main(argv=None):
     plots.plot_learning_curves(
       curves,
       path=args.out,
+      styles=styles,
       ylabel=f"{split} SSIM",
       title=args.title or f"{dataset}, {split} SSIM against the ground truth",
     )

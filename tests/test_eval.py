@@ -230,6 +230,19 @@ def test_plot_learning_curves_writes_png(tmp_path):
     plots.plot_learning_curves({"SSIM A->B": ([1, 2], [0.5])}, path=tmp_path / "x.png")
 
 
+def test_plot_learning_curves_draws_each_curve_in_its_style(tmp_path):
+  import matplotlib.image
+
+  # A flat line at 0.5 in pure red: its pixels are red, and no red without the style.
+  curve = {"run: SSIM A->B": ([100, 200, 300], [0.5, 0.5, 0.5])}
+  for styles, expect_red in (({"run: SSIM A->B": {"color": "#ff0000"}}, True), (None, False)):
+    path = tmp_path / f"styled_{expect_red}.png"
+    plots.plot_learning_curves(curve, path=path, styles=styles)
+    img = matplotlib.image.imread(path)[..., :3]
+    red = (img[..., 0] > 0.9) & (img[..., 1] < 0.1) & (img[..., 2] < 0.1)
+    assert (red.sum() > 100) == expect_red, red.sum()
+
+
 def test_plot_learning_curves_puts_a_long_legend_below_the_axes(tmp_path):
   import matplotlib.image
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -55,6 +55,7 @@ def plot_learning_curves(
   title: str = "Learning curve",
   ylim: tuple[float, float] = (0.0, 1.0),
   targets: Mapping[str, float] | None = None,
+  styles: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
   """Writes a PNG of scores against the training iteration.
 
@@ -63,6 +64,9 @@ def plot_learning_curves(
     path: the PNG to write, local or gs:// (its folder must exist).
     ylabel, title, ylim: the axes' label, the title, the y range.
     targets: label -> value, drawn as dashed horizontal lines (e.g. a target score).
+    styles: label -> matplotlib line keywords for that curve (e.g. one colour
+      per run and a dashed line per direction); absent labels take the
+      default colour cycle.
   """
   from matplotlib.backends.backend_agg import FigureCanvasAgg
   from matplotlib.figure import Figure
@@ -77,7 +81,7 @@ def plot_learning_curves(
         f"curve {label!r}: iterations {x.shape} and values {y.shape} "
         "must be the same non-empty 1-D shape."
       )
-    ax.plot(x, y, marker="o", markersize=3, label=label)
+    ax.plot(x, y, marker="o", markersize=3, label=label, **(styles or {}).get(label, {}))
   for label, value in (targets or {}).items():
     ax.axhline(value, linestyle="--", linewidth=1, color="grey")
     ax.annotate(
