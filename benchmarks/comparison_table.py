@@ -20,6 +20,7 @@ import os
 import re
 import sys
 
+import learning_curve  # benchmarks/learning_curve.py: the split a run's training evaluated
 import numpy as np
 
 ROWS = (
@@ -57,11 +58,9 @@ def read_run(path: str) -> dict[str, float] | None:
       )
     m = r["metrics"]
   elif os.path.exists(final):
-    # Training's evaluation is on the split its config names (config.json,
-    # train.eval_split): the cpu budget's is test, BUDGET=paper's validation;
-    # configs older than the validation split lack the key and used test.
-    with open(os.path.join(path, "config.json")) as f:
-      split = json.load(f)["train"].get("eval_split", "test")
+    # Training's evaluation is on the split its config names: the cpu
+    # budget's is test, BUDGET=paper's validation.
+    split, _ = learning_curve.evaluated_split(path)
     if split != "test":
       raise SystemExit(
         f"{final}: training evaluated on the {split!r} split, not 'test': score the run "

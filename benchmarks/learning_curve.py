@@ -23,6 +23,8 @@ from egsc_jax import paths  # pylint: disable=wrong-import-position
 from egsc_jax.eval import plots  # pylint: disable=wrong-import-position
 
 DIRECTIONS = (("a2b", "A->B"), ("b2a", "B->A"))
+# In the plot, a run's two directions share a colour: A->B solid, B->A dashed.
+LINESTYLES = {"a2b": "-", "b2a": "--"}
 
 
 def read_scalars(stage_dir: str) -> dict[int, dict[str, float]]:
@@ -145,15 +147,14 @@ def main(argv=None):
     prefix = f"{label}: " if len(runs) > 1 else ""
     for d, name in DIRECTIONS:
       curves[f"{prefix}SSIM {name}"] = (its, [r[f"ssim_{d}"] for r in rows])
-      # One colour per run, a dashed line for B->A: a run's two curves pair up.
       styles[f"{prefix}SSIM {name}"] = dict(
-        color=f"C{len(styles) // 2 % 10}", linestyle="-" if d == "a2b" else "--"
+        color=f"C{len(styles) // 2 % 10}", linestyle=LINESTYLES[d]
       )
     if len(runs) == 1:
       for d, name in DIRECTIONS:
         if all(f"worst_{d}" in r for r in rows):
           curves[f"weakest {name} scheme"] = (its, [r[f"worst_{d}"][1] for r in rows])
-          styles[f"weakest {name} scheme"] = dict(color="C1", linestyle="-" if d == "a2b" else "--")
+          styles[f"weakest {name} scheme"] = dict(color="C1", linestyle=LINESTYLES[d])
   if len(splits) > 1:
     raise SystemExit(
       f"the runs were evaluated on different splits {sorted(splits)}: "

@@ -611,15 +611,15 @@ def test_comparison_table_reads_test_scores_and_refuses_others(tmp_path):
   final = root / "munit_s20" / "stage2" / "final_metrics.json"
   final.write_text(json.dumps({"ssim_a2b": 0.6}))
   config = root / "munit_s20" / "config.json"
-  config.write_text(json.dumps({"train": {"eval_split": "test"}}))
+  config.write_text(json.dumps({"dataset": "mnist_single", "train": {"eval_split": "test"}}))
   lines = comparison_table.table(comparison_table.collect(str(root), {})).splitlines()
   munit = [line for line in lines if line.startswith("| MUNIT |")]
   assert munit and munit[0].startswith("| MUNIT | 2 | 0.500 ± 0.141 |")
   # Training's own evaluation counts only where its config put it on test.
-  config.write_text(json.dumps({"train": {"eval_split": "validation"}}))
+  config.write_text(json.dumps({"dataset": "mnist_single", "train": {"eval_split": "validation"}}))
   with pytest.raises(SystemExit, match=f"{final}: training evaluated on the 'validation' split"):
     comparison_table.collect(str(root), {})
-  config.write_text(json.dumps({"train": {"eval_split": "test"}}))
+  config.write_text(json.dumps({"dataset": "mnist_single", "train": {"eval_split": "test"}}))
   results.write_text(json.dumps({"split": "validation", "metrics": {"ssim_a2b": 0.4}}))
   with pytest.raises(SystemExit, match=f"{results}: scored on the 'validation' split"):
     comparison_table.collect(str(root), {})
