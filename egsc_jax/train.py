@@ -132,7 +132,7 @@ def _train(
 ) -> dict[str, Any]:
   """train_and_evaluate, with the workdir's lease held."""
   prepare_dataset(config)
-  config = resolve_num_iterations(config)
+  config = resolve_eval_split(resolve_num_iterations(config))
   models = build_models(config.model)
   image_shape = tuple(config.data.image_size)
   tx = state_lib.adam(b1=config.optim.b1, b2=config.optim.b2, eps=config.optim.eps)
@@ -361,6 +361,20 @@ def resolve_num_iterations(config):
     if stage.num_iterations < 0:
       stage.num_iterations = num
   logging.info("T = %d training pairs of %s", num, config.dataset)
+  return config
+
+
+def resolve_eval_split(config):
+  """Sets train.eval_split to the split training will evaluate: 'test' where
+  the dataset has no such split (eval.training.eval_split warns). config.json
+  then names the split the logged scores are on, so the tools that read it
+  (benchmarks/learning_curve.py, comparison_table.py) never call a test score
+  a validation one."""
+  split = eval_training.eval_split(config)
+  if split == config.train.eval_split:
+    return config
+  config = config.copy_and_resolve_references()
+  config.train.eval_split = split
   return config
 
 

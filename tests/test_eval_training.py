@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import tiny_config
+from conftest import benchmark_module, tiny_config
 from PIL import Image
 
 from egsc_jax import api, config_lib, grids, train
@@ -87,6 +87,16 @@ def test_label_free_scores_are_in_tensorboard_for_an_image_folder(folder_run):
   # The 6 test pairs (fewer than 8 asked for) are what the scores used.
   assert config.train.label_free_examples == 8
   assert result["metrics"]["lpips_diversity_a2b"] > 0
+
+
+def test_config_json_names_the_split_training_scored(folder_run):
+  """The config asked for validation; an image folder has train and test only,
+  so training scored test, and the run's config.json says so: the learning
+  curve and comparison table read it there."""
+  workdir, config, _ = folder_run
+  learning_curve = benchmark_module("learning_curve")
+  assert config.train.eval_split == "validation"
+  assert learning_curve.evaluated_split(workdir) == ("test", "image_folder")
 
 
 def test_kid_is_the_mmd_of_the_translations_and_their_exemplars(folder_run):
