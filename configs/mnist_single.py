@@ -55,5 +55,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.stage2.num_iterations = -1  # 60k with full MNIST, 4k with the offline digits
   mnist = config_lib.load_module("_mnist_common")
   return config_lib.apply_variant(
-    c, arg, cpu=mnist.cpu_setting(), faithful=mnist.faithful_setting()
+    c,
+    arg,
+    cpu=mnist.cpu_setting(),
+    faithful=mnist.faithful_setting(),
+    sn=mnist.sign_norm_setting(),
   )

@@ -25,6 +25,7 @@ VARIANTS = (
   "",
   "cpu",
   "faithful",
+  "sn",
   "tiny",
   "small",
   "no_mask",
@@ -219,28 +220,32 @@ def apply_variant(
   *,
   cpu: ml_collections.ConfigDict | None = None,
   faithful: ml_collections.ConfigDict | None = None,
+  sn: ml_collections.ConfigDict | None = None,
 ) -> ml_collections.ConfigDict:
   """Applies a comma-separated list of VARIANTS (`tiny`, `cpu,no_mask`, ...).
 
-  `cpu` (the tailored CPU setting) and `faithful` (the paper's method at CPU
-  capacity) are the experiment's own whole settings (configs/mnist_single.py,
-  configs/mnist_multiple.py and configs/photo_grades.py have both); asking for
-  one elsewhere, or for both, is an error.
+  `cpu` (the tailored CPU setting), `faithful` (the paper's method at CPU
+  capacity) and `sn` (`faithful` + the sign-normalised encoder, MNIST-Single's
+  CPU default) are the experiment's own whole settings
+  (configs/_mnist_common.py); asking for one its config does not have, or for
+  two, is an error.
   """
   parts = [p for p in (arg or "").split(",") if p]
-  settings = {"cpu": cpu, "faithful": faithful}
+  settings = {"cpu": cpu, "faithful": faithful, "sn": sn}
+  where = {"sn": "mnist_single"}
   for p in parts:
     if p not in VARIANTS:
       raise ValueError(f"unknown config variant {p!r}; choose from {[v for v in VARIANTS if v]}")
     if p in settings and settings[p] is None:
       raise ValueError(
-        f"the {p!r} variant exists only for mnist_single, "
-        f"mnist_multiple and photo_grades, not {c.dataset!r}"
+        f"the {p!r} variant exists only for "
+        f"{where.get(p, 'mnist_single, mnist_multiple and photo_grades')}, not {c.dataset!r}"
       )
-  if "cpu" in parts and "faithful" in parts:
-    raise ValueError("'cpu' and 'faithful' are two whole settings: choose one")
+  chosen = [p for p in parts if p in settings]
+  if len(chosen) > 1:
+    raise ValueError(f"{' and '.join(map(repr, chosen))} are whole settings: choose one")
   c.variant = ",".join(parts)
-  # `cpu` / `faithful` are whole settings and the others edit a setting, so they
+  # `cpu` / `faithful` / `sn` are whole settings and the others edit one, so they
   # go first whatever their place in the list (`unit,cpu` is `cpu,unit`).
   for p in sorted(parts, key=lambda p: p not in settings):
     if p in settings:
