@@ -24,6 +24,7 @@
 # Flags after `--` go to every training run. EVALUATE=1 also runs
 # `python -m egsc_jax.evaluate` on each run (KID, pixel accuracy; ~4 min a run
 # on a 2-core CPU). The training wall time goes to ROOT/<variant>_s<seed>/wall_seconds.
+# DRY_RUN=1 prints each training command instead of running it.
 # Tabulate with: python benchmarks/comparison_table.py ROOT
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,9 +71,15 @@ for v in "${variants[@]}"; do
   [ ${#spec[@]} -gt 0 ] && config="$config:$(IFS=,; echo "${spec[*]}")"
   for seed in "${seeds[@]}"; do
     dir="$root/${v}_s$seed"
+    cmd=(python -m egsc_jax.main --config="$config" --workdir="$dir" --config.seed="$seed"
+      "${budget_flags[@]}" "${extra[@]}" "$@")
+    if [ "${DRY_RUN:-0}" = 1 ]; then
+      printf '%q ' "${cmd[@]}"
+      echo
+      continue
+    fi
     start=$(date +%s)
-    python -m egsc_jax.main --config="$config" --workdir="$dir" --config.seed="$seed" \
-      "${budget_flags[@]}" "${extra[@]}" "$@"
+    "${cmd[@]}"
     echo $(( $(date +%s) - start )) > "$dir/wall_seconds"
     if [ "${EVALUATE:-0}" = 1 ]; then python -m egsc_jax.evaluate --workdir="$dir"; fi
   done

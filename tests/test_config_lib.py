@@ -3,6 +3,8 @@
 
 import json
 import os
+import shlex
+import subprocess
 
 import ml_collections
 import pytest
@@ -183,6 +185,8 @@ def test_every_config_file_loads_with_its_variants(name):
   variants = ["", "tiny", "no_mask", "no_adain", "no_perceptual", "unit", "cyclegan", "munit"]
   if name.startswith("mnist") or name == "photo_grades":
     variants += ["cpu", "faithful", "faithful,no_mask", "cpu,no_adain", "cpu,munit"]
+  if name == "mnist_single":
+    variants += ["sn", "sn,no_mask", "no_adain,sn", "sn,no_perceptual"]
   for variant in variants:
     c = parse_config([f"--config={path}:{variant}" if variant else f"--config={path}"])
     assert c.dataset == name
@@ -212,8 +216,86 @@ def test_cpu_variant_only_for_the_mnist_configs():
   for setting in ("cpu", "faithful"):
     with pytest.raises(Exception, match="only for mnist_single, mnist_multiple and photo_grades"):
       parse_config([f"--config={os.path.join(REPO, 'configs', 'gta5_bdd.py')}:{setting}"])
-  with pytest.raises(Exception, match="two whole settings"):
-    parse_config([f"--config={CONFIG}:cpu,faithful"])
+  for spec in ("cpu,faithful", "sn,cpu", "faithful,tiny,sn"):
+    with pytest.raises(Exception, match="are whole settings: choose one"):
+      parse_config([f"--config={CONFIG}:{spec}"])
+
+
+def test_sn_is_faithful_plus_the_encoder_at_the_cpu_learning_rate_and_length():
+  """`sn`, MNIST-Single's CPU default, departs from `faithful` in the encoder,
+  the authors' AdaIN formula, and what `faithful` may change; its learning
+  rate and length are `cpu`'s. Only MNIST-Single has it (measured there only)."""
+  flat = lambda spec: config_lib._flatten(parse_config([f"--config={CONFIG}:{spec}"]))  # noqa: E731
+  sn, faithful, cpu = flat("sn"), flat("faithful"), flat("cpu")
+  differ = sorted(k for k in sn if sn[k] != faithful[k])
+  assert differ == [
+    "model.adain_mode",
+    "model.content_sign_norm",
+    "optim.lr",
+    "stage1.num_iterations",
+    "stage2.num_iterations",
+    "train.checkpoint_every",
+    "train.eval_every",
+    "train.image_every",
+    "variant",
+  ], differ
+  assert (sn["model.content_sign_norm"], sn["model.adain_mode"]) == (True, "official")
+  for k in ("optim.lr", "stage1.lr", "stage1.num_iterations", "stage2.num_iterations", "train."):
+    assert all(sn[key] == cpu[key] for key in sn if key.startswith(k)), k
+  # Its ablations remove one thing each; without AdaIN the encoder goes too.
+  assert flat("sn,no_mask")["model.content_sign_norm"]
+  assert not flat("sn,no_mask")["model.use_feature_mask"]
+  assert flat("sn,no_perceptual")["loss.style"] == 0.0
+  no_adain = flat("no_adain,sn")
+  assert not no_adain["model.use_adain"] and not no_adain["model.content_sign_norm"]
+  for other in ("mnist_multiple", "photo_grades"):
+    with pytest.raises(Exception, match="'sn' variant exists only for mnist_single, not"):
+      parse_config([f"--config={os.path.join(REPO, 'configs', f'{other}.py')}:sn"])
+
+
+@pytest.mark.parametrize("budget", ["cpu", "paper"])
+def test_compare_script_rows_are_the_settings_they_name(budget):
+  """benchmarks/compare_mnist_single.sh (DRY_RUN=1 prints its commands): every
+  row's command parses, and each names the setting of its row."""
+  out = subprocess.run(
+    ["bash", "benchmarks/compare_mnist_single.sh"],
+    cwd=REPO,
+    env={**os.environ, "DRY_RUN": "1", "BUDGET": budget, "ROOT": "R", "SEEDS": "19 20"},
+    capture_output=True,
+    text=True,
+    check=True,
+  )
+  runs = {}
+  for line in out.stdout.splitlines():
+    argv = shlex.split(line)
+    assert argv[:3] == ["python", "-m", "egsc_jax.main"], line
+    args = [a.replace("configs/", CONFIGS + "/", 1) for a in argv[3:]]
+    workdir = next(a for a in args if a.startswith("--workdir="))
+    c = parse_config([a for a in args if a != workdir])
+    runs[workdir.rpartition("/")[2]] = config_lib._flatten(c)
+  rows = "faithful sn egsc sn_no_mask sn_no_adain sn_no_perceptual unit cyclegan munit".split()
+  assert sorted(runs) == sorted(f"{v}_s{s}" for v in rows for s in (19, 20)), sorted(runs)
+  assert runs["sn_s20"]["seed"] == 20
+  for v in rows:
+    r = runs[f"{v}_s19"]
+    want_sn = v in ("sn", "sn_no_mask", "sn_no_perceptual")
+    # At the paper budget `egsc` is the paper setting itself.
+    assert r["model.content_sign_norm"] == (want_sn or (v == "egsc" and budget == "cpu")), v
+    if v.startswith("sn"):
+      assert r["model.adain_mode"] == "official", v
+    assert r["model.use_feature_mask"] == (v not in ("sn_no_mask", "unit", "cyclegan", "munit")), v
+  assert not runs["sn_no_adain_s19"]["model.use_adain"]
+  assert runs["sn_no_perceptual_s19"]["loss.content"] == 0.0
+  if budget == "cpu":
+    # One budget for every row, and its one evaluation on test.
+    assert {(r["stage1.num_iterations"], r["stage2.num_iterations"]) for r in runs.values()} == {
+      (300, 120)
+    }
+    assert {r["train.eval_split"] for r in runs.values()} == {"test"}
+    assert runs["sn_s19"]["variant"] == "sn" and runs["egsc_s19"]["variant"] == "cpu"
+  else:
+    assert {r["stage2.num_iterations"] for r in runs.values()} == {-1}
+    assert runs["faithful_s19"]["variant"] == ""
 
 
 # What `faithful` may change of the paper setting: capacity, optimisation and
