@@ -9,7 +9,7 @@ error naming the file), else training's final evaluation
 (stage2/final_metrics.json: at the script's cpu budget the same 1,000 test
 pairs, SSIM, colour match and digit accuracy only; at BUDGET=paper it is the
 validation split, which is refused, so run EVALUATE=1 there), and its training wall time from
-wall_seconds. The row names are the cpu budget's (`egsc` is `:cpu`). Each cell
+wall_seconds. The row names are the cpu budget's (`sn` is `:sn`, `egsc` is `:cpu`). Each cell
 is the mean +- the standard deviation over the seeds (ddof 1). The last two
 columns are the lowest colour match of any exemplar scheme in any seed, per
 direction: the scheme a user would see fail.
@@ -27,10 +27,14 @@ ROWS = (
   ("cyclegan", "CycleGAN"),
   ("unit", "UNIT"),
   ("munit", "MUNIT"),
+  ("sn_no_mask", "`:sn` w/o feature mask"),
+  ("sn_no_adain", "`:sn` w/o AdaIN (and w/o the sign-normalised encoder)"),
+  ("sn_no_perceptual", "`:sn` w/o L_P"),
   ("no_mask", "`:cpu` w/o feature mask"),
   ("no_adain", "`:cpu` w/o AdaIN (and w/o the sign-normalised encoder)"),
   ("no_perceptual", "`:cpu` w/o L_P"),
   ("egsc", "EGSC-IT + sign-normalised encoder + official_std AdaIN + colour loss (`:cpu`)"),
+  ("sn", "EGSC-IT + sign-normalised encoder (`:sn`, the CPU default)"),
   ("faithful", "EGSC-IT as published (`:faithful` at this budget)"),
 )
 COLUMNS = (

@@ -16,22 +16,28 @@ EGSC-IT as published at CPU capacity (`faithful`, docs/method.md §3.3):
   the validation split every 50 iterations. About 2.5 h on one core (stage 2
   about 11 s an iteration; docs/benchmarks.md, "EGSC-IT as published").
 
-CPU default (the README's first command), the tailored setting "EGSC-IT +
-sign-normalised encoder + official_std AdaIN + colour loss":
+CPU default (the README's first command), "EGSC-IT + sign-normalised
+encoder" (`sn`, docs/method.md §1.6, §3.3):
+  python -m egsc_jax.main --config=configs/mnist_single.py:sn --workdir=DIR
+  `faithful`'s networks and losses (all five VGG layers, plain tanh) with the
+  authors' `official` AdaIN and one addition, the sign-normalised content
+  encoder; `cpu`'s learning rate and length (lr 2e-3, stage 1 5e-4; 300
+  stage-1 and 120 stage-2 iterations). Chosen on the validation split; test
+  SSIM 0.944 +- 0.012 / 0.950 +- 0.008 over seeds 19-21, every exemplar
+  scheme at colour match >= 0.971 (docs/results.md, "The smallest change").
+  About 12 min on a 2-core CPU, install included.
+
+The tailored setting "EGSC-IT + sign-normalised encoder + official_std AdaIN +
+colour loss" (`cpu`, the default until 2026-12-06):
   python -m egsc_jax.main --config=configs/mnist_single.py:cpu --workdir=DIR
-  ngf 32, 2+2 residual blocks, ndf 32; lr 2e-3 (stage 1: 5e-4); 300 stage-1
-  and 120 stage-2 iterations; L_P content on relu1_1-relu3_1, style (Gram)
-  on relu1_1 only at lambda_s 1e5; output clip(1.1 tanh); a sign-normalised
+  The same capacity and budget; L_P content on relu1_1-relu3_1, style (Gram)
+  on relu1_1 only at lambda_s 1e5; output clip(1.1 tanh); the sign-normalised
   content encoder and `official_std` AdaIN. docs/benchmarks.md, "Translation
   quality on MNIST-Single", has what each of these did; they were chosen on
-  the test split, before the builders had a validation split.
-  Measured 2026-12-03 on a clean clone, 2-core AMD EPYC (no accelerator),
-  nothing else running: 7 min 03 s wall (the digit classifier's training
-  included); test SSIM A->B 0.937, B->A 0.923, every exemplar scheme at
-  colour match >= 0.977 and digit accuracy >= 0.956 (three seeds on
-  2026-12-02: 0.922 +- 0.037 / 0.937 +- 0.021).
-  Longer runs: lower the learning rate. At lr 2e-3 a 1,000-iteration schedule
-  diverged after ~240 iterations; --config.optim.lr=5e-4 with
+  the test split, before the builders had a validation split. About 6-7 min
+  on a 2-core CPU; test SSIM over seeds 19-21 0.849 +- 0.038 / 0.859 +- 0.134
+  (docs/results.md). Longer runs: lower the learning rate. At lr 2e-3 a
+  1,000-iteration schedule diverged after ~240 iterations; --config.optim.lr=5e-4 with
   --config.stage2.num_iterations=2800 reached SSIM 0.988 / 0.944 in 2 h 08 min
   on one core (docs/benchmarks.md, "Learning curve of the fixed :cpu setting").
 """

@@ -247,7 +247,7 @@ class Style:
 class Translator:
   """A trained generator on every local device: the Python API of a workdir.
 
-      t = Translator.from_workdir("workdirs/mnist_single_cpu")
+      t = Translator.from_workdir("workdirs/mnist_single_sn")
       grid = t.translate(sources, exemplars, "a2b")   # S uint8 [E, h_s, w_s, 3]
 
   Images are numpy uint8 arrays of any size and mode (`[H, W]` grey, `[H, W, 3]`,

@@ -1,7 +1,7 @@
 """Experiment configs by name or by path.
 
-  --config=mnist_single:cpu                 a config shipped with egsc-jax, by name
-  --config=configs/mnist_single.py:cpu      any config file, by path (yours too)
+  --config=mnist_single:sn                  a config shipped with egsc-jax, by name
+  --config=configs/mnist_single.py:sn       any config file, by path (yours too)
 
 The experiment configs live in the repository's top-level `configs/` folder. A
 wheel installs that folder inside the package as `egsc_jax.configs`
@@ -76,7 +76,7 @@ def define_config_flag(
     help_string
     or (
       "Experiment config: a name (" + ", ".join(names()) + ") or a config "
-      "file, then :VARIANT, e.g. mnist_single:cpu or configs/mnist_single.py:cpu."
+      "file, then :VARIANT, e.g. mnist_single:sn or configs/mnist_single.py:sn."
     ),
     flag_values=flag_values,
     lock_config=True,

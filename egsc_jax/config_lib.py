@@ -2,7 +2,7 @@
 
 A config file in configs/ calls `base_config()`, sets the docs/method.md §3.3 values of
 its experiment, then `apply_variant(config, arg)` for the string after the
-colon (`configs/mnist_single.py:cpu`). Every leaf exists here, the data
+colon (`configs/mnist_single.py:sn`). Every leaf exists here, the data
 section's too (`data_config`), so a misspelled override (`--config.optim.lr0=...`)
 fails: the commands lock the config. What is particular to an experiment (the
 MNIST CPU settings and their notes: configs/_mnist_common.py) lives in configs/.

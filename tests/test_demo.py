@@ -10,7 +10,7 @@ docs/images/demo.png (the README's picture); otherwise to a temporary folder.
 EGSC_SCREENSHOT_WORKDIR=DIR drives the page on that trained run instead of the
 tiny one, so the README's picture shows real translations:
 
-  EGSC_UPDATE_SCREENSHOTS=1 EGSC_SCREENSHOT_WORKDIR=workdirs/mnist_single_cpu \
+  EGSC_UPDATE_SCREENSHOTS=1 EGSC_SCREENSHOT_WORKDIR=workdirs/mnist_single_sn \
     python -m pytest tests/test_demo.py tests/test_notebook.py -k "browser or headless"
 """
 

@@ -347,8 +347,8 @@ def test_readme_commands_are_what_ci_runs():
   lines = (REPO / "README.md").read_text().splitlines()
   assert test_command in lines
   assert (
-    "bash tools/setup.sh && .venv/bin/egsc-train --config=mnist_single:cpu "
-    "--workdir=workdirs/mnist_single_cpu"
+    "bash tools/setup.sh && .venv/bin/egsc-train --config=mnist_single:sn "
+    "--workdir=workdirs/mnist_single_sn"
   ) in lines
 
 

@@ -1,6 +1,6 @@
 """A trained model as one file to share: the inference parameters and the config.
 
-  egsc-export --workdir=workdirs/mnist_single_cpu --output=mnist_single.egsc
+  egsc-export --workdir=workdirs/mnist_single_sn --output=mnist_single.egsc
   python -m egsc_jax.export ...            (the same command from a checkout)
 
 then, anywhere with egsc-jax installed (no TensorFlow, no workdir needed):

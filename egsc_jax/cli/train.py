@@ -1,6 +1,6 @@
 """Trains EGSC-IT: stage 1 (F networks), then stage 2, resuming from the workdir.
 
-  egsc-train --config=mnist_single:cpu --workdir=/tmp/egsc
+  egsc-train --config=mnist_single:sn --workdir=/tmp/egsc
   egsc-train --config=configs/gta5_bdd.py --workdir=gs://... --config.batch_size=24
   python -m egsc_jax.main ...     (the same command, without installing egsc-jax)
 
