@@ -40,7 +40,8 @@ def cpu_setting() -> ml_collections.ConfigDict:
   departures from the paper (docs/method.md §1.6), chosen on MNIST-Single's
   test split before the validation split existed (docs/benchmarks.md,
   "Translation quality on MNIST-Single"). configs/mnist_single.py:cpu is exactly
-  this (the README's first command, about 7 min on a 2-core CPU);
+  this (the README's first command until 2026-12-06, about 7 min on a 2-core
+  CPU; `sign_norm_setting` replaced it);
   configs/mnist_multiple.py:cpu changes what its larger canvases need.
   `faithful_setting` is the paper's method at the same capacity.
   """

@@ -25,7 +25,7 @@ encoder" (`sn`, docs/method.md §1.6, §3.3):
   stage-1 and 120 stage-2 iterations). Chosen on the validation split; test
   SSIM 0.944 +- 0.012 / 0.950 +- 0.008 over seeds 19-21, every exemplar
   scheme at colour match >= 0.971 (docs/results.md, "The smallest change").
-  About 12 min on a 2-core CPU, install included.
+  About 13 min on a 2-core CPU, install included.
 
 The tailored setting "EGSC-IT + sign-normalised encoder + official_std AdaIN +
 colour loss" (`cpu`, the default until 2026-12-06):

@@ -227,8 +227,8 @@ def apply_variant(
   `cpu` (the tailored CPU setting), `faithful` (the paper's method at CPU
   capacity) and `sn` (`faithful` + the sign-normalised encoder, MNIST-Single's
   CPU default) are the experiment's own whole settings
-  (configs/_mnist_common.py); asking for one its config does not have, or for
-  two, is an error.
+  (configs/_mnist_common.py, configs/photo_grades.py); asking for one its
+  config does not have, or for two, is an error.
   """
   parts = [p for p in (arg or "").split(",") if p]
   settings = {"cpu": cpu, "faithful": faithful, "sn": sn}
