@@ -47,8 +47,9 @@ COLUMNS = (
 )
 
 
-def read_run(path: str) -> dict[str, float] | None:
-  """The run's scores (flat keys as training logs them), or None if it has not finished."""
+def read_run(path: str, *, evaluated_only: bool = False) -> dict[str, float] | None:
+  """The run's scores (flat keys as training logs them), or None if it has not
+  finished (or, with `evaluated_only`, if the evaluate command has not scored it)."""
   results = os.path.join(path, "eval", "results.json")
   final = os.path.join(path, "stage2", "final_metrics.json")
   if os.path.exists(results):
@@ -60,8 +61,14 @@ def read_run(path: str) -> dict[str, float] | None:
         f"{results}: scored on the {r.get('split')!r} split, not 'test': move it aside "
         "or run `python -m egsc_jax.evaluate --workdir=... --split=test`"
       )
-    m = r["metrics"]
-  elif os.path.exists(final):
+    m = dict(r["metrics"])
+    # The per-scheme (MNIST-Single) and per-grade (photo_grades) means under
+    # the keys training logs them with ('a2b/red_on_green/colour_match').
+    for group in ("per_scheme", "per_grade"):
+      for direction, rows in r.get("details", {}).get(group, {}).items():
+        for name, row in rows.items():
+          m.update({f"{direction}/{name}/{k}": v for k, v in row.items() if k != "count"})
+  elif os.path.exists(final) and not evaluated_only:
     # Training's evaluation is on the split its config names: the cpu
     # budget's is test, BUDGET=paper's validation.
     split, _ = learning_curve.evaluated_split(path)
@@ -93,18 +100,21 @@ def worst_scheme(m: dict[str, float], direction: str) -> tuple[str, float] | Non
   return s.replace("_", " "), cm[s]
 
 
-def collect(root: str, extra: dict[str, str]) -> dict[str, list[dict]]:
-  """variant -> the finished runs' scores (each with its seed under 'seed')."""
-  runs: dict[str, list[dict]] = {v: [] for v, _ in ROWS}
+def collect(
+  root: str, extra: dict[str, str], *, rows=ROWS, evaluated_only: bool = False
+) -> dict[str, list[dict]]:
+  """variant (of `rows`' keys) -> the finished runs' scores (each with its
+  seed under 'seed'); `evaluated_only` as in read_run."""
+  runs: dict[str, list[dict]] = {v: [] for v, _ in rows}
   names = sorted(os.listdir(root)) if os.path.isdir(root) else []
   for name in names:
     match = re.fullmatch(r"(\w+?)_s(\d+)", name)
     if match and match.group(1) in runs:
-      m = read_run(os.path.join(root, name))
+      m = read_run(os.path.join(root, name), evaluated_only=evaluated_only)
       if m is not None:
         runs[match.group(1)].append({**m, "seed": int(match.group(2))})
   for path, variant in extra.items():
-    m = read_run(path)
+    m = read_run(path, evaluated_only=evaluated_only)
     if m is not None:
       runs[variant].append({**m, "seed": path})
   return runs

@@ -25,7 +25,8 @@ photograph every EVAL_EVERY iterations; 2 seeds each (--config.seed=19, 20):
                        dark coat on a bright wall), so this row measures what
                        it costs. It is the only variant with it on.
 Then `python -m egsc_jax.evaluate --workdir=DIR` (test split: SSIM and LPIPS
-against the ground truth, overall and per grade).
+against the ground truth, overall and per grade). benchmarks/compare_photo_grades.sh
+runs every row and seed this way; benchmarks/photo_grades_table.py tabulates them.
 """
 
 import ml_collections

@@ -253,14 +253,14 @@ def test_sn_is_faithful_plus_the_encoder_at_the_cpu_learning_rate_and_length():
       parse_config([f"--config={os.path.join(REPO, 'configs', f'{other}.py')}:sn"])
 
 
-@pytest.mark.parametrize("budget", ["cpu", "paper"])
-def test_compare_script_rows_are_the_settings_they_name(budget):
-  """benchmarks/compare_mnist_single.sh (DRY_RUN=1 prints its commands): every
-  row's command parses, and each names the setting of its row."""
+def dry_run_configs(script: str, *args: str, **env: str) -> dict[str, dict]:
+  """The training commands a benchmarks/ comparison script prints with
+  DRY_RUN=1 (given `args` and `env`), each parsed: {workdir's last folder:
+  flat config}."""
   out = subprocess.run(
-    ["bash", "benchmarks/compare_mnist_single.sh"],
+    ["bash", f"benchmarks/{script}", *args],
     cwd=REPO,
-    env={**os.environ, "DRY_RUN": "1", "BUDGET": budget, "ROOT": "R", "SEEDS": "19 20"},
+    env={**os.environ, "DRY_RUN": "1", "ROOT": "R", "SEEDS": "19 20", **env},
     capture_output=True,
     text=True,
     check=True,
@@ -273,6 +273,14 @@ def test_compare_script_rows_are_the_settings_they_name(budget):
     workdir = next(a for a in args if a.startswith("--workdir="))
     c = parse_config([a for a in args if a != workdir])
     runs[workdir.rpartition("/")[2]] = config_lib._flatten(c)
+  return runs
+
+
+@pytest.mark.parametrize("budget", ["cpu", "paper"])
+def test_compare_script_rows_are_the_settings_they_name(budget):
+  """benchmarks/compare_mnist_single.sh (DRY_RUN=1 prints its commands): every
+  row's command parses, and each names the setting of its row."""
+  runs = dry_run_configs("compare_mnist_single.sh", BUDGET=budget)
   rows = "faithful sn egsc sn_no_mask sn_no_adain sn_no_perceptual unit cyclegan munit".split()
   assert sorted(runs) == sorted(f"{v}_s{s}" for v in rows for s in (19, 20)), sorted(runs)
   assert runs["sn_s20"]["seed"] == 20
@@ -296,6 +304,25 @@ def test_compare_script_rows_are_the_settings_they_name(budget):
   else:
     assert {r["stage2.num_iterations"] for r in runs.values()} == {-1}
     assert runs["faithful_s19"]["variant"] == ""
+
+
+def test_photo_grades_script_rows_are_the_settings_they_name():
+  """benchmarks/compare_photo_grades.sh: its five rows are configs/photo_grades.py's
+  benchmark variants at one budget, and flags after `--` reach every run."""
+  runs = dry_run_configs("compare_photo_grades.sh", "--", "--config.data.data_dir=D")
+  rows = "faithful cpu no_mask unit cyclegan".split()
+  assert sorted(runs) == sorted(f"{v}_s{s}" for v in rows for s in (19, 20)), sorted(runs)
+  assert {r["dataset"] for r in runs.values()} == {"photo_grades"}
+  assert {r["data.data_dir"] for r in runs.values()} == {"D"}
+  assert runs["cyclegan_s20"]["seed"] == 20
+  assert {(r["stage1.num_iterations"], r["stage2.num_iterations"]) for r in runs.values()} == {
+    (300, 150)
+  }
+  for v in rows:
+    r = runs[f"{v}_s19"]
+    assert r["variant"] == (v if v in ("faithful", "cpu") else f"faithful,{v}"), v
+    assert r["model.content_sign_norm"] == (v == "cpu"), v
+    assert r["model.use_feature_mask"] == (v in ("faithful", "cpu")), v
 
 
 # What `faithful` may change of the paper setting: capacity, optimisation and

@@ -623,3 +623,39 @@ def test_comparison_table_reads_test_scores_and_refuses_others(tmp_path):
   results.write_text(json.dumps({"split": "validation", "metrics": {"ssim_a2b": 0.4}}))
   with pytest.raises(SystemExit, match=f"{results}: scored on the 'validation' split"):
     comparison_table.collect(str(root), {})
+
+
+def test_photo_grades_table_means_evaluated_runs_by_grade(tmp_path):
+  """benchmarks/photo_grades_table.py: the evaluate command's test scores,
+  overall and by grade, mean ± std over seeds; a run not yet evaluated is left
+  out, a score of another split is an error naming the file."""
+  table = benchmark_module("photo_grades_table")
+  root = tmp_path / "root"
+  for seed, ssim in ((19, 0.5), (20, 0.7)):
+    run = root / f"faithful_s{seed}"
+    (run / "eval").mkdir(parents=True)
+    (run / "wall_seconds").write_text(str(60 * (100 + seed)))
+    grades = {
+      g: {"count": 2, "ssim": ssim + i / 100, "lpips": 0.2} for i, g in enumerate(table.GRADES)
+    }
+    metrics = {"ssim_a2b": ssim, "lpips_gt_a2b": 0.3, "ssim_b2a": 0.6, "lpips_gt_b2a": 0.1}
+    (run / "eval" / "results.json").write_text(
+      json.dumps({"split": "test", "metrics": metrics, "details": {"per_grade": {"a2b": grades}}})
+    )
+  # Trained, scored by training on validation only: not in the tables yet.
+  (root / "unit_s19" / "stage2").mkdir(parents=True)
+  (root / "unit_s19" / "stage2" / "final_metrics.json").write_text(json.dumps({"ssim_a2b": 0.1}))
+  runs = table.collect(str(root), {})
+  overall = table.overall_table(runs).splitlines()
+  assert overall[2] == (
+    "| EGSC-IT as published (`:faithful`) | 2 | 0.600 ± 0.141 | 0.300 ± 0.000 | 0.600 ± 0.000 "
+    "| 0.100 ± 0.000 | 120 min |"
+  )
+  assert "| UNIT (`:faithful,unit`) | 0 |" + " not run |" * 5 in overall
+  by_grade = table.grade_table(runs, "a2b").splitlines()
+  # night is the second grade: 0.51 and 0.71.
+  assert by_grade[2].split(" | ")[2] == "0.610 ± 0.141 / 0.200 ± 0.000"
+  results = root / "faithful_s20" / "eval" / "results.json"
+  results.write_text(json.dumps({"split": "validation", "metrics": {}}))
+  with pytest.raises(SystemExit, match=f"{results}: scored on the 'validation' split"):
+    table.collect(str(root), {})
