@@ -11,10 +11,14 @@ the grade of the pair's B image, per direction. Each cell is the mean +- the
 standard deviation over the seeds (ddof 1).
 """
 
+import os
 import sys
 
 import comparison_table  # benchmarks/comparison_table.py: read_run, collect, mean_std
 import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from egsc_jax.data import photo_grading  # noqa: E402  (numpy only)
 
 ROWS = (
   ("faithful", "EGSC-IT as published (`:faithful`)"),
@@ -23,7 +27,7 @@ ROWS = (
   ("unit", "UNIT (`:faithful,unit`)"),
   ("cyclegan", "CycleGAN (`:faithful,cyclegan`)"),
 )
-GRADES = ("day", "night", "sepia", "faded", "cool")
+GRADES = photo_grading.GRADE_NAMES  # the builder's order: day, night, sepia, faded, cool
 DIRECTIONS = (("a2b", "A->B"), ("b2a", "B->A"))
 
 
