@@ -28,6 +28,8 @@
 # Tabulate with: python benchmarks/comparison_table.py ROOT
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=run_row.sh
+source benchmarks/run_row.sh
 budget="${BUDGET:-cpu}"
 root="${ROOT:-workdirs/compare_mnist_single_$budget}"
 read -r -a seeds <<< "${SEEDS:-19}"
@@ -71,16 +73,7 @@ for v in "${variants[@]}"; do
   [ ${#spec[@]} -gt 0 ] && config="$config:$(IFS=,; echo "${spec[*]}")"
   for seed in "${seeds[@]}"; do
     dir="$root/${v}_s$seed"
-    cmd=(python -m egsc_jax.main --config="$config" --workdir="$dir" --config.seed="$seed"
-      "${budget_flags[@]}" "${extra[@]}" "$@")
-    if [ "${DRY_RUN:-0}" = 1 ]; then
-      printf '%q ' "${cmd[@]}"
-      echo
-      continue
-    fi
-    start=$(date +%s)
-    "${cmd[@]}"
-    echo $(( $(date +%s) - start )) > "$dir/wall_seconds"
-    if [ "${EVALUATE:-0}" = 1 ]; then python -m egsc_jax.evaluate --workdir="$dir"; fi
+    run_row "$dir" "${EVALUATE:-0}" python -m egsc_jax.main --config="$config" --workdir="$dir" \
+      --config.seed="$seed" "${budget_flags[@]}" "${extra[@]}" "$@"
   done
 done

@@ -23,6 +23,8 @@
 # instead of running it. Tabulate with: python benchmarks/photo_grades_table.py ROOT
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=run_row.sh
+source benchmarks/run_row.sh
 root="${ROOT:-workdirs/compare_photo_grades}"
 read -r -a seeds <<< "${SEEDS:-19 20}"
 variants=()
@@ -36,16 +38,7 @@ for v in "${variants[@]}"; do
   esac
   for seed in "${seeds[@]}"; do
     dir="$root/${v}_s$seed"
-    cmd=(python -m egsc_jax.main --config="configs/photo_grades.py:$spec" --workdir="$dir"
-      --config.seed="$seed" "$@")
-    if [ "${DRY_RUN:-0}" = 1 ]; then
-      printf '%q ' "${cmd[@]}"
-      echo
-      continue
-    fi
-    start=$(date +%s)
-    "${cmd[@]}"
-    echo $(( $(date +%s) - start )) > "$dir/wall_seconds"
-    python -m egsc_jax.evaluate --workdir="$dir"
+    run_row "$dir" 1 python -m egsc_jax.main --config="configs/photo_grades.py:$spec" \
+      --workdir="$dir" --config.seed="$seed" "$@"
   done
 done
