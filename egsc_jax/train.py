@@ -667,10 +667,13 @@ def _profiler(config, stage_dir: str, *, start: int):
   return profile
 
 
+# `kl` too: a latent that blows up shows there first (the `:cpu` Photo-Grades
+# run's total went from 124 to 1.9e6 on its KL term alone, docs/results.md).
 _SHOWN = (
   "total",
   "recon",
   "cycle",
+  "kl",
   "gan",
   "style",
   "content",

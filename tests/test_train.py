@@ -163,12 +163,19 @@ def test_progress_line_is_one_line_with_rate_and_eta():
     2,
     60,
     120,
-    {"total": 1.23456, "d_total": 0.5, "lr": 2e-3, "a2b/x/ssim": 0.9, "steps_per_sec": 2.0},
+    {
+      "total": 1.23456,
+      "d_total": 0.5,
+      "lr": 2e-3,
+      "kl": 1.9e6,
+      "a2b/x/ssim": 0.9,
+      "steps_per_sec": 2.0,
+    },
     done_since_start=50,
     elapsed=25.0,
   )
   assert line == (
-    "stage 2  iter 60/120  50%  2.00 it/s  ETA 30 s  total=1.235  d_total=0.5  lr=0.002"
+    "stage 2  iter 60/120  50%  2.00 it/s  ETA 30 s  total=1.235  kl=1.9e+06  d_total=0.5  lr=0.002"
   )
   assert "ETA 3 min" in train.progress_line(1, 0, 200, {}, done_since_start=1, elapsed=1.0)
   assert "ETA 27.8 h" in train.progress_line(1, 0, 100_000, {}, done_since_start=1, elapsed=1.0)
